@@ -1,0 +1,35 @@
+"""The book's California housing study (Hands-On ML 2nd ed., ch. 10), searched by
+Keras Tuner's Hyperband (max_epochs = the epoch cap, factor 3).
+
+Same as `tuning run --backend keras_tuner --dataset california --trials 20 --max-epochs 100 --seed 0`;
+any option of `tuning run` given here overrides these defaults, e.g.
+`python studies/california_keras_tuner.py --trials 3 --max-epochs 5 --out /tmp/results`.
+
+In Python the same study is::
+
+    from tuning import StudyConfig, run_study
+    summary = run_study(StudyConfig(backend="keras_tuner", dataset="california", trials=20, max_epochs=100))
+    print(summary["best_params"], summary["test_loss"])
+"""
+
+import sys
+
+from tuning.cli import main
+
+STUDY = [
+    "--backend",
+    "keras_tuner",
+    "--dataset",
+    "california",
+    "--trials",
+    "20",
+    "--max-epochs",
+    "100",
+    "--seed",
+    "0",
+    "--out",
+    "results",
+]
+
+if __name__ == "__main__":
+    sys.exit(main(["run", *STUDY, *sys.argv[1:]]))

@@ -1,0 +1,76 @@
+"""Test set-up: point the libraries' own caches at the shared offline datasets, before Keras loads.
+
+``SCIKIT_LEARN_DATA`` is read by scikit-learn at every call; ``KERAS_HOME`` is read once, when Keras
+is first imported, and must be writable, so the shared (read-only) Keras cache is mirrored into a
+temporary folder of symlinks. Tests that need a cache that is absent are skipped, saying why.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = Path(
+    os.environ.get("TUNING_SHARED_DATASETS", REPO.parent / "shared" / "datasets")
+).resolve()
+SKLEARN_CACHE = SHARED_DATASETS / "scikit_learn_data"
+KERAS_CACHE = SHARED_DATASETS / "keras"
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if SKLEARN_CACHE.is_dir():
+    os.environ["SCIKIT_LEARN_DATA"] = str(SKLEARN_CACHE)
+
+
+def _writable_keras_home() -> Path:
+    home = Path(tempfile.mkdtemp(prefix="tuning-keras-home-"))
+    if KERAS_CACHE.is_dir():
+        for src in KERAS_CACHE.rglob("*"):
+            dst = home / src.relative_to(KERAS_CACHE)
+            if src.is_dir():
+                dst.mkdir(parents=True, exist_ok=True)
+            elif src.name == "keras.json":
+                shutil.copyfile(src, dst)
+            else:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                dst.symlink_to(src)
+    return home
+
+
+os.environ["KERAS_HOME"] = str(_writable_keras_home())
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+needs_california = pytest.mark.skipif(
+    not (SKLEARN_CACHE / "cal_housing_py3.pkz").is_file(),
+    reason=f"California housing cache not found under {SKLEARN_CACHE}",
+)
+needs_fashion = pytest.mark.skipif(
+    not (KERAS_CACHE / "datasets" / "fashion-mnist").is_dir(),
+    reason=f"Fashion-MNIST cache not found under {KERAS_CACHE}",
+)
+
+
+@pytest.fixture(scope="session")
+def california():
+    from tuning.data import load_dataset
+
+    if not (SKLEARN_CACHE / "cal_housing_py3.pkz").is_file():
+        pytest.skip(f"California housing cache not found under {SKLEARN_CACHE}")
+    return load_dataset("california", download=False)
+
+
+@pytest.fixture(scope="session")
+def california_small(california):
+    """A slice of real California data: enough to learn a little, small enough for seconds."""
+    return california.head(400)
+
+
+@pytest.fixture(scope="session")
+def digits_small():
+    from tuning.data import load_dataset
+
+    return load_dataset("digits").head(300)

@@ -1,0 +1,172 @@
+"""Every backend runs a real, tiny study on real data through its library's own loop."""
+
+import functools
+import json
+import math
+
+import keras
+import pytest
+
+import tuning.backends.sklearn_search
+import tuning.objective
+from tuning.backends import BackendError, available_backends, create_backend
+from tuning.model import build_model
+from tuning.results import TRIAL_COLUMNS, read_trials
+from tuning.space import default_space
+from tuning.study import StudyConfig, StudyError, run_study
+
+BACKENDS = ["sklearn", "keras_tuner", "optuna", "hyperopt", "skopt"]
+TRIALS, MAX_EPOCHS = 3, 3
+
+
+@pytest.fixture
+def factory_calls(monkeypatch):
+    """Spy on the shared factory wherever the harness calls it; record the argument types."""
+    calls = []
+
+    @functools.wraps(build_model)
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return build_model(*args, **kwargs)
+
+    monkeypatch.setattr(tuning.objective, "build_model", spy)
+    monkeypatch.setattr(tuning.backends.sklearn_search, "build_model", spy)
+    return calls
+
+
+def test_all_five_backends_are_registered():
+    assert set(BACKENDS) <= set(available_backends())
+
+
+def test_unknown_backend_and_option_are_clear_errors():
+    with pytest.raises(BackendError, match="'nevergrad' is unknown; choose one of"):
+        create_backend("nevergrad")
+    with pytest.raises(BackendError, match="does not take options \\['folds'\\]"):
+        create_backend("optuna", folds=3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backend_runs_a_real_study(backend, tmp_path, california_small, factory_calls):
+    config = StudyConfig(
+        backend=backend,
+        dataset="california",
+        trials=TRIALS,
+        max_epochs=MAX_EPOCHS,
+        seed=1,
+        out=str(tmp_path),
+    )
+    summary = run_study(config, dataset=california_small)
+
+    rows = read_trials(config.study_dir)
+    assert tuple(rows.columns[: len(TRIAL_COLUMNS)]) == TRIAL_COLUMNS
+    assert len(rows) == TRIALS
+    assert list(rows["trial"]) == list(range(TRIALS))
+    assert set(rows["study"]) == {"california_" + backend + "_s1"}
+    assert set(rows["backend"]) == {backend} and set(rows["seed"]) == {1}
+    assert set(rows["status"]) == {"complete"}
+    space = default_space()
+    for _, row in rows.iterrows():
+        params = json.loads(row["params"])
+        assert space.contains(space.coerce(params))
+        assert (row["n_hidden"], row["n_neurons"]) == (params["n_hidden"], params["n_neurons"])
+        assert row["learning_rate"] == pytest.approx(params["learning_rate"])
+    folds = 3 if backend == "sklearn" else 1
+    assert rows["epochs"].between(1, MAX_EPOCHS * folds).all()
+    assert (rows["fit_seconds"] > 0).all()
+    assert list(rows["cum_epochs"]) == list(rows["epochs"].cumsum())
+    assert rows["val_loss"].notna().all()
+    if backend == "sklearn":  # three folds of early-stopped training per candidate
+        assert (rows["epochs"] % 3 == 0).all() or (rows["epochs"] > MAX_EPOCHS).all()
+
+    # the factory got plain Python values for every trial (and the final retraining)
+    trial_calls = [c for c in factory_calls if "n_hidden" in c]
+    assert len(trial_calls) >= TRIALS
+    for call in trial_calls:
+        assert type(call["n_hidden"]) is int and type(call["n_neurons"]) is int
+        assert isinstance(call["learning_rate"], float)
+
+    best = rows.loc[rows["val_loss"].idxmin()]
+    assert summary["best_val_loss"] == pytest.approx(best["val_loss"])
+    assert summary["best_params"] == json.loads(best["params"])
+    assert summary["trials"] == TRIALS and summary["epochs"] == rows["epochs"].sum()
+    assert math.isfinite(summary["test_loss"]) and summary["test_accuracy"] is None
+    model = keras.models.load_model(config.study_dir / "best_model.keras")
+    assert (
+        model.count_params()
+        == build_model(
+            summary["best_params"]["n_hidden"], summary["best_params"]["n_neurons"]
+        ).count_params()
+    )
+    test = model.evaluate(california_small.X_test, california_small.y_test, verbose=0)
+    assert test == pytest.approx(summary["test_loss"], rel=1e-5)
+    on_disk = json.loads((config.study_dir / "summary.json").read_text())
+    assert on_disk["test_loss"] == summary["test_loss"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_diverging_trials_are_recorded_failed_and_the_study_ends_cleanly(
+    backend, tmp_path, california_small
+):
+    # SGD at these rates on a 3-layer MLP overflows to NaN within a couple of epochs
+    space = {
+        "n_hidden": {"type": "int", "low": 3, "high": 3},
+        "n_neurons": {"type": "int", "low": 90, "high": 99},
+        "learning_rate": {"type": "float", "low": 5.0, "high": 10.0, "log": True},
+    }
+    config = StudyConfig(backend=backend, trials=2, max_epochs=3, out=str(tmp_path), space=space)
+    summary = run_study(config, dataset=california_small)
+    rows = read_trials(config.study_dir)
+    assert len(rows) == 2
+    assert set(rows["status"]) == {"failed"}
+    assert rows["val_loss"].isna().all()
+    assert rows["error"].str.contains("diverged").all()
+    assert "every trial failed" in summary["error"]
+    assert not (config.study_dir / "best_model.keras").exists()
+
+
+@pytest.mark.parametrize("backend", ["sklearn", "keras_tuner"])
+def test_classification_study(backend, tmp_path, digits_small):
+    config = StudyConfig(
+        backend=backend, dataset="digits", trials=2, max_epochs=3, out=str(tmp_path)
+    )
+    summary = run_study(config, dataset=digits_small)
+    rows = read_trials(config.study_dir)
+    assert len(rows) == 2 and set(rows["status"]) == {"complete"}
+    # cross-entropy of a 10-class model that learnt a little: below log(10)*2, above 0
+    assert rows["val_loss"].between(0, 2 * math.log(10)).all()
+    assert 0.0 <= summary["test_accuracy"] <= 1.0
+    assert summary["test_loss"] > 0
+
+
+def test_sklearn_holdout_scores_on_the_validation_split(tmp_path, california_small):
+    config = StudyConfig(
+        backend="sklearn",
+        trials=2,
+        max_epochs=3,
+        out=str(tmp_path),
+        backend_options={"cv": "holdout"},
+    )
+    run_study(config, dataset=california_small)
+    rows = read_trials(config.study_dir)
+    assert rows["epochs"].between(1, 3).all()  # one fit per candidate, not three
+
+
+def test_sklearn_rejects_a_bad_cv(tmp_path, california_small):
+    config = StudyConfig(
+        backend="sklearn",
+        trials=2,
+        max_epochs=2,
+        out=str(tmp_path),
+        backend_options={"cv": "folds"},
+    )
+    with pytest.raises(ValueError, match="cv must be an integer >= 2 or 'holdout'"):
+        run_study(config, dataset=california_small)
+
+
+def test_a_finished_study_is_not_overwritten_without_fresh(tmp_path, california_small):
+    config = StudyConfig(backend="optuna", trials=2, max_epochs=2, out=str(tmp_path))
+    run_study(config, dataset=california_small)
+    with pytest.raises(StudyError, match="--fresh"):
+        run_study(config, dataset=california_small)
+    run_study(config, dataset=california_small, fresh=True)
+    assert len(read_trials(config.study_dir)) == 2

@@ -1,0 +1,136 @@
+"""The command line: listings, one-line errors with exit code 2, and a real run + compare."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tuning.cli import main
+from tuning.compare import LEADERBOARD_COLUMNS
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--trials", "2", "--max-epochs", "2", "--max-rows", "200", "--seed", "3"]
+
+
+def test_backends_and_datasets_are_listed(capsys):
+    assert main(["backends"]) == 0
+    assert capsys.readouterr().out.split() == [
+        "hyperopt",
+        "keras_tuner",
+        "optuna",
+        "sklearn",
+        "skopt",
+    ]
+    assert main(["datasets"]) == 0
+    assert capsys.readouterr().out.split() == [
+        "california",
+        "diabetes",
+        "digits",
+        "fashion_mnist",
+        "csv:PATH",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["run", "--backend", "nevergrad", "--dataset", "diabetes"],
+            "backend 'nevergrad' is unknown",
+        ),
+        (["run", "--backend", "optuna", "--dataset", "mnist"], "dataset 'mnist' is unknown"),
+        (["run", "--dataset", "diabetes"], "--backend is required"),
+        (["run", "--backend", "optuna", "--trials", "0"], "trials must be an integer >= 1"),
+        (["run", "--backend", "optuna", "--max-epochs", "-3"], "max_epochs must be"),
+        (
+            ["run", "--backend", "optuna", "--dataset", "csv:/no/such.csv", "--target", "y"],
+            "does not exist",
+        ),
+        (["run", "--backend", "optuna", "--cv", "3"], "does not take options \\['cv'\\]"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(argv, message, capsys, tmp_path):
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert re.search(message, err), err
+
+
+def test_study_file_with_unknown_key_is_rejected(tmp_path, capsys):
+    config = tmp_path / "study.toml"
+    config.write_text('backend = "optuna"\nepochs = 10\n')
+    assert main(["run", "--config", str(config)]) == 2
+    assert "unknown keys ['epochs']" in capsys.readouterr().err
+
+
+def test_study_file_space_with_inverted_range_is_rejected(tmp_path, capsys):
+    config = tmp_path / "study.toml"
+    config.write_text(
+        'backend = "optuna"\ndataset = "diabetes"\n'
+        '[space.learning_rate]\ntype = "float"\nlow = 0.1\nhigh = 0.01\n'
+    )
+    assert main(["run", "--config", str(config), "--out", str(tmp_path)]) == 2
+    assert "learning_rate: low (0.1) must be < high (0.01)" in capsys.readouterr().err
+
+
+def test_run_then_compare(tmp_path, capsys):
+    out = tmp_path / "results"
+    for backend in ("optuna", "hyperopt"):
+        assert (
+            main(["run", "--backend", backend, "--dataset", "diabetes", *TINY, "--out", str(out)])
+            == 0
+        )
+    printed = capsys.readouterr().out
+    assert "diabetes_optuna_s3: best val_loss" in printed
+    assert main(["compare", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "diabetes_hyperopt_s3" in table and "diabetes_optuna_s3" in table
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert tuple(board.columns[: len(LEADERBOARD_COLUMNS)]) == LEADERBOARD_COLUMNS
+    assert len(board) == 2 and set(board["trials"]) == {2}
+    assert (out / "figures" / "best_so_far.png").stat().st_size > 5_000
+
+
+def test_compare_of_an_empty_folder_says_so(tmp_path, capsys):
+    assert main(["compare", str(tmp_path)]) == 2
+    assert "no finished study" in capsys.readouterr().err
+
+
+def test_study_script_gives_the_same_trials_as_the_cli(tmp_path):
+    script_out, cli_out = tmp_path / "script", tmp_path / "cli"
+    env_args = ["--dataset", "diabetes", *TINY]
+    subprocess.run(
+        [sys.executable, "studies/california_skopt.py", *env_args, "--out", str(script_out)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tuning.cli",
+            "run",
+            "--backend",
+            "skopt",
+            *env_args,
+            "--out",
+            str(cli_out),
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
+    columns = ["trial", "status", "n_hidden", "n_neurons", "learning_rate", "val_loss", "epochs"]
+    script_rows = pd.read_csv(script_out / "diabetes_skopt_s3" / "trials.csv")[columns]
+    cli_rows = pd.read_csv(cli_out / "diabetes_skopt_s3" / "trials.csv")[columns]
+    pd.testing.assert_frame_equal(script_rows, cli_rows)
+
+
+@pytest.mark.parametrize("backend", ["sklearn", "keras_tuner", "optuna", "hyperopt", "skopt"])
+def test_every_backend_has_a_study_script(backend):
+    source = (REPO / "studies" / f"california_{backend}.py").read_text()
+    assert f'"--backend", "{backend}"' in source and '"california"' in source

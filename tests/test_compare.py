@@ -1,0 +1,58 @@
+"""Leaderboards and figures from real (tiny) studies, checked against the trial rows."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from tuning.compare import LEADERBOARD_COLUMNS, leaderboard, write_leaderboard
+from tuning.plots import best_so_far, plot_best_so_far
+from tuning.results import read_trials
+from tuning.study import StudyConfig, run_study
+
+
+@pytest.fixture(scope="module")
+def two_studies(tmp_path_factory, california_small):
+    out = tmp_path_factory.mktemp("compare")
+    for backend, seed in (("optuna", 0), ("skopt", 1)):
+        config = StudyConfig(backend=backend, trials=3, max_epochs=3, seed=seed, out=str(out))
+        run_study(config, dataset=california_small)
+    return out
+
+
+def test_leaderboard_has_one_row_per_study_best_first(two_studies):
+    board, path = write_leaderboard(two_studies)
+    assert path.exists()
+    on_disk = pd.read_csv(path)
+    assert tuple(on_disk.columns) == LEADERBOARD_COLUMNS
+    assert sorted(board["study"]) == ["california_optuna_s0", "california_skopt_s1"]
+    assert board["test_loss"].is_monotonic_increasing
+    for _, row in board.iterrows():
+        trials = read_trials(two_studies / row["study"])
+        summary = json.loads((two_studies / row["study"] / "summary.json").read_text())
+        complete = trials[trials["status"] == "complete"]
+        assert row["best_val_loss"] == pytest.approx(complete["val_loss"].min())
+        assert row["trials"] == len(trials) == 3
+        assert row["epochs"] == trials["epochs"].sum()
+        assert row["test_loss"] == pytest.approx(summary["test_loss"])
+        assert row["n_neurons"] == summary["best_params"]["n_neurons"]
+
+
+def test_best_so_far_is_a_running_minimum(two_studies):
+    trials = pd.concat([read_trials(d) for d in sorted(two_studies.iterdir()) if d.is_dir()])
+    curves = best_so_far(trials)
+    for study, rows in curves.groupby("study"):
+        losses = trials[trials["study"] == study].sort_values("trial")["val_loss"].to_numpy()
+        assert list(rows["best_val_loss"]) == [min(losses[: i + 1]) for i in range(len(losses))]
+        assert rows["cum_epochs"].is_monotonic_increasing
+
+
+def test_figure_is_a_real_png(two_studies, tmp_path):
+    trials = pd.concat([read_trials(d) for d in sorted(two_studies.iterdir()) if d.is_dir()])
+    path = plot_best_so_far(trials, tmp_path / "fig.png")
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000
+
+
+def test_leaderboard_of_nothing_is_empty(tmp_path):
+    assert leaderboard(tmp_path).empty

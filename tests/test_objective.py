@@ -1,0 +1,86 @@
+import math
+
+import pandas as pd
+import pytest
+
+from tuning.objective import Objective, TrainingProtocol, score_history
+from tuning.results import TRIAL_COLUMNS, StudyKey, TrialWriter, read_trials
+
+PARAMS = {"n_hidden": 1, "n_neurons": 8, "learning_rate": 1e-2}
+
+
+def make_objective(tmp_path, dataset, **protocol):
+    writer = TrialWriter(tmp_path / "trials.csv", StudyKey("s", "test", dataset.name, 0))
+    return Objective(dataset, TrainingProtocol(**protocol), writer, seed=0)
+
+
+def test_a_trial_is_trained_recorded_and_scored_by_its_best_val_loss(tmp_path, california_small):
+    objective = make_objective(tmp_path, california_small, max_epochs=4)
+    result = objective(PARAMS)
+    assert result.status == "complete"
+    assert result.epochs == 4
+    assert result.val_loss == pytest.approx(min(result.history["val_loss"]))
+    rows = read_trials(tmp_path)
+    assert tuple(rows.columns[: len(TRIAL_COLUMNS)]) == TRIAL_COLUMNS
+    row = rows.iloc[0]
+    assert (row["trial"], row["status"], row["epochs"]) == (0, "complete", 4)
+    assert (row["n_hidden"], row["n_neurons"], row["learning_rate"]) == (1, 8, 1e-2)
+    assert row["val_loss"] == pytest.approx(result.val_loss)
+    assert row["fit_seconds"] > 0 and row["cum_epochs"] == 4
+
+
+def test_trials_are_reproducible(tmp_path, california_small):
+    objective = make_objective(tmp_path, california_small, max_epochs=3)
+    first, second = objective(PARAMS), objective(PARAMS)
+    assert first.history["val_loss"] == second.history["val_loss"]
+    rows = read_trials(tmp_path)
+    assert list(rows["trial"]) == [0, 1]
+    assert list(rows["cum_epochs"]) == [3, 6]
+
+
+def test_early_stopping_ends_a_trial_before_the_cap(tmp_path, california_small):
+    objective = make_objective(tmp_path, california_small, max_epochs=200, patience=1)
+    # a tiny learning rate on the linear model: validation loss soon stops improving by much,
+    # and with patience 1 any uptick ends the fit
+    result = objective({"n_hidden": 0, "n_neurons": 1, "learning_rate": 3e-2})
+    assert result.status == "complete"
+    assert result.epochs < 200
+    best_epoch = result.history["val_loss"].index(min(result.history["val_loss"]))
+    assert result.epochs == best_epoch + 2  # stopped one epoch of patience after the best
+
+
+def test_a_diverging_trial_is_recorded_failed_and_the_next_one_runs(tmp_path, california_small):
+    objective = make_objective(tmp_path, california_small, max_epochs=20)
+    failed = objective({"n_hidden": 3, "n_neurons": 90, "learning_rate": 5.0})
+    assert failed.status == "failed"
+    assert math.isnan(failed.val_loss)
+    assert "diverged" in failed.error
+    ok = objective(PARAMS)
+    rows = read_trials(tmp_path)
+    assert list(rows["status"]) == ["failed", "complete"]
+    assert pd.isna(rows["val_loss"].iloc[0]) and "diverged" in rows["error"].iloc[0]
+    assert ok.ok
+
+
+def test_an_unbuildable_configuration_is_recorded_failed(tmp_path, california_small):
+    objective = make_objective(tmp_path, california_small, max_epochs=2)
+    result = objective({"n_hidden": 1, "n_neurons": 0, "learning_rate": 1e-3})
+    assert result.status == "failed" and "n_neurons" in result.error
+
+
+def test_score_history():
+    assert score_history({"loss": [2.0, 1.0], "val_loss": [1.5, 1.2]}) == (1.2, "")
+    value, error = score_history({"loss": [2.0, float("inf")], "val_loss": [1.5, 1.2]})
+    assert math.isnan(value) and "epoch 2" in error
+
+
+@pytest.mark.parametrize("bad", [{"max_epochs": 0}, {"batch_size": -1}, {"patience": 1.5}])
+def test_protocol_rejects_bad_values(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        TrainingProtocol(**bad)
+
+
+def test_writer_rejects_an_unknown_status(tmp_path):
+    writer = TrialWriter(tmp_path / "t.csv", StudyKey("s", "b", "d", 0))
+    with pytest.raises(ValueError, match="status"):
+        writer.append({"trial": 0, "status": "done"})

@@ -1,0 +1,95 @@
+"""Keras Tuner: `kt.Hyperband`, scheduling its own brackets; every round a trial trains is a row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras_tuner as kt
+
+from tuning.backends.base import Budget, SearchBackend
+from tuning.objective import Objective
+from tuning.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
+
+PROJECT_DIR = "keras_tuner"
+
+
+def to_keras_tuner(hp: kt.HyperParameters, param: Param) -> Any:
+    """Declare one parameter of the neutral space on a Keras Tuner `HyperParameters` object."""
+    sampling = "log" if getattr(param, "log", False) else "linear"
+    if isinstance(param, IntParam):
+        return hp.Int(param.name, param.low, param.high, sampling=sampling)
+    if isinstance(param, FloatParam):
+        return hp.Float(param.name, param.low, param.high, sampling=sampling)
+    if isinstance(param, CategoricalParam):
+        return hp.Choice(param.name, list(param.choices))
+    raise TypeError(f"unsupported parameter {param!r}")
+
+
+class _HarnessHyperModel(kt.HyperModel):
+    """Builds through the shared factory and trains through the shared objective."""
+
+    def __init__(self, objective: Objective, space: SearchSpace) -> None:
+        super().__init__(name="tuning", tunable=True)
+        self.objective = objective
+        self.space = space
+
+    def params(self, hp: kt.HyperParameters) -> dict[str, Any]:
+        return self.space.coerce({p.name: to_keras_tuner(hp, p) for p in self.space})
+
+    def build(self, hp: kt.HyperParameters):
+        return self.objective.build(self.params(hp))
+
+    def fit(
+        self,
+        hp: kt.HyperParameters,
+        model,
+        *args,
+        epochs: int,
+        initial_epoch: int = 0,
+        callbacks=(),
+        **kwargs,
+    ) -> dict[str, float]:
+        # Hyperband hands each round its epoch target and, for a promoted trial, the epoch its
+        # parent's weights (already loaded into `model`) stopped at: only the difference is trained.
+        result = self.objective.train(
+            model,
+            self.params(hp),
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks,
+        )
+        if not result.ok:
+            raise kt.errors.FailedTrialError(result.error)
+        return {"val_loss": result.val_loss}
+
+
+class KerasTunerBackend(SearchBackend):
+    """`kt.Hyperband(max_epochs=protocol.max_epochs, factor=3)`, stopped after ``budget.trials``."""
+
+    name = "keras_tuner"
+
+    def __init__(self, factor: int = 3, hyperband_iterations: int = 100) -> None:
+        self.factor = factor
+        self.hyperband_iterations = hyperband_iterations
+
+    def run(
+        self, objective: Objective, space: SearchSpace, budget: Budget, seed: int, workdir: Path
+    ) -> None:
+        tuner = kt.Hyperband(
+            _HarnessHyperModel(objective, space),
+            objective="val_loss",
+            max_epochs=objective.protocol.max_epochs,
+            factor=self.factor,
+            # Enough brackets for any budget: the trial budget, not the bracket count, stops it.
+            hyperband_iterations=self.hyperband_iterations,
+            seed=seed,
+            # A run of diverging trials is recorded, not fatal: the trial budget ends the search.
+            max_consecutive_failed_trials=budget.trials + 1,
+            directory=str(workdir),
+            project_name=PROJECT_DIR,
+            overwrite=False,
+        )
+        # Hyperband's oracle takes no max_trials argument; its base Oracle honours the attribute.
+        tuner.oracle.max_trials = budget.trials
+        tuner.search(verbose=0)

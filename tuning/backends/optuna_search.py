@@ -1,0 +1,58 @@
+"""Optuna: a TPE-sampled study stored in SQLite inside the study folder."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from tuning.backends.base import Budget, SearchBackend
+from tuning.objective import Objective
+from tuning.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
+
+STORAGE_FILE = "optuna.db"
+
+
+def suggest(trial: optuna.Trial, param: Param) -> Any:
+    """Ask an Optuna trial for one parameter of the neutral space."""
+    if isinstance(param, IntParam):
+        return trial.suggest_int(param.name, param.low, param.high, log=param.log)
+    if isinstance(param, FloatParam):
+        return trial.suggest_float(param.name, param.low, param.high, log=param.log)
+    if isinstance(param, CategoricalParam):
+        return trial.suggest_categorical(param.name, list(param.choices))
+    raise TypeError(f"unsupported parameter {param!r}")
+
+
+class OptunaBackend(SearchBackend):
+    """`optuna.create_study` with a seeded `TPESampler`; trials run through `study.optimize`."""
+
+    name = "optuna"
+
+    def __init__(self, n_startup_trials: int = 10) -> None:
+        self.n_startup_trials = n_startup_trials
+
+    def run(
+        self, objective: Objective, space: SearchSpace, budget: Budget, seed: int, workdir: Path
+    ) -> None:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(
+            study_name=workdir.name,
+            storage=f"sqlite:///{(workdir / STORAGE_FILE).resolve()}",
+            sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=self.n_startup_trials),
+            direction="minimize",
+            load_if_exists=True,
+        )
+
+        def evaluate(trial: optuna.Trial) -> float:
+            params = space.coerce({p.name: suggest(trial, p) for p in space})
+            result = objective(params)
+            trial.set_user_attr("epochs", result.epochs)
+            if not result.ok:
+                trial.set_user_attr("error", result.error)
+                return math.nan  # Optuna records a NaN objective as a FAILED trial
+            return result.val_loss
+
+        study.optimize(evaluate, n_trials=budget.trials, catch=())

@@ -1,0 +1,183 @@
+"""The command line: ``tuning run | compare | demo | backends | datasets``. Parses, calls, prints."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_USAGE = 2
+DEMO_BACKENDS = ("sklearn", "keras_tuner", "optuna", "hyperopt", "skopt")
+
+
+def _quiet_frameworks() -> None:
+    # Before TensorFlow is imported: keep its C++ start-up chatter out of the user's terminal.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _add_study_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", help="california, diabetes, digits, fashion_mnist or csv:PATH")
+    parser.add_argument("--target", help="target column of a csv:PATH dataset")
+    parser.add_argument("--task", choices=("regression", "classification"))
+    parser.add_argument("--trials", type=int, help="trials per study (default 20)")
+    parser.add_argument("--max-epochs", type=int, help="epoch cap of one trial (default 100)")
+    parser.add_argument("--batch-size", type=int, help="default 32")
+    parser.add_argument("--patience", type=int, help="early-stopping patience (default 10)")
+    parser.add_argument("--seed", type=int, help="default 0")
+    parser.add_argument("--max-rows", type=int, help="use only the first N rows of each split")
+    parser.add_argument("--fresh", action="store_true", help="delete the study's old results first")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tuning", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every trial")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("backends", help="list the installed search backends")
+    sub.add_parser("datasets", help="list the datasets")
+
+    run = sub.add_parser("run", help="run one study: one backend, one dataset, one seed")
+    run.add_argument("--backend", help="a name from `tuning backends`")
+    run.add_argument("--config", type=Path, help="a study TOML file (options override it)")
+    run.add_argument("--out", help="results folder (default results)")
+    run.add_argument("--study", help="study name (default DATASET_BACKEND_sSEED)")
+    run.add_argument("--cv", help="sklearn backend: number of folds (default 3) or 'holdout'")
+    _add_study_options(run)
+
+    demo = sub.add_parser(
+        "demo", help="a small comparison of all five backends, then the leaderboard"
+    )
+    demo.add_argument("--out", default="results/demo")
+    _add_study_options(demo)
+    demo.set_defaults(dataset="california", trials=5, max_epochs=20, max_rows=3000)
+
+    compare = sub.add_parser("compare", help="leaderboard and figures of a results folder")
+    compare.add_argument("out", type=Path)
+    return parser
+
+
+def _study_config(args: argparse.Namespace, backend: str | None):
+    from tuning.study import StudyConfig, StudyError
+
+    overrides = {
+        "backend": backend,
+        "dataset": args.dataset,
+        "target": args.target,
+        "task": args.task,
+        "trials": args.trials,
+        "max_epochs": args.max_epochs,
+        "batch_size": args.batch_size,
+        "patience": args.patience,
+        "seed": args.seed,
+        "max_rows": args.max_rows,
+        "out": getattr(args, "out", None),
+        "study": getattr(args, "study", None),
+    }
+    if getattr(args, "cv", None) is not None:
+        overrides["backend_options"] = {"cv": int(args.cv) if args.cv.isdigit() else args.cv}
+    if getattr(args, "config", None) is not None:
+        return StudyConfig.from_toml(args.config, **overrides)
+    if not backend:
+        raise StudyError("--backend is required (or --config FILE); see `tuning backends`")
+    return StudyConfig(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _print_summary(summary: dict) -> None:
+    if "error" in summary:
+        print(f"{summary['study']}: {summary['error']}")
+        return
+    acc = summary.get("test_accuracy")
+    print(
+        f"{summary['study']}: best val_loss {summary['best_val_loss']:.4f} "
+        f"test_loss {summary['test_loss']:.4f}"
+        + (f" test_accuracy {acc:.4f}" if acc is not None else "")
+        + f" params {summary['best_params']} ({summary['trials']} trials, "
+        f"{summary['wall_seconds']:.0f} s)"
+    )
+
+
+def _compare(out: Path) -> int:
+    from tuning.compare import all_trials, write_leaderboard
+    from tuning.plots import plot_best_so_far
+
+    if not out.is_dir():
+        print(
+            f"error: {out} is not a folder of studies (give the --out of `tuning run`)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        frame, path = write_leaderboard(out)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    figure = plot_best_so_far(all_trials(out), out / "figures" / "best_so_far.png")
+    with _pandas_display():
+        print(frame.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"\nwrote {path} and {figure}")
+    return 0
+
+
+def _pandas_display():
+    import pandas as pd
+
+    return pd.option_context("display.width", 200, "display.max_columns", 30)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    _quiet_frameworks()
+    # Keras/TensorFlow warn about retracing on every scikeras predict; the harness's own log stays.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except ValueError as exc:  # every input error of the package is a ValueError subclass
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "backends":
+        from tuning.backends import available_backends
+
+        print("\n".join(available_backends()))
+        return 0
+    if args.command == "datasets":
+        from tuning.data import dataset_names
+
+        print("\n".join(dataset_names()))
+        return 0
+    if args.command == "compare":
+        return _compare(args.out)
+
+    from tuning.data import load_dataset
+    from tuning.study import run_study
+
+    if args.command == "run":
+        config = _study_config(args, args.backend)
+        _print_summary(run_study(config, fresh=args.fresh))
+        return 0
+    # demo: every backend on the same data, then the leaderboard
+    first = _study_config(args, DEMO_BACKENDS[0])
+    dataset = load_dataset(first.dataset, target=first.target, task=first.task)
+    for backend in DEMO_BACKENDS:
+        config = _study_config(args, backend)
+        _print_summary(run_study(config, dataset=dataset, fresh=args.fresh))
+    return _compare(Path(args.out))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The model factory: the multilayer perceptron of *Hands-On Machine Learning* (2nd ed.), chapter 10.
+
+This module imports nothing from the rest of the package, so it can be copied into another project
+as it is::
+
+    from tuning import build_model
+    model = build_model(n_hidden=2, n_neurons=42, learning_rate=3.4e-3, input_shape=(8,))
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Literal
+
+import keras
+
+Task = Literal["regression", "classification"]
+
+
+def _as_int(name: str, value: object) -> int:
+    # numpy integers (np.int64 from RandomizedSearchCV over np.arange) and integral floats
+    # (hyperopt's quniform hands back 42.0) are accepted; Keras 3 `Dense` rejects both uncast.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if float(value).is_integer():
+        return int(value)
+    raise TypeError(f"{name} must be an integer, got {value!r}")
+
+
+def build_model(
+    n_hidden: int = 1,
+    n_neurons: int = 30,
+    learning_rate: float = 3e-3,
+    input_shape: Sequence[int] = (8,),
+    *,
+    n_outputs: int = 1,
+    task: Task = "regression",
+    activation: str = "relu",
+    optimizer: str = "sgd",
+) -> keras.Model:
+    """Build and compile the book's MLP.
+
+    Args:
+        n_hidden: number of hidden ``Dense`` layers (0 gives a linear/softmax model).
+        n_neurons: units in each hidden layer.
+        learning_rate: the optimizer's learning rate.
+        input_shape: shape of one example, e.g. ``(8,)`` for California housing or ``(28, 28)`` for
+            Fashion-MNIST (inputs of rank above one are flattened first).
+        n_outputs: output units: 1 for regression, the number of classes for classification.
+        task: ``"regression"`` (linear output, mean squared error) or ``"classification"``
+            (softmax output, sparse categorical cross-entropy, accuracy).
+        activation: activation of the hidden layers.
+        optimizer: ``"sgd"`` (the book's) or any Keras optimizer name (``"adam"``, ``"nadam"``...).
+
+    Returns:
+        A compiled ``keras.Model``.
+
+    Raises:
+        ValueError: a parameter is out of range; the message names it.
+    """
+    n_hidden = _as_int("n_hidden", n_hidden)
+    n_neurons = _as_int("n_neurons", n_neurons)
+    n_outputs = _as_int("n_outputs", n_outputs)
+    learning_rate = float(learning_rate)
+    if n_hidden < 0:
+        raise ValueError(f"n_hidden must be >= 0, got {n_hidden}")
+    if n_neurons < 1:
+        raise ValueError(f"n_neurons must be >= 1, got {n_neurons}")
+    if not learning_rate > 0 or learning_rate == float("inf"):
+        raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate}")
+    if n_outputs < 1:
+        raise ValueError(f"n_outputs must be >= 1, got {n_outputs}")
+    if task not in ("regression", "classification"):
+        raise ValueError(f"task must be 'regression' or 'classification', got {task!r}")
+    shape = tuple(_as_int("input_shape", d) for d in input_shape)
+
+    model = keras.Sequential()
+    model.add(keras.layers.Input(shape=shape))
+    if len(shape) > 1:
+        model.add(keras.layers.Flatten())
+    for _ in range(n_hidden):
+        model.add(keras.layers.Dense(n_neurons, activation=activation))
+    if task == "classification":
+        model.add(keras.layers.Dense(n_outputs, activation="softmax"))
+        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+    else:
+        model.add(keras.layers.Dense(n_outputs))
+        loss, metrics = "mse", []
+    opt = keras.optimizers.get(
+        {"class_name": optimizer, "config": {"learning_rate": learning_rate}}
+    )
+    model.compile(loss=loss, optimizer=opt, metrics=metrics)
+    return model

@@ -1,0 +1,242 @@
+"""The training protocol: the only place a trial is trained.
+
+Every backend evaluates a configuration by calling an `Objective` (or, for scikit-learn, by letting
+scikeras call `keras.Model.fit` with `TrainingProtocol.fit_kwargs`), so every trial sees the same
+data, batch size, epoch cap, early stopping and divergence guard, and writes the same row.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+
+from tuning.data import Dataset
+from tuning.model import build_model
+from tuning.results import TrialWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainingProtocol:
+    """How every trial is trained: the book's batch size, early stopping on validation loss."""
+
+    max_epochs: int = 100
+    batch_size: int = 32
+    patience: int = 10
+
+    def __post_init__(self) -> None:
+        for name in ("max_epochs", "batch_size", "patience"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+    def callbacks(self) -> list[keras.callbacks.Callback]:
+        """Fresh callbacks for one fit: early stopping (best weights kept) and a NaN guard."""
+        return [
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=self.patience, restore_best_weights=True
+            ),
+            keras.callbacks.TerminateOnNaN(),
+        ]
+
+    def fit_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of `keras.Model.fit` shared by every trial (callbacks excluded)."""
+        return {"batch_size": self.batch_size, "epochs": self.max_epochs, "verbose": 0}
+
+
+@dataclass
+class TrialResult:
+    """One trained configuration, as recorded in the results table."""
+
+    trial: int
+    params: dict[str, Any]
+    status: str
+    val_loss: float
+    epochs: int
+    fit_seconds: float
+    error: str = ""
+    history: dict[str, list[float]] = field(default_factory=dict, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "complete"
+
+
+def score_history(history: Mapping[str, Sequence[float]]) -> tuple[float, str]:
+    """A trial's score is its best validation loss; any non-finite loss makes it a failure."""
+    for key in ("loss", "val_loss"):
+        values = np.asarray(history.get(key, []), dtype=float)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            return math.nan, f"{key} became non-finite at epoch {int(bad[0]) + 1}: diverged"
+    val = history.get("val_loss", [])
+    if not len(val):
+        return math.nan, "no validation loss was recorded"
+    return float(np.min(val)), ""
+
+
+class Objective:
+    """Train one configuration under the protocol and append its row to the study's table.
+
+    Every trial of a study is seeded with the study's seed, so two trials differ only by their
+    hyperparameters (common random numbers) and any trial can be reproduced exactly.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        protocol: TrainingProtocol,
+        writer: TrialWriter,
+        seed: int,
+        model_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.dataset = dataset
+        self.protocol = protocol
+        self.writer = writer
+        self.seed = seed
+        self.model_options = dict(model_options or {})
+        self.n_recorded = 0
+        self.cum_epochs = 0
+        self.cum_seconds = 0.0
+
+    # -- building -----------------------------------------------------------------------------
+    def model_kwargs(self) -> dict[str, Any]:
+        """The factory's data-dependent arguments (shape, outputs, task) plus fixed options."""
+        return {
+            "input_shape": self.dataset.input_shape,
+            "n_outputs": self.dataset.n_outputs,
+            "task": self.dataset.task,
+            **self.model_options,
+        }
+
+    def build(self, params: Mapping[str, Any]) -> keras.Model:
+        """Seed, then build the model for ``params`` through the shared factory."""
+        keras.utils.set_random_seed(self.seed)
+        return build_model(**params, **self.model_kwargs())
+
+    # -- training -----------------------------------------------------------------------------
+    def __call__(self, params: Mapping[str, Any], max_epochs: int | None = None) -> TrialResult:
+        """Build, train and record one trial; a failure is recorded, never raised."""
+        started = time.perf_counter()
+        try:
+            model = self.build(params)
+        except (ValueError, TypeError) as exc:
+            return self.record(
+                params,
+                status="failed",
+                val_loss=math.nan,
+                epochs=0,
+                fit_seconds=time.perf_counter() - started,
+                error=f"build failed: {exc}",
+            )
+        return self.train(model, params, epochs=max_epochs or self.protocol.max_epochs)
+
+    def train(
+        self,
+        model: keras.Model,
+        params: Mapping[str, Any],
+        *,
+        epochs: int,
+        initial_epoch: int = 0,
+        callbacks: Sequence[keras.callbacks.Callback] = (),
+    ) -> TrialResult:
+        """Fit ``model`` under the protocol (from ``initial_epoch`` to ``epochs``) and record it."""
+        history, seconds = self.fit(
+            model, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks
+        )
+        val_loss, error = score_history(history)
+        return self.record(
+            params,
+            status="failed" if error else "complete",
+            val_loss=val_loss,
+            epochs=len(history.get("loss", [])),
+            fit_seconds=seconds,
+            error=error,
+            history=history,
+        )
+
+    def fit(
+        self,
+        model: keras.Model,
+        *,
+        epochs: int | None = None,
+        initial_epoch: int = 0,
+        callbacks: Sequence[keras.callbacks.Callback] = (),
+    ) -> tuple[dict[str, list[float]], float]:
+        """The one `keras.Model.fit` call of the harness; returns the history and seconds spent."""
+        d = self.dataset
+        kwargs = self.protocol.fit_kwargs()
+        if epochs is not None:
+            kwargs["epochs"] = epochs
+        started = time.perf_counter()
+        fitted = model.fit(
+            d.X_train,
+            d.y_train,
+            validation_data=(d.X_valid, d.y_valid),
+            initial_epoch=initial_epoch,
+            callbacks=[*self.protocol.callbacks(), *callbacks],
+            **kwargs,
+        )
+        seconds = time.perf_counter() - started
+        return {k: [float(v) for v in vals] for k, vals in fitted.history.items()}, seconds
+
+    # -- recording ----------------------------------------------------------------------------
+    def record(
+        self,
+        params: Mapping[str, Any],
+        *,
+        status: str,
+        val_loss: float,
+        epochs: int,
+        fit_seconds: float,
+        error: str = "",
+        history: dict[str, list[float]] | None = None,
+    ) -> TrialResult:
+        """Append one finished trial to the table (used directly by backends that train natively)."""
+        result = TrialResult(
+            trial=self.n_recorded,
+            params=dict(params),
+            status=status,
+            val_loss=float(val_loss),
+            epochs=int(epochs),
+            fit_seconds=float(fit_seconds),
+            error=error,
+            history=history or {},
+        )
+        self.n_recorded += 1
+        self.cum_epochs += result.epochs
+        self.cum_seconds += result.fit_seconds
+        self.writer.append(
+            {
+                "trial": result.trial,
+                "status": result.status,
+                "n_hidden": params.get("n_hidden"),
+                "n_neurons": params.get("n_neurons"),
+                "learning_rate": params.get("learning_rate"),
+                "val_loss": result.val_loss,
+                "epochs": result.epochs,
+                "fit_seconds": round(result.fit_seconds, 4),
+                "cum_epochs": self.cum_epochs,
+                "cum_seconds": round(self.cum_seconds, 4),
+                "params": json.dumps(result.params, sort_keys=True),
+                "error": result.error,
+            }
+        )
+        log.info(
+            "trial %d %s val_loss=%.5g epochs=%d params=%s",
+            result.trial,
+            result.status,
+            result.val_loss,
+            result.epochs,
+            result.params,
+        )
+        return result

@@ -1,0 +1,182 @@
+"""A backend-neutral search space: plain dataclasses, validated on construction, no library imports.
+
+Each backend turns a `SearchSpace` into its own library's vocabulary (one small function per
+parameter kind) and hands the objective a ``dict`` of plain Python values (`SearchSpace.coerce`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class SpaceError(ValueError):
+    """A search-space definition that cannot be searched."""
+
+
+def _check_name(name: str) -> None:
+    if not name or not name.isidentifier():
+        raise SpaceError(f"parameter name {name!r} must be a Python identifier")
+
+
+@dataclass(frozen=True)
+class IntParam:
+    """An integer in ``[low, high]``, both ends included."""
+
+    name: str
+    low: int
+    high: int
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+        for end in ("low", "high"):
+            value = getattr(self, end)
+            if isinstance(value, bool) or not float(value).is_integer():
+                raise SpaceError(f"{self.name}.{end} must be an integer, got {value!r}")
+            object.__setattr__(self, end, int(value))
+        if self.low > self.high:
+            raise SpaceError(f"{self.name}: low ({self.low}) must be <= high ({self.high})")
+        if self.log and self.low <= 0:
+            raise SpaceError(f"{self.name}: a log range needs low > 0, got low={self.low}")
+
+    def coerce(self, value: Any) -> int:
+        if isinstance(value, float) and not value.is_integer():
+            value = round(value)
+        return int(value)
+
+    def contains(self, value: Any) -> bool:
+        return isinstance(value, int) and self.low <= value <= self.high
+
+
+@dataclass(frozen=True)
+class FloatParam:
+    """A float in ``[low, high]``; ``log=True`` samples it log-uniformly."""
+
+    name: str
+    low: float
+    high: float
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+        for end in ("low", "high"):
+            value = getattr(self, end)
+            if isinstance(value, bool) or not math.isfinite(float(value)):
+                raise SpaceError(f"{self.name}.{end} must be a finite number, got {value!r}")
+            object.__setattr__(self, end, float(value))
+        if self.low >= self.high:
+            raise SpaceError(f"{self.name}: low ({self.low}) must be < high ({self.high})")
+        if self.log and self.low <= 0:
+            raise SpaceError(f"{self.name}: a log range needs low > 0, got low={self.low}")
+
+    def coerce(self, value: Any) -> float:
+        return float(value)
+
+    def contains(self, value: Any) -> bool:
+        return isinstance(value, float) and self.low <= value <= self.high
+
+
+@dataclass(frozen=True)
+class CategoricalParam:
+    """One of a fixed list of choices (strings, ints, floats or bools)."""
+
+    name: str
+    choices: tuple[Any, ...]
+
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+        choices = tuple(self.choices)
+        if not choices:
+            raise SpaceError(f"{self.name}: choices must not be empty")
+        if len(set(choices)) != len(choices):
+            raise SpaceError(f"{self.name}: choices must be distinct, got {list(choices)}")
+        object.__setattr__(self, "choices", choices)
+
+    def coerce(self, value: Any) -> Any:
+        # Libraries hand back numpy scalars (np.str_, np.int64): return the matching original.
+        value = value.item() if hasattr(value, "item") else value
+        for choice in self.choices:
+            if choice == value and isinstance(value, bool) == isinstance(choice, bool):
+                return choice
+        raise SpaceError(f"{self.name}: {value!r} is not one of {list(self.choices)}")
+
+    def contains(self, value: Any) -> bool:
+        return any(value == c and type(value) is type(c) for c in self.choices)
+
+
+Param = IntParam | FloatParam | CategoricalParam
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """An ordered collection of parameters with distinct names."""
+
+    params: tuple[Param, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        params = tuple(self.params)
+        if not params:
+            raise SpaceError("a search space needs at least one parameter")
+        names = [p.name for p in params]
+        if len(set(names)) != len(names):
+            raise SpaceError(f"parameter names must be distinct, got {names}")
+        object.__setattr__(self, "params", params)
+
+    def __iter__(self) -> Iterator[Param]:
+        return iter(self.params)
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.params]
+
+    def coerce(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Turn a library's sample (numpy scalars, floats for ints...) into plain Python values."""
+        missing = set(self.names) - set(values)
+        if missing:
+            raise SpaceError(f"sample lacks parameters {sorted(missing)}")
+        return {p.name: p.coerce(values[p.name]) for p in self.params}
+
+    def contains(self, values: Mapping[str, Any]) -> bool:
+        return all(p.contains(values.get(p.name)) for p in self.params)
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Mapping[str, Any]]) -> SearchSpace:
+        """Build a space from ``{name: {"type": "int"|"float"|"categorical", ...}}`` (TOML tables)."""
+        params: list[Param] = []
+        for name, entry in spec.items():
+            entry = dict(entry)
+            kind = entry.pop("type", None)
+            builder = _BUILDERS.get(kind)
+            if builder is None:
+                raise SpaceError(
+                    f"space.{name}.type must be one of {sorted(_BUILDERS)}, got {kind!r}"
+                )
+            try:
+                params.append(builder(name=name, **entry))
+            except TypeError as exc:
+                raise SpaceError(f"space.{name}: {exc}") from None
+        return cls(tuple(params))
+
+
+_BUILDERS: dict[str | None, Any] = {
+    "int": IntParam,
+    "float": FloatParam,
+    "categorical": lambda name, choices: CategoricalParam(name, tuple(choices)),
+}
+
+
+def default_space() -> SearchSpace:
+    """The book's space (ch. 10): ``n_hidden`` 0-3, ``n_neurons`` 1-99, log-uniform learning rate."""
+    return SearchSpace(
+        (
+            IntParam("n_hidden", 0, 3),
+            IntParam("n_neurons", 1, 99),
+            FloatParam("learning_rate", 3e-4, 3e-2, log=True),
+        )
+    )
