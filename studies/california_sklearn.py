@@ -16,20 +16,7 @@ import sys
 
 from tuning.cli import main
 
-STUDY = [
-    "--backend",
-    "sklearn",
-    "--dataset",
-    "california",
-    "--trials",
-    "20",
-    "--max-epochs",
-    "100",
-    "--seed",
-    "0",
-    "--out",
-    "results",
-]
+STUDY = "--backend sklearn --dataset california --trials 20 --max-epochs 100 --seed 0 --out results"
 
 if __name__ == "__main__":
-    sys.exit(main(["run", *STUDY, *sys.argv[1:]]))
+    sys.exit(main(["run", *STUDY.split(), *sys.argv[1:]]))

@@ -170,3 +170,27 @@ def test_a_finished_study_is_not_overwritten_without_fresh(tmp_path, california_
         run_study(config, dataset=california_small)
     run_study(config, dataset=california_small, fresh=True)
     assert len(read_trials(config.study_dir)) == 2
+
+
+def test_hyperband_promotes_the_best_trial_and_records_only_the_epochs_it_trained(
+    tmp_path, california_small
+):
+    # max_epochs=3, factor=3: one bracket of 3 configurations at 1 epoch, then the best one
+    # continues from its saved weights (epoch 1) to epoch 3: two more epochs, not three.
+    space = {  # rates low enough that training keeps improving for a few epochs
+        "n_hidden": {"type": "int", "low": 1, "high": 2},
+        "n_neurons": {"type": "int", "low": 10, "high": 30},
+        "learning_rate": {"type": "float", "low": 1e-3, "high": 3e-3, "log": True},
+    }
+    config = StudyConfig(
+        backend="keras_tuner", trials=4, max_epochs=3, out=str(tmp_path), space=space
+    )
+    run_study(config, dataset=california_small)
+    rows = read_trials(config.study_dir)
+    assert list(rows["epochs"]) == [1, 1, 1, 2]
+    first_round = rows.iloc[:3]
+    best = first_round.loc[first_round["val_loss"].idxmin()]
+    assert rows.iloc[3]["params"] == best["params"]
+    # it resumed from the parent's weights (val_loss ~4.4 after one epoch, ~16-22 untrained) and
+    # improved on them; restarted from scratch it would be far worse after two epochs
+    assert rows.iloc[3]["val_loss"] < best["val_loss"]

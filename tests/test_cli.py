@@ -1,6 +1,8 @@
 """The command line: listings, one-line errors with exit code 2, and a real run + compare."""
 
+import json
 import re
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tuning.cli import main
+from tuning.cli import build_parser, main
 from tuning.compare import LEADERBOARD_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -132,5 +134,34 @@ def test_study_script_gives_the_same_trials_as_the_cli(tmp_path):
 
 @pytest.mark.parametrize("backend", ["sklearn", "keras_tuner", "optuna", "hyperopt", "skopt"])
 def test_every_backend_has_a_study_script(backend):
-    source = (REPO / "studies" / f"california_{backend}.py").read_text()
-    assert f'"--backend", "{backend}"' in source and '"california"' in source
+    script = runpy.run_path(str(REPO / "studies" / f"california_{backend}.py"))
+    args = build_parser().parse_args(["run", *script["STUDY"].split()])
+    assert (args.backend, args.dataset, args.max_epochs) == (backend, "california", 100)
+
+
+def test_space_parameter_the_factory_does_not_take_is_rejected(tmp_path, capsys):
+    config = tmp_path / "study.toml"
+    config.write_text(
+        'backend = "optuna"\ndataset = "diabetes"\n'
+        '[space.dropout]\ntype = "float"\nlow = 0.0\nhigh = 0.5\n'
+    )
+    assert main(["run", "--config", str(config), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "space parameter 'dropout' is not an argument of build_model" in err
+    assert "'learning_rate'" in err and "'input_shape'" not in err
+
+
+def test_study_file_with_a_searched_activation_runs(tmp_path):
+    config = tmp_path / "study.toml"
+    config.write_text(
+        'backend = "hyperopt"\ndataset = "diabetes"\ntrials = 2\nmax_epochs = 2\n'
+        f'out = "{tmp_path}"\n'
+        '[space.n_neurons]\ntype = "int"\nlow = 4\nhigh = 8\n'
+        '[space.learning_rate]\ntype = "float"\nlow = 1e-3\nhigh = 1e-2\nlog = true\n'
+        '[space.activation]\ntype = "categorical"\nchoices = ["relu", "tanh"]\n'
+    )
+    assert main(["run", "--config", str(config)]) == 0
+    rows = pd.read_csv(tmp_path / "diabetes_hyperopt_s0" / "trials.csv")
+    assert len(rows) == 2
+    assert set(rows["params"].map(lambda p: json.loads(p)["activation"])) <= {"relu", "tanh"}
+    assert rows["n_hidden"].isna().all()  # not searched: the factory's default was used

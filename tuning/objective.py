@@ -124,7 +124,7 @@ class Objective:
         return build_model(**params, **self.model_kwargs())
 
     # -- training -----------------------------------------------------------------------------
-    def __call__(self, params: Mapping[str, Any], max_epochs: int | None = None) -> TrialResult:
+    def __call__(self, params: Mapping[str, Any]) -> TrialResult:
         """Build, train and record one trial; a failure is recorded, never raised."""
         started = time.perf_counter()
         try:
@@ -138,7 +138,7 @@ class Objective:
                 fit_seconds=time.perf_counter() - started,
                 error=f"build failed: {exc}",
             )
-        return self.train(model, params, epochs=max_epochs or self.protocol.max_epochs)
+        return self.train(model, params, epochs=self.protocol.max_epochs)
 
     def train(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -16,6 +17,7 @@ from typing import Any
 
 from tuning.backends import Budget, create_backend
 from tuning.data import Dataset, load_dataset
+from tuning.model import build_model
 from tuning.objective import Objective, TrainingProtocol
 from tuning.results import TRIALS_FILE, StudyKey, TrialWriter, read_trials
 from tuning.space import SearchSpace, default_space
@@ -23,6 +25,7 @@ from tuning.space import SearchSpace, default_space
 log = logging.getLogger(__name__)
 SUMMARY_FILE = "summary.json"
 MODEL_FILE = "best_model.keras"
+DATA_ARGUMENTS = {"input_shape", "n_outputs", "task"}  # set from the dataset, never searched
 
 
 class StudyError(ValueError):
@@ -70,7 +73,16 @@ class StudyConfig:
         return Path(self.out) / self.study
 
     def search_space(self) -> SearchSpace:
-        return SearchSpace.from_dict(self.space) if self.space else default_space()
+        """The space to search, checked against the factory's arguments."""
+        space = SearchSpace.from_dict(self.space) if self.space else default_space()
+        tunable = set(inspect.signature(build_model).parameters) - DATA_ARGUMENTS
+        for name in space.names:
+            if name not in tunable:
+                raise StudyError(
+                    f"space parameter {name!r} is not an argument of build_model; "
+                    f"tunable arguments: {sorted(tunable)}"
+                )
+        return space
 
     def protocol(self) -> TrainingProtocol:
         return TrainingProtocol(self.max_epochs, self.batch_size, self.patience)
