@@ -1,5 +1,6 @@
 import math
 
+import keras
 import pandas as pd
 import pytest
 
@@ -60,6 +61,33 @@ def test_a_diverging_trial_is_recorded_failed_and_the_next_one_runs(tmp_path, ca
     assert list(rows["status"]) == ["failed", "complete"]
     assert pd.isna(rows["val_loss"].iloc[0]) and "diverged" in rows["error"].iloc[0]
     assert ok.ok
+
+
+class _BreaksAfter(keras.callbacks.Callback):
+    """Raises at the end of epoch ``n``: stands for any error Keras or TensorFlow raises in fit."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.n:
+            raise RuntimeError("device lost\nsecond line of a long library message")
+
+
+def test_an_error_while_training_is_recorded_failed_and_the_next_trial_runs(
+    tmp_path, california_small
+):
+    objective = make_objective(tmp_path, california_small, max_epochs=5)
+    model = objective.build(PARAMS)
+    failed = objective.train(model, PARAMS, epochs=5, callbacks=[_BreaksAfter(2)])
+    assert failed.status == "failed" and math.isnan(failed.val_loss)
+    assert failed.error == "training failed: RuntimeError: device lost"
+    assert failed.epochs == 1  # the epoch that raised did not finish
+    assert objective(PARAMS).ok
+    rows = read_trials(tmp_path)
+    assert list(rows["status"]) == ["failed", "complete"]
+    assert list(rows["cum_epochs"]) == [1, 6]
 
 
 def test_an_unbuildable_configuration_is_recorded_failed(tmp_path, california_small):

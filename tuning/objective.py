@@ -149,10 +149,28 @@ class Objective:
         initial_epoch: int = 0,
         callbacks: Sequence[keras.callbacks.Callback] = (),
     ) -> TrialResult:
-        """Fit ``model`` under the protocol (from ``initial_epoch`` to ``epochs``) and record it."""
-        history, seconds = self.fit(
-            model, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks
-        )
+        """Fit ``model`` under the protocol (from ``initial_epoch`` to ``epochs``) and record it.
+
+        An exception raised while training is recorded as a failed trial (with the epochs that
+        finished before it) rather than ending the study.
+        """
+        started = time.perf_counter()
+        progress = keras.callbacks.History()  # still readable when fit raises mid-way
+        try:
+            history, seconds = self.fit(
+                model, epochs=epochs, initial_epoch=initial_epoch, callbacks=[*callbacks, progress]
+            )
+        except Exception as exc:
+            log.debug("trial %d raised while training", self.n_recorded, exc_info=True)
+            reason = (str(exc).strip().splitlines() or [""])[0]
+            return self.record(
+                params,
+                status="failed",
+                val_loss=math.nan,
+                epochs=len(getattr(progress, "epoch", [])),
+                fit_seconds=time.perf_counter() - started,
+                error=f"training failed: {type(exc).__name__}: {reason}",
+            )
         val_loss, error = score_history(history)
         return self.record(
             params,
