@@ -50,10 +50,14 @@ def test_early_stopping_ends_a_trial_before_the_cap(tmp_path, california_small):
     assert result.epochs == best_epoch + 2  # stopped one epoch of patience after the best
 
 
-def test_a_diverging_trial_is_recorded_failed_and_the_next_one_runs(tmp_path, california_small):
+def test_a_diverging_trial_is_recorded_failed_and_the_next_one_runs(
+    tmp_path, california_small, capfd
+):
     objective = make_objective(tmp_path, california_small, max_epochs=20)
     failed = objective({"n_hidden": 3, "n_neurons": 90, "learning_rate": 5.0})
     assert failed.status == "failed"
+    assert failed.epochs == 1  # the NaN guard stopped it inside its first epoch, not after 20
+    assert capfd.readouterr().out == ""  # and printed nothing on the terminal
     assert math.isnan(failed.val_loss)
     assert "diverged" in failed.error
     ok = objective(PARAMS)

@@ -117,7 +117,8 @@ def _compare(out: Path) -> int:
         return EXIT_USAGE
     figure = plot_best_so_far(all_trials(out), out / "figures" / "best_so_far.png")
     with _pandas_display():
-        print(frame.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        shown = frame.dropna(axis="columns", how="all")  # e.g. test_accuracy of a regression
+        print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"\nwrote {path} and {figure}")
     return 0
 

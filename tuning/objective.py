@@ -25,6 +25,16 @@ from tuning.results import TrialWriter
 log = logging.getLogger(__name__)
 
 
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stop a fit at the first NaN/inf batch loss, as `keras.callbacks.TerminateOnNaN` does but
+    without printing to stdout: the trial's row says it diverged (`score_history`)."""
+
+    def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.model.stop_training = True
+
+
 @dataclass(frozen=True)
 class TrainingProtocol:
     """How every trial is trained: the book's batch size, early stopping on validation loss."""
@@ -45,7 +55,7 @@ class TrainingProtocol:
             keras.callbacks.EarlyStopping(
                 monitor="val_loss", patience=self.patience, restore_best_weights=True
             ),
-            keras.callbacks.TerminateOnNaN(),
+            StopOnNonFiniteLoss(),
         ]
 
     def fit_kwargs(self) -> dict[str, Any]:
