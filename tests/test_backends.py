@@ -9,7 +9,7 @@ import pytest
 
 import tuning.backends.sklearn_search
 import tuning.objective
-from tuning.backends import BackendError, available_backends, create_backend
+from tuning.backends import BackendError, Budget, available_backends, create_backend
 from tuning.model import build_model
 from tuning.results import TRIAL_COLUMNS, read_trials
 from tuning.space import default_space
@@ -194,3 +194,19 @@ def test_hyperband_promotes_the_best_trial_and_records_only_the_epochs_it_traine
     # it resumed from the parent's weights (val_loss ~4.4 after one epoch, ~16-22 untrained) and
     # improved on them; restarted from scratch it would be far worse after two epochs
     assert rows.iloc[3]["val_loss"] < best["val_loss"]
+
+
+@pytest.mark.parametrize(
+    ("trials", "requested", "expected"),
+    [
+        (1, None, 1),
+        (3, None, 1),
+        (10, None, 3),
+        (20, None, 6),
+        (30, None, 10),
+        (200, None, 10),
+        (10, 7, 7),
+    ],
+)
+def test_random_start_leaves_a_small_budget_model_based_trials(trials, requested, expected):
+    assert Budget(trials).random_start(requested) == expected

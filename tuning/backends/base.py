@@ -22,6 +22,17 @@ class Budget:
         if isinstance(self.trials, bool) or not isinstance(self.trials, int) or self.trials < 1:
             raise ValueError(f"trials must be an integer >= 1, got {self.trials!r}")
 
+    def random_start(self, requested: int | None = None, cap: int = 10) -> int:
+        """How many random trials a model-based sampler draws before it models the results.
+
+        ``requested`` when given; else a third of the budget, at least one and at most ``cap``
+        (10, the default of Optuna's TPE and skopt's GP). A fixed 10 would leave a 10-trial budget
+        with no model-based trial at all: plain random search under another library's name.
+        """
+        if requested is not None:
+            return requested
+        return max(1, min(cap, self.trials // 3))
+
 
 class SearchBackend(ABC):
     """One hyperparameter-search library.

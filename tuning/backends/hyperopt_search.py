@@ -39,11 +39,16 @@ def to_hyperopt(param: Param) -> Any:
 
 
 class HyperoptBackend(SearchBackend):
-    """`hyperopt.fmin(tpe.suggest)` over the translated space, seeded through ``rstate``."""
+    """`hyperopt.fmin(tpe.suggest)` over the translated space, seeded through ``rstate``.
+
+    Args:
+        n_startup_jobs: random trials before TPE models the results (default: a third of the
+            budget, at most 10; see `Budget.random_start`).
+    """
 
     name = "hyperopt"
 
-    def __init__(self, n_startup_jobs: int = 10) -> None:
+    def __init__(self, n_startup_jobs: int | None = None) -> None:
         self.n_startup_jobs = n_startup_jobs
 
     def run(
@@ -56,7 +61,9 @@ class HyperoptBackend(SearchBackend):
                 return {"status": hyperopt.STATUS_FAIL, "error": result.error}
             return {"status": hyperopt.STATUS_OK, "loss": result.val_loss, "epochs": result.epochs}
 
-        algo = partial(hyperopt.tpe.suggest, n_startup_jobs=self.n_startup_jobs)
+        algo = partial(
+            hyperopt.tpe.suggest, n_startup_jobs=budget.random_start(self.n_startup_jobs)
+        )
         # fmin raises AllTrialsFailed after its loop, when it looks up its best point: the failed
         # trials are already in the table, and the study reports that none succeeded.
         with contextlib.suppress(hyperopt.exceptions.AllTrialsFailed):

@@ -27,11 +27,16 @@ def suggest(trial: optuna.Trial, param: Param) -> Any:
 
 
 class OptunaBackend(SearchBackend):
-    """`optuna.create_study` with a seeded `TPESampler`; trials run through `study.optimize`."""
+    """`optuna.create_study` with a seeded `TPESampler`; trials run through `study.optimize`.
+
+    Args:
+        n_startup_trials: random trials before TPE models the results (default: a third of the
+            budget, at most 10; see `Budget.random_start`).
+    """
 
     name = "optuna"
 
-    def __init__(self, n_startup_trials: int = 10) -> None:
+    def __init__(self, n_startup_trials: int | None = None) -> None:
         self.n_startup_trials = n_startup_trials
 
     def run(
@@ -41,7 +46,9 @@ class OptunaBackend(SearchBackend):
         study = optuna.create_study(
             study_name=workdir.name,
             storage=f"sqlite:///{(workdir / STORAGE_FILE).resolve()}",
-            sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=self.n_startup_trials),
+            sampler=optuna.samplers.TPESampler(
+                seed=seed, n_startup_trials=budget.random_start(self.n_startup_trials)
+            ),
             direction="minimize",
             load_if_exists=True,
         )

@@ -33,11 +33,16 @@ class SkoptBackend(SearchBackend):
     learns to avoid that region without its scale being distorted by an arbitrary constant; failures
     before any success wait, untold, until there is a worst loss to tell (skopt keeps drawing
     random initial points meanwhile).
+
+    Args:
+        n_initial_points: random points before the GP models the results (default: a third of
+            the budget, at most 10; see `Budget.random_start`).
+        acq_func: skopt's acquisition function.
     """
 
     name = "skopt"
 
-    def __init__(self, n_initial_points: int = 10, acq_func: str = "gp_hedge") -> None:
+    def __init__(self, n_initial_points: int | None = None, acq_func: str = "gp_hedge") -> None:
         self.n_initial_points = n_initial_points
         self.acq_func = acq_func
 
@@ -48,7 +53,7 @@ class SkoptBackend(SearchBackend):
             dimensions=[to_skopt(p) for p in space],
             base_estimator="GP",
             acq_func=self.acq_func,
-            n_initial_points=self.n_initial_points,
+            n_initial_points=budget.random_start(self.n_initial_points),
             random_state=seed,
         )
         failed_untold: list[list] = []
