@@ -10,8 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tuning.cli import build_parser, main
+from tuning.cli import _study_config, build_parser, main
 from tuning.compare import LEADERBOARD_COLUMNS
+from tuning.study import StudyConfig
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--trials", "2", "--max-epochs", "2", "--max-rows", "200", "--seed", "3"]
@@ -165,3 +166,12 @@ def test_study_file_with_a_searched_activation_runs(tmp_path):
     assert len(rows) == 2
     assert set(rows["params"].map(lambda p: json.loads(p)["activation"])) <= {"relu", "tanh"}
     assert rows["n_hidden"].isna().all()  # not searched: the factory's default was used
+
+
+def test_command_line_options_add_to_the_study_files_backend_options(tmp_path):
+    config = tmp_path / "study.toml"
+    config.write_text('backend = "sklearn"\ntrials = 7\n[backend_options]\nn_jobs_hint = 1\n')
+    args = build_parser().parse_args(["run", "--config", str(config), "--cv", "holdout"])
+    merged = _study_config(args, args.backend)
+    assert isinstance(merged, StudyConfig) and merged.trials == 7
+    assert merged.backend_options == {"n_jobs_hint": 1, "cv": "holdout"}

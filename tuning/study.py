@@ -103,7 +103,11 @@ class StudyConfig:
             raise StudyError(
                 f"study file {path}: unknown keys {unknown}; known keys: {sorted(known)}"
             )
-        data.update({k: v for k, v in overrides.items() if v is not None})
+        for key, value in overrides.items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key] = {**data[key], **value}  # --cv adds to the file's [backend_options]
+            elif value is not None:
+                data[key] = value
         return cls(**data)
 
 
