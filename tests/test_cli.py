@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import pandas as pd
 import pytest
 
@@ -160,12 +161,15 @@ def test_study_file_with_a_searched_activation_runs(tmp_path):
         '[space.n_neurons]\ntype = "int"\nlow = 4\nhigh = 8\n'
         '[space.learning_rate]\ntype = "float"\nlow = 1e-3\nhigh = 1e-2\nlog = true\n'
         '[space.activation]\ntype = "categorical"\nchoices = ["relu", "tanh"]\n'
+        '[model_options]\noptimizer = "adam"\n'
     )
     assert main(["run", "--config", str(config)]) == 0
     rows = pd.read_csv(tmp_path / "diabetes_hyperopt_s0" / "trials.csv")
     assert len(rows) == 2
     assert set(rows["params"].map(lambda p: json.loads(p)["activation"])) <= {"relu", "tanh"}
     assert rows["n_hidden"].isna().all()  # not searched: the factory's default was used
+    model = keras.models.load_model(tmp_path / "diabetes_hyperopt_s0" / "best_model.keras")
+    assert isinstance(model.optimizer, keras.optimizers.Adam)  # the fixed model option
 
 
 def test_command_line_options_add_to_the_study_files_backend_options(tmp_path):
@@ -175,3 +179,26 @@ def test_command_line_options_add_to_the_study_files_backend_options(tmp_path):
     merged = _study_config(args, args.backend)
     assert isinstance(merged, StudyConfig) and merged.trials == 7
     assert merged.backend_options == {"n_jobs_hint": 1, "cv": "holdout"}
+
+
+@pytest.mark.parametrize(
+    ("study_file", "message"),
+    [
+        (
+            '[model_options]\noptimiser = "adam"\n',
+            "model_options key 'optimiser' is not an argument",
+        ),
+        (
+            "[model_options]\nn_hidden = 2\n",
+            r"model_options \['n_hidden'\] are also searched in the space",
+        ),
+    ],
+)
+def test_study_file_model_options_are_checked_against_the_factory(
+    tmp_path, capsys, study_file, message
+):
+    config = tmp_path / "study.toml"
+    config.write_text('backend = "optuna"\ndataset = "diabetes"\n' + study_file)
+    assert main(["run", "--config", str(config), "--out", str(tmp_path)]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "diabetes_optuna_s0").exists()  # refused before anything ran

@@ -73,15 +73,24 @@ class StudyConfig:
         return Path(self.out) / self.study
 
     def search_space(self) -> SearchSpace:
-        """The space to search, checked against the factory's arguments."""
+        """The space to search; it and ``model_options`` must name arguments of the factory."""
         space = SearchSpace.from_dict(self.space) if self.space else default_space()
         tunable = set(inspect.signature(build_model).parameters) - DATA_ARGUMENTS
-        for name in space.names:
-            if name not in tunable:
-                raise StudyError(
-                    f"space parameter {name!r} is not an argument of build_model; "
-                    f"tunable arguments: {sorted(tunable)}"
-                )
+        for where, names in (
+            ("space parameter", space.names),
+            ("model_options key", self.model_options),
+        ):
+            for name in names:
+                if name not in tunable:
+                    raise StudyError(
+                        f"{where} {name!r} is not an argument of build_model; "
+                        f"tunable arguments: {sorted(tunable)}"
+                    )
+        both = sorted(set(space.names) & set(self.model_options))
+        if both:
+            raise StudyError(
+                f"model_options {both} are also searched in the space: remove them from one of the two"
+            )
         return space
 
     def protocol(self) -> TrainingProtocol:
