@@ -38,7 +38,15 @@ def plot_best_so_far(trials: pd.DataFrame, path: Path) -> Path:
     fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets, strict=True):
         for study, rows in curves[curves["dataset"] == dataset].groupby("study"):
-            ax.step(rows["cum_epochs"], rows["best_val_loss"], where="post", label=study)
+            # markers too: a study with a single finished trial is one point, which a step hides
+            ax.step(
+                rows["cum_epochs"],
+                rows["best_val_loss"],
+                where="post",
+                marker="o",
+                markersize=3,
+                label=study,
+            )
         ax.set(
             title=f"{dataset}: best validation loss so far",
             xlabel="epochs spent (cumulative)",
