@@ -37,7 +37,12 @@ def plot_best_so_far(trials: pd.DataFrame, path: Path) -> Path:
     datasets = sorted(curves["dataset"].unique())
     fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets, strict=True):
-        for study, rows in curves[curves["dataset"] == dataset].groupby("study"):
+        shown = curves[curves["dataset"] == dataset]
+        finals = shown.groupby("study")["best_val_loss"].last().dropna()
+        if not finals.empty:
+            # every study's final value in view; early losses far above them are clipped
+            ax.set_ylim(shown["best_val_loss"].min() / 1.1, finals.max() * 1.5)
+        for study, rows in shown.groupby("study"):
             # markers too: a study with a single finished trial is one point, which a step hides
             ax.step(
                 rows["cum_epochs"],
