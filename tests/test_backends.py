@@ -210,3 +210,55 @@ def test_hyperband_promotes_the_best_trial_and_records_only_the_epochs_it_traine
 )
 def test_random_start_leaves_a_small_budget_model_based_trials(trials, requested, expected):
     assert Budget(trials).random_start(requested) == expected
+
+
+THIRD_PARTY_BACKEND = """
+import math
+import random
+
+from tuning.backends import SearchBackend
+from tuning.space import CategoricalParam, FloatParam, IntParam
+
+
+def draw(rng, param):
+    if isinstance(param, IntParam):
+        return rng.randint(param.low, param.high)
+    if isinstance(param, FloatParam) and param.log:
+        return math.exp(rng.uniform(math.log(param.low), math.log(param.high)))
+    if isinstance(param, FloatParam):
+        return rng.uniform(param.low, param.high)
+    return rng.choice(param.choices)
+
+
+class PlainRandom(SearchBackend):
+    name = "plain_random"
+
+    def run(self, objective, space, budget, seed, workdir):
+        rng = random.Random(seed)
+        for _ in range(budget.trials):
+            objective({p.name: draw(rng, p) for p in space})
+"""
+
+
+def test_a_third_party_package_adds_a_backend_through_its_entry_point(
+    tmp_path, monkeypatch, california_small
+):
+    # An installed distribution, as pip would leave it: a module and a dist-info folder whose
+    # entry_points.txt registers the backend. Nothing in this repository is edited.
+    site = tmp_path / "site"
+    (site / "plain_random_backend-0.1.dist-info").mkdir(parents=True)
+    (site / "plain_random_backend.py").write_text(THIRD_PARTY_BACKEND)
+    (site / "plain_random_backend-0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: plain-random-backend\nVersion: 0.1\n"
+    )
+    (site / "plain_random_backend-0.1.dist-info" / "entry_points.txt").write_text(
+        "[tuning.backends]\nplain_random = plain_random_backend:PlainRandom\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    assert "plain_random" in available_backends()
+    config = StudyConfig(backend="plain_random", trials=2, max_epochs=2, out=str(tmp_path))
+    summary = run_study(config, dataset=california_small)
+    rows = read_trials(config.study_dir)
+    assert list(rows["backend"]) == ["plain_random"] * 2
+    assert set(rows["status"]) == {"complete"}
+    assert summary["backend"] == "plain_random" and math.isfinite(summary["test_loss"])
