@@ -174,11 +174,11 @@ def test_study_file_with_a_searched_activation_runs(tmp_path):
 
 def test_command_line_options_add_to_the_study_files_backend_options(tmp_path):
     config = tmp_path / "study.toml"
-    config.write_text('backend = "sklearn"\ntrials = 7\n[backend_options]\nn_jobs_hint = 1\n')
+    config.write_text('backend = "sklearn"\ntrials = 7\n[backend_options]\noption_from_file = 1\n')
     args = build_parser().parse_args(["run", "--config", str(config), "--cv", "holdout"])
     merged = _study_config(args, args.backend)
     assert isinstance(merged, StudyConfig) and merged.trials == 7
-    assert merged.backend_options == {"n_jobs_hint": 1, "cv": "holdout"}
+    assert merged.backend_options == {"option_from_file": 1, "cv": "holdout"}
 
 
 @pytest.mark.parametrize(
