@@ -23,6 +23,9 @@ from tuning.model import build_model
 from tuning.results import TrialWriter
 
 log = logging.getLogger(__name__)
+# The factory's arguments that every trial takes from the dataset (attributes of `Dataset` of the
+# same names); a study never searches or fixes them.
+DATA_ARGUMENTS = ("input_shape", "n_outputs", "task")
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
@@ -120,13 +123,9 @@ class Objective:
 
     # -- building -----------------------------------------------------------------------------
     def model_kwargs(self) -> dict[str, Any]:
-        """The factory's data-dependent arguments (shape, outputs, task) plus fixed options."""
-        return {
-            "input_shape": self.dataset.input_shape,
-            "n_outputs": self.dataset.n_outputs,
-            "task": self.dataset.task,
-            **self.model_options,
-        }
+        """The factory's data-dependent arguments (`DATA_ARGUMENTS`) plus fixed options."""
+        from_data = {name: getattr(self.dataset, name) for name in DATA_ARGUMENTS}
+        return {**from_data, **self.model_options}
 
     def build(self, params: Mapping[str, Any]) -> keras.Model:
         """Seed, then build the model for ``params`` through the shared factory."""

@@ -18,14 +18,13 @@ from typing import Any
 from tuning.backends import Budget, create_backend
 from tuning.data import Dataset, load_dataset
 from tuning.model import build_model
-from tuning.objective import Objective, TrainingProtocol
+from tuning.objective import DATA_ARGUMENTS, Objective, TrainingProtocol
 from tuning.results import TRIALS_FILE, StudyKey, TrialWriter, read_trials
 from tuning.space import SearchSpace, default_space
 
 log = logging.getLogger(__name__)
 SUMMARY_FILE = "summary.json"
 MODEL_FILE = "best_model.keras"
-DATA_ARGUMENTS = {"input_shape", "n_outputs", "task"}  # set from the dataset, never searched
 
 
 class StudyError(ValueError):
@@ -75,7 +74,7 @@ class StudyConfig:
     def search_space(self) -> SearchSpace:
         """The space to search; it and ``model_options`` must name arguments of the factory."""
         space = SearchSpace.from_dict(self.space) if self.space else default_space()
-        tunable = set(inspect.signature(build_model).parameters) - DATA_ARGUMENTS
+        tunable = set(inspect.signature(build_model).parameters) - set(DATA_ARGUMENTS)
         for where, names in (
             ("space parameter", space.names),
             ("model_options key", self.model_options),
