@@ -10,10 +10,11 @@ import pytest
 import tuning.backends.sklearn_search
 import tuning.objective
 from tuning.backends import BackendError, Budget, available_backends, create_backend
+from tuning.config import StudyConfig, StudyError
 from tuning.model import build_model
 from tuning.results import TRIAL_COLUMNS, read_trials
 from tuning.space import default_space
-from tuning.study import StudyConfig, StudyError, run_study
+from tuning.study import run_study
 
 BACKENDS = ["sklearn", "keras_tuner", "optuna", "hyperopt", "skopt"]
 TRIALS, MAX_EPOCHS = 3, 3

@@ -13,7 +13,7 @@ import pytest
 
 from tuning.cli import _study_config, build_parser, main
 from tuning.compare import LEADERBOARD_COLUMNS
-from tuning.study import StudyConfig
+from tuning.config import StudyConfig
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--trials", "2", "--max-epochs", "2", "--max-rows", "200", "--seed", "3"]
@@ -25,6 +25,7 @@ def test_backends_and_datasets_are_listed(capsys):
         "hyperopt",
         "keras_tuner",
         "optuna",
+        "random",
         "sklearn",
         "skopt",
     ]

@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 
 from tuning.compare import LEADERBOARD_COLUMNS, leaderboard, write_leaderboard
+from tuning.config import StudyConfig
 from tuning.plots import best_so_far, plot_best_so_far
 from tuning.results import read_trials
-from tuning.study import StudyConfig, run_study
+from tuning.study import run_study
 
 
 @pytest.fixture(scope="module")

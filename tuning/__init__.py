@@ -33,7 +33,7 @@ _EXPORTS = {
     "CategoricalParam": "tuning.space",
     "default_space": "tuning.space",
     "TrainingProtocol": "tuning.objective",
-    "StudyConfig": "tuning.study",
+    "StudyConfig": "tuning.config",
     "run_study": "tuning.study",
 }
 

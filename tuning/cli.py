@@ -18,15 +18,28 @@ def _quiet_frameworks() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def _add_study_options(parser: argparse.ArgumentParser) -> None:
+def _add_study_options(parser: argparse.ArgumentParser, *, seed: bool = True) -> None:
     parser.add_argument("--dataset", help="california, diabetes, digits, fashion_mnist or csv:PATH")
     parser.add_argument("--target", help="target column of a csv:PATH dataset")
     parser.add_argument("--task", choices=("regression", "classification"))
-    parser.add_argument("--trials", type=int, help="trials per study (default 20)")
+    parser.add_argument(
+        "--trials",
+        "--budget-trials",
+        dest="trials",
+        type=int,
+        help="budget in trials per study (default 20 when no budget is given)",
+    )
+    parser.add_argument(
+        "--budget-epochs", type=int, help="budget in training epochs per study, all trials summed"
+    )
+    parser.add_argument(
+        "--budget-seconds", type=float, help="budget in wall seconds of search per study"
+    )
     parser.add_argument("--max-epochs", type=int, help="epoch cap of one trial (default 100)")
     parser.add_argument("--batch-size", type=int, help="default 32")
     parser.add_argument("--patience", type=int, help="early-stopping patience (default 10)")
-    parser.add_argument("--seed", type=int, help="default 0")
+    if seed:
+        parser.add_argument("--seed", type=int, help="default 0")
     parser.add_argument("--max-rows", type=int, help="use only the first N rows of each split")
     parser.add_argument("--fresh", action="store_true", help="delete the study's old results first")
 
@@ -55,13 +68,32 @@ def build_parser() -> argparse.ArgumentParser:
     _add_study_options(demo)
     demo.set_defaults(dataset="california", trials=5, max_epochs=20, max_rows=3000)
 
+    bench = sub.add_parser(
+        "benchmark",
+        help="a grid of studies: every backend x every seed, in parallel worker processes",
+    )
+    bench.add_argument(
+        "--backends",
+        type=_name_list,
+        help="comma-separated (default: every installed backend; see `tuning backends`)",
+    )
+    bench.add_argument(
+        "--seeds", type=_seed_list, default=[0, 1, 2], help="e.g. 0,1,2 or 0-4 (default 0,1,2)"
+    )
+    bench.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="studies at a time (default: cores)"
+    )
+    bench.add_argument("--config", type=Path, help="a study TOML file for every study of the grid")
+    bench.add_argument("--out", default="results/benchmark", help="default results/benchmark")
+    _add_study_options(bench, seed=False)
+
     compare = sub.add_parser("compare", help="leaderboard and figures of a results folder")
     compare.add_argument("out", type=Path)
     return parser
 
 
 def _study_config(args: argparse.Namespace, backend: str | None):
-    from tuning.study import StudyConfig, StudyError
+    from tuning.config import StudyConfig, StudyError
 
     overrides = {
         "backend": backend,
@@ -69,10 +101,12 @@ def _study_config(args: argparse.Namespace, backend: str | None):
         "target": args.target,
         "task": args.task,
         "trials": args.trials,
+        "budget_epochs": args.budget_epochs,
+        "budget_seconds": args.budget_seconds,
         "max_epochs": args.max_epochs,
         "batch_size": args.batch_size,
         "patience": args.patience,
-        "seed": args.seed,
+        "seed": getattr(args, "seed", None),
         "max_rows": args.max_rows,
         "out": getattr(args, "out", None),
         "study": getattr(args, "study", None),
@@ -84,6 +118,54 @@ def _study_config(args: argparse.Namespace, backend: str | None):
     if not backend:
         raise StudyError("--backend is required (or --config FILE); see `tuning backends`")
     return StudyConfig(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _name_list(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _seed_list(text: str) -> list[int]:
+    """``0,1,2`` or ``0-4`` (both ends included), or a mix: ``0-2,7``."""
+    seeds: list[int] = []
+    try:
+        for part in _name_list(text):
+            low, _, high = part.partition("-")
+            seeds.extend(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a list of seeds; write e.g. 0,1,2 or 0-4"
+        ) from None
+    return seeds
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    from tuning.backends import available_backends
+    from tuning.config import StudyError
+    from tuning.data import check_dataset
+    from tuning.grid import plan_grid, run_grid
+    from tuning.progress import make_display
+
+    installed = available_backends()
+    backends = args.backends or installed
+    unknown = sorted(set(backends) - set(installed))
+    if unknown:
+        raise StudyError(f"--backends: {unknown} not installed; choose from {installed}")
+    base = _study_config(args, backends[0])
+    check_dataset(base.dataset, target=base.target, task=base.task)
+    if base.space or base.model_options:
+        base.search_space()  # checked once here, not once per worker
+    configs = plan_grid(base, backends, args.seeds)
+    with make_display(sys.stderr) as display:
+        result = run_grid(configs, jobs=args.jobs, fresh=args.fresh, watch=display)
+    failed = [s for s in result.studies if s.state == "failed"]
+    print(
+        f"{len(configs)} studies: {result.count('done')} run, {result.count('skipped')} "
+        f"finished before, {len(failed)} failed, in {result.seconds:.0f} s. "
+        f"Next: tuning compare {base.out}"
+    )
+    for study in failed:
+        print(f"failed: {study.config.study}: {study.error}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _print_summary(summary: dict) -> None:
@@ -163,6 +245,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "compare":
         return _compare(args.out)
+    if args.command == "benchmark":
+        return _benchmark(args)
 
     from tuning.data import load_dataset
     from tuning.study import run_study

@@ -245,6 +245,14 @@ def dataset_names() -> list[str]:
     return [*BUILTIN_LOADERS, f"{CSV_PREFIX}PATH"]
 
 
+def check_dataset(name: str, *, target: str | None = None, task: Task | None = None) -> None:
+    """Fail fast on a dataset that cannot load: a CSV is read in full, a built-in one only named."""
+    if name.startswith(CSV_PREFIX):
+        load_dataset(name, target=target, task=task)
+    elif name not in BUILTIN_LOADERS:
+        raise DataError(f"dataset {name!r} is unknown; choose one of {dataset_names()}")
+
+
 def load_dataset(
     name: str,
     *,
@@ -255,10 +263,8 @@ def load_dataset(
     """Load a dataset by name (``california``, ``digits``, ``csv:PATH`` ...), split and scaled."""
     if name.startswith(CSV_PREFIX):
         return load_csv(name[len(CSV_PREFIX) :], target, task)
-    loader = BUILTIN_LOADERS.get(name)
-    if loader is None:
-        raise DataError(f"dataset {name!r} is unknown; choose one of {dataset_names()}")
-    dataset = loader(download)
+    check_dataset(name)
+    dataset = BUILTIN_LOADERS[name](download)
     if task is not None and task != dataset.task:
         raise DataError(f"--task {task!r} does not fit dataset {name!r}, a {dataset.task} task")
     return dataset

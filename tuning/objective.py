@@ -18,14 +18,13 @@ from typing import Any
 import keras
 import numpy as np
 
+from tuning.budget import BudgetMeter
+from tuning.config import DATA_ARGUMENTS
 from tuning.data import Dataset
 from tuning.model import build_model
 from tuning.results import TrialWriter
 
 log = logging.getLogger(__name__)
-# The factory's arguments that every trial takes from the dataset (attributes of `Dataset` of the
-# same names); a study never searches or fixes them.
-DATA_ARGUMENTS = ("input_shape", "n_outputs", "task")
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
@@ -35,6 +34,20 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
+            self.model.stop_training = True
+
+
+class BudgetCallback(keras.callbacks.Callback):
+    """Counts each finished epoch into the study's meter and stops the fit once the budget is
+    spent, so the last trial ends exactly where the epoch budget does."""
+
+    def __init__(self, meter: BudgetMeter) -> None:
+        super().__init__()
+        self.meter = meter
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self.meter.add_epoch()
+        if self.meter.exhausted:
             self.model.stop_training = True
 
 
@@ -101,7 +114,9 @@ class Objective:
     """Train one configuration under the protocol and append its row to the study's table.
 
     Every trial of a study is seeded with the study's seed, so two trials differ only by their
-    hyperparameters (common random numbers) and any trial can be reproduced exactly.
+    hyperparameters (common random numbers) and any trial can be reproduced exactly. Every epoch
+    trained counts into ``meter`` (the study's budget; unlimited when not given), and each row
+    carries the study's cumulative epochs and wall seconds when it was written.
     """
 
     def __init__(
@@ -111,15 +126,15 @@ class Objective:
         writer: TrialWriter,
         seed: int,
         model_options: Mapping[str, Any] | None = None,
+        meter: BudgetMeter | None = None,
     ) -> None:
         self.dataset = dataset
         self.protocol = protocol
         self.writer = writer
         self.seed = seed
         self.model_options = dict(model_options or {})
+        self.meter = meter or BudgetMeter(None)
         self.n_recorded = 0
-        self.cum_epochs = 0
-        self.cum_seconds = 0.0
 
     # -- building -----------------------------------------------------------------------------
     def model_kwargs(self) -> dict[str, Any]:
@@ -198,12 +213,18 @@ class Objective:
         epochs: int | None = None,
         initial_epoch: int = 0,
         callbacks: Sequence[keras.callbacks.Callback] = (),
+        metered: bool = True,
     ) -> tuple[dict[str, list[float]], float]:
-        """The one `keras.Model.fit` call of the harness; returns the history and seconds spent."""
+        """The one `keras.Model.fit` call of the harness; returns the history and seconds spent.
+
+        ``metered=False`` (the winner's final retraining) trains outside the search budget.
+        """
         d = self.dataset
         kwargs = self.protocol.fit_kwargs()
         if epochs is not None:
             kwargs["epochs"] = epochs
+        if metered:
+            callbacks = [*callbacks, BudgetCallback(self.meter)]
         started = time.perf_counter()
         fitted = model.fit(
             d.X_train,
@@ -240,8 +261,7 @@ class Objective:
             history=history or {},
         )
         self.n_recorded += 1
-        self.cum_epochs += result.epochs
-        self.cum_seconds += result.fit_seconds
+        self.meter.add_trial()
         self.writer.append(
             {
                 "trial": result.trial,
@@ -252,8 +272,8 @@ class Objective:
                 "val_loss": result.val_loss,
                 "epochs": result.epochs,
                 "fit_seconds": round(result.fit_seconds, 4),
-                "cum_epochs": self.cum_epochs,
-                "cum_seconds": round(self.cum_seconds, 4),
+                "cum_epochs": self.meter.epochs,
+                "cum_seconds": round(self.meter.seconds, 4),
                 "params": json.dumps(result.params, sort_keys=True),
                 "error": result.error,
             }

@@ -2,126 +2,28 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import math
 import os
-import re
 import shutil
 import time
-import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tuning.backends import Budget, create_backend
+import pandas as pd
+
+from tuning.backends import create_backend
+from tuning.budget import BudgetMeter
+from tuning.config import SUMMARY_FILE, StudyConfig, StudyError
 from tuning.data import Dataset, load_dataset
-from tuning.model import build_model
-from tuning.objective import DATA_ARGUMENTS, Objective, TrainingProtocol
-from tuning.results import TRIALS_FILE, StudyKey, TrialWriter, read_trials
-from tuning.space import SearchSpace, default_space
+from tuning.objective import Objective
+from tuning.results import ALL_COLUMNS, TRIALS_FILE, StudyKey, TrialWriter, read_trials
+from tuning.space import SearchSpace
 
 log = logging.getLogger(__name__)
-SUMMARY_FILE = "summary.json"
 MODEL_FILE = "best_model.keras"
-
-
-class StudyError(ValueError):
-    """A study that cannot run as configured; the message names the field and the fix."""
-
-
-@dataclass
-class StudyConfig:
-    """Everything that defines a study. Build it in code or from a TOML file (`from_toml`)."""
-
-    backend: str
-    dataset: str = "california"
-    trials: int = 20
-    max_epochs: int = 100
-    batch_size: int = 32
-    patience: int = 10
-    seed: int = 0
-    out: str = "results"
-    study: str = ""
-    target: str | None = None
-    task: str | None = None
-    max_rows: int | None = None
-    backend_options: dict[str, Any] = field(default_factory=dict)
-    model_options: dict[str, Any] = field(default_factory=dict)
-    space: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not self.study:
-            self.study = default_study_name(self.dataset, self.backend, self.seed)
-        if not re.fullmatch(r"[A-Za-z0-9._-]+", self.study):
-            raise StudyError(
-                f"study name {self.study!r} may hold only letters, digits, '.', '_', '-'"
-            )
-        for name in ("trials", "max_epochs", "batch_size", "patience"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise StudyError(f"{name} must be an integer >= 1, got {value!r}")
-        if self.max_rows is not None and (not isinstance(self.max_rows, int) or self.max_rows < 8):
-            raise StudyError(f"max_rows must be an integer >= 8, got {self.max_rows!r}")
-        if self.task not in (None, "regression", "classification"):
-            raise StudyError(f"task must be 'regression' or 'classification', got {self.task!r}")
-
-    @property
-    def study_dir(self) -> Path:
-        return Path(self.out) / self.study
-
-    def search_space(self) -> SearchSpace:
-        """The space to search; it and ``model_options`` must name arguments of the factory."""
-        space = SearchSpace.from_dict(self.space) if self.space else default_space()
-        tunable = set(inspect.signature(build_model).parameters) - set(DATA_ARGUMENTS)
-        for where, names in (
-            ("space parameter", space.names),
-            ("model_options key", self.model_options),
-        ):
-            for name in names:
-                if name not in tunable:
-                    raise StudyError(
-                        f"{where} {name!r} is not an argument of build_model; "
-                        f"tunable arguments: {sorted(tunable)}"
-                    )
-        both = sorted(set(space.names) & set(self.model_options))
-        if both:
-            raise StudyError(
-                f"model_options {both} are also searched in the space: remove them from one of the two"
-            )
-        return space
-
-    def protocol(self) -> TrainingProtocol:
-        return TrainingProtocol(self.max_epochs, self.batch_size, self.patience)
-
-    @classmethod
-    def from_toml(cls, path: str | Path, **overrides: Any) -> StudyConfig:
-        """Read a study file: top-level keys are this class's fields (``[space.NAME]`` tables)."""
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise StudyError(f"study file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise StudyError(f"study file {path} is not valid TOML: {exc}") from None
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise StudyError(
-                f"study file {path}: unknown keys {unknown}; known keys: {sorted(known)}"
-            )
-        for key, value in overrides.items():
-            if isinstance(value, dict) and isinstance(data.get(key), dict):
-                data[key] = {**data[key], **value}  # --cv adds to the file's [backend_options]
-            elif value is not None:
-                data[key] = value
-        return cls(**data)
-
-
-def default_study_name(dataset: str, backend: str, seed: int) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset.removeprefix("csv:")).strip("_") or "data"
-    return f"{stem}_{backend}_s{seed}"
 
 
 def prepare_study_dir(config: StudyConfig, fresh: bool) -> Path:
@@ -159,19 +61,20 @@ def run_study(
     if dataset is None:
         dataset = load_dataset(config.dataset, target=config.target, task=config.task)
     dataset = dataset.head(config.max_rows)
+    budget = config.budget()
     study_dir = prepare_study_dir(config, fresh)
     key = StudyKey(config.study, config.backend, dataset.name, config.seed)
+    meter = BudgetMeter(budget)  # the search's clock starts here
     objective = Objective(
         dataset,
         protocol,
         TrialWriter(study_dir / TRIALS_FILE, key),
         config.seed,
         config.model_options,
+        meter=meter,
     )
-    log.info(
-        "study %s: %s on %s, %d trials", config.study, config.backend, dataset.name, config.trials
-    )
-    backend.run(objective, space, Budget(config.trials), config.seed, study_dir)
+    log.info("study %s: %s on %s, budget %s", config.study, config.backend, dataset.name, budget)
+    backend.run(objective, space, budget, config.seed, study_dir)
     search_seconds = time.perf_counter() - started
     return finalize(config, objective, space, study_dir, search_seconds, started)
 
@@ -185,7 +88,10 @@ def finalize(
     started: float,
 ) -> dict[str, Any]:
     """Retrain the best trial's parameters once under the protocol; test, save, summarise."""
-    trials = read_trials(study_dir)
+    if (study_dir / TRIALS_FILE).exists():
+        trials = read_trials(study_dir)
+    else:  # the budget ran out before a trial finished
+        trials = pd.DataFrame(columns=list(ALL_COLUMNS))
     complete = trials[trials["status"] == "complete"].dropna(subset=["val_loss"])
     summary: dict[str, Any] = {
         "config": asdict(config),
@@ -200,15 +106,21 @@ def finalize(
         "trials_failed": int((trials["status"] == "failed").sum()),
         "epochs": int(trials["epochs"].sum()),
         "search_seconds": round(search_seconds, 3),
+        "budget": config.budget().as_dict(),
+        "spent": objective.meter.spent(),
     }
     if complete.empty:
-        summary["error"] = "every trial failed: no model to retrain; see the error column"
+        summary["error"] = (
+            "every trial failed: no model to retrain; see the error column"
+            if len(trials)
+            else "no trial finished within the budget: give it more"
+        )
         log.error("study %s: every trial failed", config.study)
     else:
         best = complete.loc[complete["val_loss"].idxmin()]
         params = space.coerce(json.loads(best["params"]))
         model = objective.build(params)
-        history, fit_seconds = objective.fit(model)
+        history, fit_seconds = objective.fit(model, metered=False)
         test = model.evaluate(
             objective.dataset.X_test, objective.dataset.y_test, verbose=0, return_dict=True
         )

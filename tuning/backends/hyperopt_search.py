@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ class HyperoptBackend(SearchBackend):
 
     Args:
         n_startup_jobs: random trials before TPE models the results (default: a third of the
-            budget, at most 10; see `Budget.random_start`).
+            budget's expected trials, at most 10; see `Budget.random_start`).
     """
 
     name = "hyperopt"
@@ -62,7 +63,8 @@ class HyperoptBackend(SearchBackend):
             return {"status": hyperopt.STATUS_OK, "loss": result.val_loss, "epochs": result.epochs}
 
         algo = partial(
-            hyperopt.tpe.suggest, n_startup_jobs=budget.random_start(self.n_startup_jobs)
+            hyperopt.tpe.suggest,
+            n_startup_jobs=budget.random_start(self.n_startup_jobs, objective.protocol.max_epochs),
         )
         # fmin raises AllTrialsFailed after its loop, when it looks up its best point: the failed
         # trials are already in the table, and the study reports that none succeeded.
@@ -71,7 +73,8 @@ class HyperoptBackend(SearchBackend):
                 evaluate,
                 {p.name: to_hyperopt(p) for p in space},
                 algo=algo,
-                max_evals=budget.trials,
+                max_evals=budget.trials or sys.maxsize,  # else the meter stops it
+                early_stop_fn=lambda _trials, *args: (objective.meter.exhausted, args),
                 trials=hyperopt.Trials(),
                 rstate=np.random.default_rng(seed),
                 show_progressbar=False,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import keras_tuner as kt
 
 from tuning.backends.base import Budget, SearchBackend
+from tuning.budget import BudgetMeter
 from tuning.objective import Objective
 from tuning.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
 
@@ -64,8 +66,40 @@ class _HarnessHyperModel(kt.HyperModel):
         return {"val_loss": result.val_loss}
 
 
+class _BudgetedHyperbandOracle(kt.oracles.HyperbandOracle):
+    """Hyperband's oracle that also ends the search once the study's budget is spent.
+
+    `populate_space` is the oracle's own hook for "what runs next"; answering ``STOPPED`` there
+    makes `Tuner.search` return, as when Hyperband runs out of brackets.
+    """
+
+    def __init__(self, meter: BudgetMeter, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.meter = meter
+
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
+        if self.meter.exhausted:
+            return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
+        return super().populate_space(trial_id)
+
+
+class _BudgetedHyperband(kt.Hyperband):
+    """`kt.Hyperband` (its rounds' epochs and weight hand-over) driven by the oracle above.
+
+    `kt.Hyperband.__init__` only builds a `HyperbandOracle`; this builds the budgeted one and
+    hands it to `kt.Tuner.__init__` the same way.
+    """
+
+    def __init__(self, hypermodel: kt.HyperModel, oracle: kt.Oracle, **kwargs: Any) -> None:
+        kt.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
+
+
 class KerasTunerBackend(SearchBackend):
-    """`kt.Hyperband(max_epochs=protocol.max_epochs, factor=3)`, stopped after ``budget.trials``."""
+    """Hyperband (``max_epochs=protocol.max_epochs``, ``factor=3``) until the budget is spent.
+
+    The budget in trials counts Hyperband's rounds (each is a row); an epoch budget counts every
+    epoch of every round, so the 2-epoch rounds of its first bracket cost what they train.
+    """
 
     name = "keras_tuner"
 
@@ -76,20 +110,24 @@ class KerasTunerBackend(SearchBackend):
     def run(
         self, objective: Objective, space: SearchSpace, budget: Budget, seed: int, workdir: Path
     ) -> None:
-        tuner = kt.Hyperband(
-            _HarnessHyperModel(objective, space),
+        oracle = _BudgetedHyperbandOracle(
+            objective.meter,
             objective="val_loss",
             max_epochs=objective.protocol.max_epochs,
             factor=self.factor,
-            # Enough brackets for any budget: the trial budget, not the bracket count, stops it.
+            # Enough brackets for any budget: the budget, not the bracket count, stops it.
             hyperband_iterations=self.hyperband_iterations,
             seed=seed,
-            # A run of diverging trials is recorded, not fatal: the trial budget ends the search.
-            max_consecutive_failed_trials=budget.trials + 1,
+            # A run of diverging trials is recorded, not fatal: the budget ends the search.
+            max_consecutive_failed_trials=sys.maxsize,
+        )
+        # Hyperband's oracle takes no max_trials argument; its base Oracle honours the attribute.
+        oracle.max_trials = budget.trials
+        tuner = _BudgetedHyperband(
+            _HarnessHyperModel(objective, space),
+            oracle,
             directory=str(workdir),
             project_name=PROJECT_DIR,
             overwrite=False,
         )
-        # Hyperband's oracle takes no max_trials argument; its base Oracle honours the attribute.
-        tuner.oracle.max_trials = budget.trials
         tuner.search(verbose=0)

@@ -31,7 +31,7 @@ class OptunaBackend(SearchBackend):
 
     Args:
         n_startup_trials: random trials before TPE models the results (default: a third of the
-            budget, at most 10; see `Budget.random_start`).
+            budget's expected trials, at most 10; see `Budget.random_start`).
     """
 
     name = "optuna"
@@ -47,7 +47,10 @@ class OptunaBackend(SearchBackend):
             study_name=workdir.name,
             storage=f"sqlite:///{(workdir / STORAGE_FILE).resolve()}",
             sampler=optuna.samplers.TPESampler(
-                seed=seed, n_startup_trials=budget.random_start(self.n_startup_trials)
+                seed=seed,
+                n_startup_trials=budget.random_start(
+                    self.n_startup_trials, objective.protocol.max_epochs
+                ),
             ),
             direction="minimize",
             load_if_exists=True,
@@ -62,4 +65,8 @@ class OptunaBackend(SearchBackend):
                 return math.nan  # Optuna records a NaN objective as a FAILED trial
             return result.val_loss
 
-        study.optimize(evaluate, n_trials=budget.trials, catch=())
+        def stop_when_spent(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+            if objective.meter.exhausted:  # an epoch or seconds budget, or the trial count
+                study.stop()
+
+        study.optimize(evaluate, n_trials=budget.trials, callbacks=[stop_when_spent], catch=())

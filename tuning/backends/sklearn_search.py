@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 import warnings
 from collections.abc import Mapping
@@ -20,12 +21,14 @@ from typing import Any
 import numpy as np
 from scikeras.wrappers import KerasClassifier, KerasRegressor
 from scipy import stats
+from sklearn.exceptions import FitFailedWarning
 from sklearn.metrics import log_loss, mean_squared_error
-from sklearn.model_selection import PredefinedSplit, RandomizedSearchCV
+from sklearn.model_selection import ParameterSampler, PredefinedSplit, RandomizedSearchCV
 
 from tuning.backends.base import Budget, SearchBackend
+from tuning.budget import BudgetMeter
 from tuning.model import build_model
-from tuning.objective import Objective
+from tuning.objective import BudgetCallback, Objective
 from tuning.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
 
 log = logging.getLogger(__name__)
@@ -63,10 +66,17 @@ def to_sklearn_distribution(param: Param) -> Any:
     raise TypeError(f"unsupported parameter {param!r}")
 
 
+class BudgetSpent(RuntimeError):
+    """Raised instead of fitting a fold once the study's budget is spent."""
+
+
 class _TimedFit:
-    """Mixin recording how long `fit` took, so every fold's row can carry it."""
+    """Mixin recording how long `fit` took, so every fold's row can carry it; a fold that would
+    start after the study's budget is spent is not trained."""
 
     def fit(self, X, y, **kwargs):
+        if any(isinstance(cb, BudgetCallback) and cb.meter.exhausted for cb in self.callbacks):
+            raise BudgetSpent("the study's budget is spent")
         started = time.perf_counter()
         super().fit(X, y, **kwargs)
         self.fit_seconds_ = time.perf_counter() - started
@@ -122,14 +132,17 @@ class _FoldRecorder:
         if self._params is None:
             return
         losses = [f[0] for f in self._folds]
-        error = ""
-        if len(self._folds) < self.n_splits:
+        error, status = "", "failed"
+        if len(self._folds) < self.n_splits and self.objective.meter.exhausted:
+            error = f"the budget ran out after {len(self._folds)} of {self.n_splits} folds"
+            status = "pruned"
+        elif len(self._folds) < self.n_splits:
             error = f"{self.n_splits - len(self._folds)} of {self.n_splits} folds failed to fit"
         elif not all(math.isfinite(v) for v in losses):
             error = "validation loss became non-finite in a fold: diverged"
         result = self.objective.record(
             self._params,
-            status="failed" if error else "complete",
+            status=status if error else "complete",
             val_loss=math.nan if error else float(np.mean(losses)),
             epochs=sum(f[1] for f in self._folds),
             fit_seconds=sum(f[2] for f in self._folds),
@@ -139,8 +152,28 @@ class _FoldRecorder:
         self._params, self._folds = None, []
 
 
+class BudgetedRandomizedSearchCV(RandomizedSearchCV):
+    """`RandomizedSearchCV` that stops drawing candidates once the study's budget is spent.
+
+    `_run_search` is scikit-learn's extension point for search strategies (the successive-halving
+    searches override it too). The candidates are the same `ParameterSampler` stream, drawn
+    lazily and evaluated one by one; ``cv_results_`` holds the candidates that were evaluated.
+    """
+
+    meter: BudgetMeter | None = None  # set by the backend: sklearn estimators take no new args
+
+    def _run_search(self, evaluate_candidates, **_callback_context) -> None:
+        sampler = ParameterSampler(
+            self.param_distributions, self.n_iter, random_state=self.random_state
+        )
+        for candidate in sampler:
+            if self.meter is not None and self.meter.exhausted:
+                break
+            evaluate_candidates([candidate])
+
+
 class SklearnBackend(SearchBackend):
-    """`RandomizedSearchCV(n_iter=budget.trials, cv=cv, random_state=seed)` over scikeras.
+    """`RandomizedSearchCV(cv=cv, random_state=seed)` over scikeras, until the budget is spent.
 
     Args:
         cv: number of cross-validation folds on the training split (the book's 3), or
@@ -178,7 +211,7 @@ class SklearnBackend(SearchBackend):
         fit_kwargs = protocol.fit_kwargs()
         estimator = wrapper(
             model=build_model,
-            callbacks=protocol.callbacks(),
+            callbacks=[*protocol.callbacks(), BudgetCallback(objective.meter)],
             batch_size=fit_kwargs["batch_size"],
             epochs=fit_kwargs["epochs"],
             verbose=fit_kwargs["verbose"],
@@ -187,10 +220,11 @@ class SklearnBackend(SearchBackend):
             **{PREFIX + p.name: _default_value(p) for p in space},
         )
         recorder = _FoldRecorder(objective, space, n_splits)
-        search = RandomizedSearchCV(
+        search = BudgetedRandomizedSearchCV(
             estimator,
             {PREFIX + p.name: to_sklearn_distribution(p) for p in space},
-            n_iter=budget.trials,
+            # drawn lazily: without a trial budget the meter ends the stream
+            n_iter=budget.trials or sys.maxsize,
             cv=cv,
             scoring=recorder,
             refit=False,
@@ -198,9 +232,12 @@ class SklearnBackend(SearchBackend):
             error_score=np.nan,
             n_jobs=1,
         )
+        search.meter = objective.meter
         with warnings.catch_warnings():
-            # A diverged candidate's NaN score is expected here: its row already says "failed".
+            # A diverged candidate's NaN score, and a fold that failed (or was not started
+            # because the budget ran out), are expected here: their rows already say so.
             warnings.filterwarnings("ignore", "One or more of the test scores are non-finite")
+            warnings.filterwarnings("ignore", category=FitFailedWarning)
             search.fit(X, y, validation_data=(d.X_valid, d.y_valid))
         recorder.flush()
         self._record_unscored(search.cv_results_, recorder, objective, space)

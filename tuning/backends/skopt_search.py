@@ -36,7 +36,7 @@ class SkoptBackend(SearchBackend):
 
     Args:
         n_initial_points: random points before the GP models the results (default: a third of
-            the budget, at most 10; see `Budget.random_start`).
+            the budget's expected trials, at most 10; see `Budget.random_start`).
         acq_func: skopt's acquisition function.
     """
 
@@ -53,11 +53,13 @@ class SkoptBackend(SearchBackend):
             dimensions=[to_skopt(p) for p in space],
             base_estimator="GP",
             acq_func=self.acq_func,
-            n_initial_points=budget.random_start(self.n_initial_points),
+            n_initial_points=budget.random_start(
+                self.n_initial_points, objective.protocol.max_epochs
+            ),
             random_state=seed,
         )
         failed_untold: list[list] = []
-        for _ in range(budget.trials):
+        while not objective.meter.exhausted:
             point = optimizer.ask()
             params = space.coerce(dict(zip(space.names, point, strict=True)))
             result = objective(params)

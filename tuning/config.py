@@ -1,0 +1,140 @@
+"""What defines a study: `StudyConfig`, built in code or read from a TOML file.
+
+No Keras here: the grid runner's parent process plans and checks studies without importing it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuning.budget import Budget
+from tuning.space import SearchSpace, default_space
+
+if TYPE_CHECKING:
+    from tuning.objective import TrainingProtocol
+
+SUMMARY_FILE = "summary.json"
+DEFAULT_TRIALS = 20
+# The factory's arguments that every trial takes from the dataset (attributes of `Dataset` of the
+# same names); a study never searches or fixes them.
+DATA_ARGUMENTS = ("input_shape", "n_outputs", "task")
+
+
+class StudyError(ValueError):
+    """A study that cannot run as configured; the message names the field and the fix."""
+
+
+@dataclass
+class StudyConfig:
+    """Everything that defines a study. Build it in code or from a TOML file (`from_toml`)."""
+
+    backend: str
+    dataset: str = "california"
+    trials: int | None = None  # the budget in trials; 20 when no budget at all is given
+    budget_epochs: int | None = None
+    budget_seconds: float | None = None
+    max_epochs: int = 100
+    batch_size: int = 32
+    patience: int = 10
+    seed: int = 0
+    out: str = "results"
+    study: str = ""
+    target: str | None = None
+    task: str | None = None
+    max_rows: int | None = None
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    model_options: dict[str, Any] = field(default_factory=dict)
+    space: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.study:
+            self.study = default_study_name(self.dataset, self.backend, self.seed)
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", self.study):
+            raise StudyError(
+                f"study name {self.study!r} may hold only letters, digits, '.', '_', '-'"
+            )
+        if self.trials is None and self.budget_epochs is None and self.budget_seconds is None:
+            self.trials = DEFAULT_TRIALS
+        for name in ("trials", "budget_epochs", "max_epochs", "batch_size", "patience"):
+            value = getattr(self, name)
+            if value is None and name.startswith(("trials", "budget")):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise StudyError(f"{name} must be an integer >= 1, got {value!r}")
+        seconds = self.budget_seconds
+        if seconds is not None and (
+            isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0
+        ):
+            raise StudyError(f"budget_seconds must be a number > 0, got {seconds!r}")
+        if self.max_rows is not None and (not isinstance(self.max_rows, int) or self.max_rows < 8):
+            raise StudyError(f"max_rows must be an integer >= 8, got {self.max_rows!r}")
+        if self.task not in (None, "regression", "classification"):
+            raise StudyError(f"task must be 'regression' or 'classification', got {self.task!r}")
+
+    @property
+    def study_dir(self) -> Path:
+        return Path(self.out) / self.study
+
+    def search_space(self) -> SearchSpace:
+        """The space to search; it and ``model_options`` must name arguments of the factory."""
+        from tuning.model import build_model  # Keras: only when a space is checked
+
+        space = SearchSpace.from_dict(self.space) if self.space else default_space()
+        tunable = set(inspect.signature(build_model).parameters) - set(DATA_ARGUMENTS)
+        for where, names in (
+            ("space parameter", space.names),
+            ("model_options key", self.model_options),
+        ):
+            for name in names:
+                if name not in tunable:
+                    raise StudyError(
+                        f"{where} {name!r} is not an argument of build_model; "
+                        f"tunable arguments: {sorted(tunable)}"
+                    )
+        both = sorted(set(space.names) & set(self.model_options))
+        if both:
+            raise StudyError(
+                f"model_options {both} are also searched in the space: remove them from one of the two"
+            )
+        return space
+
+    def budget(self) -> Budget:
+        return Budget(self.trials, self.budget_epochs, self.budget_seconds)
+
+    def protocol(self) -> TrainingProtocol:
+        from tuning.objective import TrainingProtocol  # Keras: only when a study runs
+
+        return TrainingProtocol(self.max_epochs, self.batch_size, self.patience)
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **overrides: Any) -> StudyConfig:
+        """Read a study file: top-level keys are this class's fields (``[space.NAME]`` tables)."""
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise StudyError(f"study file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise StudyError(f"study file {path} is not valid TOML: {exc}") from None
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise StudyError(
+                f"study file {path}: unknown keys {unknown}; known keys: {sorted(known)}"
+            )
+        for key, value in overrides.items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key] = {**data[key], **value}  # --cv adds to the file's [backend_options]
+            elif value is not None:
+                data[key] = value
+        return cls(**data)
+
+
+def default_study_name(dataset: str, backend: str, seed: int) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset.removeprefix("csv:")).strip("_") or "data"
+    return f"{stem}_{backend}_s{seed}"

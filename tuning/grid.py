@@ -1,0 +1,190 @@
+"""The benchmark grid: every (backend, seed) pair is one study, run in its own worker process.
+
+The parent process plans the grid, skips the studies already finished with the same settings,
+hands the rest to a pool of worker processes and watches their ``trials.csv`` files to show
+progress. It imports no Keras: each worker imports it (after pinning its thread counts, so that
+parallel studies do not fight over the cores) and writes its study's log, TensorFlow's start-up
+lines included, to ``OUT/STUDY/study.log``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from tuning.config import SUMMARY_FILE, StudyConfig, StudyError
+
+log = logging.getLogger(__name__)
+LOG_FILE = "study.log"
+# Settings that may differ between a finished study and a new grid without making it stale.
+NOT_COMPARED = frozenset({"out"})
+
+
+@dataclass
+class StudyState:
+    """What the parent knows of one study of the grid."""
+
+    config: StudyConfig
+    state: str = "queued"  # queued | running | done | skipped | failed
+    summary: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def study_dir(self) -> Path:
+        return self.config.study_dir
+
+
+@dataclass
+class GridResult:
+    studies: list[StudyState]
+    seconds: float
+
+    def count(self, state: str) -> int:
+        return sum(s.state == state for s in self.studies)
+
+
+def plan_grid(
+    base: StudyConfig, backends: Sequence[str], seeds: Sequence[int]
+) -> list[StudyConfig]:
+    """One config per (backend, seed), named ``DATASET_BACKEND_sSEED``, all under ``base.out``."""
+    if not backends:
+        raise StudyError("--backends is empty: name at least one (see `tuning backends`)")
+    if not seeds:
+        raise StudyError("--seeds is empty: give at least one, e.g. --seeds 0,1,2")
+    for name, values in (("--backends", backends), ("--seeds", seeds)):
+        if len(set(values)) != len(values):
+            raise StudyError(f"{name} lists a value twice: {list(values)}")
+    return [replace(base, backend=b, seed=s, study="") for b in backends for s in seeds]
+
+
+def finished_summary(config: StudyConfig) -> dict[str, Any] | None:
+    """The summary of an already finished study of this config, or None if it has to run.
+
+    A finished study that was run with other settings is an error: its results would be mixed
+    into a comparison they do not belong to.
+    """
+    path = config.study_dir / SUMMARY_FILE
+    if not path.exists():
+        return None
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    old, new = summary.get("config", {}), asdict(config)
+    differing = sorted(k for k in new if k not in NOT_COMPARED and old.get(k) != new[k])
+    if differing:
+        raise StudyError(
+            f"{config.study_dir} holds a finished study run with other settings "
+            f"({', '.join(f'{k}: {old.get(k)!r} -> {new[k]!r}' for k in differing)}): "
+            "pass --fresh to run the grid again, or choose another --out"
+        )
+    return summary
+
+
+def run_grid(
+    configs: Sequence[StudyConfig],
+    *,
+    jobs: int,
+    fresh: bool = False,
+    watch: Callable[[list[StudyState], float], None] | None = None,
+    refresh_seconds: float = 2.0,
+) -> GridResult:
+    """Run every study not yet finished, ``jobs`` at a time; ``watch`` is called as they progress."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise StudyError(f"--jobs must be an integer >= 1, got {jobs!r}")
+    studies = [StudyState(c) for c in configs]
+    for study in studies:
+        if fresh:
+            shutil.rmtree(study.study_dir, ignore_errors=True)
+            continue
+        summary = finished_summary(study.config)
+        if summary is not None:
+            study.state, study.summary = "skipped", summary
+        elif study.study_dir.exists():
+            log.warning("%s was not finished: running it again from the start", study.study_dir)
+            shutil.rmtree(study.study_dir)
+    todo = [s for s in studies if s.state == "queued"]
+    started = time.monotonic()
+    threads = max(1, (os.cpu_count() or 1) // min(jobs, max(1, len(todo))))
+    notify = watch or (lambda _studies, _elapsed: None)
+    if todo:
+        context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
+        with ProcessPoolExecutor(
+            max_workers=min(jobs, len(todo)), mp_context=context, max_tasks_per_child=1
+        ) as pool:
+            futures: dict[Future, StudyState] = {
+                pool.submit(run_study_in_worker, asdict(s.config), threads): s for s in todo
+            }
+            try:
+                _wait_all(futures, notify, started, studies, refresh_seconds)
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    notify(studies, time.monotonic() - started)
+    return GridResult(studies, time.monotonic() - started)
+
+
+def _wait_all(
+    futures: dict[Future, StudyState],
+    notify: Callable[[list[StudyState], float], None],
+    started: float,
+    studies: list[StudyState],
+    refresh_seconds: float,
+) -> None:
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=refresh_seconds, return_when=FIRST_COMPLETED)
+        for future in done:
+            study = futures[future]
+            try:
+                study.summary = future.result()
+                study.state = "done"
+            except Exception as exc:  # one study's crash must not end the grid
+                study.state, study.error = "failed", f"{type(exc).__name__}: {exc}"
+                log.info("study %s failed: %s", study.config.study, study.error)
+        for study in studies:
+            if study.state == "queued" and (study.study_dir / LOG_FILE).exists():
+                study.state = "running"
+        notify(studies, time.monotonic() - started)
+
+
+def run_study_in_worker(config: dict[str, Any], threads: int) -> dict[str, Any]:
+    """Run one study in this (fresh) worker process; its log goes to ``STUDY/study.log``."""
+    study_config = StudyConfig(**config)
+    study_dir = study_config.study_dir
+    shutil.rmtree(study_dir, ignore_errors=True)  # a study left unfinished starts over
+    study_dir.mkdir(parents=True, exist_ok=True)
+    _log_to(study_dir / LOG_FILE)
+    _pin_threads(threads)
+    from tuning.study import run_study  # imports Keras: after the threads are pinned
+
+    return run_study(study_config)
+
+
+def _log_to(path: Path) -> None:
+    """Send this process's stderr (C++ start-up lines too) and its log records to ``path``."""
+    handle = path.open("a", encoding="utf-8")
+    os.dup2(handle.fileno(), 2)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _pin_threads(threads: int) -> None:
+    """Give this process ``threads`` compute threads, before the frameworks start their pools."""
+    for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        os.environ[name] = str(threads)
+    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)

@@ -1,0 +1,190 @@
+"""Progress of a benchmark grid, read from the studies' own ``trials.csv`` files as they grow.
+
+On a terminal: a live table (rich) redrawn in place. Elsewhere (CI logs, ``nohup``, a pipe): one
+plain line per finished study and a status line every minute.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from tuning.budget import fraction_spent
+from tuning.results import TRIALS_FILE
+
+if TYPE_CHECKING:
+    from tuning.grid import StudyState
+
+
+@dataclass(frozen=True)
+class StudyProgress:
+    """What one study has spent so far, and its best validation loss."""
+
+    trials: int = 0
+    epochs: int = 0
+    seconds: float = 0.0
+    best_val_loss: float = math.nan
+
+
+def study_progress(study: StudyState) -> StudyProgress:
+    """Read a study's table (it may be growing, or not there yet)."""
+    path = study.study_dir / TRIALS_FILE
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = [r for r in csv.DictReader(handle) if r.get("cum_epochs")]
+    except (FileNotFoundError, csv.Error):
+        return StudyProgress()
+    if not rows:
+        return StudyProgress()
+    losses = [float(r["val_loss"]) for r in rows if r["status"] == "complete" and r["val_loss"]]
+    return StudyProgress(
+        trials=len(rows),
+        epochs=int(rows[-1]["cum_epochs"]),
+        seconds=float(rows[-1]["cum_seconds"] or 0.0),
+        best_val_loss=min(losses, default=math.nan),
+    )
+
+
+def study_fraction(study: StudyState, progress: StudyProgress) -> float:
+    """How far a study is through its budget: 1 when it has ended, 0 before it starts."""
+    if study.state in ("done", "failed", "skipped"):
+        return 1.0
+    spent = {"trials": progress.trials, "epochs": progress.epochs, "seconds": progress.seconds}
+    return fraction_spent(study.config.budget().as_dict(), spent)
+
+
+def eta_seconds(studies: Sequence[StudyState], elapsed: float) -> float | None:
+    """Seconds left, assuming the rest of the grid goes at the pace of what is done so far."""
+    active = [s for s in studies if s.state != "skipped"]
+    if not active:
+        return 0.0
+    done = sum(study_fraction(s, study_progress(s)) for s in active) / len(active)
+    if done <= 0:
+        return None
+    return elapsed * (1 - done) / done
+
+
+def clock(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def headline(studies: Sequence[StudyState], elapsed: float) -> str:
+    counts = {k: sum(s.state == k for s in studies) for k in ("done", "failed", "running")}
+    skipped = sum(s.state == "skipped" for s in studies)
+    ended = counts["done"] + counts["failed"] + skipped
+    parts = [f"studies {ended}/{len(studies)} done"]
+    if skipped:
+        parts.append(f"{skipped} skipped (finished before)")
+    if counts["failed"]:
+        parts.append(f"{counts['failed']} FAILED")
+    parts.append(f"{counts['running']} running")
+    parts.append(f"elapsed {clock(elapsed)}")
+    parts.append(f"ETA {clock(eta_seconds(studies, elapsed))}")
+    return ", ".join(parts)
+
+
+def backend_rows(studies: Sequence[StudyState]) -> list[dict[str, str]]:
+    """One row per backend: studies ended, trials and epochs spent, best losses so far."""
+    rows = []
+    for backend in dict.fromkeys(s.config.backend for s in studies):
+        mine = [s for s in studies if s.config.backend == backend]
+        progress = [study_progress(s) for s in mine]
+        vals = [p.best_val_loss for p in progress if math.isfinite(p.best_val_loss)]
+        tests = [s.summary["test_loss"] for s in mine if s.summary.get("test_loss") is not None]
+        ended = sum(s.state in ("done", "failed", "skipped") for s in mine)
+        rows.append(
+            {
+                "backend": backend,
+                "studies": f"{ended}/{len(mine)}",
+                "trials": str(sum(p.trials for p in progress)),
+                "epochs": str(sum(p.epochs for p in progress)),
+                "best val_loss": f"{min(vals):.4g}" if vals else "-",
+                "best test_loss": f"{min(tests):.4g}" if tests else "-",
+            }
+        )
+    return rows
+
+
+class LiveDisplay:
+    """A table redrawn in place on the terminal; use as a context manager."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._live = Live(console=Console(file=stream), auto_refresh=False, transient=False)
+
+    def __enter__(self) -> LiveDisplay:
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._live.__exit__(*exc)
+
+    def __call__(self, studies: list[StudyState], elapsed: float) -> None:
+        rows = backend_rows(studies)
+        table = Table(*rows[0].keys()) if rows else Table()
+        for row in rows:
+            table.add_row(*row.values())
+        self._live.update(Group(Text(headline(studies, elapsed)), table), refresh=True)
+
+
+class LogDisplay:
+    """Plain lines: one per study that ends, and the headline every ``interval`` seconds."""
+
+    def __init__(self, stream: IO[str], interval: float = 60.0) -> None:
+        self.stream = stream
+        self.interval = interval
+        self._reported: set[str] = set()
+        self._last = -math.inf
+        self._headline = ""  # the latest headline not yet written
+
+    def __enter__(self) -> LogDisplay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._headline:
+            self._write(self._headline)  # where the grid ended, whenever that was
+
+    def __call__(self, studies: list[StudyState], elapsed: float) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        for study in studies:
+            if study.state not in ("done", "failed") or study.config.study in self._reported:
+                continue
+            self._reported.add(study.config.study)
+            self._write(f"{stamp} {study.config.study} {study.state}: {_outcome(study)}")
+        self._headline = f"{stamp} {headline(studies, elapsed)}"
+        if elapsed - self._last >= self.interval:
+            self._last = elapsed
+            self._write(self._headline)
+            self._headline = ""
+
+    def _write(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+
+def _outcome(study: StudyState) -> str:
+    if study.state == "failed":
+        return study.error
+    s = study.summary
+    if "test_loss" not in s:
+        return s.get("error", "no result")
+    return (
+        f"best val_loss {s['best_val_loss']:.4g}, test_loss {s['test_loss']:.4g} "
+        f"({s['trials']} trials, {s['epochs']} epochs, {s['wall_seconds']:.0f} s)"
+    )
+
+
+def make_display(stream: IO[str]) -> LiveDisplay | LogDisplay:
+    """The live table on a terminal, plain lines anywhere else."""
+    return LiveDisplay(stream) if stream.isatty() else LogDisplay(stream)
