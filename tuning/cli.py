@@ -10,7 +10,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 EXIT_USAGE = 2
-DEMO_BACKENDS = ("sklearn", "keras_tuner", "optuna", "hyperopt", "skopt")
+DEMO_BACKENDS = ("sklearn", "keras_tuner", "optuna", "hyperopt", "skopt", "random")
+BY_BACKEND_SHOWN = (
+    "dataset",
+    "backend",
+    "n_seeds",
+    "test_loss_mean",
+    "test_loss_ci_low",
+    "test_loss_ci_high",
+    "best_val_loss_mean",
+    "mean_rank",
+    "wins",
+    "epochs_mean",
+    "seconds_mean",
+    "wilcoxon_p",
+    "vs_random",
+)
 
 
 def _quiet_frameworks() -> None:
@@ -87,8 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default="results/benchmark", help="default results/benchmark")
     _add_study_options(bench, seed=False)
 
-    compare = sub.add_parser("compare", help="leaderboard and figures of a results folder")
+    compare = sub.add_parser(
+        "compare", help="leaderboards, figures and report.md of a results folder"
+    )
     compare.add_argument("out", type=Path)
+    compare.add_argument(
+        "--target",
+        type=float,
+        help="validation loss for 'epochs to target' (default: random search's median)",
+    )
     return parser
 
 
@@ -182,9 +204,8 @@ def _print_summary(summary: dict) -> None:
     )
 
 
-def _compare(out: Path) -> int:
-    from tuning.compare import all_trials, write_leaderboard
-    from tuning.plots import plot_best_so_far
+def _compare(out: Path, target: float | None = None) -> int:
+    from tuning.compare import compare
 
     if not out.is_dir():
         print(
@@ -193,15 +214,14 @@ def _compare(out: Path) -> int:
         )
         return EXIT_USAGE
     try:
-        frame, path = write_leaderboard(out)
+        result = compare(out, target)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    figure = plot_best_so_far(all_trials(out), out / "figures" / "best_so_far.png")
+    shown = result.by_backend[list(BY_BACKEND_SHOWN)]
     with _pandas_display():
-        shown = frame.dropna(axis="columns", how="all")  # e.g. test_accuracy of a regression
         print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print(f"\nwrote {path} and {figure}")
+    print("\nwrote " + ", ".join(str(p) for p in result.files.values()))
     return 0
 
 
@@ -244,7 +264,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print("\n".join(dataset_names()))
         return 0
     if args.command == "compare":
-        return _compare(args.out)
+        return _compare(args.out, args.target)
     if args.command == "benchmark":
         return _benchmark(args)
 

@@ -1,10 +1,11 @@
-"""Leaderboards over the studies found in a results folder."""
+"""Leaderboards, figures and the report of the studies found in a results folder."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +26,8 @@ LEADERBOARD_COLUMNS = (
     "learning_rate",
     "trials",
     "epochs",
+    "seconds",
+    "budget",
     "wall_seconds",
     "test_accuracy",
     "trials_failed",
@@ -43,7 +46,7 @@ def leaderboard(out: Path) -> pd.DataFrame:
     """One row per study, best test loss first within each dataset."""
     rows = []
     for study_dir in find_studies(out):
-        summary = json.loads((study_dir / "summary.json").read_text(encoding="utf-8"))
+        summary = load_summary(study_dir)
         trials = read_trials(study_dir)
         params = summary.get("best_params") or {}
         rows.append(
@@ -59,6 +62,9 @@ def leaderboard(out: Path) -> pd.DataFrame:
                 "learning_rate": params.get("learning_rate"),
                 "trials": len(trials),
                 "epochs": int(trials["epochs"].sum()),
+                # the search's wall seconds as its budget counted them
+                "seconds": (summary.get("spent") or {}).get("seconds"),
+                "budget": budget_label(summary.get("budget") or {}),
                 "wall_seconds": summary.get("wall_seconds"),
                 "test_accuracy": summary.get("test_accuracy"),
                 "trials_failed": int((trials["status"] == "failed").sum()),
@@ -73,16 +79,55 @@ def leaderboard(out: Path) -> pd.DataFrame:
     )
 
 
+def budget_label(budget: dict[str, object]) -> str:
+    """``{"trials": None, "epochs": 300, "seconds": None}`` -> ``"epochs=300"``."""
+    return " ".join(f"{unit}={limit:g}" for unit, limit in budget.items() if limit is not None)
+
+
 def write_leaderboard(out: Path) -> tuple[pd.DataFrame, Path]:
     """Write ``OUT/leaderboard.csv`` atomically and return it with its path."""
     frame = leaderboard(out)
     if frame.empty:
         raise FileNotFoundError(f"no finished study (summary.json + trials.csv) under {out}")
-    path = Path(out) / LEADERBOARD_FILE
+    return frame, write_csv(frame, Path(out) / LEADERBOARD_FILE)
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    """Write a table through a temporary file and a rename: readers never see half of it."""
     tmp = path.with_suffix(".csv.tmp")
     frame.to_csv(tmp, index=False)
     os.replace(tmp, path)
-    return frame, path
+    return path
+
+
+def load_summary(study_dir: Path) -> dict:
+    return json.loads((Path(study_dir) / "summary.json").read_text(encoding="utf-8"))
+
+
+@dataclass
+class Comparison:
+    """What `compare` wrote: the two leaderboards and every file's path."""
+
+    studies: pd.DataFrame
+    by_backend: pd.DataFrame
+    files: dict[str, Path]
+
+
+def compare(out: Path, target: float | None = None) -> Comparison:
+    """Write ``leaderboard.csv``, ``leaderboard_by_backend.csv``, ``figures/*.png`` and
+    ``report.md`` under ``out``; ``target`` is the validation loss for "epochs to target"."""
+    from tuning.aggregate import BY_BACKEND_FILE, by_backend
+    from tuning.plots import plot_all
+    from tuning.report import write_report
+
+    out = Path(out)
+    studies, per_study = write_leaderboard(out)
+    trials = all_trials(out)
+    board = by_backend(studies, trials, target)
+    files = {"leaderboard": per_study, "by_backend": write_csv(board, out / BY_BACKEND_FILE)}
+    figures = plot_all(trials, studies, out / "figures")
+    files["report"] = write_report(out, studies, board, figures, load_summary)
+    return Comparison(studies, board, {**files, **figures})
 
 
 def all_trials(out: Path) -> pd.DataFrame:

@@ -1,18 +1,31 @@
-"""Figures of a results folder (matplotlib, PNG)."""
+"""Figures of a results folder (matplotlib, PNG), one panel per dataset.
+
+- best-so-far validation loss against cumulative epochs and against seconds: per backend, the
+  median over its studies (seeds) with the interquartile band;
+- the final test loss of each study, per backend;
+- the hyperparameters every trial tried, coloured by the validation loss it reached.
+"""
 
 from __future__ import annotations
 
+import json
+import warnings
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+
+X_LABELS = {"cum_epochs": "epochs spent (cumulative)", "cum_seconds": "seconds spent (wall)"}
+GRID_POINTS = 300
 
 
 def best_so_far(trials: pd.DataFrame) -> pd.DataFrame:
-    """Per study, the best validation loss reached after each trial, against cumulative epochs."""
+    """Per study, the best validation loss reached after each trial, with its cumulative spend."""
     frames = []
     for study, rows in trials.sort_values(["study", "trial"]).groupby("study", sort=True):
         best = rows["val_loss"].where(rows["status"] == "complete").cummin()
@@ -22,8 +35,10 @@ def best_so_far(trials: pd.DataFrame) -> pd.DataFrame:
                     "study": study,
                     "backend": rows["backend"].to_numpy(),
                     "dataset": rows["dataset"].to_numpy(),
+                    "seed": rows["seed"].to_numpy(),
                     "trial": rows["trial"].to_numpy(),
-                    "cum_epochs": rows["epochs"].cumsum().to_numpy(),
+                    "cum_epochs": rows["cum_epochs"].to_numpy(),
+                    "cum_seconds": rows["cum_seconds"].to_numpy(),
                     "best_val_loss": best.to_numpy(),
                 }
             )
@@ -31,37 +46,151 @@ def best_so_far(trials: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def plot_best_so_far(trials: pd.DataFrame, path: Path) -> Path:
-    """One line per study: best-so-far validation loss against epochs spent (log scale)."""
-    curves = best_so_far(trials)
-    datasets = sorted(curves["dataset"].unique())
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
-    for ax, dataset in zip(axes[0], datasets, strict=True):
-        shown = curves[curves["dataset"] == dataset]
-        finals = shown.groupby("study")["best_val_loss"].last().dropna()
-        if not finals.empty:
-            # every study's final value in view; early losses far above them are clipped
-            ax.set_ylim(shown["best_val_loss"].min() / 1.1, finals.max() * 1.5)
-        for study, rows in shown.groupby("study"):
-            # markers too: a study with a single finished trial is one point, which a step hides
-            ax.step(
-                rows["cum_epochs"],
-                rows["best_val_loss"],
-                where="post",
-                marker="o",
-                markersize=3,
-                label=study,
-            )
-        ax.set(
-            title=f"{dataset}: best validation loss so far",
-            xlabel="epochs spent (cumulative)",
-            ylabel="best val_loss",
-        )
-        ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+def band(curves: pd.DataFrame, x: str, grid: np.ndarray) -> np.ndarray:
+    """Quartiles (25, 50, 75) over studies of the best-so-far step functions, on ``grid``.
+
+    A study counts from its first finished trial on; a point where no study has one is NaN.
+    """
+    values = []
+    for _, rows in curves.groupby("study"):
+        xs, ys = rows[x].to_numpy(dtype=float), rows["best_val_loss"].to_numpy(dtype=float)
+        index = np.searchsorted(xs, grid, side="right") - 1
+        values.append(np.where(index >= 0, ys[np.clip(index, 0, None)], np.nan))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns before any result
+        return np.nanpercentile(np.vstack(values), [25, 50, 75], axis=0)
+
+
+def _panels(n: int, width: float = 6.5, height: float = 4.2):
+    return plt.subplots(1, n, figsize=(width * n, height), squeeze=False)
+
+
+def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_best_so_far(trials: pd.DataFrame, path: Path, x: str = "cum_epochs") -> Path:
+    """Best-so-far validation loss against ``x`` (cum_epochs or cum_seconds): median + IQR."""
+    curves = best_so_far(trials)
+    datasets = sorted(curves["dataset"].unique())
+    fig, axes = _panels(len(datasets))
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        shown = curves[curves["dataset"] == dataset]
+        finals = shown.groupby("study")["best_val_loss"].last().dropna()
+        for backend, mine in shown.groupby("backend", sort=True):
+            grid = np.linspace(0, float(mine[x].max()), GRID_POINTS)
+            q25, median, q75 = band(mine, x, grid)
+            n = mine["study"].nunique()
+            (line,) = ax.step(grid, median, where="post", label=f"{backend} (n={n})")
+            ax.fill_between(grid, q25, q75, step="post", alpha=0.2, color=line.get_color())
+            # each study's end: a backend that finished one trial still shows
+            ends = mine.groupby("study").last()
+            ax.plot(ends[x], ends["best_val_loss"], "o", markersize=3, color=line.get_color())
+        if not finals.empty:
+            # every study's final value in view; early losses far above them are clipped
+            ax.set_ylim(finals.min() / 1.15, finals.max() * 2.0)
+        ax.set(
+            title=f"{dataset}: best validation loss so far (median, IQR over seeds)",
+            xlabel=X_LABELS.get(x, x),
+            ylabel="best val_loss",
+        )
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_test_loss(studies: pd.DataFrame, path: Path) -> Path:
+    """Each study's final test loss, per backend (box over seeds, one dot per seed)."""
+    datasets = sorted(studies["dataset"].unique())
+    fig, axes = _panels(len(datasets))
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        shown = studies[(studies["dataset"] == dataset) & studies["test_loss"].notna()]
+        order = shown.groupby("backend")["test_loss"].median().sort_values().index.tolist()
+        data = [shown.loc[shown["backend"] == b, "test_loss"].to_numpy() for b in order]
+        if data:
+            ax.boxplot(data, tick_labels=order, widths=0.5)
+        rng = np.random.default_rng(0)  # jitter only, for the dots to stay apart
+        for i, values in enumerate(data, start=1):
+            ax.plot(i + rng.uniform(-0.12, 0.12, len(values)), values, "o", alpha=0.7)
+        ax.set(title=f"{dataset}: test loss of each study's best model", ylabel="test loss")
+        ax.grid(alpha=0.3, axis="y")
+        ax.tick_params(axis="x", rotation=20)
+    return _save(fig, path)
+
+
+def numeric_params(trials: pd.DataFrame) -> list[str]:
+    """The searched parameters with numbers for values, the book's two first when present."""
+    params = pd.DataFrame([json.loads(p) for p in trials["params"]])
+    numeric = [c for c in params.columns if pd.api.types.is_numeric_dtype(params[c])]
+    preferred = [c for c in ("learning_rate", "n_neurons") if c in numeric]
+    return preferred + [c for c in numeric if c not in preferred]
+
+
+def plot_hyperparameters(trials: pd.DataFrame, path: Path) -> Path:
+    """Every trial's two first numeric parameters, coloured by its validation loss (one panel
+    per backend and dataset, shared colour scale); failed trials are grey crosses."""
+    params = pd.DataFrame([json.loads(p) for p in trials["params"]], index=trials.index)
+    names = numeric_params(trials)
+    x, y = (names + [None, None])[:2]
+    panels = list(trials.groupby(["dataset", "backend"], sort=True))
+    ncols = min(3, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, grid = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(4.2 * ncols + 1, 3.6 * nrows),
+        squeeze=False,
+        sharex=True,
+        sharey=True,
+        layout="constrained",
+    )
+    axes = grid.ravel()
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    ok = trials["status"].eq("complete") & trials["val_loss"].gt(0)
+    losses = trials.loc[ok, "val_loss"]
+    norm = LogNorm(losses.min(), losses.quantile(0.9)) if len(losses) else None
+    points = None
+    for ax, ((dataset, backend), rows) in zip(axes, panels, strict=False):
+        good, bad = rows[ok.loc[rows.index]], rows[~ok.loc[rows.index]]
+        ys = (lambda r: params.loc[r.index, y]) if y else (lambda r: r["val_loss"])
+        points = ax.scatter(
+            params.loc[good.index, x],
+            ys(good),
+            c=good["val_loss"],
+            norm=norm,
+            cmap="viridis_r",
+            s=18,
+            edgecolors="none",
+        )
+        ax.scatter(params.loc[bad.index, x], ys(bad), marker="x", color="0.6", s=18)
+        ax.set(title=f"{dataset}: {backend} ({len(rows)} trials)", xlabel=x, ylabel=y or "val_loss")
+        if x == "learning_rate":
+            ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+    if points is not None and norm is not None:
+        fig.colorbar(points, ax=list(axes), label="val_loss (clipped at 90th pct)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_all(trials: pd.DataFrame, studies: pd.DataFrame, figures: Path) -> dict[str, Path]:
+    """Every figure of a results folder, under ``figures``; returns them by name (the
+    hyperparameter figure only when a searched parameter is numeric)."""
+    made = {
+        "best_so_far_epochs": plot_best_so_far(trials, figures / "best_so_far_epochs.png"),
+        "best_so_far_seconds": plot_best_so_far(
+            trials, figures / "best_so_far_seconds.png", x="cum_seconds"
+        ),
+        "test_loss": plot_test_loss(studies, figures / "test_loss.png"),
+    }
+    if numeric_params(trials):
+        made["hyperparameters"] = plot_hyperparameters(trials, figures / "hyperparameters.png")
+    return made

@@ -1,0 +1,247 @@
+"""``OUT/report.md``: the comparison in words and tables, readable on its own."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tuning.aggregate import ALPHA, BASELINE, smallest_p
+
+REPORT_FILE = "report.md"
+LOSSES = {"regression": "mean squared error", "classification": "cross-entropy"}
+BOOK_SPACE = "the book's: n_hidden 0-3, n_neurons 1-99, learning_rate 3e-4 to 3e-2 (log-uniform)"
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    if not rows:
+        return "(none)\n"
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(row[k]) for k in header) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _setup(studies: pd.DataFrame, summaries: Mapping[str, dict]) -> str:
+    configs = [s["config"] for s in summaries.values()]
+    first = summaries[studies["study"].iloc[0]]
+    config = first["config"]
+    budgets = sorted(set(studies["budget"]))
+    budget_line = (
+        f"`{budgets[0]}` per study, the same for every study"
+        if len(budgets) == 1
+        else f"**not equal across studies** ({', '.join(budgets)}): the comparison is not fair"
+    )
+    space = config.get("space") or {}
+    space_line = (
+        ", ".join(f"{name} {json.dumps(spec)}" for name, spec in space.items())
+        if space
+        else BOOK_SPACE
+    )
+    sizes = first.get("split_sizes") or []
+    protocols = {(c["max_epochs"], c["batch_size"], c["patience"]) for c in configs}
+    max_epochs, batch, patience = sorted(protocols)[0]
+    lines = [
+        f"- Dataset: {', '.join(sorted(studies['dataset'].unique()))} "
+        f"({first['task']}, loss {LOSSES.get(first['task'], '?')}; train/validation/test rows {'/'.join(map(str, sizes))}"
+        f"{'; first ' + str(config['max_rows']) + ' rows of each split' if config.get('max_rows') else ''}).",
+        f"- Backends: {', '.join(sorted(studies['backend'].unique()))}; "
+        f"seeds: {', '.join(map(str, sorted(studies['seed'].unique())))} "
+        f"({studies['study'].nunique()} studies).",
+        f"- Budget: {budget_line}. Epochs count every epoch any trial (or fold) trained; "
+        "seconds are the search's wall time.",
+        f"- Training protocol of every trial: at most {max_epochs} epochs, batch {batch}, early "
+        f"stopping on validation loss with patience {patience} (best weights kept), NaN guard."
+        + ("" if len(protocols) == 1 else " **Protocols differ across studies.**"),
+        "- Each study's best configuration is retrained once under the same protocol (outside "
+        "the budget) and scored on the test split, which no search ever sees.",
+        f"- Search space: {space_line}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _leaderboard_rows(board: pd.DataFrame) -> list[dict[str, Any]]:
+    rows = []
+    for rank, r in enumerate(board.itertuples(index=False), start=1):
+        half = (r.test_loss_ci_high - r.test_loss_ci_low) / 2
+        rows.append(
+            {
+                "#": rank,
+                "backend": r.backend,
+                "seeds": r.n_seeds,
+                "test loss mean ± 95% CI": f"{fmt(r.test_loss_mean)} ± {fmt(half, 2)}",
+                "test median": r.test_loss_median,
+                "test std": r.test_loss_std,
+                "best val mean": r.best_val_loss_mean,
+                "mean rank": r.mean_rank,
+                "wins": r.wins,
+                "epochs": r.epochs_mean,
+                "seconds": r.seconds_mean,
+                "trials": r.trials_mean,
+                "reached target": f"{r.reached_target}/{r.n_seeds}",
+                "epochs to target": r.epochs_to_target_mean,
+                "vs random (Wilcoxon p)": r.vs_random
+                + ("" if math.isnan(r.wilcoxon_p) else f" (p={r.wilcoxon_p:.3g})"),
+            }
+        )
+    return rows
+
+
+def _in_words(board: pd.DataFrame) -> str:
+    lines = []
+    best = board.iloc[0]
+    lines.append(
+        f"- Lowest mean rank: **{best.backend}** (mean rank {best.mean_rank:.2f}, "
+        f"{best.wins} win(s) in {best.n_seeds} seed(s), mean test loss {fmt(best.test_loss_mean)})."
+    )
+    for r in board.itertuples(index=False):
+        ci = (
+            f" (95% CI {fmt(r.test_loss_ci_low)} to {fmt(r.test_loss_ci_high)})"
+            if not math.isnan(r.test_loss_ci_low)
+            else ""
+        )
+        if r.backend == BASELINE:
+            lines.append(
+                f"- {r.backend}: the baseline, mean test loss {fmt(r.test_loss_mean)}{ci}."
+            )
+            continue
+        if r.n_pairs:
+            direction = "lower" if r.test_loss_diff_median < 0 else "higher"
+            test = (
+                f"paired over {r.n_pairs} seeds, its test loss is {direction} than random "
+                f"search's by a median {fmt(abs(r.test_loss_diff_median), 3)}; Wilcoxon "
+                f"signed-rank p = {fmt(r.wilcoxon_p, 3)}: **{r.vs_random}**"
+            )
+        else:
+            test = "no seed to pair it with random search"
+        lines.append(f"- {r.backend}: mean test loss {fmt(r.test_loss_mean)}{ci}; {test}.")
+    n = int(board["n_pairs"].max()) if len(board) else 0
+    if n:
+        floor = smallest_p(n)
+        lines.append(
+            f"- With {n} paired seeds the smallest p-value the exact test can give is "
+            f"{floor:.3g}"
+            + (
+                f", above {ALPHA}: no difference can be called significant at this size; "
+                "6 seeds or more are needed."
+                if floor >= ALPHA
+                else "."
+            )
+        )
+    target = board["target_val_loss"].iloc[0]
+    lines.append(
+        f"- Target validation loss {fmt(target)} (random search's median final result): "
+        + "; ".join(
+            f"{r.backend} reached it in {r.reached_target}/{r.n_seeds} seeds"
+            + (
+                f" after {r.epochs_to_target_mean:.0f} epochs on average"
+                if r.reached_target
+                else ""
+            )
+            for r in board.itertuples(index=False)
+        )
+        + "."
+    )
+    if "sklearn" in set(board["backend"]):
+        lines.append(
+            "- sklearn's validation loss is a cross-validation mean over folds of the training "
+            "split, not the shared validation split: compare it with the others by test loss."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _best_overall(studies: pd.DataFrame, summaries: Mapping[str, dict], out: Path) -> str:
+    lines = []
+    for dataset, group in studies.groupby("dataset", sort=True):
+        ranked = group.dropna(subset=["test_loss"]).sort_values("test_loss")
+        if ranked.empty:
+            lines.append(f"- {dataset}: no study finished with a model.")
+            continue
+        top = ranked.iloc[0]
+        s = summaries[top["study"]]
+        model = Path(os.path.relpath(out / top["study"] / s["model_file"], out)).as_posix()
+        lines.append(
+            f"- {dataset}: **{top['backend']}**, seed {top['seed']} (study `{top['study']}`): "
+            f"test loss {fmt(s['test_loss'])}, best val loss {fmt(s['best_val_loss'])}, "
+            f"parameters `{json.dumps(s['best_params'])}`; model saved as `{model}`."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    out: Path,
+    studies: pd.DataFrame,
+    board: pd.DataFrame,
+    figures: Mapping[str, Path],
+    load_summary: Callable[[Path], dict],
+) -> Path:
+    """Write ``OUT/report.md`` from the per-study and per-backend leaderboards and figures."""
+    out = Path(out)
+    summaries = {name: load_summary(out / name) for name in studies["study"]}
+    parts = [
+        f"# Tuning benchmark: {', '.join(sorted(studies['dataset'].unique()))}\n",
+        f"Written by `tuning compare` on {time.strftime('%Y-%m-%d %H:%M')} from "
+        f"{len(studies)} finished studies under `{out.name}/`. Tables: `leaderboard_by_backend.csv` "
+        "(per backend) and `leaderboard.csv` (per study).\n",
+        "## Setup\n",
+        _setup(studies, summaries),
+    ]
+    for dataset, group in board.groupby("dataset", sort=True):
+        parts += [
+            f"## Leaderboard: {dataset}\n",
+            "Backends by mean rank of test loss across seeds (1 = best in a seed).\n",
+            markdown_table(_leaderboard_rows(group)),
+            "\n### In plain words\n",
+            _in_words(group.reset_index(drop=True)),
+        ]
+    parts.append("## Figures\n")
+    captions = {
+        "best_so_far_epochs": "Best validation loss so far against epochs spent",
+        "best_so_far_seconds": "Best validation loss so far against wall seconds",
+        "test_loss": "Test loss of each study's best model",
+        "hyperparameters": "Hyperparameters tried, coloured by validation loss",
+    }
+    for name, path in figures.items():
+        rel = Path(os.path.relpath(path, out)).as_posix()
+        parts.append(f"### {captions.get(name, name)}\n\n![{captions.get(name, name)}]({rel})\n")
+    parts += [
+        "## Best model overall\n",
+        "The study whose retrained best configuration scored the lowest test loss.\n",
+        _best_overall(studies, summaries, out),
+    ]
+    per_study = [
+        {
+            "study": r.study,
+            "backend": r.backend,
+            "seed": r.seed,
+            "test loss": r.test_loss,
+            "best val loss": r.best_val_loss,
+            "trials": r.trials,
+            "epochs": r.epochs,
+            "seconds": r.seconds,
+            "n_hidden": r.n_hidden,
+            "n_neurons": r.n_neurons,
+            "learning_rate": r.learning_rate,
+        }
+        for r in studies.itertuples(index=False)
+    ]
+    parts += ["## Every study\n", markdown_table(per_study)]
+    path = out / REPORT_FILE
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(parts), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
