@@ -92,11 +92,12 @@ def test_run_then_compare(tmp_path, capsys):
     assert "diabetes_optuna_s3: best val_loss" in printed
     assert main(["compare", str(out)]) == 0
     table = capsys.readouterr().out
-    assert "diabetes_hyperopt_s3" in table and "diabetes_optuna_s3" in table
+    assert "hyperopt" in table and "optuna" in table and "report.md" in table
     board = pd.read_csv(out / "leaderboard.csv")
     assert tuple(board.columns[: len(LEADERBOARD_COLUMNS)]) == LEADERBOARD_COLUMNS
-    assert len(board) == 2 and set(board["trials"]) == {2}
-    assert (out / "figures" / "best_so_far.png").stat().st_size > 5_000
+    assert len(board) == 2 and set(board["trials"]) == {2} and set(board["budget"]) == {"trials=2"}
+    assert len(pd.read_csv(out / "leaderboard_by_backend.csv")) == 2
+    assert (out / "figures" / "best_so_far_epochs.png").stat().st_size > 5_000
 
 
 def test_compare_of_an_empty_folder_says_so(tmp_path, capsys):
@@ -135,11 +136,20 @@ def test_study_script_gives_the_same_trials_as_the_cli(tmp_path):
     pd.testing.assert_frame_equal(script_rows, cli_rows)
 
 
-@pytest.mark.parametrize("backend", ["sklearn", "keras_tuner", "optuna", "hyperopt", "skopt"])
+@pytest.mark.parametrize(
+    "backend", ["sklearn", "keras_tuner", "optuna", "hyperopt", "skopt", "random"]
+)
 def test_every_backend_has_a_study_script(backend):
     script = runpy.run_path(str(REPO / "studies" / f"california_{backend}.py"))
     args = build_parser().parse_args(["run", *script["STUDY"].split()])
     assert (args.backend, args.dataset, args.max_epochs) == (backend, "california", 100)
+
+
+def test_the_benchmark_study_script_is_the_grid_of_the_readme():
+    script = runpy.run_path(str(REPO / "studies" / "california_benchmark.py"))
+    args = build_parser().parse_args(script["STUDY"].split())
+    assert args.command == "benchmark" and args.backends is None  # every installed backend
+    assert (args.seeds, args.budget_epochs, args.max_epochs) == ([0, 1, 2], 300, 50)
 
 
 def test_space_parameter_the_factory_does_not_take_is_rejected(tmp_path, capsys):

@@ -2,12 +2,13 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from tuning.compare import LEADERBOARD_COLUMNS, leaderboard, write_leaderboard
 from tuning.config import StudyConfig
-from tuning.plots import best_so_far, plot_best_so_far
+from tuning.plots import band, best_so_far, plot_best_so_far
 from tuning.results import read_trials
 from tuning.study import run_study
 
@@ -36,6 +37,8 @@ def test_leaderboard_has_one_row_per_study_best_first(two_studies):
         assert row["trials"] == len(trials) == 3
         assert row["epochs"] == trials["epochs"].sum()
         assert row["test_loss"] == pytest.approx(summary["test_loss"])
+        assert row["seconds"] == summary["spent"]["seconds"] >= trials["cum_seconds"].iloc[-1]
+        assert row["budget"] == "trials=3"
         assert row["n_neurons"] == summary["best_params"]["n_neurons"]
 
 
@@ -46,6 +49,20 @@ def test_best_so_far_is_a_running_minimum(two_studies):
         losses = trials[trials["study"] == study].sort_values("trial")["val_loss"].to_numpy()
         assert list(rows["best_val_loss"]) == [min(losses[: i + 1]) for i in range(len(losses))]
         assert rows["cum_epochs"].is_monotonic_increasing
+
+
+def test_band_is_the_quartiles_of_the_step_functions():
+    curves = pd.DataFrame(
+        {
+            "study": ["a", "a", "b", "b", "c"],
+            "cum_epochs": [2, 6, 4, 8, 5],
+            "best_val_loss": [3.0, 1.0, 2.0, 2.0, 4.0],
+        }
+    )
+    q25, median, q75 = band(curves, "cum_epochs", np.array([0, 2, 4, 5, 6, 8]))
+    assert np.isnan(median[0])  # before any study's first trial
+    assert list(median[1:]) == [3.0, 2.5, 3.0, 2.0, 2.0]  # a only; a,b; a,b,c; ...
+    assert (q25[3], q75[3]) == (2.5, 3.5)
 
 
 def test_figure_is_a_real_png(two_studies, tmp_path):

@@ -1,4 +1,4 @@
-"""The command line: ``tuning run | compare | demo | backends | datasets``. Parses, calls, prints."""
+"""The command line: ``tuning run | benchmark | compare | demo | backends | datasets``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 EXIT_USAGE = 2
-DEMO_BACKENDS = ("sklearn", "keras_tuner", "optuna", "hyperopt", "skopt", "random")
 BY_BACKEND_SHOWN = (
     "dataset",
     "backend",
@@ -59,6 +58,26 @@ def _add_study_options(parser: argparse.ArgumentParser, *, seed: bool = True) ->
     parser.add_argument("--fresh", action="store_true", help="delete the study's old results first")
 
 
+def _add_grid_options(parser: argparse.ArgumentParser, *, out: str, seeds: list[int]) -> None:
+    parser.add_argument(
+        "--backends",
+        type=_name_list,
+        help="comma-separated (default: every installed backend; see `tuning backends`)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=_seed_list,
+        default=seeds,
+        help=f"e.g. 0,1,2 or 0-4 (default {','.join(map(str, seeds))})",
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="studies at a time (default: cores)"
+    )
+    parser.add_argument("--config", type=Path, help="a study TOML file for every study")
+    parser.add_argument("--out", default=out, help=f"results folder (default {out})")
+    _add_study_options(parser, seed=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tuning", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -77,30 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_study_options(run)
 
     demo = sub.add_parser(
-        "demo", help="a small comparison of all five backends, then the leaderboard"
+        "demo",
+        help="a small benchmark: every backend, one seed, the same epoch budget; then compare",
     )
-    demo.add_argument("--out", default="results/demo")
-    _add_study_options(demo)
-    demo.set_defaults(dataset="california", trials=5, max_epochs=20, max_rows=3000)
+    _add_grid_options(demo, out="results/demo", seeds=[0])
+    demo.set_defaults(dataset="california", budget_epochs=100, max_epochs=20, max_rows=3000)
 
     bench = sub.add_parser(
         "benchmark",
         help="a grid of studies: every backend x every seed, in parallel worker processes",
     )
-    bench.add_argument(
-        "--backends",
-        type=_name_list,
-        help="comma-separated (default: every installed backend; see `tuning backends`)",
-    )
-    bench.add_argument(
-        "--seeds", type=_seed_list, default=[0, 1, 2], help="e.g. 0,1,2 or 0-4 (default 0,1,2)"
-    )
-    bench.add_argument(
-        "--jobs", type=int, default=os.cpu_count() or 1, help="studies at a time (default: cores)"
-    )
-    bench.add_argument("--config", type=Path, help="a study TOML file for every study of the grid")
-    bench.add_argument("--out", default="results/benchmark", help="default results/benchmark")
-    _add_study_options(bench, seed=False)
+    _add_grid_options(bench, out="results/benchmark", seeds=[0, 1, 2])
 
     compare = sub.add_parser(
         "compare", help="leaderboards, figures and report.md of a results folder"
@@ -267,21 +273,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _compare(args.out, args.target)
     if args.command == "benchmark":
         return _benchmark(args)
+    if args.command == "demo":  # a small benchmark grid, then its comparison
+        return _benchmark(args) or _compare(Path(args.out))
 
-    from tuning.data import load_dataset
     from tuning.study import run_study
 
-    if args.command == "run":
-        config = _study_config(args, args.backend)
-        _print_summary(run_study(config, fresh=args.fresh))
-        return 0
-    # demo: every backend on the same data, then the leaderboard
-    first = _study_config(args, DEMO_BACKENDS[0])
-    dataset = load_dataset(first.dataset, target=first.target, task=first.task)
-    for backend in DEMO_BACKENDS:
-        config = _study_config(args, backend)
-        _print_summary(run_study(config, dataset=dataset, fresh=args.fresh))
-    return _compare(Path(args.out))
+    config = _study_config(args, args.backend)
+    _print_summary(run_study(config, fresh=args.fresh))
+    return 0
 
 
 if __name__ == "__main__":

@@ -75,8 +75,9 @@ def run_study(
     )
     log.info("study %s: %s on %s, budget %s", config.study, config.backend, dataset.name, budget)
     backend.run(objective, space, budget, config.seed, study_dir)
+    spent = meter.spent()  # the search's spend, before the winner is retrained
     search_seconds = time.perf_counter() - started
-    return finalize(config, objective, space, study_dir, search_seconds, started)
+    return finalize(config, objective, space, study_dir, search_seconds, started, spent)
 
 
 def finalize(
@@ -86,6 +87,7 @@ def finalize(
     study_dir: Path,
     search_seconds: float,
     started: float,
+    spent: dict[str, Any],
 ) -> dict[str, Any]:
     """Retrain the best trial's parameters once under the protocol; test, save, summarise."""
     if (study_dir / TRIALS_FILE).exists():
@@ -107,15 +109,15 @@ def finalize(
         "epochs": int(trials["epochs"].sum()),
         "search_seconds": round(search_seconds, 3),
         "budget": config.budget().as_dict(),
-        "spent": objective.meter.spent(),
+        "spent": spent,
     }
     if complete.empty:
         summary["error"] = (
-            "every trial failed: no model to retrain; see the error column"
+            "no trial completed: no model to retrain; see the status and error columns"
             if len(trials)
             else "no trial finished within the budget: give it more"
         )
-        log.error("study %s: every trial failed", config.study)
+        log.error("study %s: %s", config.study, summary["error"])
     else:
         best = complete.loc[complete["val_loss"].idxmin()]
         params = space.coerce(json.loads(best["params"]))
