@@ -127,6 +127,22 @@ def test_trials_and_epochs_together_stop_at_whichever_comes_first(tmp_path, cali
     assert len(read_trials(config.study_dir)) == 2
 
 
+def test_a_search_that_trains_nothing_ends_under_an_epoch_budget(tmp_path, california_small):
+    config = StudyConfig(
+        backend="random",
+        budget_epochs=10,
+        space={"n_hidden": {"type": "int", "low": 1, "high": 3}},
+        model_options={"activation": "no_such_activation"},  # every build fails
+        out=str(tmp_path),
+    )
+    summary = run_study(config, dataset=california_small)
+
+    rows = read_trials(config.study_dir)
+    assert len(rows) == BudgetMeter.MAX_IDLE_TRIALS and set(rows["status"]) == {"failed"}
+    assert rows["error"].str.startswith("build failed").all()
+    assert summary["spent"]["epochs"] == 0 and "no trial completed" in summary["error"]
+
+
 def test_study_budget_fields_are_checked_with_their_names():
     with pytest.raises(StudyError, match="budget_epochs must be an integer >= 1, got 0"):
         StudyConfig(backend="random", budget_epochs=0)

@@ -89,12 +89,18 @@ class BudgetMeter:
     into the one study total.
     """
 
+    # Trials in a row that trained nothing (e.g. every configuration fails to build) end a search
+    # that an epoch budget alone would never end.
+    MAX_IDLE_TRIALS = 100
+
     def __init__(self, budget: Budget | None, clock: Callable[[], float] = time.monotonic) -> None:
         self.budget = budget
         self.clock = clock
         self.started = clock()
         self.epochs = 0
         self.trials = 0
+        self.idle_trials = 0
+        self._epochs_at_last_trial = 0
 
     def __deepcopy__(self, memo: dict[int, Any]) -> BudgetMeter:
         return self
@@ -107,6 +113,9 @@ class BudgetMeter:
         self.epochs += 1
 
     def add_trial(self) -> None:
+        trained = self.epochs > self._epochs_at_last_trial
+        self.idle_trials = 0 if trained else self.idle_trials + 1
+        self._epochs_at_last_trial = self.epochs
         self.trials += 1
 
     @property
@@ -116,7 +125,8 @@ class BudgetMeter:
         if b is None:
             return False
         return (
-            (b.trials is not None and self.trials >= b.trials)
+            self.idle_trials >= self.MAX_IDLE_TRIALS
+            or (b.trials is not None and self.trials >= b.trials)
             or (b.epochs is not None and self.epochs >= b.epochs)
             or (b.seconds is not None and self.seconds >= b.seconds)
         )

@@ -76,6 +76,12 @@ def run_study(
     log.info("study %s: %s on %s, budget %s", config.study, config.backend, dataset.name, budget)
     backend.run(objective, space, budget, config.seed, study_dir)
     spent = meter.spent()  # the search's spend, before the winner is retrained
+    if meter.idle_trials >= meter.MAX_IDLE_TRIALS:
+        log.warning(
+            "study %s stopped: %d trials in a row trained nothing (see their error column)",
+            config.study,
+            meter.idle_trials,
+        )
     search_seconds = time.perf_counter() - started
     return finalize(config, objective, space, study_dir, search_seconds, started, spent)
 
