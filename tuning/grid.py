@@ -99,15 +99,14 @@ def run_grid(
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise StudyError(f"--jobs must be an integer >= 1, got {jobs!r}")
     studies = [StudyState(c) for c in configs]
+    # every finished study is checked before anything is deleted
+    finished = {} if fresh else {s.config.study: finished_summary(s.config) for s in studies}
     for study in studies:
-        if fresh:
-            shutil.rmtree(study.study_dir, ignore_errors=True)
-            continue
-        summary = finished_summary(study.config)
-        if summary is not None:
-            study.state, study.summary = "skipped", summary
+        if finished.get(study.config.study) is not None:
+            study.state, study.summary = "skipped", finished[study.config.study]
         elif study.study_dir.exists():
-            log.warning("%s was not finished: running it again from the start", study.study_dir)
+            if not fresh:
+                log.warning("%s was not finished: running it again from its start", study.study_dir)
             shutil.rmtree(study.study_dir)
     todo = [s for s in studies if s.state == "queued"]
     started = time.monotonic()
