@@ -60,9 +60,10 @@ def test_band_is_the_quartiles_of_the_step_functions():
         }
     )
     q25, median, q75 = band(curves, "cum_epochs", np.array([0, 2, 4, 5, 6, 8]))
-    assert np.isnan(median[0])  # before any study's first trial
-    assert list(median[1:]) == [3.0, 2.5, 3.0, 2.0, 2.0]  # a only; a,b; a,b,c; ...
-    assert (q25[3], q75[3]) == (2.5, 3.5)
+    # a study without a result yet counts as infinitely bad: unknown until two of three have one
+    assert np.isnan(median[:2]).all()
+    assert list(median[2:]) == [3.0, 3.0, 2.0, 2.0]  # a,b,(c unknown); a,b,c; a improved; b
+    assert (q25[2], q25[3], q75[3]) == (2.5, 2.5, 3.5) and np.isnan(q75[2])
 
 
 def test_figure_is_a_real_png(two_studies, tmp_path):

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import matplotlib
@@ -22,6 +21,7 @@ from matplotlib.colors import LogNorm  # noqa: E402
 
 X_LABELS = {"cum_epochs": "epochs spent (cumulative)", "cum_seconds": "seconds spent (wall)"}
 GRID_POINTS = 300
+UNKNOWN = 1e300  # the best-so-far of a study before its first finished trial
 
 
 def best_so_far(trials: pd.DataFrame) -> pd.DataFrame:
@@ -49,16 +49,18 @@ def best_so_far(trials: pd.DataFrame) -> pd.DataFrame:
 def band(curves: pd.DataFrame, x: str, grid: np.ndarray) -> np.ndarray:
     """Quartiles (25, 50, 75) over studies of the best-so-far step functions, on ``grid``.
 
-    A study counts from its first finished trial on; a point where no study has one is NaN.
+    Before its first finished trial a study counts as infinitely bad, so each quartile only
+    falls as spend grows and is NaN (not drawn) until enough studies have a result.
     """
     values = []
     for _, rows in curves.groupby("study"):
-        xs, ys = rows[x].to_numpy(dtype=float), rows["best_val_loss"].to_numpy(dtype=float)
+        xs = rows[x].to_numpy(dtype=float)
+        ys = np.nan_to_num(rows["best_val_loss"].to_numpy(dtype=float), nan=UNKNOWN)
         index = np.searchsorted(xs, grid, side="right") - 1
-        values.append(np.where(index >= 0, ys[np.clip(index, 0, None)], np.nan))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns before any result
-        return np.nanpercentile(np.vstack(values), [25, 50, 75], axis=0)
+        values.append(np.where(index >= 0, ys[np.clip(index, 0, None)], UNKNOWN))
+    # a finite stand-in for infinity: interpolating next to it gives a huge number, not NaN
+    quartiles = np.percentile(np.vstack(values), [25, 50, 75], axis=0)
+    return np.where(quartiles < UNKNOWN * 1e-50, quartiles, np.nan)
 
 
 def _panels(n: int, width: float = 6.5, height: float = 4.2):
