@@ -63,6 +63,11 @@ def band(curves: pd.DataFrame, x: str, grid: np.ndarray) -> np.ndarray:
     return np.where(quartiles < UNKNOWN * 1e-50, quartiles, np.nan)
 
 
+def backend_colours(backends) -> dict[str, str]:
+    """One colour per backend, the same in every figure (backends in name order)."""
+    return {b: f"C{i % 10}" for i, b in enumerate(sorted(set(backends)))}
+
+
 def _panels(n: int, width: float = 6.5, height: float = 4.2):
     return plt.subplots(1, n, figsize=(width * n, height), squeeze=False)
 
@@ -78,6 +83,7 @@ def _save(fig, path: Path) -> Path:
 def plot_best_so_far(trials: pd.DataFrame, path: Path, x: str = "cum_epochs") -> Path:
     """Best-so-far validation loss against ``x`` (cum_epochs or cum_seconds): median + IQR."""
     curves = best_so_far(trials)
+    colours = backend_colours(curves["backend"])
     datasets = sorted(curves["dataset"].unique())
     fig, axes = _panels(len(datasets))
     for ax, dataset in zip(axes[0], datasets, strict=True):
@@ -87,11 +93,12 @@ def plot_best_so_far(trials: pd.DataFrame, path: Path, x: str = "cum_epochs") ->
             grid = np.linspace(0, float(mine[x].max()), GRID_POINTS)
             q25, median, q75 = band(mine, x, grid)
             n = mine["study"].nunique()
-            (line,) = ax.step(grid, median, where="post", label=f"{backend} (n={n})")
-            ax.fill_between(grid, q25, q75, step="post", alpha=0.2, color=line.get_color())
+            colour = colours[backend]
+            ax.step(grid, median, where="post", label=f"{backend} (n={n})", color=colour)
+            ax.fill_between(grid, q25, q75, step="post", alpha=0.2, color=colour)
             # each study's end: a backend that finished one trial still shows
             ends = mine.groupby("study").last()
-            ax.plot(ends[x], ends["best_val_loss"], "o", markersize=3, color=line.get_color())
+            ax.plot(ends[x], ends["best_val_loss"], "o", markersize=3, color=colour)
         if not finals.empty:
             # every study's final value in view; early losses far above them are clipped
             ax.set_ylim(finals.min() / 1.15, finals.max() * 2.0)
@@ -109,16 +116,19 @@ def plot_best_so_far(trials: pd.DataFrame, path: Path, x: str = "cum_epochs") ->
 def plot_test_loss(studies: pd.DataFrame, path: Path) -> Path:
     """Each study's final test loss, per backend (box over seeds, one dot per seed)."""
     datasets = sorted(studies["dataset"].unique())
+    colours = backend_colours(studies["backend"])
     fig, axes = _panels(len(datasets))
     for ax, dataset in zip(axes[0], datasets, strict=True):
         shown = studies[(studies["dataset"] == dataset) & studies["test_loss"].notna()]
         order = shown.groupby("backend")["test_loss"].median().sort_values().index.tolist()
         data = [shown.loc[shown["backend"] == b, "test_loss"].to_numpy() for b in order]
         if data:
-            ax.boxplot(data, tick_labels=order, widths=0.5)
+            # no outlier markers: every study is drawn as a dot
+            ax.boxplot(data, tick_labels=order, widths=0.5, showfliers=False)
         rng = np.random.default_rng(0)  # jitter only, for the dots to stay apart
-        for i, values in enumerate(data, start=1):
-            ax.plot(i + rng.uniform(-0.12, 0.12, len(values)), values, "o", alpha=0.7)
+        for i, (backend, values) in enumerate(zip(order, data, strict=True), start=1):
+            jitter = rng.uniform(-0.12, 0.12, len(values))
+            ax.plot(i + jitter, values, "o", alpha=0.7, color=colours[backend])
         ax.set(title=f"{dataset}: test loss of each study's best model", ylabel="test loss")
         ax.grid(alpha=0.3, axis="y")
         ax.tick_params(axis="x", rotation=20)

@@ -139,7 +139,8 @@ def _in_words(board: pd.DataFrame) -> str:
                 f", above {ALPHA}: no difference can be called significant at this size; "
                 "6 seeds or more are needed."
                 if floor >= ALPHA
-                else "."
+                else f": only a difference in the same direction in (nearly) every seed reaches "
+                f"{ALPHA}."
             )
         )
     target = board["target_val_loss"].iloc[0]
