@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
@@ -62,12 +62,22 @@ def study_fraction(study: StudyState, progress: StudyProgress) -> float:
     return fraction_spent(study.config.budget().as_dict(), spent)
 
 
-def eta_seconds(studies: Sequence[StudyState], elapsed: float) -> float | None:
+def read_progress(studies: Sequence[StudyState]) -> dict[str, StudyProgress]:
+    """Every study's progress, read once for one refresh of the display."""
+    return {s.config.study: study_progress(s) for s in studies}
+
+
+def eta_seconds(
+    studies: Sequence[StudyState],
+    elapsed: float,
+    progress: Mapping[str, StudyProgress] | None = None,
+) -> float | None:
     """Seconds left, assuming the rest of the grid goes at the pace of what is done so far."""
+    progress = progress or read_progress(studies)
     active = [s for s in studies if s.state != "skipped"]
     if not active:
         return 0.0
-    done = sum(study_fraction(s, study_progress(s)) for s in active) / len(active)
+    done = sum(study_fraction(s, progress[s.config.study]) for s in active) / len(active)
     if done <= 0:
         return None
     return elapsed * (1 - done) / done
@@ -81,7 +91,11 @@ def clock(seconds: float | None) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-def headline(studies: Sequence[StudyState], elapsed: float) -> str:
+def headline(
+    studies: Sequence[StudyState],
+    elapsed: float,
+    progress: Mapping[str, StudyProgress] | None = None,
+) -> str:
     counts = {k: sum(s.state == k for s in studies) for k in ("done", "failed", "running")}
     skipped = sum(s.state == "skipped" for s in studies)
     ended = counts["done"] + counts["failed"] + skipped
@@ -92,25 +106,27 @@ def headline(studies: Sequence[StudyState], elapsed: float) -> str:
         parts.append(f"{counts['failed']} FAILED")
     parts.append(f"{counts['running']} running")
     parts.append(f"elapsed {clock(elapsed)}")
-    parts.append(f"ETA {clock(eta_seconds(studies, elapsed))}")
+    parts.append(f"ETA {clock(eta_seconds(studies, elapsed, progress))}")
     return ", ".join(parts)
 
 
-def backend_rows(studies: Sequence[StudyState]) -> list[dict[str, str]]:
+def backend_rows(
+    studies: Sequence[StudyState], progress: Mapping[str, StudyProgress]
+) -> list[dict[str, str]]:
     """One row per backend: studies ended, trials and epochs spent, best losses so far."""
     rows = []
     for backend in dict.fromkeys(s.config.backend for s in studies):
         mine = [s for s in studies if s.config.backend == backend]
-        progress = [study_progress(s) for s in mine]
-        vals = [p.best_val_loss for p in progress if math.isfinite(p.best_val_loss)]
+        mine_progress = [progress[s.config.study] for s in mine]
+        vals = [p.best_val_loss for p in mine_progress if math.isfinite(p.best_val_loss)]
         tests = [s.summary["test_loss"] for s in mine if s.summary.get("test_loss") is not None]
         ended = sum(s.state in ("done", "failed", "skipped") for s in mine)
         rows.append(
             {
                 "backend": backend,
                 "studies": f"{ended}/{len(mine)}",
-                "trials": str(sum(p.trials for p in progress)),
-                "epochs": str(sum(p.epochs for p in progress)),
+                "trials": str(sum(p.trials for p in mine_progress)),
+                "epochs": str(sum(p.epochs for p in mine_progress)),
                 "best val_loss": f"{min(vals):.4g}" if vals else "-",
                 "best test_loss": f"{min(tests):.4g}" if tests else "-",
             }
@@ -132,11 +148,13 @@ class LiveDisplay:
         self._live.__exit__(*exc)
 
     def __call__(self, studies: list[StudyState], elapsed: float) -> None:
-        rows = backend_rows(studies)
+        progress = read_progress(studies)
+        rows = backend_rows(studies, progress)
         table = Table(*rows[0].keys()) if rows else Table()
         for row in rows:
             table.add_row(*row.values())
-        self._live.update(Group(Text(headline(studies, elapsed)), table), refresh=True)
+        line = headline(studies, elapsed, progress)
+        self._live.update(Group(Text(line), table), refresh=True)
 
 
 class LogDisplay:
