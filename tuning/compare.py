@@ -126,7 +126,8 @@ def compare(out: Path, target: float | None = None) -> Comparison:
     board = by_backend(studies, trials, target)
     files = {"leaderboard": per_study, "by_backend": write_csv(board, out / BY_BACKEND_FILE)}
     figures = plot_all(trials, studies, out / "figures")
-    files["report"] = write_report(out, studies, board, figures, load_summary)
+    summaries = {name: load_summary(out / name) for name in studies["study"]}
+    files["report"] = write_report(out, studies, board, figures, summaries)
     return Comparison(studies, board, {**files, **figures})
 
 

@@ -73,7 +73,8 @@ def _panels(n: int, width: float = 6.5, height: float = 4.2):
 
 
 def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:  # a constrained layout (shared colour bar) is kept
+        fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -135,19 +136,23 @@ def plot_test_loss(studies: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def numeric_params(trials: pd.DataFrame) -> list[str]:
+def searched_params(trials: pd.DataFrame) -> pd.DataFrame:
+    """Each trial's parameters (its ``params`` JSON), one column per parameter."""
+    return pd.DataFrame([json.loads(p) for p in trials["params"]], index=trials.index)
+
+
+def numeric_params(params: pd.DataFrame) -> list[str]:
     """The searched parameters with numbers for values, the book's two first when present."""
-    params = pd.DataFrame([json.loads(p) for p in trials["params"]])
     numeric = [c for c in params.columns if pd.api.types.is_numeric_dtype(params[c])]
     preferred = [c for c in ("learning_rate", "n_neurons") if c in numeric]
     return preferred + [c for c in numeric if c not in preferred]
 
 
-def plot_hyperparameters(trials: pd.DataFrame, path: Path) -> Path:
-    """Every trial's two first numeric parameters, coloured by its validation loss (one panel
-    per backend and dataset, shared colour scale); failed trials are grey crosses."""
-    params = pd.DataFrame([json.loads(p) for p in trials["params"]], index=trials.index)
-    names = numeric_params(trials)
+def plot_hyperparameters(trials: pd.DataFrame, params: pd.DataFrame, path: Path) -> Path:
+    """Every trial's two first numeric parameters (``params``: `searched_params`), coloured by its
+    validation loss (one panel per backend and dataset, shared colour scale); failed trials are
+    grey crosses."""
+    names = numeric_params(params)
     x, y = (names + [None, None])[:2]
     panels = list(trials.groupby(["dataset", "backend"], sort=True))
     ncols = min(3, len(panels))
@@ -187,10 +192,7 @@ def plot_hyperparameters(trials: pd.DataFrame, path: Path) -> Path:
         ax.grid(alpha=0.3)
     if points is not None and norm is not None:
         fig.colorbar(points, ax=list(axes), label="val_loss (clipped at 90th pct)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_all(trials: pd.DataFrame, studies: pd.DataFrame, figures: Path) -> dict[str, Path]:
@@ -203,6 +205,9 @@ def plot_all(trials: pd.DataFrame, studies: pd.DataFrame, figures: Path) -> dict
         ),
         "test_loss": plot_test_loss(studies, figures / "test_loss.png"),
     }
-    if numeric_params(trials):
-        made["hyperparameters"] = plot_hyperparameters(trials, figures / "hyperparameters.png")
+    params = searched_params(trials)
+    if numeric_params(params):
+        made["hyperparameters"] = plot_hyperparameters(
+            trials, params, figures / "hyperparameters.png"
+        )
     return made

@@ -6,7 +6,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -188,11 +188,11 @@ def write_report(
     studies: pd.DataFrame,
     board: pd.DataFrame,
     figures: Mapping[str, Path],
-    load_summary: Callable[[Path], dict],
+    summaries: Mapping[str, dict],
 ) -> Path:
-    """Write ``OUT/report.md`` from the per-study and per-backend leaderboards and figures."""
+    """Write ``OUT/report.md`` from the two leaderboards, the figures and each study's summary
+    (by study name)."""
     out = Path(out)
-    summaries = {name: load_summary(out / name) for name in studies["study"]}
     parts = [
         f"# Tuning benchmark: {', '.join(sorted(studies['dataset'].unique()))}\n",
         f"Written by `tuning compare` on {time.strftime('%Y-%m-%d %H:%M')} from "
