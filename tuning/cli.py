@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from tuning.keras_backend import DEFAULT_KERAS_BACKEND, KERAS_BACKENDS, use_keras_backend
+
 EXIT_USAGE = 2
 BY_BACKEND_SHOWN = (
     "dataset",
@@ -55,6 +57,12 @@ def _add_study_options(parser: argparse.ArgumentParser, *, seed: bool = True) ->
     if seed:
         parser.add_argument("--seed", type=int, help="default 0")
     parser.add_argument("--max-rows", type=int, help="use only the first N rows of each split")
+    parser.add_argument(
+        "--keras-backend",
+        choices=KERAS_BACKENDS,
+        help=f"Keras backend that trains the trials (default: KERAS_BACKEND, else "
+        f"{DEFAULT_KERAS_BACKEND})",
+    )
     parser.add_argument("--fresh", action="store_true", help="delete the study's old results first")
 
 
@@ -136,6 +144,7 @@ def _study_config(args: argparse.Namespace, backend: str | None):
         "patience": args.patience,
         "seed": getattr(args, "seed", None),
         "max_rows": args.max_rows,
+        "keras_backend": args.keras_backend,
         "out": getattr(args, "out", None),
         "study": getattr(args, "study", None),
     }
@@ -179,6 +188,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     if unknown:
         raise StudyError(f"--backends: {unknown} not installed; choose from {installed}")
     base = _study_config(args, backends[0])
+    use_keras_backend(base.keras_backend)  # the workers inherit it
     check_dataset(base.dataset, target=base.target, task=base.task)
     if base.space or base.model_options:
         base.search_space()  # checked once here, not once per worker
@@ -276,9 +286,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":  # a small benchmark grid, then its comparison
         return _benchmark(args) or _compare(Path(args.out))
 
-    from tuning.study import run_study
-
     config = _study_config(args, args.backend)
+    use_keras_backend(config.keras_backend)
+    from tuning.study import run_study  # imports Keras: after its backend is chosen
+
     _print_summary(run_study(config, fresh=args.fresh))
     return 0
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuning.budget import Budget
+from tuning.keras_backend import resolve_keras_backend
 from tuning.space import SearchSpace, default_space
 
 if TYPE_CHECKING:
@@ -23,6 +24,8 @@ DEFAULT_TRIALS = 20
 # The factory's arguments that every trial takes from the dataset (attributes of `Dataset` of the
 # same names); a study never searches or fixes them.
 DATA_ARGUMENTS = ("input_shape", "n_outputs", "task")
+# The factory's arguments that the training protocol sets (speed only); never searched either.
+PROTOCOL_ARGUMENTS = ("steps_per_execution",)
 
 
 class StudyError(ValueError):
@@ -47,6 +50,7 @@ class StudyConfig:
     target: str | None = None
     task: str | None = None
     max_rows: int | None = None
+    keras_backend: str | None = None  # jax or tensorflow; default: KERAS_BACKEND, else jax
     backend_options: dict[str, Any] = field(default_factory=dict)
     model_options: dict[str, Any] = field(default_factory=dict)
     space: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -58,6 +62,10 @@ class StudyConfig:
             raise StudyError(
                 f"study name {self.study!r} may hold only letters, digits, '.', '_', '-'"
             )
+        try:
+            self.keras_backend = resolve_keras_backend(self.keras_backend)
+        except ValueError as exc:
+            raise StudyError(str(exc)) from None
         if self.trials is None and self.budget_epochs is None and self.budget_seconds is None:
             self.trials = DEFAULT_TRIALS
         for name in ("trials", "budget_epochs", "max_epochs", "batch_size", "patience"):
@@ -85,7 +93,10 @@ class StudyConfig:
         from tuning.model import build_model  # Keras: only when a space is checked
 
         space = SearchSpace.from_dict(self.space) if self.space else default_space()
-        tunable = set(inspect.signature(build_model).parameters) - set(DATA_ARGUMENTS)
+        tunable = set(inspect.signature(build_model).parameters) - {
+            *DATA_ARGUMENTS,
+            *PROTOCOL_ARGUMENTS,
+        }
         for where, names in (
             ("space parameter", space.names),
             ("model_options key", self.model_options),

@@ -2,8 +2,8 @@
 
 The parent process plans the grid, skips the studies already finished with the same settings,
 hands the rest to a pool of worker processes and watches their ``trials.csv`` files to show
-progress. It imports no Keras: each worker imports it (after pinning its thread counts, so that
-parallel studies do not fight over the cores) and writes its study's log, TensorFlow's start-up
+progress. It imports no Keras: each worker imports it (on the study's Keras backend, after pinning its
+thread counts, so that parallel studies do not fight over the cores) and writes its study's log, TensorFlow's start-up
 lines included, to ``OUT/STUDY/study.log``.
 """
 
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tuning.config import SUMMARY_FILE, StudyConfig, StudyError
+from tuning.keras_backend import pin_threads, use_keras_backend
 
 log = logging.getLogger(__name__)
 LOG_FILE = "study.log"
@@ -160,8 +161,9 @@ def run_study_in_worker(config: dict[str, Any], threads: int) -> dict[str, Any]:
     shutil.rmtree(study_dir, ignore_errors=True)  # a study left unfinished starts over
     study_dir.mkdir(parents=True, exist_ok=True)
     _log_to(study_dir / LOG_FILE)
-    _pin_threads(threads)
-    from tuning.study import run_study  # imports Keras: after the threads are pinned
+    use_keras_backend(study_config.keras_backend)
+    pin_threads(threads)
+    from tuning.study import run_study  # imports Keras: after its backend and threads are set
 
     return run_study(study_config)
 
@@ -176,14 +178,3 @@ def _log_to(path: Path) -> None:
         force=True,
     )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
-def _pin_threads(threads: int) -> None:
-    """Give this process ``threads`` compute threads, before the frameworks start their pools."""
-    for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
-        os.environ[name] = str(threads)
-    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)

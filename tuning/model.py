@@ -40,6 +40,7 @@ def build_model(
     task: Task = "regression",
     activation: str = "relu",
     optimizer: str = "sgd",
+    steps_per_execution: int = 1,
 ) -> keras.Model:
     """Build and compile the book's MLP.
 
@@ -54,6 +55,9 @@ def build_model(
             (softmax output, sparse categorical cross-entropy, accuracy).
         activation: activation of the hidden layers.
         optimizer: ``"sgd"`` (the book's) or any Keras optimizer name (``"adam"``, ``"nadam"``...).
+        steps_per_execution: training batches run per compiled call (``keras.Model.compile``).
+            It changes speed only, not the weights: with array data Keras ends every epoch at a
+            call boundary, so a value of one epoch's batches or more runs each epoch in one call.
 
     Returns:
         A compiled ``keras.Model``.
@@ -64,6 +68,7 @@ def build_model(
     n_hidden = _as_int("n_hidden", n_hidden)
     n_neurons = _as_int("n_neurons", n_neurons)
     n_outputs = _as_int("n_outputs", n_outputs)
+    steps_per_execution = _as_int("steps_per_execution", steps_per_execution)
     learning_rate = float(learning_rate)
     if n_hidden < 0:
         raise ValueError(f"n_hidden must be >= 0, got {n_hidden}")
@@ -73,6 +78,8 @@ def build_model(
         raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate}")
     if n_outputs < 1:
         raise ValueError(f"n_outputs must be >= 1, got {n_outputs}")
+    if steps_per_execution < 1:
+        raise ValueError(f"steps_per_execution must be >= 1, got {steps_per_execution}")
     if task not in ("regression", "classification"):
         raise ValueError(f"task must be 'regression' or 'classification', got {task!r}")
     shape = tuple(_as_int("input_shape", d) for d in input_shape)
@@ -92,5 +99,7 @@ def build_model(
     opt = keras.optimizers.get(
         {"class_name": optimizer, "config": {"learning_rate": learning_rate}}
     )
-    model.compile(loss=loss, optimizer=opt, metrics=metrics)
+    model.compile(
+        loss=loss, optimizer=opt, metrics=metrics, steps_per_execution=steps_per_execution
+    )
     return model

@@ -18,6 +18,7 @@ from tuning.backends import create_backend
 from tuning.budget import BudgetMeter
 from tuning.config import SUMMARY_FILE, StudyConfig, StudyError
 from tuning.data import Dataset, load_dataset
+from tuning.keras_backend import use_keras_backend
 from tuning.objective import Objective
 from tuning.results import ALL_COLUMNS, TRIALS_FILE, StudyKey, TrialWriter, read_trials
 from tuning.space import SearchSpace
@@ -55,6 +56,7 @@ def run_study(
     Returns the summary. ``dataset`` may be passed to reuse arrays already loaded.
     """
     started = time.perf_counter()
+    use_keras_backend(config.keras_backend)  # only checks: Keras is imported by now
     space = config.search_space()
     protocol = config.protocol()
     backend = create_backend(config.backend, **config.backend_options)

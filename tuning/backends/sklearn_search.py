@@ -28,7 +28,7 @@ from sklearn.model_selection import ParameterSampler, PredefinedSplit, Randomize
 from tuning.backends.base import Budget, SearchBackend
 from tuning.budget import BudgetMeter
 from tuning.model import build_model
-from tuning.objective import BudgetCallback, Objective
+from tuning.objective import BudgetCallback, Objective, release_models
 from tuning.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
 
 log = logging.getLogger(__name__)
@@ -72,11 +72,13 @@ class BudgetSpent(RuntimeError):
 
 class _TimedFit:
     """Mixin recording how long `fit` took, so every fold's row can carry it; a fold that would
-    start after the study's budget is spent is not trained."""
+    start after the study's budget is spent is not trained. The previous fold's model is freed
+    first, as the objective does before each trial."""
 
     def fit(self, X, y, **kwargs):
         if any(isinstance(cb, BudgetCallback) and cb.meter.exhausted for cb in self.callbacks):
             raise BudgetSpent("the study's budget is spent")
+        release_models()
         started = time.perf_counter()
         super().fit(X, y, **kwargs)
         self.fit_seconds_ = time.perf_counter() - started
