@@ -5,6 +5,7 @@ import json
 import math
 
 import keras
+import numpy as np
 import pytest
 
 import tuning.backends.sklearn_search
@@ -174,27 +175,31 @@ def test_a_finished_study_is_not_overwritten_without_fresh(tmp_path, california_
 
 
 def test_hyperband_promotes_the_best_trial_and_records_only_the_epochs_it_trained(
-    tmp_path, california_small
+    tmp_path, california_small, monkeypatch
 ):
     # max_epochs=3, factor=3: one bracket of 3 configurations at 1 epoch, then the best one
     # continues from its saved weights (epoch 1) to epoch 3: two more epochs, not three.
-    space = {  # rates low enough that training keeps improving for a few epochs
-        "n_hidden": {"type": "int", "low": 1, "high": 2},
-        "n_neurons": {"type": "int", "low": 10, "high": 30},
-        "learning_rate": {"type": "float", "low": 1e-3, "high": 3e-3, "log": True},
-    }
-    config = StudyConfig(
-        backend="keras_tuner", trials=4, max_epochs=3, out=str(tmp_path), space=space
-    )
+    weights_in, weights_out = [], []
+    train = tuning.objective.Objective.train
+
+    def watched_train(self, model, params, **kwargs):
+        weights_in.append(model.get_weights())
+        result = train(self, model, params, **kwargs)
+        weights_out.append(model.get_weights())
+        return result
+
+    monkeypatch.setattr(tuning.objective.Objective, "train", watched_train)
+    config = StudyConfig(backend="keras_tuner", trials=4, max_epochs=3, out=str(tmp_path))
     run_study(config, dataset=california_small)
     rows = read_trials(config.study_dir)
     assert list(rows["epochs"]) == [1, 1, 1, 2]
     first_round = rows.iloc[:3]
-    best = first_round.loc[first_round["val_loss"].idxmin()]
-    assert rows.iloc[3]["params"] == best["params"]
-    # it resumed from the parent's weights (val_loss ~4.4 after one epoch, ~16-22 untrained) and
-    # improved on them; restarted from scratch it would be far worse after two epochs
-    assert rows.iloc[3]["val_loss"] < best["val_loss"]
+    parent = int(first_round["val_loss"].idxmin())
+    assert rows.iloc[3]["params"] == rows.iloc[parent]["params"]
+    # it resumed from the weights its parent ended with, not from a new initialisation
+    for promoted, saved in zip(weights_in[3], weights_out[parent], strict=True):
+        np.testing.assert_array_equal(promoted, saved)
+    assert not np.array_equal(weights_in[3][0], weights_in[parent][0])
 
 
 @pytest.mark.parametrize(

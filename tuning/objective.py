@@ -7,6 +7,7 @@ data, batch size, epoch cap, early stopping and divergence guard, and writes the
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
@@ -53,8 +54,17 @@ class BudgetCallback(keras.callbacks.Callback):
 
 def release_models() -> None:
     """Drop Keras' global state (layer names, graphs, kernel caches) and collect the previous
-    trials' models, so that memory stays flat over hundreds of trials. Call it before seeding."""
-    keras.backend.clear_session(free_memory=True)
+    trials' models, so that memory stays flat over hundreds of trials. Call it before seeding.
+
+    A full collection with TensorFlow or JAX loaded scans half a million objects (~350 ms, a third
+    of a fast trial). So the first call of a process freezes what is alive then (the frameworks,
+    the data: freed by reference counting as before, only skipped by the cycle collector), and
+    every collection after scans only what trials made since (~20 ms).
+    """
+    keras.backend.clear_session(free_memory=False)
+    gc.collect()
+    if not gc.get_freeze_count():
+        gc.freeze()
 
 
 @dataclass(frozen=True)

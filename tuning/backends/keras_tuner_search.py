@@ -117,7 +117,9 @@ class KerasTunerBackend(SearchBackend):
             factor=self.factor,
             # Enough brackets for any budget: the budget, not the bracket count, stops it.
             hyperband_iterations=self.hyperband_iterations,
-            seed=seed,
+            # The oracle takes seed 0 for "no seed" (`seed or random.randint(1, 10000)`), which
+            # made study seed 0 draw other configurations in each process: shift by one.
+            seed=seed + 1,
             # A run of diverging trials is recorded, not fatal: the budget ends the search.
             max_consecutive_failed_trials=sys.maxsize,
         )
