@@ -6,7 +6,7 @@ ifneq ($(wildcard $(SHARED_DATASETS)/scikit_learn_data),)
 export SCIKIT_LEARN_DATA ?= $(SHARED_DATASETS)/scikit_learn_data
 endif
 
-.PHONY: install demo test lint format
+.PHONY: install demo test lint format benchmarks
 
 install:
 	$(PYTHON) -m pip install --quiet -e ".[dev]"
@@ -14,8 +14,16 @@ install:
 demo: install
 	$(PYTHON) -m tuning demo --out results/demo --fresh
 
+# The whole suite on each Keras backend: JAX (the default) and TensorFlow.
 test: install
-	$(PYTHON) -m pytest
+	KERAS_BACKEND=jax $(PYTHON) -m pytest
+	KERAS_BACKEND=tensorflow $(PYTHON) -m pytest
+
+# Speed and memory figures (about 15 minutes on 2 cores); see benchmarks/README.md.
+benchmarks: install
+	$(PYTHON) benchmarks/trial_speed.py
+	$(PYTHON) benchmarks/memory.py
+	$(PYTHON) benchmarks/parallel.py
 
 lint:
 	$(PYTHON) -m ruff check .
