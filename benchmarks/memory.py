@@ -31,7 +31,7 @@ SHAPES = [(1, 30), (2, 50), (3, 20), (2, 100), (1, 10)]
 ROWS, EPOCHS, WARM_UP = 2000, 2, 50
 
 
-def child(result: str, variant: str, trials: int) -> None:
+def child(result_path: str, variant: str, trials: int) -> None:
     import keras
 
     from tuning.data import load_dataset
@@ -60,7 +60,7 @@ def child(result: str, variant: str, trials: int) -> None:
             else:
                 objective(params)
             rss.append(rss_mb())
-    write_result(result, {"backend": keras.backend.backend(), "rss": rss})
+    write_result(result_path, {"backend": keras.backend.backend(), "rss": rss})
 
 
 def growth_per_100(rss: list[float]) -> float:

@@ -62,9 +62,25 @@ def release_models() -> None:
     every collection after scans only what trials made since (~20 ms).
     """
     keras.backend.clear_session(free_memory=False)
+    _forget_custom_gradients()
     gc.collect()
     if not gc.get_freeze_count():
         gc.freeze()
+
+
+def _forget_custom_gradients() -> None:
+    """TensorFlow registers a gradient function in a global registry each time it traces a
+    `tf.custom_gradient` op (Keras' training step has one) and never removes it; each entry keeps
+    its traced graph alive: ~0.8 MiB per trial (77 MiB per 100 trials, 1 without). A graph takes
+    its gradients while it is traced, so the entries of earlier trials are not needed again."""
+    if keras.backend.backend() != "tensorflow":
+        return
+    from tensorflow.python.framework import ops  # the registry has no public way to remove
+
+    entries = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
+    if isinstance(entries, dict):
+        for name in [name for name in entries if str(name).startswith("CustomGradient-")]:
+            del entries[name]
 
 
 @dataclass(frozen=True)
