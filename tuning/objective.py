@@ -91,7 +91,9 @@ class TrainingProtocol:
     whole epoch) instead of one call per batch: the same arithmetic in the same order, so the
     same losses, bit for bit (``tests/test_speed.py``), in a third of the time or less. Keras
     still ends every call at the epoch's end, so the epoch callbacks (early stopping, the budget)
-    see every epoch; the validation pass runs in one call too. Progress output is off.
+    see every epoch; the validation pass runs in one call too. The NaN guard reads the loss at
+    the end of each call, so a diverging trial stops at the end of the epoch it diverged in.
+    Progress output is off.
     """
 
     max_epochs: int = 100
