@@ -19,7 +19,7 @@ test: install
 	KERAS_BACKEND=jax $(PYTHON) -m pytest
 	KERAS_BACKEND=tensorflow $(PYTHON) -m pytest
 
-# Speed and memory figures (about 15 minutes on 2 cores); see benchmarks/README.md.
+# Speed and memory figures (about 20 minutes on 2 cores); see benchmarks/README.md.
 benchmarks: install
 	$(PYTHON) benchmarks/trial_speed.py
 	$(PYTHON) benchmarks/memory.py
