@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from tuning.atomic import write_atomically
 from tuning.results import TRIALS_FILE, read_trials
 
 log = logging.getLogger(__name__)
@@ -93,11 +93,8 @@ def write_leaderboard(out: Path) -> tuple[pd.DataFrame, Path]:
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    """Write a table through a temporary file and a rename: readers never see half of it."""
-    tmp = path.with_suffix(".csv.tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    """Write a table atomically: readers never see half of it."""
+    return write_atomically(path, frame.to_csv(index=False))
 
 
 def load_summary(study_dir: Path) -> dict:

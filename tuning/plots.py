@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
+
+from tuning.atomic import write_atomically  # noqa: E402
 
 X_LABELS = {"cum_epochs": "epochs spent (cumulative)", "cum_seconds": "seconds spent (wall)"}
 GRID_POINTS = 300
@@ -76,9 +79,10 @@ def _save(fig, path: Path) -> Path:
     if fig.get_layout_engine() is None:  # a constrained layout (shared colour bar) is kept
         fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    image = io.BytesIO()
+    fig.savefig(image, format=path.suffix.lstrip(".") or "png", dpi=110)
     plt.close(fig)
-    return path
+    return write_atomically(path, image.getvalue())
 
 
 def plot_best_so_far(trials: pd.DataFrame, path: Path, x: str = "cum_epochs") -> Path:

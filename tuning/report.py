@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from tuning.aggregate import ALPHA, BASELINE, smallest_p
+from tuning.atomic import write_atomically
 
 REPORT_FILE = "report.md"
 LOSSES = {"regression": "mean squared error", "classification": "cross-entropy"}
@@ -241,8 +242,4 @@ def write_report(
         for r in studies.itertuples(index=False)
     ]
     parts += ["## Every study\n", markdown_table(per_study)]
-    path = out / REPORT_FILE
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(parts), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_atomically(out / REPORT_FILE, "\n".join(parts))

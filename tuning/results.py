@@ -7,6 +7,8 @@ finished trial.
 from __future__ import annotations
 
 import csv
+import io
+import logging
 import math
 import os
 from collections.abc import Mapping
@@ -16,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+log = logging.getLogger(__name__)
 TRIALS_FILE = "trials.csv"
 STATUSES = ("complete", "failed", "pruned")
 
@@ -89,11 +92,19 @@ def _cell(value: Any) -> Any:
 
 
 def read_trials(path: Path) -> pd.DataFrame:
-    """Read one study's ``trials.csv`` (or a folder holding one)."""
+    """Read one study's ``trials.csv`` (or a folder holding one).
+
+    A last row without its line end was torn by a kill during its write: it is dropped, with a
+    warning, so the table holds every finished trial whole and nothing else.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / TRIALS_FILE
-    frame = pd.read_csv(path, keep_default_na=True)
+    text = path.read_text(encoding="utf-8")
+    if text and not text.endswith("\n"):  # every row is written whole with its line end
+        text = text[: text.rfind("\n") + 1]
+        log.warning("%s: its last row was cut off mid-write (a killed process?): dropped it", path)
+    frame = pd.read_csv(io.StringIO(text), keep_default_na=True)
     missing = [c for c in TRIAL_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path} is not a trials table: columns {missing} are missing")

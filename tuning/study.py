@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from tuning.atomic import write_atomically
 from tuning.backends import create_backend
 from tuning.budget import BudgetMeter
 from tuning.config import SUMMARY_FILE, StudyConfig, StudyError
@@ -152,10 +153,8 @@ def finalize(
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file and a rename, so readers never see half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Write JSON atomically, so readers never see half a file."""
+    write_atomically(path, json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(value: Any) -> Any:

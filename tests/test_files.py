@@ -1,0 +1,63 @@
+"""Files are whole or absent: atomic replacement, and a row torn by a kill dropped on reading."""
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tuning.atomic import write_atomically
+from tuning.results import StudyKey, TrialWriter, read_trials
+
+
+def _row(trial: int) -> dict:
+    return {"trial": trial, "status": "complete", "val_loss": 0.5 + trial, "epochs": 3}
+
+
+def test_a_row_torn_by_a_kill_is_dropped_with_a_warning(tmp_path, caplog):
+    writer = TrialWriter(tmp_path / "trials.csv", StudyKey("s", "random", "california", 0))
+    for trial in range(3):
+        writer.append(_row(trial))
+    whole = read_trials(tmp_path)
+    with writer.path.open("a", encoding="utf-8") as handle:
+        handle.write("s,random,california,0,3,compl")  # the kill came mid-row
+
+    with caplog.at_level(logging.WARNING, logger="tuning.results"):
+        rows = read_trials(tmp_path)
+
+    assert list(rows["trial"]) == [0, 1, 2]
+    assert rows.equals(whole)
+    assert "last row was cut off" in caplog.text
+
+
+def test_a_whole_table_is_read_without_a_warning(tmp_path, caplog):
+    writer = TrialWriter(tmp_path / "trials.csv", StudyKey("s", "random", "california", 0))
+    writer.append(_row(0))
+    with caplog.at_level(logging.WARNING, logger="tuning.results"):
+        assert list(read_trials(tmp_path)["val_loss"]) == [0.5]
+    assert caplog.text == ""
+
+
+def test_a_failed_replacement_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "summary.json"
+    write_atomically(path, '{"old": 1}\n')
+
+    def crash(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(path, '{"new": 2}\n')
+
+    assert path.read_text(encoding="utf-8") == '{"old": 1}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+def test_concurrent_writers_leave_one_version_whole(tmp_path):
+    path = tmp_path / "leaderboard.csv"
+    versions = [f"writer {n}\n" * 20_000 for n in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda text: write_atomically(path, text), versions))
+
+    assert path.read_text(encoding="utf-8") in versions
+    assert [p.name for p in tmp_path.iterdir()] == ["leaderboard.csv"]

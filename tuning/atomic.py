@@ -1,0 +1,26 @@
+"""Writing a whole file so that a reader, or a process killed mid-write, sees the old version or
+the new one, never part of either: a unique temporary file in the same folder, flushed to disk,
+then renamed over the target (a rename within one file system is atomic)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_atomically(path: str | Path, data: str | bytes) -> Path:
+    """Replace ``path`` with ``data`` (text is written as UTF-8) in one step; returns the path."""
+    path = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(payload)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
