@@ -213,3 +213,45 @@ def test_study_file_model_options_are_checked_against_the_factory(
     assert main(["run", "--config", str(config), "--out", str(tmp_path)]) == 2
     assert re.search(message, capsys.readouterr().err)
     assert not (tmp_path / "diabetes_optuna_s0").exists()  # refused before anything ran
+
+
+@pytest.mark.parametrize(
+    ("study_file", "message"),
+    [
+        ("seed = 1.5\n", r"^error: seed must be an integer >= 0, got 1\.5$"),
+        ("seed = -1\n", r"^error: seed must be an integer >= 0, got -1$"),
+        ("space = 3\n", r"^error: space must be a table \(\[space\] in a study file\), got 3$"),
+        ("backend_options = 'cv'\n", r"^error: backend_options must be a table"),
+        ("target = 4\n", r"^error: target must be a string, got 4$"),
+        (
+            '[space.n_hidden]\ntype = "int"\nlow = "a"\nhigh = 3\n',
+            r"^error: n_hidden\.low must be an integer, got 'a'$",
+        ),
+        ("[space]\nn_hidden = 2\n", r"^error: space\.n_hidden must be a table \(type, low, high"),
+        (
+            '[space.learning_rate]\ntype = "float"\nlow = 0.0\nhigh = 0.1\nlog = true\n',
+            r"^error: learning_rate: a log range needs low > 0, got low=0\.0$",
+        ),
+    ],
+)
+def test_a_study_file_with_a_wrong_type_gets_one_line_naming_the_field(
+    tmp_path, capsys, study_file, message
+):
+    config = tmp_path / "study.toml"
+    config.write_text('backend = "random"\ndataset = "diabetes"\n' + study_file)
+    assert main(["run", "--config", str(config), "--out", str(tmp_path)]) == 2
+    assert re.search(message, capsys.readouterr().err.strip())
+
+
+@pytest.mark.parametrize("command", ["run", "benchmark"])
+def test_an_output_folder_that_cannot_be_created_is_refused_before_anything_runs(
+    tmp_path, capsys, command
+):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out = blocker / "results"
+    backend = ["--backend", "random"] if command == "run" else ["--backends", "random"]
+    assert main([command, *backend, "--dataset", "diabetes", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --out {out}: cannot create {out}") and err.count("\n") == 1
+    assert err.endswith("(Not a directory); choose another folder\n")

@@ -177,7 +177,7 @@ def _seed_list(text: str) -> list[int]:
 
 def _benchmark(args: argparse.Namespace) -> int:
     from tuning.backends import available_backends
-    from tuning.config import StudyError
+    from tuning.config import StudyError, writable_folder
     from tuning.data import check_dataset
     from tuning.grid import plan_grid, run_grid
     from tuning.progress import make_display
@@ -189,6 +189,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         raise StudyError(f"--backends: {unknown} not installed; choose from {installed}")
     base = _study_config(args, backends[0])
     use_keras_backend(base.keras_backend)  # the workers inherit it
+    writable_folder(Path(base.out), f"--out {base.out}")
     check_dataset(base.dataset, target=base.target, task=base.task)
     if base.space or base.model_options:
         base.search_space()  # checked once here, not once per worker

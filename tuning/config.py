@@ -6,6 +6,7 @@ No Keras here: the grid runner's parent process plans and checks studies without
 from __future__ import annotations
 
 import inspect
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -56,6 +57,7 @@ class StudyConfig:
     space: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._check_types()
         if not self.study:
             self.study = default_study_name(self.dataset, self.backend, self.seed)
         if not re.fullmatch(r"[A-Za-z0-9._-]+", self.study):
@@ -83,6 +85,22 @@ class StudyConfig:
             raise StudyError(f"max_rows must be an integer >= 8, got {self.max_rows!r}")
         if self.task not in (None, "regression", "classification"):
             raise StudyError(f"task must be 'regression' or 'classification', got {self.task!r}")
+
+    def _check_types(self) -> None:
+        """The fields' types, as a study file may get them wrong; ranges are checked after."""
+        for name in ("backend", "dataset", "out", "study"):
+            if not isinstance(getattr(self, name), str):
+                raise StudyError(f"{name} must be a string, got {getattr(self, name)!r}")
+        for name in ("target", "task", "keras_backend"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise StudyError(f"{name} must be a string, got {getattr(self, name)!r}")
+        for name in ("backend_options", "model_options", "space"):
+            if not isinstance(getattr(self, name), dict):
+                raise StudyError(
+                    f"{name} must be a table ([{name}] in a study file), got {getattr(self, name)!r}"
+                )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise StudyError(f"seed must be an integer >= 0, got {self.seed!r}")
 
     @property
     def study_dir(self) -> Path:
@@ -144,6 +162,20 @@ class StudyConfig:
             elif value is not None:
                 data[key] = value
         return cls(**data)
+
+
+def writable_folder(path: Path, field: str) -> Path:
+    """Create ``path`` if needed and check that this process can write there; ``field`` names the
+    option or key that gave it, for the message."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StudyError(
+            f"{field}: cannot create {path} ({exc.strerror}); choose another folder"
+        ) from None
+    if not os.access(path, os.W_OK):
+        raise StudyError(f"{field}: {path} is not writable; choose another folder")
+    return path
 
 
 def default_study_name(dataset: str, backend: str, seed: int) -> str:

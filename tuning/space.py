@@ -7,6 +7,7 @@ parameter kind) and hands the objective a ``dict`` of plain Python values (`Sear
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,7 @@ class IntParam:
         _check_name(self.name)
         for end in ("low", "high"):
             value = getattr(self, end)
-            if isinstance(value, bool) or not float(value).is_integer():
+            if not _is_number(value) or not float(value).is_integer():
                 raise SpaceError(f"{self.name}.{end} must be an integer, got {value!r}")
             object.__setattr__(self, end, int(value))
         if self.low > self.high:
@@ -64,7 +65,7 @@ class FloatParam:
         _check_name(self.name)
         for end in ("low", "high"):
             value = getattr(self, end)
-            if isinstance(value, bool) or not math.isfinite(float(value)):
+            if not _is_number(value) or not math.isfinite(float(value)):
                 raise SpaceError(f"{self.name}.{end} must be a finite number, got {value!r}")
             object.__setattr__(self, end, float(value))
         if self.low >= self.high:
@@ -148,8 +149,14 @@ class SearchSpace:
     @classmethod
     def from_dict(cls, spec: Mapping[str, Mapping[str, Any]]) -> SearchSpace:
         """Build a space from ``{name: {"type": "int"|"float"|"categorical", ...}}`` (TOML tables)."""
+        if not isinstance(spec, Mapping):
+            raise SpaceError(f"space must be a table of parameters ([space.NAME]), got {spec!r}")
         params: list[Param] = []
         for name, entry in spec.items():
+            if not isinstance(entry, Mapping):
+                raise SpaceError(
+                    f"space.{name} must be a table (type, low, high...), got {entry!r}"
+                )
             entry = dict(entry)
             kind = entry.pop("type", None)
             builder = _BUILDERS.get(kind)
@@ -162,6 +169,10 @@ class SearchSpace:
             except TypeError as exc:
                 raise SpaceError(f"space.{name}: {exc}") from None
         return cls(tuple(params))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 _BUILDERS: dict[str | None, Any] = {

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 import time
 from dataclasses import asdict
@@ -17,7 +16,7 @@ import pandas as pd
 from tuning.atomic import write_atomically
 from tuning.backends import create_backend
 from tuning.budget import BudgetMeter
-from tuning.config import SUMMARY_FILE, StudyConfig, StudyError
+from tuning.config import SUMMARY_FILE, StudyConfig, StudyError, writable_folder
 from tuning.data import Dataset, load_dataset
 from tuning.keras_backend import use_keras_backend
 from tuning.objective import Objective
@@ -38,15 +37,7 @@ def prepare_study_dir(config: StudyConfig, fresh: bool) -> Path:
             f"study {config.study!r} already has results in {study_dir}: pass --fresh to start "
             "over, or --study NAME for a new one"
         )
-    try:
-        study_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StudyError(
-            f"--out {config.out}: cannot create {study_dir} ({exc.strerror})"
-        ) from None
-    if not os.access(study_dir, os.W_OK):
-        raise StudyError(f"--out {config.out}: {study_dir} is not writable; choose another folder")
-    return study_dir
+    return writable_folder(study_dir, f"--out {config.out}")
 
 
 def run_study(
