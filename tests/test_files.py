@@ -38,6 +38,16 @@ def test_a_whole_table_is_read_without_a_warning(tmp_path, caplog):
     assert caplog.text == ""
 
 
+def test_an_atomic_write_replaces_the_content_and_keeps_the_file_readable(tmp_path):
+    path = tmp_path / "report.md"
+    write_atomically(path, "first\n")
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600
+    path.chmod(0o640)
+    write_atomically(path, b"second\n")
+    assert path.read_text(encoding="utf-8") == "second\n"
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
 def test_a_failed_replacement_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
     path = tmp_path / "summary.json"
     write_atomically(path, '{"old": 1}\n')
