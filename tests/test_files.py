@@ -7,6 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tuning.atomic import write_atomically
+from tuning.config import StudyConfig
+from tuning.grid import StudyState
+from tuning.progress import study_progress
 from tuning.results import StudyKey, TrialWriter, read_trials
 
 
@@ -28,6 +31,12 @@ def test_a_row_torn_by_a_kill_is_dropped_with_a_warning(tmp_path, caplog):
     assert list(rows["trial"]) == [0, 1, 2]
     assert rows.equals(whole)
     assert "last row was cut off" in caplog.text
+
+
+def test_a_table_torn_inside_its_header_reads_as_no_trials(tmp_path):
+    (tmp_path / "trials.csv").write_text("study,backend,data")
+    rows = read_trials(tmp_path)
+    assert rows.empty and list(rows.columns)[:3] == ["study", "backend", "dataset"]
 
 
 def test_a_whole_table_is_read_without_a_warning(tmp_path, caplog):
@@ -71,3 +80,16 @@ def test_concurrent_writers_leave_one_version_whole(tmp_path):
 
     assert path.read_text(encoding="utf-8") in versions
     assert [p.name for p in tmp_path.iterdir()] == ["leaderboard.csv"]
+
+
+def test_the_progress_display_counts_only_whole_rows(tmp_path):
+    config = StudyConfig(backend="random", budget_epochs=30, out=str(tmp_path))
+    writer = TrialWriter(config.study_dir / "trials.csv", StudyKey(config.study, "random", "x", 0))
+    for trial in range(2):
+        writer.append({**_row(trial), "cum_epochs": 3 * (trial + 1), "cum_seconds": 1.0})
+    with writer.path.open("a", encoding="utf-8") as handle:
+        handle.write("s,random,x,0,2,complete,,,,0.1,3,0.5,9,2.")  # still being written
+
+    progress = study_progress(StudyState(config))
+
+    assert (progress.trials, progress.epochs, progress.best_val_loss) == (2, 6, 0.5)

@@ -7,6 +7,7 @@ plain line per finished study and a status line every minute.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tuning.budget import fraction_spent
-from tuning.results import TRIALS_FILE
+from tuning.results import TRIALS_FILE, whole_rows
 
 if TYPE_CHECKING:
     from tuning.grid import StudyState
@@ -39,8 +40,8 @@ def study_progress(study: StudyState) -> StudyProgress:
     """Read a study's table (it may be growing, or not there yet)."""
     path = study.study_dir / TRIALS_FILE
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = [r for r in csv.DictReader(handle) if r.get("cum_epochs")]
+        text = whole_rows(path.read_text(encoding="utf-8"))  # not a row still being written
+        rows = [r for r in csv.DictReader(io.StringIO(text)) if r.get("cum_epochs")]
     except (FileNotFoundError, csv.Error):
         return StudyProgress()
     if not rows:

@@ -91,6 +91,12 @@ def _cell(value: Any) -> Any:
     return value
 
 
+def whole_rows(text: str) -> str:
+    """``text`` up to its last line end: every row is written whole with its line end, so what
+    follows it is a row still being written, or torn by a kill."""
+    return text[: text.rfind("\n") + 1]
+
+
 def read_trials(path: Path) -> pd.DataFrame:
     """Read one study's ``trials.csv`` (or a folder holding one).
 
@@ -101,10 +107,12 @@ def read_trials(path: Path) -> pd.DataFrame:
     if path.is_dir():
         path = path / TRIALS_FILE
     text = path.read_text(encoding="utf-8")
-    if text and not text.endswith("\n"):  # every row is written whole with its line end
-        text = text[: text.rfind("\n") + 1]
+    whole = whole_rows(text)
+    if whole != text:
         log.warning("%s: its last row was cut off mid-write (a killed process?): dropped it", path)
-    frame = pd.read_csv(io.StringIO(text), keep_default_na=True)
+    if not whole:  # not even the header was written whole
+        return pd.DataFrame(columns=list(ALL_COLUMNS))
+    frame = pd.read_csv(io.StringIO(whole), keep_default_na=True)
     missing = [c for c in TRIAL_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path} is not a trials table: columns {missing} are missing")
