@@ -17,7 +17,7 @@ demo: install
 # The whole suite on each Keras backend: JAX (the default) and TensorFlow.
 test: install
 	KERAS_BACKEND=jax $(PYTHON) -m pytest
-	KERAS_BACKEND=tensorflow $(PYTHON) -m pytest
+	KERAS_BACKEND=tensorflow $(PYTHON) -m pytest -m "not one_keras_backend"
 
 # Speed and memory figures (about 20 minutes on 2 cores); see benchmarks/README.md.
 benchmarks: install

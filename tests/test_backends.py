@@ -1,5 +1,6 @@
 """Every backend runs a real, tiny study on real data through its library's own loop."""
 
+import dataclasses
 import functools
 import json
 import math
@@ -165,13 +166,17 @@ def test_sklearn_rejects_a_bad_cv(tmp_path, california_small):
         run_study(config, dataset=california_small)
 
 
-def test_a_finished_study_is_not_overwritten_without_fresh(tmp_path, california_small):
+def test_a_finished_study_is_not_run_again_without_fresh(tmp_path, california_small):
     config = StudyConfig(backend="optuna", trials=2, max_epochs=2, out=str(tmp_path))
-    run_study(config, dataset=california_small)
-    with pytest.raises(StudyError, match="--fresh"):
-        run_study(config, dataset=california_small)
-    run_study(config, dataset=california_small, fresh=True)
-    assert len(read_trials(config.study_dir)) == 2
+    first = run_study(config, dataset=california_small)
+    table = (config.study_dir / "trials.csv").read_bytes()
+    assert run_study(config, dataset=california_small) == first  # nothing trained again
+    assert (config.study_dir / "trials.csv").read_bytes() == table
+    other = dataclasses.replace(config, trials=3)
+    with pytest.raises(StudyError, match=r"other settings \(trials: 2 -> 3\).*--fresh"):
+        run_study(other, dataset=california_small)
+    again = run_study(other, dataset=california_small, fresh=True)
+    assert len(read_trials(config.study_dir)) == 3 and again["trials_from_earlier_runs"] == 0
 
 
 def test_hyperband_promotes_the_best_trial_and_records_only_the_epochs_it_trained(

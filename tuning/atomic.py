@@ -4,9 +4,12 @@ then renamed over the target (a rename within one file system is atomic)."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def write_atomically(path: str | Path, data: str | bytes) -> Path:
@@ -26,3 +29,16 @@ def write_atomically(path: str | Path, data: str | bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically, so readers never see half a file."""
+    write_atomically(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    raise TypeError(f"cannot serialise {value!r}")

@@ -105,6 +105,13 @@ class BudgetMeter:
     def __deepcopy__(self, memo: dict[int, Any]) -> BudgetMeter:
         return self
 
+    def restore(self, trials: int, epochs: int, seconds: float, idle_trials: int = 0) -> None:
+        """Continue from an earlier run of the study: what its finished trials had spent (the
+        time between that run's end and this one's start is not counted)."""
+        self.trials, self.epochs, self.idle_trials = trials, epochs, idle_trials
+        self._epochs_at_last_trial = epochs
+        self.started = self.clock() - seconds
+
     @property
     def seconds(self) -> float:
         return self.clock() - self.started

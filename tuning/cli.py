@@ -10,8 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tuning.keras_backend import DEFAULT_KERAS_BACKEND, KERAS_BACKENDS, use_keras_backend
+from tuning.signals import StopSignals, Terminated
 
 EXIT_USAGE = 2
+EXIT_FAILED = 1  # a study ended without a model: every trial failed, or none finished
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
+EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM)
 BY_BACKEND_SHOWN = (
     "dataset",
     "backend",
@@ -63,7 +67,12 @@ def _add_study_options(parser: argparse.ArgumentParser, *, seed: bool = True) ->
         help=f"Keras backend that trains the trials (default: KERAS_BACKEND, else "
         f"{DEFAULT_KERAS_BACKEND})",
     )
-    parser.add_argument("--fresh", action="store_true", help="delete the study's old results first")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start over: delete what earlier runs of the study left (by default an unfinished "
+        "study is resumed and a finished one is not run again)",
+    )
 
 
 def _add_grid_options(parser: argparse.ArgumentParser, *, out: str, seeds: list[int]) -> None:
@@ -175,7 +184,7 @@ def _seed_list(text: str) -> list[int]:
     return seeds
 
 
-def _benchmark(args: argparse.Namespace) -> int:
+def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
     from tuning.backends import available_backends
     from tuning.config import StudyError, writable_folder
     from tuning.data import check_dataset
@@ -195,7 +204,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         base.search_space()  # checked once here, not once per worker
     configs = plan_grid(base, backends, args.seeds)
     with make_display(sys.stderr) as display:
-        result = run_grid(configs, jobs=args.jobs, fresh=args.fresh, watch=display)
+        result = run_grid(configs, jobs=args.jobs, fresh=args.fresh, watch=display, stop=stop)
     failed = [s for s in result.studies if s.state == "failed"]
     print(
         f"{len(configs)} studies: {result.count('done')} run, {result.count('skipped')} "
@@ -258,10 +267,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Keras/TensorFlow warn about retracing on every scikeras predict; the harness's own log stays.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     try:
-        return _dispatch(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        with StopSignals() as stop:
+            return _dispatch(args, stop)
+    except KeyboardInterrupt as interrupt:
+        print(
+            f"{str(interrupt) or 'interrupted'}: every finished trial is saved; run the same "
+            "command again to resume (--fresh starts over)",
+            file=sys.stderr,
+        )
+        return EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
     except ValueError as exc:  # every input error of the package is a ValueError subclass
         if args.debug:
             raise
@@ -269,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _dispatch(args: argparse.Namespace, stop: StopSignals) -> int:
     if args.command == "backends":
         from tuning.backends import available_backends
 
@@ -283,16 +297,17 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "compare":
         return _compare(args.out, args.target)
     if args.command == "benchmark":
-        return _benchmark(args)
+        return _benchmark(args, stop)
     if args.command == "demo":  # a small benchmark grid, then its comparison
-        return _benchmark(args) or _compare(Path(args.out))
+        return _benchmark(args, stop) or _compare(Path(args.out))
 
     config = _study_config(args, args.backend)
     use_keras_backend(config.keras_backend)
     from tuning.study import run_study  # imports Keras: after its backend is chosen
 
-    _print_summary(run_study(config, fresh=args.fresh))
-    return 0
+    summary = run_study(config, fresh=args.fresh, stop=stop)
+    _print_summary(summary)
+    return EXIT_FAILED if "error" in summary else 0
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import inspect
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from tuning.objective import TrainingProtocol
 
 SUMMARY_FILE = "summary.json"
+LOG_FILE = "study.log"  # a grid worker's log of its study
+CONFIG_FILE = "study.json"  # the settings a study was started with, written before its first trial
+# Settings that may differ between two runs of one study without making its results another study's.
+NOT_COMPARED = frozenset({"out"})
 DEFAULT_TRIALS = 20
 # The factory's arguments that every trial takes from the dataset (attributes of `Dataset` of the
 # same names); a study never searches or fixes them.
@@ -105,6 +109,16 @@ class StudyConfig:
     @property
     def study_dir(self) -> Path:
         return Path(self.out) / self.study
+
+    def differences(self, recorded: dict[str, Any]) -> list[str]:
+        """``'field: old -> new'`` for each setting (bar `NOT_COMPARED`) in which this config
+        differs from ``recorded``, an earlier run's settings (`dataclasses.asdict`)."""
+        new = asdict(self)
+        return [
+            f"{name}: {recorded.get(name)!r} -> {new[name]!r}"
+            for name in sorted(new)
+            if name not in NOT_COMPARED and recorded.get(name) != new[name]
+        ]
 
     def search_space(self) -> SearchSpace:
         """The space to search; it and ``model_options`` must name arguments of the factory."""

@@ -9,11 +9,9 @@ log, TensorFlow's start-up lines included, to ``OUT/STUDY/study.log``.
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -21,13 +19,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tuning.config import SUMMARY_FILE, StudyConfig, StudyError
+from tuning.config import LOG_FILE, StudyConfig, StudyError
 from tuning.keras_backend import pin_threads, use_keras_backend
+from tuning.results import TRIALS_FILE
+from tuning.resume import finished_summary
+from tuning.signals import StopSignals
 
 log = logging.getLogger(__name__)
-LOG_FILE = "study.log"
-# Settings that may differ between a finished study and a new grid without making it stale.
-NOT_COMPARED = frozenset({"out"})
 
 
 @dataclass
@@ -67,27 +65,6 @@ def plan_grid(
     return [replace(base, backend=b, seed=s, study="") for b in backends for s in seeds]
 
 
-def finished_summary(config: StudyConfig) -> dict[str, Any] | None:
-    """The summary of an already finished study of this config, or None if it has to run.
-
-    A finished study that was run with other settings is an error: its results would be mixed
-    into a comparison they do not belong to.
-    """
-    path = config.study_dir / SUMMARY_FILE
-    if not path.exists():
-        return None
-    summary = json.loads(path.read_text(encoding="utf-8"))
-    old, new = summary.get("config", {}), asdict(config)
-    differing = sorted(k for k in new if k not in NOT_COMPARED and old.get(k) != new[k])
-    if differing:
-        raise StudyError(
-            f"{config.study_dir} holds a finished study run with other settings "
-            f"({', '.join(f'{k}: {old.get(k)!r} -> {new[k]!r}' for k in differing)}): "
-            "pass --fresh to run the grid again, or choose another --out"
-        )
-    return summary
-
-
 def run_grid(
     configs: Sequence[StudyConfig],
     *,
@@ -95,20 +72,22 @@ def run_grid(
     fresh: bool = False,
     watch: Callable[[list[StudyState], float], None] | None = None,
     refresh_seconds: float = 2.0,
+    stop: StopSignals | None = None,
 ) -> GridResult:
-    """Run every study not yet finished, ``jobs`` at a time; ``watch`` is called as they progress."""
+    """Run every study not yet finished, ``jobs`` at a time; ``watch`` is called as they progress.
+
+    Under ``stop``, Ctrl-C or SIGTERM ends the wait (each worker saves and stops on its own).
+    """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise StudyError(f"--jobs must be an integer >= 1, got {jobs!r}")
     studies = [StudyState(c) for c in configs]
-    # every finished study is checked before anything is deleted
+    # every finished study is checked before any starts
     finished = {} if fresh else {s.config.study: finished_summary(s.config) for s in studies}
     for study in studies:
         if finished.get(study.config.study) is not None:
             study.state, study.summary = "skipped", finished[study.config.study]
-        elif study.study_dir.exists():
-            if not fresh:
-                log.warning("%s was not finished: running it again from its start", study.study_dir)
-            shutil.rmtree(study.study_dir)
+        elif not fresh and (study.study_dir / TRIALS_FILE).exists():
+            log.warning("%s was not finished: resuming it", study.study_dir)
     todo = [s for s in studies if s.state == "queued"]
     started = time.monotonic()
     threads = max(1, (os.cpu_count() or 1) // min(jobs, max(1, len(todo))))
@@ -119,10 +98,10 @@ def run_grid(
             max_workers=min(jobs, len(todo)), mp_context=context, max_tasks_per_child=1
         ) as pool:
             futures: dict[Future, StudyState] = {
-                pool.submit(run_study_in_worker, asdict(s.config), threads): s for s in todo
+                pool.submit(run_study_in_worker, asdict(s.config), threads, fresh): s for s in todo
             }
             try:
-                _wait_all(futures, notify, started, studies, refresh_seconds)
+                _wait_all(futures, notify, started, studies, refresh_seconds, stop)
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
@@ -136,9 +115,13 @@ def _wait_all(
     started: float,
     studies: list[StudyState],
     refresh_seconds: float,
+    stop: StopSignals | None,
 ) -> None:
     pending = set(futures)
+    since = time.time() - (time.monotonic() - started)  # a resumed study's log is older
     while pending:
+        if stop is not None:
+            stop.raise_if_stopped()
         done, pending = wait(pending, timeout=refresh_seconds, return_when=FIRST_COMPLETED)
         for future in done:
             study = futures[future]
@@ -149,23 +132,31 @@ def _wait_all(
                 study.state, study.error = "failed", f"{type(exc).__name__}: {exc}"
                 log.info("study %s failed: %s", study.config.study, study.error)
         for study in studies:
-            if study.state == "queued" and (study.study_dir / LOG_FILE).exists():
+            if study.state == "queued" and _written_since(study.study_dir / LOG_FILE, since):
                 study.state = "running"
         notify(studies, time.monotonic() - started)
 
 
-def run_study_in_worker(config: dict[str, Any], threads: int) -> dict[str, Any]:
-    """Run one study in this (fresh) worker process; its log goes to ``STUDY/study.log``."""
+def _written_since(path: Path, since: float) -> bool:
+    try:
+        return path.stat().st_mtime >= since
+    except FileNotFoundError:
+        return False
+
+
+def run_study_in_worker(config: dict[str, Any], threads: int, fresh: bool) -> dict[str, Any]:
+    """Run (or resume) one study in this new worker process; its log goes to
+    ``STUDY/study.log``. ``fresh`` deletes what an earlier run left, under the study's lock."""
     study_config = StudyConfig(**config)
     study_dir = study_config.study_dir
-    shutil.rmtree(study_dir, ignore_errors=True)  # a study left unfinished starts over
     study_dir.mkdir(parents=True, exist_ok=True)
     _log_to(study_dir / LOG_FILE)
     use_keras_backend(study_config.keras_backend)
     pin_threads(threads)
     from tuning.study import run_study  # imports Keras: after its backend and threads are set
 
-    return run_study(study_config)
+    with StopSignals() as stop:  # Ctrl-C reaches every worker of the terminal's process group
+        return run_study(study_config, fresh=fresh, stop=stop)
 
 
 def _log_to(path: Path) -> None:

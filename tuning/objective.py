@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,10 +21,11 @@ import keras
 import numpy as np
 
 from tuning.budget import BudgetMeter
-from tuning.config import DATA_ARGUMENTS
+from tuning.config import DATA_ARGUMENTS, StudyError
 from tuning.data import Dataset
 from tuning.model import build_model
 from tuning.results import TrialWriter
+from tuning.signals import StopSignals
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,21 @@ class BudgetCallback(keras.callbacks.Callback):
         self.meter.add_epoch()
         if self.meter.exhausted:
             self.model.stop_training = True
+
+
+class StopCallback(keras.callbacks.Callback):
+    """Stops a fit at the end of the epoch (or batch) in which Ctrl-C or SIGTERM came, should
+    Python have lost the interrupt it raised (`tuning.signals`)."""
+
+    def __init__(self, stop: StopSignals) -> None:
+        super().__init__()
+        self.stop = stop
+
+    def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self.stop.raise_if_stopped()
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self.stop.raise_if_stopped()
 
 
 def release_models() -> None:
@@ -142,6 +159,38 @@ class TrialResult:
     def ok(self) -> bool:
         return self.status == "complete"
 
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> TrialResult:
+        """A trial as an earlier run of the study wrote it (a row of `tuning.results.read_trials`)."""
+        error = row.get("error")
+        return cls(
+            trial=int(row["trial"]),
+            params=json.loads(row["params"]),
+            status=str(row["status"]),
+            val_loss=float(row["val_loss"]),
+            epochs=int(row["epochs"]),
+            fit_seconds=float(row["fit_seconds"]),
+            error=error if isinstance(error, str) else "",
+        )
+
+
+class ResumeError(StudyError):
+    """The library's search, restarted, does not retrace the trials already in the table."""
+
+
+def same_params(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Equal configurations; floats equal to 12 digits (a float's trip through the table)."""
+    if a.keys() != b.keys():
+        return False
+    for name, value in a.items():
+        other = b[name]
+        if isinstance(value, float) and isinstance(other, float):
+            if not math.isclose(value, other, rel_tol=1e-12):
+                return False
+        elif value != other:
+            return False
+    return True
+
 
 def score_history(history: Mapping[str, Sequence[float]]) -> tuple[float, str]:
     """A trial's score is its best validation loss; any non-finite loss makes it a failure."""
@@ -173,6 +222,8 @@ class Objective:
         seed: int,
         model_options: Mapping[str, Any] | None = None,
         meter: BudgetMeter | None = None,
+        finished: Sequence[TrialResult] = (),
+        stop: StopSignals | None = None,
     ) -> None:
         self.dataset = dataset
         self.protocol = protocol
@@ -180,7 +231,39 @@ class Objective:
         self.seed = seed
         self.model_options = dict(model_options or {})
         self.meter = meter or BudgetMeter(None)
-        self.n_recorded = 0
+        self.finished = list(finished)
+        self.n_recorded = len(self.finished)
+        self._pending = deque(self.finished)
+        self.stop = stop
+
+    def _before_training(self) -> None:
+        if self.stop is not None:
+            self.stop.raise_if_stopped()
+
+    # -- resuming -----------------------------------------------------------------------------
+    def restored(self, n_trials: int) -> None:
+        """The library's own saved state already holds the first ``n_trials`` finished trials:
+        only the ones after them are left to replay."""
+        if not 0 <= n_trials <= len(self.finished):
+            raise ResumeError(
+                f"the {self.writer.key.backend} state in the study folder holds {n_trials} trials "
+                f"but its table only {len(self.finished)}: pass --fresh to start the study over"
+            )
+        self._pending = deque(self.finished[n_trials:])
+
+    def replay(self, params: Mapping[str, Any]) -> TrialResult | None:
+        """The next finished trial's recorded result for ``params``, or None when none is left."""
+        if not self._pending:
+            return None
+        recorded = self._pending.popleft()
+        if not same_params(recorded.params, params):
+            raise ResumeError(
+                f"cannot resume: {self.writer.key.backend} asked for {dict(params)} as trial "
+                f"{recorded.trial}, but the table's trial {recorded.trial} is {recorded.params}; "
+                "pass --fresh to start the study over"
+            )
+        log.info("trial %d replayed from the table", recorded.trial)
+        return recorded
 
     # -- building -----------------------------------------------------------------------------
     def model_kwargs(self) -> dict[str, Any]:
@@ -201,6 +284,10 @@ class Objective:
     # -- training -----------------------------------------------------------------------------
     def __call__(self, params: Mapping[str, Any]) -> TrialResult:
         """Build, train and record one trial; a failure is recorded, never raised."""
+        replayed = self.replay(params)
+        if replayed is not None:
+            return replayed
+        self._before_training()
         started = time.perf_counter()
         try:
             model = self.build(params)
@@ -229,6 +316,10 @@ class Objective:
         An exception raised while training is recorded as a failed trial (with the epochs that
         finished before it) rather than ending the study.
         """
+        replayed = self.replay(params)
+        if replayed is not None:
+            return replayed
+        self._before_training()
         started = time.perf_counter()
         progress = keras.callbacks.History()  # still readable when fit raises mid-way
         try:
@@ -276,6 +367,8 @@ class Objective:
             kwargs["epochs"] = epochs
         if metered:
             callbacks = [*callbacks, BudgetCallback(self.meter)]
+        if self.stop is not None:
+            callbacks = [*callbacks, StopCallback(self.stop)]
         started = time.perf_counter()
         fitted = model.fit(
             d.X_train,

@@ -7,6 +7,7 @@ finished trial.
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import logging
 import math
@@ -52,7 +53,12 @@ class StudyKey:
 
 
 class TrialWriter:
-    """Appends trial rows to ``trials.csv``; each row is flushed and fsynced as it is written."""
+    """Appends trial rows to ``trials.csv``.
+
+    Each row goes to disk in one ``write`` to a file opened for appending, under an exclusive
+    ``flock`` of the file (the header too, when the file is new), then fsynced: a row is in the
+    table whole or not at all, and processes appending to one table never interleave.
+    """
 
     def __init__(self, path: Path, key: StudyKey) -> None:
         self.path = Path(path)
@@ -71,16 +77,25 @@ class TrialWriter:
         unknown = set(full) - set(ALL_COLUMNS)
         if unknown:
             raise ValueError(f"unknown trial columns {sorted(unknown)}")
-        new_file = not self.path.exists() or self.path.stat().st_size == 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=ALL_COLUMNS)
-            if new_file:
-                writer.writeheader()
-            writer.writerow({k: _cell(full.get(k)) for k in ALL_COLUMNS})
-            handle.flush()
-            os.fsync(handle.fileno())
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            header = os.fstat(fd).st_size == 0
+            os.write(fd, _csv_lines(full, header).encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)  # releases the flock
         return full
+
+
+def _csv_lines(row: Mapping[str, Any], header: bool) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=ALL_COLUMNS, lineterminator="\n")
+    if header:
+        writer.writeheader()
+    writer.writerow({k: _cell(row.get(k)) for k in ALL_COLUMNS})
+    return buffer.getvalue()
 
 
 def _cell(value: Any) -> Any:
@@ -88,6 +103,8 @@ def _cell(value: Any) -> Any:
         return ""
     if isinstance(value, float) and not math.isfinite(value):
         return ""
+    if isinstance(value, str):  # one row, one line: what a torn row is told by depends on it
+        return " ".join(value.splitlines())
     return value
 
 
@@ -117,3 +134,33 @@ def read_trials(path: Path) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path} is not a trials table: columns {missing} are missing")
     return frame
+
+
+def repair_table(path: Path) -> int:
+    """Make ``trials.csv`` safe to append to again; returns how many whole rows it holds.
+
+    A last row torn by a kill is cut off (with a warning): the next row must start on a line of
+    its own. A table whose header is not this version's columns is refused.
+    """
+    path = Path(path)
+    if not path.exists():
+        return 0
+    with path.open("r+", encoding="utf-8", newline="") as handle:
+        text = handle.read()
+        whole = whole_rows(text)
+        if whole != text:
+            log.warning(
+                "%s: its last row was cut off mid-write (a killed process?): removed it", path
+            )
+            handle.truncate(len(whole.encode("utf-8")))
+            handle.flush()
+            os.fsync(handle.fileno())
+    if not whole:
+        return 0
+    header, *rows = whole.splitlines()
+    if next(csv.reader([header])) != list(ALL_COLUMNS):
+        raise ValueError(
+            f"{path} has other columns than this version writes: it cannot be continued; "
+            "pass --fresh to start the study over"
+        )
+    return len(rows)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -13,39 +11,38 @@ from typing import Any
 
 import pandas as pd
 
-from tuning.atomic import write_atomically
+from tuning.atomic import write_json
 from tuning.backends import create_backend
 from tuning.budget import BudgetMeter
-from tuning.config import SUMMARY_FILE, StudyConfig, StudyError, writable_folder
+from tuning.config import SUMMARY_FILE, StudyConfig, writable_folder
 from tuning.data import Dataset, load_dataset
 from tuning.keras_backend import use_keras_backend
-from tuning.objective import Objective
+from tuning.lock import study_lock
+from tuning.objective import Objective, TrialResult
 from tuning.results import ALL_COLUMNS, TRIALS_FILE, StudyKey, TrialWriter, read_trials
+from tuning.resume import clear_study, finished_summary, start_or_resume
+from tuning.signals import StopSignals
 from tuning.space import SearchSpace
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "best_model.keras"
 
 
-def prepare_study_dir(config: StudyConfig, fresh: bool) -> Path:
-    """Create the study folder; refuse to mix a new search into an old one unless ``fresh``."""
-    study_dir = config.study_dir
-    if fresh and study_dir.exists():
-        shutil.rmtree(study_dir)
-    if (study_dir / TRIALS_FILE).exists():
-        raise StudyError(
-            f"study {config.study!r} already has results in {study_dir}: pass --fresh to start "
-            "over, or --study NAME for a new one"
-        )
-    return writable_folder(study_dir, f"--out {config.out}")
-
-
 def run_study(
-    config: StudyConfig, *, dataset: Dataset | None = None, fresh: bool = False
+    config: StudyConfig,
+    *,
+    dataset: Dataset | None = None,
+    fresh: bool = False,
+    stop: StopSignals | None = None,
 ) -> dict[str, Any]:
     """Search, then retrain the best configuration, test it, and write ``summary.json``.
 
-    Returns the summary. ``dataset`` may be passed to reuse arrays already loaded.
+    Returns the summary. ``dataset`` may be passed to reuse arrays already loaded. One process at
+    a time runs a study (`tuning.lock`). A study an earlier run left unfinished (killed,
+    interrupted) is resumed: its finished trials are kept and the search goes on from them; a
+    finished one returns its summary. ``fresh`` deletes what earlier runs left and starts over.
+    Under ``stop`` (`tuning.signals.StopSignals`), Ctrl-C and SIGTERM are never lost; the trial
+    they stop writes no row.
     """
     started = time.perf_counter()
     use_keras_backend(config.keras_backend)  # only checks: Keras is imported by now
@@ -56,28 +53,49 @@ def run_study(
         dataset = load_dataset(config.dataset, target=config.target, task=config.task)
     dataset = dataset.head(config.max_rows)
     budget = config.budget()
-    study_dir = prepare_study_dir(config, fresh)
-    key = StudyKey(config.study, config.backend, dataset.name, config.seed)
-    meter = BudgetMeter(budget)  # the search's clock starts here
-    objective = Objective(
-        dataset,
-        protocol,
-        TrialWriter(study_dir / TRIALS_FILE, key),
-        config.seed,
-        config.model_options,
-        meter=meter,
-    )
-    log.info("study %s: %s on %s, budget %s", config.study, config.backend, dataset.name, budget)
-    backend.run(objective, space, budget, config.seed, study_dir)
-    spent = meter.spent()  # the search's spend, before the winner is retrained
-    if meter.idle_trials >= meter.MAX_IDLE_TRIALS:
-        log.warning(
-            "study %s stopped: %d trials in a row trained nothing (see their error column)",
-            config.study,
-            meter.idle_trials,
+    study_dir = writable_folder(config.study_dir, f"--out {config.out}")
+    with study_lock(study_dir):
+        if fresh:
+            clear_study(study_dir)
+        summary = finished_summary(config)
+        if summary is not None:
+            log.warning(
+                "study %s finished before (%s): nothing to do; pass --fresh to run it again",
+                config.study,
+                study_dir / SUMMARY_FILE,
+            )
+            return summary
+        earlier = start_or_resume(config)
+        key = StudyKey(config.study, config.backend, dataset.name, config.seed)
+        meter = BudgetMeter(budget)  # the search's clock starts here
+        meter.restore(len(earlier), earlier.epochs, earlier.seconds, earlier.idle_trials)
+        objective = Objective(
+            dataset,
+            protocol,
+            TrialWriter(study_dir / TRIALS_FILE, key),
+            config.seed,
+            config.model_options,
+            meter=meter,
+            finished=[TrialResult.from_row(row) for _, row in earlier.trials.iterrows()],
+            stop=stop,
         )
-    search_seconds = time.perf_counter() - started
-    return finalize(config, objective, space, study_dir, search_seconds, started, spent)
+        log.info(
+            "study %s: %s on %s, budget %s", config.study, config.backend, dataset.name, budget
+        )
+        if not meter.exhausted:  # else killed after its last trial: only the retraining is left
+            backend.run(objective, space, budget, config.seed, study_dir)
+        spent = meter.spent()  # the search's spend, before the winner is retrained
+        if meter.idle_trials >= meter.MAX_IDLE_TRIALS:
+            log.warning(
+                "study %s stopped: %d trials in a row trained nothing (see their error column)",
+                config.study,
+                meter.idle_trials,
+            )
+        search_seconds = time.perf_counter() - started + earlier.seconds
+        summary = finalize(config, objective, space, study_dir, search_seconds, started, spent)
+        summary["trials_from_earlier_runs"] = len(earlier)
+        write_json(study_dir / SUMMARY_FILE, summary)
+        return summary
 
 
 def finalize(
@@ -89,7 +107,8 @@ def finalize(
     started: float,
     spent: dict[str, Any],
 ) -> dict[str, Any]:
-    """Retrain the best trial's parameters once under the protocol; test, save, summarise."""
+    """Retrain the best trial's parameters once under the protocol; test, save the model, and
+    return the summary (the caller writes it: its presence marks the study finished)."""
     if (study_dir / TRIALS_FILE).exists():
         trials = read_trials(study_dir)
     else:  # the budget ran out before a trial finished
@@ -139,18 +158,4 @@ def finalize(
             model_file=MODEL_FILE,
         )
     summary["wall_seconds"] = round(time.perf_counter() - started, 3)
-    write_json(study_dir / SUMMARY_FILE, summary)
     return summary
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically, so readers never see half a file."""
-    write_atomically(path, json.dumps(data, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    raise TypeError(f"cannot serialise {value!r}")

@@ -22,6 +22,15 @@ class SearchBackend(ABC):
     trials, epochs or seconds is spent; a fit running then is stopped at its epoch's end). It stops
     the library through the library's own means (a callback, a stop condition, its loop bound) and
     may keep its own state under ``workdir``.
+
+    Resuming: when a study is run again after it was interrupted, ``workdir`` holds what the
+    library saved, ``objective.finished`` the trials already in the table, and the meter their
+    spend. The backend reloads its library's state and calls ``objective.restored(n)`` with the
+    number of those trials the state holds; the objective answers the rest from the table when
+    the library asks for them again (`Objective.replay`), so they are not trained twice. A
+    backend that draws a seeded stream and saves nothing needs no code for this: its stream
+    asks for the same configurations again. One that cannot retrace them fails with
+    `tuning.objective.ResumeError`, which tells the user to pass ``--fresh``.
     """
 
     name: ClassVar[str]

@@ -1,10 +1,11 @@
-"""Hyperopt: `fmin` with `tpe.suggest` and a `Trials` object."""
+"""Hyperopt: `fmin` with `tpe.suggest` and a `Trials` object, saved after every trial."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
-import sys
+import pickle
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,13 @@ import numpy as np
 from hyperopt import hp
 from hyperopt.pyll import scope
 
+from tuning.atomic import write_atomically
 from tuning.backends.base import Budget, SearchBackend
 from tuning.objective import Objective
 from tuning.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
+
+log = logging.getLogger(__name__)
+TRIALS_FILE = "hyperopt_trials.pkl"
 
 
 def to_hyperopt(param: Param) -> Any:
@@ -40,7 +45,13 @@ def to_hyperopt(param: Param) -> Any:
 
 
 class HyperoptBackend(SearchBackend):
-    """`hyperopt.fmin(tpe.suggest)` over the translated space, seeded through ``rstate``.
+    """`hyperopt.fmin(tpe.suggest)` over the translated space, with a `Trials` object saved in the
+    study folder after every trial.
+
+    The search is Hyperopt's documented way to resume: `fmin` called again with the same `Trials`
+    and ``max_evals`` one higher, once per trial, each call seeded with ``(seed, trial number)``.
+    So a study resumed from its saved `Trials` asks for exactly what an uninterrupted one would.
+    A trial finished after the last save (a kill between the two) is replayed from the table.
 
     Args:
         n_startup_jobs: random trials before TPE models the results (default: a third of the
@@ -66,16 +77,40 @@ class HyperoptBackend(SearchBackend):
             hyperopt.tpe.suggest,
             n_startup_jobs=budget.random_start(self.n_startup_jobs, objective.protocol.max_epochs),
         )
-        # fmin raises AllTrialsFailed after its loop, when it looks up its best point: the failed
-        # trials are already in the table, and the study reports that none succeeded.
-        with contextlib.suppress(hyperopt.exceptions.AllTrialsFailed):
-            hyperopt.fmin(
-                evaluate,
-                {p.name: to_hyperopt(p) for p in space},
-                algo=algo,
-                max_evals=budget.trials or sys.maxsize,  # else the meter stops it
-                early_stop_fn=lambda _trials, *args: (objective.meter.exhausted, args),
-                trials=hyperopt.Trials(),
-                rstate=np.random.default_rng(seed),
-                show_progressbar=False,
-            )
+        domain = {p.name: to_hyperopt(p) for p in space}
+        saved = workdir / TRIALS_FILE
+        trials = load_trials(saved)
+        objective.restored(len(trials))
+        while not objective.meter.exhausted:
+            step = len(trials)
+            # fmin raises AllTrialsFailed when it looks up its best point and no trial has
+            # succeeded yet: the failed trials are in the table, and the search goes on.
+            with contextlib.suppress(hyperopt.exceptions.AllTrialsFailed):
+                hyperopt.fmin(
+                    evaluate,
+                    domain,
+                    algo=algo,
+                    max_evals=step + 1,
+                    trials=trials,
+                    rstate=np.random.default_rng([seed, step]),
+                    show_progressbar=False,
+                )
+            if len(trials) == step:  # hyperopt drew nothing: its space is exhausted
+                break
+            write_atomically(saved, pickle.dumps(trials))
+
+
+def load_trials(path: Path) -> hyperopt.Trials:
+    """The `Trials` saved in ``path``, or a new one when there is none (or it cannot be read:
+    the table then replays every trial)."""
+    if not path.exists():
+        return hyperopt.Trials()
+    try:
+        trials = pickle.loads(path.read_bytes())
+    except Exception as exc:  # a file from another hyperopt version, or damaged
+        log.warning("%s cannot be read (%s): rebuilding it from the table", path, exc)
+        return hyperopt.Trials()
+    if not isinstance(trials, hyperopt.Trials):
+        log.warning("%s holds no hyperopt Trials: rebuilding it from the table", path)
+        return hyperopt.Trials()
+    return trials

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import keras_tuner as kt
 
+from tuning.atomic import write_atomically
 from tuning.backends.base import Budget, SearchBackend
 from tuning.budget import BudgetMeter
 from tuning.objective import Objective
@@ -82,6 +84,15 @@ class _BudgetedHyperbandOracle(kt.oracles.HyperbandOracle):
             return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
         return super().populate_space(trial_id)
 
+    # Keras Tuner writes its JSON state in place; a kill mid-write would leave a file that
+    # cannot be reloaded. These write the same JSON through a temporary file and a rename.
+    def save(self) -> None:
+        write_atomically(self._get_oracle_fname(), json.dumps(self.get_state()))
+
+    def _save_trial(self, trial: kt.engine.trial.Trial) -> None:
+        path = Path(self._get_trial_dir(trial.trial_id)) / "trial.json"
+        write_atomically(path, json.dumps(trial.get_state()))
+
 
 class _BudgetedHyperband(kt.Hyperband):
     """`kt.Hyperband` (its rounds' epochs and weight hand-over) driven by the oracle above.
@@ -92,6 +103,10 @@ class _BudgetedHyperband(kt.Hyperband):
 
     def __init__(self, hypermodel: kt.HyperModel, oracle: kt.Oracle, **kwargs: Any) -> None:
         kt.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
+
+    def save(self) -> None:  # as `BaseTuner.save`, atomically (see the oracle's)
+        self.oracle.save()
+        write_atomically(self._get_tuner_fname(), json.dumps(self.get_state()))
 
 
 class KerasTunerBackend(SearchBackend):
@@ -130,6 +145,9 @@ class KerasTunerBackend(SearchBackend):
             oracle,
             directory=str(workdir),
             project_name=PROJECT_DIR,
-            overwrite=False,
+            overwrite=False,  # a resumed study reloads the project: its trials and brackets
         )
+        # The reloaded oracle holds every trial that ended; a trial whose row was written just
+        # before a kill is retried by Keras Tuner and answered from the table.
+        objective.restored(len(oracle.end_order))
         tuner.search(verbose=0)

@@ -1,4 +1,5 @@
-"""Optuna: a TPE-sampled study stored in SQLite inside the study folder."""
+"""Optuna: a TPE-sampled study stored in SQLite inside the study folder, which a resumed study
+loads again (`optuna.create_study(load_if_exists=True)`)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from tuning.backends.base import Budget, SearchBackend
 from tuning.objective import Objective
 from tuning.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
 
 STORAGE_FILE = "optuna.db"
+ROW = "row"  # user attribute: the trial's number in the study's table
+_ENDED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 
 
 def suggest(trial: optuna.Trial, param: Param) -> Any:
@@ -53,11 +57,13 @@ class OptunaBackend(SearchBackend):
                 ),
             ),
             direction="minimize",
-            load_if_exists=True,
+            load_if_exists=True,  # a resumed study continues from its storage
         )
+        settle_interrupted(study, objective)
 
         def evaluate(trial: optuna.Trial) -> float:
             params = space.coerce({p.name: suggest(trial, p) for p in space})
+            trial.set_user_attr(ROW, objective.n_recorded)  # stored before the trial trains
             result = objective(params)
             trial.set_user_attr("epochs", result.epochs)
             if not result.ok:
@@ -69,4 +75,23 @@ class OptunaBackend(SearchBackend):
             if objective.meter.exhausted:  # an epoch or seconds budget, or the trial count
                 study.stop()
 
-        study.optimize(evaluate, n_trials=budget.trials, callbacks=[stop_when_spent], catch=())
+        remaining = None if budget.trials is None else budget.trials - objective.meter.trials
+        study.optimize(evaluate, n_trials=remaining, callbacks=[stop_when_spent], catch=())
+
+
+def settle_interrupted(study: optuna.Study, objective: Objective) -> None:
+    """End the trials that an earlier, killed run left RUNNING in the storage.
+
+    One whose row reached the table (the kill came after the row, before Optuna's own record)
+    is told the row's result; one killed while it trained is marked FAIL, and its configuration
+    is not in the table. Then every row of the table is one of the storage's finished trials.
+    """
+    finished = objective.finished
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        row = trial.user_attrs.get(ROW)
+        if row is not None and row < len(finished) and finished[row].ok:
+            study.tell(trial.number, finished[row].val_loss)
+        else:
+            study.tell(trial.number, state=TrialState.FAIL)
+    in_storage = {t.user_attrs.get(ROW) for t in study.get_trials(deepcopy=False, states=_ENDED)}
+    objective.restored(len(finished) if in_storage >= set(range(len(finished))) else 0)

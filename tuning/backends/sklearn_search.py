@@ -26,9 +26,8 @@ from sklearn.metrics import log_loss, mean_squared_error
 from sklearn.model_selection import ParameterSampler, PredefinedSplit, RandomizedSearchCV
 
 from tuning.backends.base import Budget, SearchBackend
-from tuning.budget import BudgetMeter
 from tuning.model import build_model
-from tuning.objective import BudgetCallback, Objective, release_models
+from tuning.objective import BudgetCallback, Objective, StopCallback, release_models
 from tuning.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
 
 log = logging.getLogger(__name__)
@@ -103,7 +102,30 @@ class _FoldRecorder:
         self.classification = objective.dataset.task == "classification"
         self._params: dict[str, Any] | None = None
         self._folds: list[tuple[float, int, float]] = []
-        self.recorded: list[dict[str, Any]] = []
+        self.n_recorded = 0
+
+    def params_of(self, candidate: Mapping[str, Any]) -> dict[str, Any]:
+        """A candidate of the search (``model__``-prefixed names) as a configuration."""
+        return self.space.coerce({k[len(PREFIX) :]: v for k, v in candidate.items()})
+
+    def evaluate(self, evaluate_candidates: Any, candidate: Mapping[str, Any]) -> None:
+        """Cross-validate one candidate through the search and write its one row."""
+        before = self.n_recorded
+        evaluate_candidates([dict(candidate)])
+        self.flush()
+        if self.n_recorded == before:  # no fold reached the scorer: none was fitted
+            spent = self.objective.meter.exhausted
+            self.objective.record(
+                self.params_of(candidate),
+                status="pruned" if spent else "failed",
+                val_loss=math.nan,
+                epochs=0,
+                fit_seconds=0.0,
+                error="the budget ran out before its first fold"
+                if spent
+                else "every fold failed to fit",
+            )
+            self.n_recorded += 1
 
     def __call__(self, estimator, X, y) -> dict[str, float]:
         if self.classification:
@@ -118,8 +140,8 @@ class _FoldRecorder:
             loss = mean_squared_error(y, pred) if np.isfinite(pred).all() else math.nan
         epochs = len(estimator.history_.get("loss", []))
         seconds = float(getattr(estimator, "fit_seconds_", math.nan))
-        params = self.space.coerce(
-            {k[len(PREFIX) :]: v for k, v in estimator.get_params().items() if k.startswith(PREFIX)}
+        params = self.params_of(
+            {k: v for k, v in estimator.get_params().items() if k.startswith(PREFIX)}
         )
         if params != self._params:
             self.flush()
@@ -142,7 +164,7 @@ class _FoldRecorder:
             error = f"{self.n_splits - len(self._folds)} of {self.n_splits} folds failed to fit"
         elif not all(math.isfinite(v) for v in losses):
             error = "validation loss became non-finite in a fold: diverged"
-        result = self.objective.record(
+        self.objective.record(
             self._params,
             status=status if error else "complete",
             val_loss=math.nan if error else float(np.mean(losses)),
@@ -150,7 +172,7 @@ class _FoldRecorder:
             fit_seconds=sum(f[2] for f in self._folds),
             error=error,
         )
-        self.recorded.append(result.params)
+        self.n_recorded += 1
         self._params, self._folds = None, []
 
 
@@ -159,19 +181,26 @@ class BudgetedRandomizedSearchCV(RandomizedSearchCV):
 
     `_run_search` is scikit-learn's extension point for search strategies (the successive-halving
     searches override it too). The candidates are the same `ParameterSampler` stream, drawn
-    lazily and evaluated one by one; ``cv_results_`` holds the candidates that were evaluated.
+    lazily and evaluated one by one, each writing its row before the next starts;
+    ``cv_results_`` holds the candidates that were evaluated. A resumed study draws the same
+    stream and skips the candidates whose rows the table already holds (`Objective.replay`).
     """
 
-    meter: BudgetMeter | None = None  # set by the backend: sklearn estimators take no new args
+    recorder: _FoldRecorder | None = None  # set by the backend: sklearn estimators take no new args
 
     def _run_search(self, evaluate_candidates, **_callback_context) -> None:
+        recorder = self.recorder
+        if recorder is None:
+            raise RuntimeError("set the search's recorder before fitting it")
         sampler = ParameterSampler(
             self.param_distributions, self.n_iter, random_state=self.random_state
         )
         for candidate in sampler:
-            if self.meter is not None and self.meter.exhausted:
+            if recorder.objective.replay(recorder.params_of(candidate)) is not None:
+                continue  # finished by an earlier run of the study
+            if recorder.objective.meter.exhausted:
                 break
-            evaluate_candidates([candidate])
+            recorder.evaluate(evaluate_candidates, candidate)
 
 
 class SklearnBackend(SearchBackend):
@@ -213,7 +242,11 @@ class SklearnBackend(SearchBackend):
         fit_kwargs = protocol.fit_kwargs()
         estimator = wrapper(
             model=build_model,
-            callbacks=[*protocol.callbacks(), BudgetCallback(objective.meter)],
+            callbacks=[
+                *protocol.callbacks(),
+                BudgetCallback(objective.meter),
+                *([StopCallback(objective.stop)] if objective.stop else []),
+            ],
             batch_size=fit_kwargs["batch_size"],
             epochs=fit_kwargs["epochs"],
             verbose=fit_kwargs["verbose"],
@@ -234,40 +267,13 @@ class SklearnBackend(SearchBackend):
             error_score=np.nan,
             n_jobs=1,
         )
-        search.meter = objective.meter
+        search.recorder = recorder
         with warnings.catch_warnings():
             # A diverged candidate's NaN score, and a fold that failed (or was not started
             # because the budget ran out), are expected here: their rows already say so.
             warnings.filterwarnings("ignore", "One or more of the test scores are non-finite")
             warnings.filterwarnings("ignore", category=FitFailedWarning)
             search.fit(X, y, validation_data=(d.X_valid, d.y_valid))
-        recorder.flush()
-        self._record_unscored(search.cv_results_, recorder, objective, space)
-
-    @staticmethod
-    def _record_unscored(
-        cv_results: Mapping[str, Any],
-        recorder: _FoldRecorder,
-        objective: Objective,
-        space: SearchSpace,
-    ) -> None:
-        """Candidates whose every fold failed to fit were never scored: record them as failed."""
-        candidates = [
-            space.coerce({k[len(PREFIX) :]: v for k, v in p.items()}) for p in cv_results["params"]
-        ]
-        remaining = list(recorder.recorded)
-        for params in candidates:
-            if params in remaining:
-                remaining.remove(params)
-                continue
-            objective.record(
-                params,
-                status="failed",
-                val_loss=math.nan,
-                epochs=0,
-                fit_seconds=0.0,
-                error="every fold failed to fit",
-            )
 
 
 def _default_value(param: Param) -> Any:

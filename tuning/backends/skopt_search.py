@@ -32,7 +32,8 @@ class SkoptBackend(SearchBackend):
     A failed trial is told the worst loss seen so far (the GP cannot model a NaN), so the optimizer
     learns to avoid that region without its scale being distorted by an arbitrary constant; failures
     before any success wait, untold, until there is a worst loss to tell (skopt keeps drawing
-    random initial points meanwhile).
+    random initial points meanwhile). skopt keeps no state on disk: a resumed study tells a new
+    optimizer the points already in the table.
 
     Args:
         n_initial_points: random points before the GP models the results (default: a third of
@@ -59,17 +60,27 @@ class SkoptBackend(SearchBackend):
             random_state=seed,
         )
         failed_untold: list[list] = []
-        while not objective.meter.exhausted:
-            point = optimizer.ask()
-            params = space.coerce(dict(zip(space.names, point, strict=True)))
-            result = objective(params)
-            if not result.ok:
+
+        def observe(point: list, ok: bool, loss: float) -> None:
+            if not ok:
                 failed_untold.append(point)
                 if not optimizer.yi:
-                    continue
+                    return
             else:
-                optimizer.tell(point, result.val_loss)
+                optimizer.tell(point, loss)
             if failed_untold:
                 worst = max(optimizer.yi)
                 optimizer.tell(failed_untold, [worst] * len(failed_untold))
                 failed_untold.clear()
+
+        # A resumed study replays its finished trials into the optimizer, each after the `ask`
+        # that drew it, so the optimizer's random stream continues where the first run left it.
+        for recorded in objective.finished:
+            optimizer.ask()
+            point = [recorded.params[name] for name in space.names]
+            observe(point, recorded.ok, recorded.val_loss)
+        objective.restored(len(objective.finished))
+        while not objective.meter.exhausted:
+            point = optimizer.ask()
+            result = objective(space.coerce(dict(zip(space.names, point, strict=True))))
+            observe(point, result.ok, result.val_loss)

@@ -1,0 +1,58 @@
+"""Ctrl-C (SIGINT) and SIGTERM stop a study between two steps of training, never mid-row.
+
+Python turns SIGINT into a `KeyboardInterrupt` raised wherever the main thread happens to be. If
+that is a finalizer, a weak-reference or garbage-collector callback (JAX registers one), Python
+prints "Exception ignored" and the study runs on. So the first signal is only remembered, and
+the study asks for it where raising is safe: at the end of every epoch and before every trial
+(`raise_if_stopped`), so it stops within an epoch. A second signal raises at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from types import FrameType, TracebackType
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler): handled as Ctrl-C is."""
+
+
+class StopSignals:
+    """While the ``with`` block runs, SIGINT makes the next `raise_if_stopped` raise
+    `KeyboardInterrupt`, and SIGTERM `Terminated`; a second signal raises at once. Outside the
+    main thread it does nothing."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        again, self.received = self.received is not None, signum
+        if again:
+            self.raise_if_stopped()
+        # no logging here: the main thread may hold the logging lock
+        os.write(2, b"stopping at the end of this epoch (again to stop at once)\n")
+
+    def raise_if_stopped(self) -> None:
+        if self.received == signal.SIGTERM:
+            raise Terminated("terminated")
+        if self.received is not None:
+            raise KeyboardInterrupt("interrupted")
