@@ -55,6 +55,8 @@ def test_backends_and_datasets_are_listed(capsys):
             "does not exist",
         ),
         (["run", "--backend", "optuna", "--cv", "3"], "does not take options \\['cv'\\]"),
+        (["run", "--backend", "optuna", "--budget-epochs", "-5"], "budget_epochs must be"),
+        (["run", "--backend", "optuna", "--budget-seconds", "0"], "budget_seconds must be"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(argv, message, capsys, tmp_path):
@@ -242,3 +244,38 @@ def test_an_output_folder_that_cannot_be_created_is_refused_before_anything_runs
     err = capsys.readouterr().err
     assert err.startswith(f"error: --out {out}: cannot create {out}") and err.count("\n") == 1
     assert err.endswith("(Not a directory); choose another folder\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "target", "message"),
+    [
+        ("", "y", r"data\.csv is empty"),
+        ("x,y\n1,2\n3,4\n", "price", r"--target 'price' is not a column of .*data\.csv"),
+        ("x,z,y\n1,a,2\n3,b,4\n", "y", r"feature columns \['z'\] are not numeric"),
+        ("x,y\n1,2\nnan,3\n", "y", r"\['x'\] hold missing, NaN or infinite"),
+        ("x,y\ninf,2\n1,3\n", "y", "NaN or infinite"),
+    ],
+)
+def test_a_bad_csv_gets_one_line_and_exit_code_2(tmp_path, capsys, text, target, message):
+    path = tmp_path / "data.csv"
+    path.write_text(text)
+    argv = ["run", "--backend", "random", "--dataset", f"csv:{path}", "--target", target]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert re.search(message, err), err
+
+
+def test_a_study_whose_every_trial_diverges_ends_with_a_message_and_exit_code_1(tmp_path, capsys):
+    study = tmp_path / "study.toml"
+    study.write_text(
+        'backend = "random"\ndataset = "diabetes"\ntrials = 2\nmax_epochs = 2\n'
+        "[model_options]\nlearning_rate = 1e6\n"
+        '[space.n_neurons]\ntype = "int"\nlow = 30\nhigh = 40\n'
+    )
+    assert main(["run", "--config", str(study), "--out", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "no trial completed: no model to retrain; see the status and error columns" in out
+    trials = pd.read_csv(tmp_path / "diabetes_random_s0" / "trials.csv")
+    assert (trials["status"] == "failed").all() and len(trials) == 2
+    assert trials["error"].str.contains("diverged").all()

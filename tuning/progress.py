@@ -40,7 +40,8 @@ def study_progress(study: StudyState) -> StudyProgress:
     """Read a study's table (it may be growing, or not there yet)."""
     path = study.study_dir / TRIALS_FILE
     try:
-        text = whole_rows(path.read_text(encoding="utf-8"))  # not a row still being written
+        # not a row still being written
+        text = whole_rows(path.read_bytes()).decode("utf-8")
         rows = [r for r in csv.DictReader(io.StringIO(text)) if r.get("cum_epochs")]
     except (FileNotFoundError, csv.Error):
         return StudyProgress()

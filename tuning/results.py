@@ -108,10 +108,10 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def whole_rows(text: str) -> str:
-    """``text`` up to its last line end: every row is written whole with its line end, so what
-    follows it is a row still being written, or torn by a kill."""
-    return text[: text.rfind("\n") + 1]
+def whole_rows(data: bytes) -> bytes:
+    """``data`` up to its last line end: every row is written whole with its line end, so what
+    follows it is a row still being written, or torn by a kill (maybe inside a character)."""
+    return data[: data.rfind(b"\n") + 1]
 
 
 def read_trials(path: Path) -> pd.DataFrame:
@@ -123,13 +123,13 @@ def read_trials(path: Path) -> pd.DataFrame:
     path = Path(path)
     if path.is_dir():
         path = path / TRIALS_FILE
-    text = path.read_text(encoding="utf-8")
-    whole = whole_rows(text)
-    if whole != text:
+    data = path.read_bytes()
+    whole = whole_rows(data)
+    if whole != data:
         log.warning("%s: its last row was cut off mid-write (a killed process?): dropped it", path)
     if not whole:  # not even the header was written whole
         return pd.DataFrame(columns=list(ALL_COLUMNS))
-    frame = pd.read_csv(io.StringIO(whole), keep_default_na=True)
+    frame = pd.read_csv(io.BytesIO(whole), keep_default_na=True, encoding="utf-8")
     missing = [c for c in TRIAL_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path} is not a trials table: columns {missing} are missing")
@@ -145,19 +145,19 @@ def repair_table(path: Path) -> int:
     path = Path(path)
     if not path.exists():
         return 0
-    with path.open("r+", encoding="utf-8", newline="") as handle:
-        text = handle.read()
-        whole = whole_rows(text)
-        if whole != text:
+    with path.open("r+b") as handle:
+        data = handle.read()
+        whole = whole_rows(data)
+        if whole != data:
             log.warning(
                 "%s: its last row was cut off mid-write (a killed process?): removed it", path
             )
-            handle.truncate(len(whole.encode("utf-8")))
+            handle.truncate(len(whole))
             handle.flush()
             os.fsync(handle.fileno())
     if not whole:
         return 0
-    header, *rows = whole.splitlines()
+    header, *rows = whole.decode("utf-8").splitlines()
     if next(csv.reader([header])) != list(ALL_COLUMNS):
         raise ValueError(
             f"{path} has other columns than this version writes: it cannot be continued; "
