@@ -8,6 +8,7 @@ uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import logging
@@ -28,6 +29,7 @@ from tuning.cli import main
 from tuning.config import StudyConfig, StudyError
 from tuning.lock import LOCK_FILE, StudyLocked, study_lock
 from tuning.results import TRIALS_FILE, TrialWriter, read_trials
+from tuning.signals import StopSignals, Terminated
 from tuning.study import run_study
 
 REPO = Path(__file__).resolve().parents[1]
@@ -333,6 +335,36 @@ def test_an_interrupted_run_saves_its_trials_and_says_so(sig, code, tmp_path):
     assert rows["trial"].tolist() == list(range(len(rows))) and 1 <= len(rows) < 50
     assert (study_dir / LOCK_FILE).read_text() == ""
     assert not (study_dir / "summary.json").exists()
+
+
+def test_the_first_signal_is_kept_for_a_safe_point_and_a_second_raises_at_once():
+    with StopSignals() as stop:
+        os.kill(os.getpid(), signal.SIGINT)  # handled at once: nothing raised here
+        assert stop.received == signal.SIGINT
+        assert copy.deepcopy([stop])[0] is stop  # scikit-learn's per-fold copies share it
+        with pytest.raises(KeyboardInterrupt):
+            stop.raise_if_stopped()
+        with pytest.raises(Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+@pytest.mark.parametrize("backend", ["sklearn", "keras_tuner"])
+def test_ctrl_c_stops_a_study_within_the_next_trial(backend, tmp_path, california_small):
+    config = StudyConfig(
+        backend=backend,
+        trials=4,
+        max_epochs=3,
+        out=str(tmp_path),
+        backend_options={"cv": 2} if backend == "sklearn" else {},
+    )
+
+    def ctrl_c(writer: TrialWriter) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with StopSignals() as stop, pytest.raises(KeyboardInterrupt), _on_row(0, ctrl_c):
+        run_study(config, dataset=california_small, stop=stop)
+    assert read_trials(config.study_dir)["trial"].tolist() == [0]  # the next one wrote nothing
 
 
 # -- concurrent writers ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 from types import FrameType, TracebackType
+from typing import Any
 
 
 class Terminated(KeyboardInterrupt):
@@ -27,6 +28,11 @@ class StopSignals:
     def __init__(self) -> None:
         self.received: int | None = None
         self._previous: dict[int, object] = {}
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> StopSignals:
+        # scikit-learn deep-copies an estimator's callbacks for each fold: they must all see
+        # the one object the signal handler sets
+        return self
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
