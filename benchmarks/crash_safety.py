@@ -95,7 +95,7 @@ def run_backend(backend: str, out: Path, rng: np.random.Generator) -> bool:
     process.kill()
     process.communicate()
     first = table(study_dir)
-    show("1. kill -9 at a random moment", process.returncode, pd.DataFrame(), first)
+    show("1. kill -9 at a random moment", process.returncode, first.head(0), first)
 
     limit = len(first) + 1
     suicide = [sys.executable, "-c", SUICIDE_AFTER_ROW, str(limit), *study_args(backend, out)]

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import TrialState
 
@@ -50,16 +51,21 @@ class OptunaBackend(SearchBackend):
         study = optuna.create_study(
             study_name=workdir.name,
             storage=f"sqlite:///{(workdir / STORAGE_FILE).resolve()}",
-            sampler=optuna.samplers.TPESampler(
-                seed=seed,
-                n_startup_trials=budget.random_start(
-                    self.n_startup_trials, objective.protocol.max_epochs
-                ),
-            ),
             direction="minimize",
             load_if_exists=True,  # a resumed study continues from its storage
         )
         settle_interrupted(study, objective)
+        # The sampler's random stream does not depend on the trials already stored: a resumed
+        # study seeded as the first run was would draw that run's first configurations again.
+        stored = len(study.trials)
+        study.sampler = optuna.samplers.TPESampler(
+            seed=seed
+            if not stored
+            else int(np.random.SeedSequence([seed, stored]).generate_state(1)[0]),
+            n_startup_trials=budget.random_start(
+                self.n_startup_trials, objective.protocol.max_epochs
+            ),
+        )
 
         def evaluate(trial: optuna.Trial) -> float:
             params = space.coerce({p.name: suggest(trial, p) for p in space})
