@@ -12,6 +12,8 @@ from tuning.grid import StudyState
 from tuning.progress import study_progress
 from tuning.results import StudyKey, TrialWriter, read_trials
 
+pytestmark = pytest.mark.one_keras_backend  # no Keras in these
+
 
 def _row(trial: int) -> dict:
     return {"trial": trial, "status": "complete", "val_loss": 0.5 + trial, "epochs": 3}

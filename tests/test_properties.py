@@ -8,11 +8,14 @@ import math
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tuning.results import StudyKey, TrialWriter, read_trials, repair_table
 from tuning.space import SearchSpace, SpaceError
+
+pytestmark = pytest.mark.one_keras_backend  # no Keras in these
 
 # Text a row may carry: commas, quotes, line ends and characters of several UTF-8 bytes.
 ERRORS = st.text(alphabet=st.sampled_from(list('ab ,"\n\r;é€😀')), max_size=30)

@@ -32,6 +32,8 @@ from tuning.results import TRIALS_FILE, TrialWriter, read_trials
 from tuning.signals import StopSignals, Terminated
 from tuning.study import run_study
 
+# Files, processes and the libraries' own state: the same on either Keras backend.
+pytestmark = pytest.mark.one_keras_backend
 REPO = Path(__file__).resolve().parents[1]
 TRIALS = 6
 ROW_COLUMNS = ["trial", "status", "params", "val_loss", "epochs", "cum_epochs", "error"]
@@ -144,7 +146,6 @@ REPLAYED_AFTER_ROW_KILL = {
 }
 
 
-@pytest.mark.one_keras_backend
 @pytest.mark.parametrize("backend", sorted(REPLAYED_AFTER_ROW_KILL))
 def test_a_killed_study_resumes_where_it_stopped(backend, tmp_path, monkeypatch, capsys):
     study_dir = _study_dir(backend, tmp_path)
@@ -196,7 +197,6 @@ def test_a_killed_study_resumes_where_it_stopped(backend, tmp_path, monkeypatch,
 DETERMINISTIC = ["hyperopt", "keras_tuner", "random", "sklearn", "skopt"]
 
 
-@pytest.mark.one_keras_backend
 @pytest.mark.parametrize("backend", DETERMINISTIC)
 def test_an_interrupted_study_resumed_equals_an_uninterrupted_one(
     backend, tmp_path, california_small, monkeypatch
