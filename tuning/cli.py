@@ -90,6 +90,11 @@ def _add_grid_options(parser: argparse.ArgumentParser, *, out: str, seeds: list[
     parser.add_argument(
         "--jobs", type=int, default=os.cpu_count() or 1, help="studies at a time (default: cores)"
     )
+    parser.add_argument(
+        "--scheduler",
+        help="run the studies on Dask: local:N (a LocalCluster of N worker processes here) or "
+        "tcp://HOST:8786 (a running cluster; --out must then be a folder every worker sees)",
+    )
     parser.add_argument("--config", type=Path, help="a study TOML file for every study")
     parser.add_argument("--out", default=out, help=f"results folder (default {out})")
     _add_study_options(parser, seed=False)
@@ -187,6 +192,7 @@ def _seed_list(text: str) -> list[int]:
 def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
     from tuning.backends import available_backends
     from tuning.config import StudyError, writable_folder
+    from tuning.dask_grid import check_scheduler
     from tuning.data import check_dataset
     from tuning.grid import plan_grid, run_grid
     from tuning.progress import make_display
@@ -199,12 +205,22 @@ def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
     base = _study_config(args, backends[0])
     use_keras_backend(base.keras_backend)  # the workers inherit it
     writable_folder(Path(base.out), f"--out {base.out}")
+    if args.scheduler is not None:
+        check_scheduler(args.scheduler)
+        base.out = str(Path(base.out).resolve())  # the same path on every worker
     check_dataset(base.dataset, target=base.target, task=base.task)
     if base.space or base.model_options:
         base.search_space()  # checked once here, not once per worker
     configs = plan_grid(base, backends, args.seeds)
     with make_display(sys.stderr) as display:
-        result = run_grid(configs, jobs=args.jobs, fresh=args.fresh, watch=display, stop=stop)
+        result = run_grid(
+            configs,
+            jobs=args.jobs,
+            fresh=args.fresh,
+            watch=display,
+            stop=stop,
+            scheduler=args.scheduler,
+        )
     failed = [s for s in result.studies if s.state == "failed"]
     print(
         f"{len(configs)} studies: {result.count('done')} run, {result.count('skipped')} "

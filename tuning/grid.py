@@ -13,13 +13,15 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from tuning.config import LOG_FILE, StudyConfig, StudyError
+from tuning.dask_grid import dask_executor, run_study_on_dask_worker
 from tuning.keras_backend import pin_threads, use_keras_backend
 from tuning.results import TRIALS_FILE
 from tuning.resume import finished_summary
@@ -73,10 +75,13 @@ def run_grid(
     watch: Callable[[list[StudyState], float], None] | None = None,
     refresh_seconds: float = 2.0,
     stop: StopSignals | None = None,
+    scheduler: str | None = None,
 ) -> GridResult:
     """Run every study not yet finished, ``jobs`` at a time; ``watch`` is called as they progress.
 
-    Under ``stop``, Ctrl-C or SIGTERM ends the wait (each worker saves and stops on its own).
+    ``scheduler`` (``local:N`` or ``tcp://HOST:PORT``) runs them on a Dask cluster instead
+    (`tuning.dask_grid`), as many at a time as it has worker threads. Under ``stop``, Ctrl-C or
+    SIGTERM ends the wait (each worker saves and stops on its own).
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise StudyError(f"--jobs must be an integer >= 1, got {jobs!r}")
@@ -93,20 +98,36 @@ def run_grid(
     threads = max(1, (os.cpu_count() or 1) // min(jobs, max(1, len(todo))))
     notify = watch or (lambda _studies, _elapsed: None)
     if todo:
-        context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
-        with ProcessPoolExecutor(
-            max_workers=min(jobs, len(todo)), mp_context=context, max_tasks_per_child=1
-        ) as pool:
+        with _executor(scheduler, min(jobs, len(todo))) as pool:
             futures: dict[Future, StudyState] = {
-                pool.submit(run_study_in_worker, asdict(s.config), threads, fresh): s for s in todo
+                (
+                    pool.submit(run_study_in_worker, asdict(s.config), threads, fresh)
+                    if scheduler is None
+                    else pool.submit(run_study_on_dask_worker, asdict(s.config), fresh)
+                ): s
+                for s in todo
             }
             try:
                 _wait_all(futures, notify, started, studies, refresh_seconds, stop)
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
+            except BaseException:  # cancel the studies not started yet
+                if isinstance(pool, ProcessPoolExecutor):
+                    pool.shutdown(wait=False, cancel_futures=True)
+                else:
+                    pool.shutdown(wait=False)  # Dask's executor cancels them so
                 raise
     notify(studies, time.monotonic() - started)
     return GridResult(studies, time.monotonic() - started)
+
+
+@contextmanager
+def _executor(scheduler: str | None, workers: int) -> Iterator[Executor]:
+    if scheduler is not None:
+        with dask_executor(scheduler) as pool:
+            yield pool
+        return
+    context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
+    with ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=1) as pool:
+        yield pool
 
 
 def _wait_all(

@@ -12,6 +12,7 @@ import io
 import logging
 import math
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ TRIAL_COLUMNS = (
     "epochs",
     "fit_seconds",
 )
-EXTRA_COLUMNS = ("cum_epochs", "cum_seconds", "params", "error")
+EXTRA_COLUMNS = ("cum_epochs", "cum_seconds", "params", "error", "host", "pid")
 ALL_COLUMNS = TRIAL_COLUMNS + EXTRA_COLUMNS
 
 
@@ -72,6 +73,8 @@ class TrialWriter:
             "backend": self.key.backend,
             "dataset": self.key.dataset,
             "seed": self.key.seed,
+            "host": socket.gethostname(),  # the worker that trained it
+            "pid": os.getpid(),
             **row,
         }
         unknown = set(full) - set(ALL_COLUMNS)
