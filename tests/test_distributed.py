@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
+import optuna
 import pandas as pd
 import pytest
 
@@ -14,6 +23,7 @@ from tuning.grid import plan_grid, run_grid
 from tuning.results import read_trials
 
 pytestmark = pytest.mark.one_keras_backend  # Dask and files: the same on either Keras backend
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _base(tmp_path, trials: int) -> StudyConfig:
@@ -78,3 +88,76 @@ def test_a_bad_scheduler_is_one_line_and_exit_code_2(scheduler, tmp_path, capsys
     assert main([*argv, "--scheduler", scheduler]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --scheduler must be local:N") and err.count("\n") == 1
+
+
+# -- one Optuna study shared by several processes through PostgreSQL ------------------------------
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A PostgreSQL server of its own on loopback for this module (`.ci/run` installs Debian's
+    postgresql); skipped, saying why, only where no server can be started here."""
+    initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or [shutil.which("initdb")]
+    if not initdb[-1]:
+        pytest.skip("no PostgreSQL server binaries here (initdb): apt-get install postgresql")
+    bindir = Path(initdb[-1]).parent
+    data = Path(tempfile.mkdtemp(prefix="tuning-pg-"))
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:  # the server refuses to run as root: as the package's own user
+        shutil.chown(data, "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    subprocess.run(
+        [*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
+        check=True,
+        capture_output=True,
+    )
+    server = subprocess.Popen(
+        [*as_postgres, str(bindir / "postgres"), "-D", str(data), "-p", port]
+        + ["-h", "127.0.0.1", "-k", str(data)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        address = ["-h", "127.0.0.1", "-p", port, "-U", "postgres"]
+        for _ in range(100):
+            if (
+                subprocess.run([bindir / "pg_isready", *address], capture_output=True).returncode
+                == 0
+            ):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.skip(f"a PostgreSQL server started from {bindir} did not answer on port {port}")
+        subprocess.run([bindir / "createdb", *address, "tuning"], check=True, capture_output=True)
+        yield f"postgresql://postgres@127.0.0.1:{port}/tuning"
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_two_processes_share_one_optuna_study_on_postgresql(postgres_url, tmp_path):
+    args = ["run", "--backend", "optuna", "--storage", postgres_url, "--study", "shared"]
+    args += ["--dataset", "california", "--max-rows", "300", "--trials", "8"]
+    args += ["--max-epochs", "3", "--patience", "2", "--out", str(tmp_path)]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tuning", *args],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [w.communicate(timeout=600) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], [err[-2000:] for _, err in outputs]
+
+    rows = read_trials(tmp_path / "shared")
+    assert sorted(rows["trial"]) == list(range(8))  # Optuna's numbers: unique, exactly 8
+    assert rows["pid"].nunique() == 2  # both processes trained trials
+    assert set(rows["pid"]) == {w.pid for w in workers}
+    study = optuna.load_study(study_name="shared", storage=postgres_url)
+    trained = [t for t in study.trials if t.number < 8]
+    assert len(trained) == 8 and all(t.state.is_finished() for t in trained)

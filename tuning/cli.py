@@ -115,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="results folder (default results)")
     run.add_argument("--study", help="study name (default DATASET_BACKEND_sSEED)")
     run.add_argument("--cv", help="sklearn backend: number of folds (default 3) or 'holdout'")
+    run.add_argument(
+        "--storage",
+        help="optuna backend: an RDB URL (postgresql://USER@HOST/DB, sqlite:///PATH) that several "
+        "`tuning run` processes with the same --study share, each adding new trials",
+    )
     _add_study_options(run)
 
     demo = sub.add_parser(
@@ -162,8 +167,13 @@ def _study_config(args: argparse.Namespace, backend: str | None):
         "out": getattr(args, "out", None),
         "study": getattr(args, "study", None),
     }
+    backend_options: dict[str, object] = {}
     if getattr(args, "cv", None) is not None:
-        overrides["backend_options"] = {"cv": int(args.cv) if args.cv.isdigit() else args.cv}
+        backend_options["cv"] = int(args.cv) if args.cv.isdigit() else args.cv
+    if getattr(args, "storage", None) is not None:
+        backend_options["storage"] = args.storage
+    if backend_options:
+        overrides["backend_options"] = backend_options
     if getattr(args, "config", None) is not None:
         return StudyConfig.from_toml(args.config, **overrides)
     if not backend:

@@ -27,19 +27,26 @@ class StudyLocked(StudyError):
 
 
 @contextmanager
-def study_lock(study_dir: Path) -> Iterator[Path]:
-    """Hold the study's lock for the ``with`` block, or raise `StudyLocked` at once."""
+def study_lock(study_dir: Path, *, shared: bool = False) -> Iterator[Path]:
+    """Hold the study's lock for the ``with`` block, or raise `StudyLocked` at once.
+
+    ``shared``: the study is shared by several processes (an Optuna storage): they all hold the
+    lock together, which keeps out a process that would run the study alone, and vice versa.
+    """
     path = Path(study_dir) / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
-            owner = _read(fd) or "another process"
+            owner = _read(fd) or "processes sharing it"
             raise StudyLocked(
                 f"study {Path(study_dir).name!r} is already running ({owner}, lock {path}): "
                 "wait for it to end, or stop it first; use --study NAME to run another study"
             ) from None
+        if shared:  # the holders are many: none is named
+            yield path
+            return
         previous = _read(fd)
         if previous:
             log.warning(

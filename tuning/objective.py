@@ -282,8 +282,12 @@ class Objective:
         return build_model(**params, **self.model_kwargs())
 
     # -- training -----------------------------------------------------------------------------
-    def __call__(self, params: Mapping[str, Any]) -> TrialResult:
-        """Build, train and record one trial; a failure is recorded, never raised."""
+    def __call__(self, params: Mapping[str, Any], *, number: int | None = None) -> TrialResult:
+        """Build, train and record one trial; a failure is recorded, never raised.
+
+        ``number`` is the trial's number in the table when the library numbers the trials of a
+        study shared by several processes; by default the trials are numbered in order.
+        """
         replayed = self.replay(params)
         if replayed is not None:
             return replayed
@@ -299,8 +303,9 @@ class Objective:
                 epochs=0,
                 fit_seconds=time.perf_counter() - started,
                 error=f"build failed: {exc}",
+                number=number,
             )
-        return self.train(model, params, epochs=self.protocol.max_epochs)
+        return self.train(model, params, epochs=self.protocol.max_epochs, number=number)
 
     def train(
         self,
@@ -310,6 +315,7 @@ class Objective:
         epochs: int,
         initial_epoch: int = 0,
         callbacks: Sequence[keras.callbacks.Callback] = (),
+        number: int | None = None,
     ) -> TrialResult:
         """Fit ``model`` under the protocol (from ``initial_epoch`` to ``epochs``) and record it.
 
@@ -336,6 +342,7 @@ class Objective:
                 epochs=len(getattr(progress, "epoch", [])),
                 fit_seconds=time.perf_counter() - started,
                 error=f"training failed: {type(exc).__name__}: {reason}",
+                number=number,
             )
         val_loss, error = score_history(history)
         return self.record(
@@ -346,6 +353,7 @@ class Objective:
             fit_seconds=seconds,
             error=error,
             history=history,
+            number=number,
         )
 
     def fit(
@@ -392,10 +400,11 @@ class Objective:
         fit_seconds: float,
         error: str = "",
         history: dict[str, list[float]] | None = None,
+        number: int | None = None,
     ) -> TrialResult:
         """Append one finished trial to the table (used directly by backends that train natively)."""
         result = TrialResult(
-            trial=self.n_recorded,
+            trial=self.n_recorded if number is None else number,
             params=dict(params),
             status=status,
             val_loss=float(val_loss),

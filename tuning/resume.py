@@ -67,11 +67,13 @@ class EarlierRun:
         return len(self.trials)
 
 
-def start_or_resume(config: StudyConfig) -> EarlierRun:
+def start_or_resume(config: StudyConfig, *, shared: bool = False) -> EarlierRun:
     """Record the study's settings on its first run; on a later run check that they are the
     same, make the table safe to append to, and return what the earlier runs finished.
 
     Call it holding the study's lock, after `finished_summary` found the study unfinished.
+    ``shared``: several processes add rows to the table (see `SearchBackend.shares_study`), in
+    the order their trials end: the trial numbers are checked to be unique, not in order.
     """
     study_dir = config.study_dir
     settings, table = study_dir / CONFIG_FILE, study_dir / TRIALS_FILE
@@ -94,7 +96,7 @@ def start_or_resume(config: StudyConfig) -> EarlierRun:
         return EarlierRun(pd.DataFrame())
     trials = read_trials(table)
     numbers = trials["trial"].tolist()
-    if numbers != list(range(len(trials))):
+    if (not shared and numbers != list(range(len(trials)))) or len(set(numbers)) != len(numbers):
         raise StudyError(
             f"{table}: trial numbers are not 0..{len(trials) - 1} in order (rows from elsewhere?): "
             "pass --fresh to start the study over"

@@ -14,7 +14,7 @@ import pandas as pd
 from tuning.atomic import write_json
 from tuning.backends import create_backend
 from tuning.budget import BudgetMeter
-from tuning.config import SUMMARY_FILE, StudyConfig, writable_folder
+from tuning.config import SUMMARY_FILE, StudyConfig, StudyError, writable_folder
 from tuning.data import Dataset, load_dataset
 from tuning.keras_backend import use_keras_backend
 from tuning.lock import study_lock
@@ -54,7 +54,13 @@ def run_study(
     dataset = dataset.head(config.max_rows)
     budget = config.budget()
     study_dir = writable_folder(config.study_dir, f"--out {config.out}")
-    with study_lock(study_dir):
+    shared = backend.shares_study
+    if fresh and shared:
+        raise StudyError(
+            "--fresh cannot start over a study shared through --storage (other processes may be "
+            "working on it): delete it from the storage and its folder, or use --study NAME"
+        )
+    with study_lock(study_dir, shared=shared):
         if fresh:
             clear_study(study_dir)
         summary = finished_summary(config)
@@ -65,10 +71,11 @@ def run_study(
                 study_dir / SUMMARY_FILE,
             )
             return summary
-        earlier = start_or_resume(config)
+        earlier = start_or_resume(config, shared=shared)
         key = StudyKey(config.study, config.backend, dataset.name, config.seed)
         meter = BudgetMeter(budget)  # the search's clock starts here
-        meter.restore(len(earlier), earlier.epochs, earlier.seconds, earlier.idle_trials)
+        if not shared:  # a shared study's rows are other processes' spending too
+            meter.restore(len(earlier), earlier.epochs, earlier.seconds, earlier.idle_trials)
         objective = Objective(
             dataset,
             protocol,
@@ -91,7 +98,7 @@ def run_study(
                 config.study,
                 meter.idle_trials,
             )
-        search_seconds = time.perf_counter() - started + earlier.seconds
+        search_seconds = time.perf_counter() - started + (0 if shared else earlier.seconds)
         summary = finalize(config, objective, space, study_dir, search_seconds, started, spent)
         summary["trials_from_earlier_runs"] = len(earlier)
         write_json(study_dir / SUMMARY_FILE, summary)

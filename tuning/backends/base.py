@@ -35,6 +35,13 @@ class SearchBackend(ABC):
 
     name: ClassVar[str]
 
+    @property
+    def shares_study(self) -> bool:
+        """True when several processes work on one study through the library's own shared
+        storage (Optuna with ``storage``): each process then adds its trials, numbered by the
+        library, to the one table, and none has the study to itself."""
+        return False
+
     @abstractmethod
     def run(
         self,

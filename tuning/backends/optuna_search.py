@@ -4,6 +4,8 @@ loads again (`optuna.create_study(load_if_exists=True)`)."""
 from __future__ import annotations
 
 import math
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +13,15 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from tuning.backends import BackendError
 from tuning.backends.base import Budget, SearchBackend
 from tuning.objective import Objective
 from tuning.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
 
 STORAGE_FILE = "optuna.db"
 ROW = "row"  # user attribute: the trial's number in the study's table
+HEARTBEAT_SECONDS = 10  # shared storage: a trial whose process is silent 30 s is failed
+STORAGE_ATTEMPTS = 5
 _ENDED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 
 
@@ -37,12 +42,24 @@ class OptunaBackend(SearchBackend):
     Args:
         n_startup_trials: random trials before TPE models the results (default: a third of the
             budget's expected trials, at most 10; see `Budget.random_start`).
+        storage: an Optuna RDB URL (``postgresql://USER@HOST/DB``, ``sqlite:///PATH``) shared by
+            several ``tuning run`` processes, on one machine or several, working on one study
+            (same ``--study`` and settings): each asks the storage for new trials, numbered by
+            Optuna across all of them. A budget in trials is the study's total; an epoch or
+            seconds budget is each process's own. A process that dies leaves its trial RUNNING
+            until the others' heartbeat checks mark it FAIL. Default: a SQLite file in the study
+            folder, the study's own.
     """
 
     name = "optuna"
 
-    def __init__(self, n_startup_trials: int | None = None) -> None:
+    def __init__(self, n_startup_trials: int | None = None, storage: str | None = None) -> None:
         self.n_startup_trials = n_startup_trials
+        self.storage = storage
+
+    @property
+    def shares_study(self) -> bool:
+        return self.storage is not None
 
     def run(
         self, objective: Objective, space: SearchSpace, budget: Budget, seed: int, workdir: Path
@@ -50,27 +67,37 @@ class OptunaBackend(SearchBackend):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(
             study_name=workdir.name,
-            storage=f"sqlite:///{(workdir / STORAGE_FILE).resolve()}",
+            storage=self._storage(workdir),
             direction="minimize",
             load_if_exists=True,  # a resumed study continues from its storage
         )
-        settle_interrupted(study, objective)
+        if self.shares_study:
+            objective.restored(len(objective.finished))  # the other processes' rows: no replay
+        else:
+            settle_interrupted(study, objective)
         # The sampler's random stream does not depend on the trials already stored: a resumed
-        # study seeded as the first run was would draw that run's first configurations again.
+        # study seeded as the first run was would draw that run's first configurations again,
+        # and so would a second process sharing the study.
         stored = len(study.trials)
+        entropy = [seed, stored, os.getpid()] if self.shares_study else [seed, stored]
         study.sampler = optuna.samplers.TPESampler(
             seed=seed
-            if not stored
-            else int(np.random.SeedSequence([seed, stored]).generate_state(1)[0]),
+            if entropy == [seed, 0]
+            else int(np.random.SeedSequence(entropy).generate_state(1)[0]),
             n_startup_trials=budget.random_start(
                 self.n_startup_trials, objective.protocol.max_epochs
             ),
         )
 
         def evaluate(trial: optuna.Trial) -> float:
+            if self.shares_study and budget.trials is not None and trial.number >= budget.trials:
+                # Optuna numbers the shared study's trials in one sequence: those past the
+                # budget are not trained, so the study ends with exactly the budget's trials.
+                study.stop()
+                raise optuna.TrialPruned("beyond the study's trial budget")
             params = space.coerce({p.name: suggest(trial, p) for p in space})
             trial.set_user_attr(ROW, objective.n_recorded)  # stored before the trial trains
-            result = objective(params)
+            result = objective(params, number=trial.number if self.shares_study else None)
             trial.set_user_attr("epochs", result.epochs)
             if not result.ok:
                 trial.set_user_attr("error", result.error)
@@ -82,7 +109,30 @@ class OptunaBackend(SearchBackend):
                 study.stop()
 
         remaining = None if budget.trials is None else budget.trials - objective.meter.trials
+        if self.shares_study:
+            remaining = None  # the trial numbers stop it (in `evaluate`)
         study.optimize(evaluate, n_trials=remaining, callbacks=[stop_when_spent], catch=())
+
+    def _storage(self, workdir: Path) -> str | optuna.storages.BaseStorage:
+        if not self.shares_study:
+            return f"sqlite:///{(workdir / STORAGE_FILE).resolve()}"
+        for attempt in range(1, STORAGE_ATTEMPTS + 1):
+            try:
+                return optuna.storages.RDBStorage(
+                    self.storage,
+                    heartbeat_interval=HEARTBEAT_SECONDS,
+                    grace_period=3 * HEARTBEAT_SECONDS,
+                )
+            except Exception as exc:  # a bad URL, a missing driver, a server that is not there
+                # Processes started together race to create Optuna's tables in a new database;
+                # the loser's next attempt finds them made.
+                racing = "UniqueViolation" in repr(exc) or "already exists" in str(exc)
+                if racing and attempt < STORAGE_ATTEMPTS:
+                    time.sleep(0.5 * attempt)
+                    continue
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise BackendError(f"--storage {self.storage}: {reason}") from None
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def settle_interrupted(study: optuna.Study, objective: Objective) -> None:
