@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -161,3 +162,32 @@ def test_two_processes_share_one_optuna_study_on_postgresql(postgres_url, tmp_pa
     study = optuna.load_study(study_name="shared", storage=postgres_url)
     trained = [t for t in study.trials if t.number < 8]
     assert len(trained) == 8 and all(t.state.is_finished() for t in trained)
+
+
+def test_sklearn_fits_its_folds_on_a_dask_cluster_with_the_same_results(tmp_path, california_small):
+    from tuning.study import run_study
+
+    config = StudyConfig(
+        backend="sklearn",
+        trials=3,
+        max_epochs=3,
+        out=str(tmp_path / "here"),
+        backend_options={"cv": 2},
+    )
+    on_dask = replace(
+        config, out=str(tmp_path / "dask"), backend_options={"cv": 2, "scheduler": "local:2"}
+    )
+    run_study(config, dataset=california_small)
+    run_study(on_dask, dataset=california_small)
+
+    here, there = read_trials(config.study_dir), read_trials(on_dask.study_dir)
+    columns = ["trial", "status", "params", "epochs"]
+    pd.testing.assert_frame_equal(there[columns], here[columns])
+    assert there["val_loss"].tolist() == pytest.approx(here["val_loss"].tolist(), rel=1e-4)
+    assert (here["pid"] == os.getpid()).all() and os.getpid() not in set(there["pid"])
+
+
+def test_sklearn_on_a_cluster_refuses_an_epoch_budget(tmp_path, capsys):
+    argv = ["run", "--backend", "sklearn", "--scheduler", "local:1", "--budget-epochs", "10"]
+    assert main([*argv, "--dataset", "diabetes", "--out", str(tmp_path)]) == 2
+    assert "cannot stop at the study's epoch budget" in capsys.readouterr().err

@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--study", help="study name (default DATASET_BACKEND_sSEED)")
     run.add_argument("--cv", help="sklearn backend: number of folds (default 3) or 'holdout'")
     run.add_argument(
+        "--scheduler",
+        help="sklearn backend: fit the folds on a Dask cluster, local:N or tcp://HOST:8786",
+    )
+    run.add_argument(
         "--storage",
         help="optuna backend: an RDB URL (postgresql://USER@HOST/DB, sqlite:///PATH) that several "
         "`tuning run` processes with the same --study share, each adding new trials",
@@ -149,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _study_config(args: argparse.Namespace, backend: str | None):
     from tuning.config import StudyConfig, StudyError
+    from tuning.dask_grid import check_scheduler
 
     overrides = {
         "backend": backend,
@@ -172,6 +177,8 @@ def _study_config(args: argparse.Namespace, backend: str | None):
         backend_options["cv"] = int(args.cv) if args.cv.isdigit() else args.cv
     if getattr(args, "storage", None) is not None:
         backend_options["storage"] = args.storage
+    if getattr(args, "scheduler", None) is not None and getattr(args, "command", "") == "run":
+        backend_options["scheduler"] = check_scheduler(args.scheduler)
     if backend_options:
         overrides["backend_options"] = backend_options
     if getattr(args, "config", None) is not None:

@@ -1,4 +1,7 @@
-"""The benchmark grid on a Dask cluster: ``--scheduler tcp://HOST:8786`` or ``--scheduler local:N``.
+"""Work on a Dask cluster: ``--scheduler tcp://HOST:8786`` or ``--scheduler local:N``.
+
+The benchmark grid's studies (below), and the folds of scikit-learn's candidates
+(`tuning.backends.sklearn_search`, through joblib's Dask backend).
 
 Each (backend, seed) study is one Dask task, run by a worker process of the cluster: on this
 machine (``local:N`` starts a `LocalCluster` of N single-threaded worker processes) or on the
@@ -43,7 +46,14 @@ def check_scheduler(scheduler: str) -> str:
 @contextmanager
 def dask_executor(scheduler: str) -> Iterator[Executor]:
     """A `concurrent.futures.Executor` whose tasks run on the Dask cluster ``scheduler``."""
-    from dask.distributed import Client, LocalCluster  # only when a grid runs on Dask
+    with dask_client(scheduler) as client:
+        yield client.get_executor(pure=False)
+
+
+@contextmanager
+def dask_client(scheduler: str) -> Iterator[Any]:
+    """A `dask.distributed.Client` of the cluster ``scheduler`` (started here for ``local:N``)."""
+    from dask.distributed import Client, LocalCluster  # only when something runs on Dask
 
     local = _LOCAL.fullmatch(check_scheduler(scheduler))
     # Dask logs every worker start and stop at INFO: the grid's own display says what matters.
@@ -67,8 +77,8 @@ def dask_executor(scheduler: str) -> Iterator[Executor]:
                 "one with `dask scheduler`, or use local:N"
             ) from None
         with client:
-            log.info("grid on Dask: %s", client)
-            yield client.get_executor(pure=False)
+            log.info("on Dask: %s", client)
+            yield client
     finally:
         if cluster is not None:
             cluster.close()

@@ -401,8 +401,12 @@ class Objective:
         error: str = "",
         history: dict[str, list[float]] | None = None,
         number: int | None = None,
+        worker: tuple[str, int] | None = None,
     ) -> TrialResult:
-        """Append one finished trial to the table (used directly by backends that train natively)."""
+        """Append one finished trial to the table (used directly by backends that train natively).
+
+        ``worker`` (host, pid) names the process that trained it when that is not this one.
+        """
         result = TrialResult(
             trial=self.n_recorded if number is None else number,
             params=dict(params),
@@ -429,6 +433,7 @@ class Objective:
                 "cum_seconds": round(self.meter.seconds, 4),
                 "params": json.dumps(result.params, sort_keys=True),
                 "error": result.error,
+                **({"host": worker[0], "pid": worker[1]} if worker else {}),
             }
         )
         log.info(

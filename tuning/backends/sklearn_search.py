@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
 import sys
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from sklearn.exceptions import FitFailedWarning
 from sklearn.metrics import log_loss, mean_squared_error
 from sklearn.model_selection import ParameterSampler, PredefinedSplit, RandomizedSearchCV
 
+from tuning.backends import BackendError
 from tuning.backends.base import Budget, SearchBackend
 from tuning.model import build_model
 from tuning.objective import BudgetCallback, Objective, StopCallback, release_models
@@ -92,88 +96,97 @@ class TimedKerasClassifier(_TimedFit, KerasClassifier):
     pass
 
 
-class _FoldRecorder:
-    """The scorer: scores one fold and writes a candidate's row once its folds are all scored."""
+def score_fold(estimator: Any, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """The scorer of every fold, in whichever process fitted it: the fold's loss (negated, as
+    scikit-learn maximises scores; NaN if the model diverged), epochs trained and fit seconds.
+    A fold that failed to fit is never scored: scikit-learn gives it NaN for all three."""
+    if isinstance(estimator, KerasClassifier):
+        proba = estimator.predict_proba(X)
+        finite = np.isfinite(proba).all()
+        loss = log_loss(y, proba, labels=np.arange(proba.shape[1])) if finite else math.nan
+    else:
+        pred = estimator.predict(X)
+        loss = mean_squared_error(y, pred) if np.isfinite(pred).all() else math.nan
+    return {
+        "loss": -float(loss),
+        "epochs": float(len(estimator.history_.get("loss", []))),
+        "fit_seconds": float(getattr(estimator, "fit_seconds_", math.nan)),
+        "pid": float(os.getpid()),  # the worker that fitted it (a number: scores must be)
+    }
 
-    def __init__(self, objective: Objective, space: SearchSpace, n_splits: int) -> None:
+
+class _CandidateRecorder:
+    """Writes one row per candidate from what `evaluate_candidates` returns for it: its folds'
+    scores (`score_fold`), wherever they were computed.
+
+    ``count_epochs``: the folds ran in other processes (a Dask cluster), whose budget callbacks
+    counted into copies of the meter: the study's meter gets their epochs here.
+    """
+
+    def __init__(
+        self, objective: Objective, space: SearchSpace, n_splits: int, count_epochs: bool
+    ) -> None:
         self.objective = objective
         self.space = space
         self.n_splits = n_splits
-        self.classification = objective.dataset.task == "classification"
-        self._params: dict[str, Any] | None = None
-        self._folds: list[tuple[float, int, float]] = []
-        self.n_recorded = 0
+        self.count_epochs = count_epochs
+        self.hosts: dict[int, str] = {}  # pid -> host of the cluster's workers
 
     def params_of(self, candidate: Mapping[str, Any]) -> dict[str, Any]:
         """A candidate of the search (``model__``-prefixed names) as a configuration."""
         return self.space.coerce({k[len(PREFIX) :]: v for k, v in candidate.items()})
 
-    def evaluate(self, evaluate_candidates: Any, candidate: Mapping[str, Any]) -> None:
-        """Cross-validate one candidate through the search and write its one row."""
-        before = self.n_recorded
-        evaluate_candidates([dict(candidate)])
-        self.flush()
-        if self.n_recorded == before:  # no fold reached the scorer: none was fitted
-            spent = self.objective.meter.exhausted
-            self.objective.record(
-                self.params_of(candidate),
-                status="pruned" if spent else "failed",
-                val_loss=math.nan,
-                epochs=0,
-                fit_seconds=0.0,
-                error="the budget ran out before its first fold"
-                if spent
-                else "every fold failed to fit",
-            )
-            self.n_recorded += 1
+    def evaluate(self, evaluate_candidates: Any, candidates: list[dict[str, Any]]) -> None:
+        """Cross-validate ``candidates`` (their folds in parallel where joblib runs them so)
+        through the search, then write their rows in order."""
+        results = evaluate_candidates(candidates)
+        first = len(results["params"]) - len(candidates)
+        for index, candidate in enumerate(candidates, start=first):
+            folds = [
+                tuple(
+                    float(results[f"split{k}_test_{metric}"][index])
+                    for metric in ("loss", "epochs", "fit_seconds")
+                )
+                for k in range(self.n_splits)
+            ]
+            pid = float(results["split0_test_pid"][index])
+            worker = None
+            if self.count_epochs and not math.isnan(pid):  # its first fold's worker
+                worker = (self.hosts.get(int(pid), "?"), int(pid))
+            self._record(self.params_of(candidate), folds, worker)
 
-    def __call__(self, estimator, X, y) -> dict[str, float]:
-        if self.classification:
-            proba = estimator.predict_proba(X)
-            loss = (
-                log_loss(y, proba, labels=np.arange(proba.shape[1]))
-                if np.isfinite(proba).all()
-                else math.nan
-            )
-        else:
-            pred = estimator.predict(X)
-            loss = mean_squared_error(y, pred) if np.isfinite(pred).all() else math.nan
-        epochs = len(estimator.history_.get("loss", []))
-        seconds = float(getattr(estimator, "fit_seconds_", math.nan))
-        params = self.params_of(
-            {k: v for k, v in estimator.get_params().items() if k.startswith(PREFIX)}
-        )
-        if params != self._params:
-            self.flush()
-            self._params = params
-        self._folds.append((float(loss), epochs, seconds))
-        if len(self._folds) == self.n_splits:
-            self.flush()
-        return {"loss": -float(loss), "epochs": float(epochs), "fit_seconds": seconds}
-
-    def flush(self) -> None:
-        """Write the pending candidate's row (failed if a fold diverged or did not fit)."""
-        if self._params is None:
-            return
-        losses = [f[0] for f in self._folds]
+    def _record(
+        self,
+        params: dict[str, Any],
+        folds: list[tuple[float, ...]],
+        worker: tuple[str, int] | None = None,
+    ) -> None:
+        scored = [(-loss, e, seconds) for loss, e, seconds in folds if not math.isnan(e)]
+        epochs = int(sum(f[1] for f in scored))
+        meter = self.objective.meter
+        if self.count_epochs:
+            for _ in range(epochs):
+                meter.add_epoch()
+        n, done = self.n_splits, len(scored)
         error, status = "", "failed"
-        if len(self._folds) < self.n_splits and self.objective.meter.exhausted:
-            error = f"the budget ran out after {len(self._folds)} of {self.n_splits} folds"
+        if done < n and meter.exhausted:
+            error = f"the budget ran out after {done} of {n} folds"
             status = "pruned"
-        elif len(self._folds) < self.n_splits:
-            error = f"{self.n_splits - len(self._folds)} of {self.n_splits} folds failed to fit"
-        elif not all(math.isfinite(v) for v in losses):
+        elif done == 0:
+            error = "every fold failed to fit"
+        elif done < n:
+            error = f"{n - done} of {n} folds failed to fit"
+        elif not all(math.isfinite(f[0]) for f in scored):
             error = "validation loss became non-finite in a fold: diverged"
         self.objective.record(
-            self._params,
+            params,
             status=status if error else "complete",
-            val_loss=math.nan if error else float(np.mean(losses)),
-            epochs=sum(f[1] for f in self._folds),
-            fit_seconds=sum(f[2] for f in self._folds),
+            val_loss=math.nan if error else float(np.mean([f[0] for f in scored])),
+            epochs=epochs,
+            fit_seconds=sum(f[2] for f in scored),
             error=error,
+            worker=worker,
         )
-        self.n_recorded += 1
-        self._params, self._folds = None, []
 
 
 class BudgetedRandomizedSearchCV(RandomizedSearchCV):
@@ -186,7 +199,9 @@ class BudgetedRandomizedSearchCV(RandomizedSearchCV):
     stream and skips the candidates whose rows the table already holds (`Objective.replay`).
     """
 
-    recorder: _FoldRecorder | None = None  # set by the backend: sklearn estimators take no new args
+    # set by the backend (scikit-learn estimators take no new constructor arguments)
+    recorder: _CandidateRecorder | None = None
+    candidates_at_once: int = 1  # more when the folds run on a cluster
 
     def _run_search(self, evaluate_candidates, **_callback_context) -> None:
         recorder = self.recorder
@@ -195,12 +210,18 @@ class BudgetedRandomizedSearchCV(RandomizedSearchCV):
         sampler = ParameterSampler(
             self.param_distributions, self.n_iter, random_state=self.random_state
         )
+        batch: list[dict[str, Any]] = []
         for candidate in sampler:
             if recorder.objective.replay(recorder.params_of(candidate)) is not None:
                 continue  # finished by an earlier run of the study
             if recorder.objective.meter.exhausted:
                 break
-            recorder.evaluate(evaluate_candidates, candidate)
+            batch.append(dict(candidate))
+            if len(batch) == self.candidates_at_once:
+                recorder.evaluate(evaluate_candidates, batch)
+                batch = []
+        if batch and not recorder.objective.meter.exhausted:
+            recorder.evaluate(evaluate_candidates, batch)
 
 
 class SklearnBackend(SearchBackend):
@@ -209,12 +230,17 @@ class SklearnBackend(SearchBackend):
     Args:
         cv: number of cross-validation folds on the training split (the book's 3), or
             ``"holdout"`` to score each candidate once on the shared validation split.
+        scheduler: a Dask cluster (``local:N``, ``tcp://HOST:PORT``) whose workers fit the
+            folds, through joblib's Dask backend: as many candidates at a time as its worker
+            threads can take all folds of. Their epochs are counted as each batch ends, so
+            the budget must be in trials or seconds.
     """
 
     name = "sklearn"
 
-    def __init__(self, cv: int | str = 3) -> None:
+    def __init__(self, cv: int | str = 3, scheduler: str | None = None) -> None:
         self.cv = cv
+        self.scheduler = scheduler
 
     def _splitter(self, n_train: int, n_valid: int) -> tuple[Any, int]:
         if self.cv == "holdout":
@@ -231,6 +257,11 @@ class SklearnBackend(SearchBackend):
     def run(
         self, objective: Objective, space: SearchSpace, budget: Budget, seed: int, workdir: Path
     ) -> None:
+        if self.scheduler is not None and budget.epochs is not None:
+            raise BackendError(
+                "sklearn with --scheduler: folds fitted on other processes cannot stop at the "
+                "study's epoch budget; give the budget in --trials or --budget-seconds"
+            )
         d = objective.dataset
         protocol = objective.protocol
         cv, n_splits = self._splitter(len(d.X_train), len(d.X_valid))
@@ -245,7 +276,8 @@ class SklearnBackend(SearchBackend):
             callbacks=[
                 *protocol.callbacks(),
                 BudgetCallback(objective.meter),
-                *([StopCallback(objective.stop)] if objective.stop else []),
+                # (a cluster's workers do not get the signal: the search stops between batches)
+                *([StopCallback(objective.stop)] if objective.stop and not self.scheduler else []),
             ],
             batch_size=fit_kwargs["batch_size"],
             epochs=fit_kwargs["epochs"],
@@ -254,26 +286,44 @@ class SklearnBackend(SearchBackend):
             **{PREFIX + k: v for k, v in objective.model_kwargs().items()},
             **{PREFIX + p.name: _default_value(p) for p in space},
         )
-        recorder = _FoldRecorder(objective, space, n_splits)
+        recorder = _CandidateRecorder(objective, space, n_splits, self.scheduler is not None)
         search = BudgetedRandomizedSearchCV(
             estimator,
             {PREFIX + p.name: to_sklearn_distribution(p) for p in space},
             # drawn lazily: without a trial budget the meter ends the stream
             n_iter=budget.trials or sys.maxsize,
             cv=cv,
-            scoring=recorder,
+            scoring=score_fold,
             refit=False,
             random_state=seed,
             error_score=np.nan,
-            n_jobs=1,
+            n_jobs=1 if self.scheduler is None else -1,
         )
         search.recorder = recorder
-        with warnings.catch_warnings():
+        with self._folds_on_cluster(search, n_splits), warnings.catch_warnings():
             # A diverged candidate's NaN score, and a fold that failed (or was not started
             # because the budget ran out), are expected here: their rows already say so.
             warnings.filterwarnings("ignore", "One or more of the test scores are non-finite")
             warnings.filterwarnings("ignore", category=FitFailedWarning)
             search.fit(X, y, validation_data=(d.X_valid, d.y_valid))
+
+    @contextmanager
+    def _folds_on_cluster(
+        self, search: BudgetedRandomizedSearchCV, n_splits: int
+    ) -> Iterator[None]:
+        if self.scheduler is None:
+            yield
+            return
+        import joblib
+
+        from tuning.dask_grid import dask_client
+
+        with dask_client(self.scheduler) as client, joblib.parallel_backend("dask"):
+            threads = sum(client.nthreads().values())
+            search.candidates_at_once = max(1, threads // n_splits)
+            hosts, pids = client.run(socket.gethostname), client.run(os.getpid)
+            search.recorder.hosts = {pids[address]: hosts[address] for address in pids}
+            yield
 
 
 def _default_value(param: Param) -> Any:
