@@ -75,15 +75,8 @@ class OptunaBackend(SearchBackend):
             objective.restored(len(objective.finished))  # the other processes' rows: no replay
         else:
             settle_interrupted(study, objective)
-        # The sampler's random stream does not depend on the trials already stored: a resumed
-        # study seeded as the first run was would draw that run's first configurations again,
-        # and so would a second process sharing the study.
-        stored = len(study.trials)
-        entropy = [seed, stored, os.getpid()] if self.shares_study else [seed, stored]
         study.sampler = optuna.samplers.TPESampler(
-            seed=seed
-            if entropy == [seed, 0]
-            else int(np.random.SeedSequence(entropy).generate_state(1)[0]),
+            seed=self._sampler_seed(seed, len(study.trials)),
             n_startup_trials=budget.random_start(
                 self.n_startup_trials, objective.protocol.max_epochs
             ),
@@ -96,8 +89,11 @@ class OptunaBackend(SearchBackend):
                 study.stop()
                 raise optuna.TrialPruned("beyond the study's trial budget")
             params = space.coerce({p.name: suggest(trial, p) for p in space})
-            trial.set_user_attr(ROW, objective.n_recorded)  # stored before the trial trains
-            result = objective(params, number=trial.number if self.shares_study else None)
+            if self.shares_study:  # the table's numbers are Optuna's
+                result = objective(params, number=trial.number)
+            else:
+                trial.set_user_attr(ROW, objective.n_recorded)  # stored before it trains
+                result = objective(params)
             trial.set_user_attr("epochs", result.epochs)
             if not result.ok:
                 trial.set_user_attr("error", result.error)
@@ -112,6 +108,16 @@ class OptunaBackend(SearchBackend):
         if self.shares_study:
             remaining = None  # the trial numbers stop it (in `evaluate`)
         study.optimize(evaluate, n_trials=remaining, callbacks=[stop_when_spent], catch=())
+
+    def _sampler_seed(self, seed: int, stored: int) -> int:
+        """The sampler's seed: the study's, for a new study of its own. The sampler's stream does
+        not depend on the trials already stored: a resumed study seeded as its first run was
+        would draw that run's first configurations again, and so would a second process
+        sharing the study."""
+        if not stored and not self.shares_study:
+            return seed
+        entropy = [seed, stored, os.getpid()] if self.shares_study else [seed, stored]
+        return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
     def _storage(self, workdir: Path) -> str | optuna.storages.BaseStorage:
         if not self.shares_study:
