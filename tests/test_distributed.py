@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import signal
@@ -162,6 +163,8 @@ def test_two_processes_share_one_optuna_study_on_postgresql(postgres_url, tmp_pa
     study = optuna.load_study(study_name="shared", storage=postgres_url)
     trained = [t for t in study.trials if t.number < 8]
     assert len(trained) == 8 and all(t.state.is_finished() for t in trained)
+    summary = json.loads((tmp_path / "shared" / "summary.json").read_text())
+    assert summary["trials"] == 8  # whichever process wrote it last waited for the other
 
 
 def test_sklearn_fits_its_folds_on_a_dask_cluster_with_the_same_candidates(

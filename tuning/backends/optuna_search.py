@@ -108,6 +108,8 @@ class OptunaBackend(SearchBackend):
         if self.shares_study:
             remaining = None  # the trial numbers stop it (in `evaluate`)
         study.optimize(evaluate, n_trials=remaining, callbacks=[stop_when_spent], catch=())
+        if self.shares_study:
+            wait_for_the_others(study)
 
     def _sampler_seed(self, seed: int, stored: int) -> int:
         """The sampler's seed: the study's, for a new study of its own. The sampler's stream does
@@ -157,3 +159,11 @@ def settle_interrupted(study: optuna.Study, objective: Objective) -> None:
             study.tell(trial.number, state=TrialState.FAIL)
     in_storage = {t.user_attrs.get(ROW) for t in study.get_trials(deepcopy=False, states=_ENDED)}
     objective.restored(len(finished) if in_storage >= set(range(len(finished))) else 0)
+
+
+def wait_for_the_others(study: optuna.Study) -> None:
+    """Return once no trial of the shared study is running in another process, so that this
+    process's summary covers every trial (a dead process's trial is failed by the heartbeat)."""
+    while study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        optuna.storages.fail_stale_trials(study)
+        time.sleep(1.0)
