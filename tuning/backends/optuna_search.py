@@ -134,7 +134,7 @@ class OptunaBackend(SearchBackend):
             except Exception as exc:  # a bad URL, a missing driver, a server that is not there
                 # Processes started together race to create Optuna's tables in a new database;
                 # the loser's next attempt finds them made.
-                racing = "UniqueViolation" in repr(exc) or "already exists" in str(exc)
+                racing = "IntegrityError" in repr(exc) or "already exists" in str(exc)
                 if racing and attempt < STORAGE_ATTEMPTS:
                     time.sleep(0.5 * attempt)
                     continue
