@@ -4,7 +4,9 @@ The parent process plans the grid, skips the studies already finished with the s
 hands the rest to a pool of worker processes and watches their ``trials.csv`` files to show
 progress. It imports no Keras: each worker imports it (on the study's Keras backend, after pinning
 its thread counts, so that parallel studies do not fight over the cores) and writes its study's
-log, TensorFlow's start-up lines included, to ``OUT/STUDY/study.log``.
+log, TensorFlow's start-up lines included, to ``OUT/STUDY/study.log``. Studies left unfinished
+are resumed. With ``scheduler`` the studies run on a Dask cluster's workers instead
+(`tuning.dask_grid`).
 """
 
 from __future__ import annotations
