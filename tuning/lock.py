@@ -1,4 +1,5 @@
-"""One process per study: a lock file in the study's folder, holding the owner's pid and host.
+"""One process per study (or one group of processes sharing it through an Optuna storage): a lock
+file in the study's folder, holding the owner's pid and host.
 
 The lock is an advisory ``flock`` on that file, which the kernel releases when its process ends,
 however it ends (``kill -9`` included). So a lock left by a dead process is never in the way: the
@@ -20,6 +21,7 @@ from tuning.config import StudyError
 
 log = logging.getLogger(__name__)
 LOCK_FILE = "study.lock"
+SHARED_OWNER = "processes sharing it through an Optuna storage"
 
 
 class StudyLocked(StudyError):
@@ -39,12 +41,14 @@ def study_lock(study_dir: Path, *, shared: bool = False) -> Iterator[Path]:
         try:
             fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
-            owner = _read(fd) or "processes sharing it"
+            owner = _read(fd) or "another process"
             raise StudyLocked(
                 f"study {Path(study_dir).name!r} is already running ({owner}, lock {path}): "
                 "wait for it to end, or stop it first; use --study NAME to run another study"
             ) from None
-        if shared:  # the holders are many: none is named
+        if shared:  # the holders are many: none is named, and none clears the file
+            if _read(fd) != SHARED_OWNER:
+                _write(fd, SHARED_OWNER + "\n")
             yield path
             return
         previous = _read(fd)
