@@ -149,6 +149,7 @@ def repair_table(path: Path) -> int:
     if not path.exists():
         return 0
     with path.open("r+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # not while a row is being appended
         data = handle.read()
         whole = whole_rows(data)
         if whole != data:
