@@ -30,23 +30,7 @@ from tuning.backends import available_backends
 from tuning.results import TRIALS_FILE, read_trials
 
 TRIALS = 8
-SUICIDE_AFTER_ROW = """
-import os, signal, sys
-import tuning.results
-from tuning.cli import main
-
-limit = int(sys.argv[1])
-append = tuning.results.TrialWriter.append
-
-def append_then_die(self, row):
-    written = append(self, row)
-    if row["trial"] + 1 >= limit:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return written
-
-tuning.results.TrialWriter.append = append_then_die
-sys.exit(main(sys.argv[2:]))
-"""
+KILL_AFTER_ROW = Path(__file__).with_name("kill_after_row.py")
 
 
 def study_args(backend: str, out: Path) -> list[str]:
@@ -98,7 +82,7 @@ def run_backend(backend: str, out: Path, rng: np.random.Generator) -> bool:
     show("1. kill -9 at a random moment", process.returncode, first.head(0), first)
 
     limit = len(first) + 1
-    suicide = [sys.executable, "-c", SUICIDE_AFTER_ROW, str(limit), *study_args(backend, out)]
+    suicide = [sys.executable, str(KILL_AFTER_ROW), str(limit), *study_args(backend, out)]
     done = subprocess.run(suicide, **quiet, check=False)
     second = table(study_dir)
     show(f"2. kill -9 right after row {limit - 1}", done.returncode, first, second)

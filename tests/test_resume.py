@@ -37,25 +37,8 @@ pytestmark = pytest.mark.one_keras_backend
 REPO = Path(__file__).resolve().parents[1]
 TRIALS = 6
 ROW_COLUMNS = ["trial", "status", "params", "val_loss", "epochs", "cum_epochs", "error"]
-# In a child process: run the CLI, but die by SIGKILL right after the table's row number LIMIT
-# (counting from 1) is on disk, before the library has recorded that trial in its own state.
-KILL_AFTER_ROW = """
-import os, signal, sys
-import tuning.results
-from tuning.cli import main
-
-limit, args = int(sys.argv[1]), sys.argv[2:]
-append = tuning.results.TrialWriter.append
-
-def append_then_die(self, row):
-    written = append(self, row)
-    if row["trial"] + 1 >= limit:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return written
-
-tuning.results.TrialWriter.append = append_then_die
-sys.exit(main(args))
-"""
+# runs the CLI and dies by SIGKILL right after a given row reached the table
+KILL_AFTER_ROW = REPO / "benchmarks" / "kill_after_row.py"
 
 
 def _args(backend: str, out: Path, trials: int = TRIALS) -> list[str]:
@@ -168,7 +151,7 @@ def test_a_killed_study_resumes_where_it_stopped(backend, tmp_path, monkeypatch,
     # Fault 2: the same command resumes; SIGKILL right after its next row reaches the table.
     limit = len(after_kill) + 1
     killed = subprocess.run(
-        [sys.executable, "-c", KILL_AFTER_ROW, str(limit), *_args(backend, tmp_path)],
+        [sys.executable, str(KILL_AFTER_ROW), str(limit), *_args(backend, tmp_path)],
         cwd=REPO,
         env=env,
         capture_output=True,
