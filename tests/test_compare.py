@@ -12,8 +12,9 @@ from tuning.plots import band, best_so_far, plot_best_so_far
 from tuning.results import read_trials
 from tuning.study import run_study
 
+pytestmark = pytest.mark.one_keras_backend  # tables and figures: no Keras backend
 
-@pytest.fixture(scope="module")
+
 def two_studies(tmp_path_factory, california_small):
     out = tmp_path_factory.mktemp("compare")
     for backend, seed in (("optuna", 0), ("skopt", 1)):

@@ -4,6 +4,8 @@ from conftest import needs_fashion
 
 from tuning.data import DataError, load_csv, load_dataset
 
+pytestmark = pytest.mark.one_keras_backend  # the loaders: no Keras backend in it
+
 
 def test_california_is_split_as_the_book_does(california):
     assert california.sizes == (11_610, 3_870, 5_160)

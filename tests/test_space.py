@@ -22,6 +22,8 @@ from tuning.space import (
     default_space,
 )
 
+pytestmark = pytest.mark.one_keras_backend  # the space and its translations
+
 N_SAMPLES = 200
 MIXED = SearchSpace(
     (
