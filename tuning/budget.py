@@ -116,8 +116,8 @@ class BudgetMeter:
     def seconds(self) -> float:
         return self.clock() - self.started
 
-    def add_epoch(self) -> None:
-        self.epochs += 1
+    def add_epoch(self, count: int = 1) -> None:
+        self.epochs += count
 
     def add_trial(self) -> None:
         trained = self.epochs > self._epochs_at_last_trial

@@ -165,8 +165,7 @@ class _CandidateRecorder:
         epochs = int(sum(f[1] for f in scored))
         meter = self.objective.meter
         if self.count_epochs:
-            for _ in range(epochs):
-                meter.add_epoch()
+            meter.add_epoch(epochs)
         n, done = self.n_splits, len(scored)
         error, status = "", "failed"
         if done < n and meter.exhausted:
