@@ -15,6 +15,7 @@ from tuning.study import run_study
 pytestmark = pytest.mark.one_keras_backend  # tables and figures: no Keras backend
 
 
+@pytest.fixture(scope="module")
 def two_studies(tmp_path_factory, california_small):
     out = tmp_path_factory.mktemp("compare")
     for backend, seed in (("optuna", 0), ("skopt", 1)):
