@@ -14,10 +14,13 @@ install:
 demo: install
 	$(PYTHON) -m tuning demo --out results/demo --fresh
 
-# The whole suite on each Keras backend: JAX (the default) and TensorFlow.
+# The whole suite on each Keras backend: JAX (the default) and TensorFlow, each in TEST_WORKERS
+# processes (pytest-xdist; a test file stays in one process, so its module fixtures run once).
+TEST_WORKERS ?= 2
+PYTEST = $(PYTHON) -m pytest --numprocesses $(TEST_WORKERS) --dist loadfile
 test: install
-	KERAS_BACKEND=jax $(PYTHON) -m pytest
-	KERAS_BACKEND=tensorflow $(PYTHON) -m pytest -m "not one_keras_backend"
+	KERAS_BACKEND=jax $(PYTEST)
+	KERAS_BACKEND=tensorflow $(PYTEST) -m "not one_keras_backend"
 
 # Speed and memory figures (about 20 minutes on 2 cores); see benchmarks/README.md.
 benchmarks: install

@@ -127,7 +127,10 @@ def test_trials_and_epochs_together_stop_at_whichever_comes_first(tmp_path, cali
     assert len(read_trials(config.study_dir)) == 2
 
 
-def test_a_search_that_trains_nothing_ends_under_an_epoch_budget(tmp_path, california_small):
+def test_a_search_that_trains_nothing_ends_under_an_epoch_budget(
+    tmp_path, california_small, monkeypatch
+):
+    monkeypatch.setattr(BudgetMeter, "MAX_IDLE_TRIALS", 6)  # 100 failed builds take ~30 s
     config = StudyConfig(
         backend="random",
         budget_epochs=10,
