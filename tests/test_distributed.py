@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from tuning.cli import main
-from tuning.config import StudyConfig
+from tuning.config import CONFIG_FILE, StudyConfig
 from tuning.grid import plan_grid, run_grid
 from tuning.results import read_trials
 
@@ -165,6 +165,27 @@ def test_two_processes_share_one_optuna_study_on_postgresql(postgres_url, tmp_pa
     assert len(trained) == 8 and all(t.state.is_finished() for t in trained)
     summary = json.loads((tmp_path / "shared" / "summary.json").read_text())
     assert summary["trials"] == 8  # whichever process wrote it last waited for the other
+
+
+def test_a_storage_password_is_written_into_no_file_or_message(tmp_path, capsys):
+    url = "postgresql://tuner:s3cret@127.0.0.1:9/tuning"  # port 9 (discard): nothing listens
+    argv = ["run", "--backend", "optuna", "--storage", url, "--study", "shared"]
+    assert main([*argv, "--dataset", "diabetes", "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "--storage postgresql://tuner:***@127.0.0.1:9/tuning: " in error
+    settings = (tmp_path / "shared" / CONFIG_FILE).read_text()
+    assert "tuner:***@127.0.0.1:9" in settings
+    assert "s3cret" not in error
+    assert not [f for f in tmp_path.rglob("*") if f.is_file() and b"s3cret" in f.read_bytes()]
+    # the hidden password is no setting: the same command is still the same study
+    config = StudyConfig(backend="optuna", dataset="diabetes", out=str(tmp_path), study="shared")
+    config.backend_options["storage"] = url
+    assert config.differences(json.loads(settings)) == []
+    config.backend_options["storage"] = url.replace("127.0.0.1", "db")
+    assert config.differences(json.loads(settings)) == [
+        "backend_options: {'storage': 'postgresql://tuner:***@127.0.0.1:9/tuning'} -> "
+        "{'storage': 'postgresql://tuner:***@db:9/tuning'}"
+    ]
 
 
 def test_sklearn_fits_its_folds_on_a_dask_cluster_with_the_same_candidates(

@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from tuning.budget import Budget
 from tuning.keras_backend import resolve_keras_backend
@@ -110,10 +111,19 @@ class StudyConfig:
     def study_dir(self) -> Path:
         return Path(self.out) / self.study
 
+    def recorded(self) -> dict[str, Any]:
+        """The settings as a study's files hold them: `dataclasses.asdict`, but with the password
+        of a storage URL hidden (a password is not a setting, and files get shared)."""
+        settings = asdict(self)
+        storage = settings["backend_options"].get("storage")
+        if isinstance(storage, str):
+            settings["backend_options"]["storage"] = without_password(storage)
+        return settings
+
     def differences(self, recorded: dict[str, Any]) -> list[str]:
         """``'field: old -> new'`` for each setting (bar `NOT_COMPARED`) in which this config
-        differs from ``recorded``, an earlier run's settings (`dataclasses.asdict`)."""
-        new = asdict(self)
+        differs from ``recorded``, an earlier run's settings (`recorded`)."""
+        new = self.recorded()
         return [
             f"{name}: {recorded.get(name)!r} -> {new[name]!r}"
             for name in sorted(new)
@@ -195,3 +205,12 @@ def writable_folder(path: Path, field: str) -> Path:
 def default_study_name(dataset: str, backend: str, seed: int) -> str:
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset.removeprefix("csv:")).strip("_") or "data"
     return f"{stem}_{backend}_s{seed}"
+
+
+def without_password(url: str) -> str:
+    """``url`` with its password, if it has one (``scheme://user:PASSWORD@host/...``), as ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))

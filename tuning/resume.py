@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,7 @@ def start_or_resume(config: StudyConfig, *, shared: bool = False) -> EarlierRun:
                 f"{study_dir} holds trials but no {CONFIG_FILE} (an older version's study?): "
                 "pass --fresh to start it over, or --study NAME for a new one"
             )
-        write_json(settings, asdict(config))
+        write_json(settings, config.recorded())
         return EarlierRun(pd.DataFrame())
     differing = config.differences(json.loads(settings.read_text(encoding="utf-8")))
     if differing:

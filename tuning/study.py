@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +121,7 @@ def finalize(
         trials = pd.DataFrame(columns=list(ALL_COLUMNS))
     complete = trials[trials["status"] == "complete"].dropna(subset=["val_loss"])
     summary: dict[str, Any] = {
-        "config": asdict(config),
+        "config": config.recorded(),
         "study": config.study,
         "backend": config.backend,
         "dataset": objective.dataset.name,

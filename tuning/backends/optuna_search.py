@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from tuning.backends import BackendError
 from tuning.backends.base import Budget, SearchBackend
+from tuning.config import without_password
 from tuning.objective import Objective
 from tuning.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
 
@@ -139,7 +140,9 @@ class OptunaBackend(SearchBackend):
                     time.sleep(0.5 * attempt)
                     continue
                 reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                raise BackendError(f"--storage {self.storage}: {reason}") from None
+                raise BackendError(
+                    f"--storage {without_password(self.storage)}: {reason}"
+                ) from None
         raise AssertionError("unreachable: the last attempt returns or raises")
 
 
