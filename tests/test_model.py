@@ -1,5 +1,6 @@
 import ast
 import importlib.util
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -66,11 +67,39 @@ def test_integral_floats_are_accepted_as_hyperopt_hands_them():
         ({"learning_rate": -1e-3}, "learning_rate"),
         ({"learning_rate": float("nan")}, "learning_rate"),
         ({"task": "ranking"}, "task"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 1.5}, "seed"),
     ],
 )
 def test_out_of_range_parameters_raise_value_error_naming_them(kwargs, name):
     with pytest.raises(ValueError, match=name):
         build_model(**kwargs)
+
+
+def _weights(**kwargs) -> list[np.ndarray]:
+    return build_model(n_hidden=2, n_neurons=5, **kwargs).get_weights()
+
+
+def test_a_seed_gives_the_same_weights_whatever_drew_from_pythons_random():
+    # A Dask worker's event loop draws from Python's global `random` while a task builds.
+    random.seed(1)
+    first = _weights(seed=3)
+    random.seed(2)
+    random.random()
+    again = _weights(seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    other = _weights(seed=4)
+    assert not any(np.array_equal(a, b) for a, b in zip(first[::2], other[::2], strict=True))
+    kernels = [w for w in first if w.ndim == 2]  # each layer its own seed
+    assert not np.array_equal(kernels[1][:5, :5], kernels[0][:5, :5])
+
+
+def test_without_a_seed_the_weights_follow_kerass_global_seed():
+    keras.utils.set_random_seed(7)
+    first = _weights()
+    keras.utils.set_random_seed(7)
+    assert all(np.array_equal(a, b) for a, b in zip(first, _weights(), strict=True))
+    assert not np.array_equal(first[0], _weights()[0])  # the global stream moved on
 
 
 def test_non_integral_layer_count_is_rejected():

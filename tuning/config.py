@@ -30,8 +30,9 @@ DEFAULT_TRIALS = 20
 # The factory's arguments that every trial takes from the dataset (attributes of `Dataset` of the
 # same names); a study never searches or fixes them.
 DATA_ARGUMENTS = ("input_shape", "n_outputs", "task")
-# The factory's arguments that the training protocol sets (speed only); never searched either.
-PROTOCOL_ARGUMENTS = ("steps_per_execution",)
+# The factory's arguments that the training protocol sets (speed, and the study's seed of the
+# initial weights); never searched either.
+PROTOCOL_ARGUMENTS = ("steps_per_execution", "seed")
 
 
 class StudyError(ValueError):

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import keras
+import numpy as np
 
 Task = Literal["regression", "classification"]
 
@@ -41,6 +42,7 @@ def build_model(
     activation: str = "relu",
     optimizer: str = "sgd",
     steps_per_execution: int = 1,
+    seed: int | None = None,
 ) -> keras.Model:
     """Build and compile the book's MLP.
 
@@ -58,6 +60,11 @@ def build_model(
         steps_per_execution: training batches run per compiled call (``keras.Model.compile``).
             It changes speed only, not the weights: with array data Keras ends every epoch at a
             call boundary, so a value of one epoch's batches or more runs each epoch in one call.
+        seed: the seed of the initial weights, each layer's derived from it: the same seed gives
+            the same weights whatever else the process does. ``None`` (Keras' default): each
+            layer draws its seed from Python's global ``random`` (``keras.utils.set_random_seed``
+            seeds it), which any other thread of the process may draw from too (a Dask worker
+            does) and so change the weights.
 
     Returns:
         A compiled ``keras.Model``.
@@ -88,13 +95,18 @@ def build_model(
     model.add(keras.layers.Input(shape=shape))
     if len(shape) > 1:
         model.add(keras.layers.Flatten())
-    for _ in range(n_hidden):
-        model.add(keras.layers.Dense(n_neurons, activation=activation))
+    for layer in range(n_hidden):
+        model.add(
+            keras.layers.Dense(
+                n_neurons, activation=activation, kernel_initializer=_weights(seed, layer)
+            )
+        )
+    output = _weights(seed, n_hidden)
     if task == "classification":
-        model.add(keras.layers.Dense(n_outputs, activation="softmax"))
+        model.add(keras.layers.Dense(n_outputs, activation="softmax", kernel_initializer=output))
         loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
     else:
-        model.add(keras.layers.Dense(n_outputs))
+        model.add(keras.layers.Dense(n_outputs, kernel_initializer=output))
         loss, metrics = "mse", []
     opt = keras.optimizers.get(
         {"class_name": optimizer, "config": {"learning_rate": learning_rate}}
@@ -103,3 +115,13 @@ def build_model(
         loss=loss, optimizer=opt, metrics=metrics, steps_per_execution=steps_per_execution
     )
     return model
+
+
+def _weights(seed: int | None, layer: int) -> keras.initializers.Initializer:
+    """``Dense``'s default initializer, seeded for ``layer`` when ``seed`` is given."""
+    if seed is None:
+        return keras.initializers.GlorotUniform()
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
+    layer_seed = np.random.SeedSequence([int(seed), layer]).generate_state(1)[0]
+    return keras.initializers.GlorotUniform(seed=int(layer_seed) % 2**31)

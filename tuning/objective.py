@@ -267,13 +267,16 @@ class Objective:
 
     # -- building -----------------------------------------------------------------------------
     def model_kwargs(self) -> dict[str, Any]:
-        """The factory's data-dependent arguments (`DATA_ARGUMENTS`), the protocol's speed
-        setting (`tuning.config.PROTOCOL_ARGUMENTS`) and the study's fixed options."""
+        """The factory's data-dependent arguments (`DATA_ARGUMENTS`), the protocol's
+        (`tuning.config.PROTOCOL_ARGUMENTS`: the speed setting, and the study's seed for the
+        initial weights, which makes them the same in any process) and the study's fixed
+        options."""
         from_data = {name: getattr(self.dataset, name) for name in DATA_ARGUMENTS}
-        speed = {
-            "steps_per_execution": self.protocol.steps_per_execution(len(self.dataset.X_train))
+        protocol = {
+            "steps_per_execution": self.protocol.steps_per_execution(len(self.dataset.X_train)),
+            "seed": self.seed,
         }
-        return {**from_data, **speed, **self.model_options}
+        return {**from_data, **protocol, **self.model_options}
 
     def build(self, params: Mapping[str, Any]) -> keras.Model:
         """Free the previous trial's models, seed, then build ``params`` through the factory."""
