@@ -137,6 +137,34 @@ def test_cli_runs_a_study_on_the_other_keras_backend(tmp_path):
     assert summary["trials"] == 2 and summary["test_loss"] > 0
 
 
+TRIALS_IN_A_PROCESS = """
+import sys
+from pathlib import Path
+from tuning.data import load_dataset
+from tuning.objective import Objective, TrainingProtocol
+from tuning.results import StudyKey, TrialWriter
+data = load_dataset("california", download=False).head(200)
+writer = TrialWriter(Path(sys.argv[1]) / "trials.csv", StudyKey("s", "test", data.name, 0))
+objective = Objective(data, TrainingProtocol(max_epochs=2), writer, seed=0)
+print([objective(p).status for p in ({"n_hidden": 1}, {"n_hidden": 2})], "tensorflow" in sys.modules)
+"""
+
+
+@pytest.mark.one_keras_backend  # the process runs JAX whichever backend the session runs
+def test_trials_on_jax_do_not_load_tensorflow(tmp_path):
+    """`keras.utils.set_random_seed` imports TensorFlow to seed it, whatever the backend: seconds
+    of the first trial's time, and of a seconds budget. On JAX the trials seed without it."""
+    done = subprocess.run(
+        [sys.executable, "-c", TRIALS_IN_A_PROCESS, str(tmp_path)],
+        env={**os.environ, "KERAS_BACKEND": "jax"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[-2] == "['complete', 'complete'] False"
+
+
 def test_pinning_threads_replaces_earlier_thread_flags_and_keeps_the_others(monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x --xla_cpu_multi_thread_eigen=true")
     for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):

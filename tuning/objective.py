@@ -11,6 +11,8 @@ import gc
 import json
 import logging
 import math
+import random
+import sys
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -83,6 +85,21 @@ def release_models() -> None:
     gc.collect()
     if not gc.get_freeze_count():
         gc.freeze()
+
+
+def seed_generators(seed: int) -> None:
+    """Seed the global generators a trial draws from: Python's and NumPy's (which shuffles the
+    batches on JAX), and TensorFlow's when it is loaded (it shuffles them on TensorFlow).
+
+    `keras.utils.set_random_seed` seeds all of them, but imports TensorFlow to do so whatever
+    the backend: 7 s of every process's start on JAX (`import tensorflow`: 7.1 s here, Keras on
+    JAX: 3.9 s). It is called only where TensorFlow is loaded already.
+    """
+    if "tensorflow" in sys.modules:
+        keras.utils.set_random_seed(seed)
+    else:
+        random.seed(seed)
+        np.random.seed(seed)
 
 
 def _forget_custom_gradients() -> None:
@@ -281,7 +298,7 @@ class Objective:
     def build(self, params: Mapping[str, Any]) -> keras.Model:
         """Free the previous trial's models, seed, then build ``params`` through the factory."""
         release_models()
-        keras.utils.set_random_seed(self.seed)
+        seed_generators(self.seed)
         return build_model(**params, **self.model_kwargs())
 
     # -- training -----------------------------------------------------------------------------

@@ -6,11 +6,13 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
+from optuna.exceptions import ExperimentalWarning
 from optuna.trial import TrialState
 
 from tuning.backends import BackendError
@@ -127,11 +129,13 @@ class OptunaBackend(SearchBackend):
             return f"sqlite:///{(workdir / STORAGE_FILE).resolve()}"
         for attempt in range(1, STORAGE_ATTEMPTS + 1):
             try:
-                return optuna.storages.RDBStorage(
-                    self.storage,
-                    heartbeat_interval=HEARTBEAT_SECONDS,
-                    grace_period=3 * HEARTBEAT_SECONDS,
-                )
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ExperimentalWarning)  # see below
+                    return optuna.storages.RDBStorage(
+                        self.storage,
+                        heartbeat_interval=HEARTBEAT_SECONDS,
+                        grace_period=3 * HEARTBEAT_SECONDS,
+                    )
             except Exception as exc:  # a bad URL, a missing driver, a server that is not there
                 # Processes started together race to create Optuna's tables in a new database;
                 # the loser's next attempt finds them made.
@@ -168,5 +172,9 @@ def wait_for_the_others(study: optuna.Study) -> None:
     """Return once no trial of the shared study is running in another process, so that this
     process's summary covers every trial (a dead process's trial is failed by the heartbeat)."""
     while study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        optuna.storages.fail_stale_trials(study)
+        with warnings.catch_warnings():
+            # Optuna calls its heartbeats experimental and says so at each use; a user of the
+            # harness can do nothing about it.
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
         time.sleep(1.0)
