@@ -92,8 +92,9 @@ def seed_generators(seed: int) -> None:
     batches on JAX), and TensorFlow's when it is loaded (it shuffles them on TensorFlow).
 
     `keras.utils.set_random_seed` seeds all of them, but imports TensorFlow to do so whatever
-    the backend: 7 s of every process's start on JAX (`import tensorflow`: 7.1 s here, Keras on
-    JAX: 3.9 s). It is called only where TensorFlow is loaded already.
+    the backend: on JAX, seconds of the first trial's time and of a seconds budget
+    (`import tensorflow`: 7 s cold here; Keras on JAX: 4 s). It is called only where TensorFlow
+    is loaded already.
     """
     if "tensorflow" in sys.modules:
         keras.utils.set_random_seed(seed)
