@@ -87,6 +87,10 @@ def build_model(
         raise ValueError(f"n_outputs must be >= 1, got {n_outputs}")
     if steps_per_execution < 1:
         raise ValueError(f"steps_per_execution must be >= 1, got {steps_per_execution}")
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0
+    ):
+        raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
     if task not in ("regression", "classification"):
         raise ValueError(f"task must be 'regression' or 'classification', got {task!r}")
     shape = tuple(_as_int("input_shape", d) for d in input_shape)
@@ -121,7 +125,5 @@ def _weights(seed: int | None, layer: int) -> keras.initializers.Initializer:
     """``Dense``'s default initializer, seeded for ``layer`` when ``seed`` is given."""
     if seed is None:
         return keras.initializers.GlorotUniform()
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
     layer_seed = np.random.SeedSequence([int(seed), layer]).generate_state(1)[0]
     return keras.initializers.GlorotUniform(seed=int(layer_seed) % 2**31)

@@ -7,6 +7,8 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -129,8 +131,7 @@ class OptunaBackend(SearchBackend):
             return f"sqlite:///{(workdir / STORAGE_FILE).resolve()}"
         for attempt in range(1, STORAGE_ATTEMPTS + 1):
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ExperimentalWarning)  # see below
+                with _heartbeats_quietly():
                     return optuna.storages.RDBStorage(
                         self.storage,
                         heartbeat_interval=HEARTBEAT_SECONDS,
@@ -172,9 +173,15 @@ def wait_for_the_others(study: optuna.Study) -> None:
     """Return once no trial of the shared study is running in another process, so that this
     process's summary covers every trial (a dead process's trial is failed by the heartbeat)."""
     while study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        with warnings.catch_warnings():
-            # Optuna calls its heartbeats experimental and says so at each use; a user of the
-            # harness can do nothing about it.
-            warnings.simplefilter("ignore", ExperimentalWarning)
+        with _heartbeats_quietly():
             optuna.storages.fail_stale_trials(study)
         time.sleep(1.0)
+
+
+@contextmanager
+def _heartbeats_quietly() -> Iterator[None]:
+    """Optuna calls its heartbeats experimental and warns at each use; a user of the harness
+    can do nothing about it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        yield
