@@ -22,9 +22,10 @@ test: install
 	KERAS_BACKEND=jax $(PYTEST)
 	KERAS_BACKEND=tensorflow $(PYTEST) -m "not one_keras_backend"
 
-# Speed and memory figures (about 20 minutes on 2 cores); see benchmarks/README.md.
+# Speed, memory and same-math figures (about 25 minutes on 2 cores); see benchmarks/README.md.
 benchmarks: install
 	$(PYTHON) benchmarks/trial_speed.py
+	$(PYTHON) benchmarks/same_math.py
 	$(PYTHON) benchmarks/memory.py
 	$(PYTHON) benchmarks/parallel.py
 

@@ -1,12 +1,16 @@
 """Memory over many trials: the process's resident memory across 200 consecutive trials.
 
 Each trial builds a new model of a different shape (the `SHAPES` below in turn) and trains it 2
-epochs on 2,000 California rows. Three runs, each in a fresh process:
+epochs on 2,000 California rows. Four runs, each in a fresh process:
 
 - `keras default` (TensorFlow): `build_model` + `model.fit` in a loop with Keras' defaults, the way
   a plain script does it (nothing freed between trials): the baseline.
-- `harness` on TensorFlow and on JAX: the study's `Objective`, which frees the previous trial's
-  models (`keras.backend.clear_session`) before building the next.
+- `harness` on TensorFlow (Keras `fit`) and on JAX (the compiled trainer): the study's
+  `Objective`, which frees the previous trial's models (`keras.backend.clear_session`) before
+  building the next.
+- `harness, new shapes` on JAX: the same, but every trial's model has a shape no earlier trial
+  had (depth 1-3, width 1-67): each compiles its own program, so the compiled trainer must drop
+  old ones (it keeps the 32 used last) for memory to stay flat.
 
 Growth per 100 trials is the least-squares slope of resident memory over trials 51-N (the first 50
 warm the allocators and the frameworks' caches), times 100; also printed: memory after the first
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -36,8 +41,9 @@ def child(result_path: str, variant: str, trials: int) -> None:
 
     from tuning.data import load_dataset
     from tuning.model import build_model
-    from tuning.objective import Objective, TrainingProtocol
+    from tuning.objective import Objective
     from tuning.results import StudyKey, TrialWriter
+    from tuning.trainer import TrainingProtocol
 
     data = load_dataset("california", download=False).head(ROWS)
     rss: list[float] = []
@@ -46,6 +52,8 @@ def child(result_path: str, variant: str, trials: int) -> None:
         objective = Objective(data, TrainingProtocol(max_epochs=EPOCHS, patience=EPOCHS), writer, 0)
         for trial in range(trials):
             n_hidden, n_neurons = SHAPES[trial % len(SHAPES)]
+            if variant == "new-shapes":
+                n_hidden, n_neurons = 1 + trial % 3, 1 + trial // 3
             params = {"n_hidden": n_hidden, "n_neurons": n_neurons, "learning_rate": 3e-3}
             if variant == "default":
                 model = build_model(**params, input_shape=data.input_shape)
@@ -82,24 +90,30 @@ def main() -> None:
         return
 
     common = ["--trials", str(args.trials)]
-    runs = [
-        ("keras default", run_child(__file__, [*common, "--variant", "default"], "tensorflow")),
-        ("harness", run_child(__file__, common, "tensorflow")),
-        ("harness", run_child(__file__, common, "jax")),
-    ]
+    with tempfile.TemporaryDirectory(prefix="tuning-jax-cache-") as cache:
+        os.environ["TUNING_COMPILATION_CACHE"] = cache  # not the user's: it would fill up
+        runs = [
+            ("keras default", run_child(__file__, [*common, "--variant", "default"], "tensorflow")),
+            ("harness", run_child(__file__, common, "tensorflow")),
+            ("harness", run_child(__file__, common, "jax")),
+            (
+                "harness, new shapes",
+                run_child(__file__, [*common, "--variant", "new-shapes"], "jax"),
+            ),
+        ]
     print(f"machine: {machine()}")
     print(
         f"{args.trials} consecutive trials, {len(SHAPES)} model shapes in turn, {EPOCHS} epochs "
         f"on {ROWS} California rows each; growth = slope over trials {WARM_UP + 1}-{args.trials}\n"
     )
     print(
-        f"{'variant':<15}{'keras backend':<15}{'RSS trial 1':>12}{'RSS last':>10}"
+        f"{'variant':<22}{'keras backend':<15}{'RSS trial 1':>12}{'RSS last':>10}"
         f"{'growth/100 trials':>19}"
     )
     for variant, run in runs:
         rss = run["rss"]
         print(
-            f"{variant:<15}{run['backend']:<15}{rss[0]:>9.0f} MiB{rss[-1]:>6.0f} MiB"
+            f"{variant:<22}{run['backend']:<15}{rss[0]:>9.0f} MiB{rss[-1]:>6.0f} MiB"
             f"{growth_per_100(rss):>14.1f} MiB"
         )
 

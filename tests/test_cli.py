@@ -30,13 +30,20 @@ def test_backends_and_datasets_are_listed(capsys):
         "skopt",
     ]
     assert main(["datasets"]) == 0
-    assert capsys.readouterr().out.split() == [
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == [
         "california",
         "diabetes",
         "digits",
+        "wine",
+        "breast_cancer",
+        "iris",
         "fashion_mnist",
         "csv:PATH",
     ]
+    # each task states its loss and its size
+    assert lines[0].split()[1:3] == ["regression", "MSE"] and "20,640 rows" in lines[0]
+    assert "cross-entropy" in lines[3] and "178 rows x 13 features, 3 classes" in lines[3]
 
 
 @pytest.mark.parametrize(

@@ -146,14 +146,21 @@ from tuning.results import StudyKey, TrialWriter
 data = load_dataset("california", download=False).head(200)
 writer = TrialWriter(Path(sys.argv[1]) / "trials.csv", StudyKey("s", "test", data.name, 0))
 objective = Objective(data, TrainingProtocol(max_epochs=2), writer, seed=0)
-print([objective(p).status for p in ({"n_hidden": 1}, {"n_hidden": 2})], "tensorflow" in sys.modules)
+statuses = [objective(p).status for p in ({"n_hidden": 1}, {"n_hidden": 2})]
+from tuning.config import StudyConfig
+from tuning.study import run_study
+summary = run_study(StudyConfig(backend="random", trials=1, max_epochs=2, out=sys.argv[1]), dataset=data)
+import keras
+keras.models.load_model(Path(sys.argv[1]) / summary["study"] / "best_model.keras")
+print(statuses, "tensorflow" in sys.modules)
 """
 
 
 @pytest.mark.one_keras_backend  # the process runs JAX whichever backend the session runs
 def test_trials_on_jax_do_not_load_tensorflow(tmp_path):
     """`keras.utils.set_random_seed` imports TensorFlow to seed it, whatever the backend: seconds
-    of the first trial's time, and of a seconds budget. On JAX the trials seed without it."""
+    of the first trial's time, and of a seconds budget. On JAX the trials seed without it, and
+    the winner is saved (and loads) without it."""
     done = subprocess.run(
         [sys.executable, "-c", TRIALS_IN_A_PROCESS, str(tmp_path)],
         env={**os.environ, "KERAS_BACKEND": "jax"},

@@ -32,7 +32,7 @@ _EXPORTS = {
     "FloatParam": "tuning.space",
     "CategoricalParam": "tuning.space",
     "default_space": "tuning.space",
-    "TrainingProtocol": "tuning.objective",
+    "TrainingProtocol": "tuning.trainer",
     "StudyConfig": "tuning.config",
     "run_study": "tuning.study",
 }

@@ -9,7 +9,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tuning.keras_backend import DEFAULT_KERAS_BACKEND, KERAS_BACKENDS, use_keras_backend
+from tuning.keras_backend import (
+    DEFAULT_KERAS_BACKEND,
+    KERAS_BACKENDS,
+    TRAINERS,
+    use_keras_backend,
+)
 from tuning.signals import StopSignals, Terminated
 
 EXIT_USAGE = 2
@@ -39,7 +44,7 @@ def _quiet_frameworks() -> None:
 
 
 def _add_study_options(parser: argparse.ArgumentParser, *, seed: bool = True) -> None:
-    parser.add_argument("--dataset", help="california, diabetes, digits, fashion_mnist or csv:PATH")
+    parser.add_argument("--dataset", help="a name from `tuning datasets`, or csv:PATH")
     parser.add_argument("--target", help="target column of a csv:PATH dataset")
     parser.add_argument("--task", choices=("regression", "classification"))
     parser.add_argument(
@@ -66,6 +71,12 @@ def _add_study_options(parser: argparse.ArgumentParser, *, seed: bool = True) ->
         choices=KERAS_BACKENDS,
         help=f"Keras backend that trains the trials (default: KERAS_BACKEND, else "
         f"{DEFAULT_KERAS_BACKEND})",
+    )
+    parser.add_argument(
+        "--trainer",
+        choices=TRAINERS,
+        help="what trains each model: compiled (one XLA program per epoch; the default on JAX) "
+        "or keras (keras.Model.fit; the only one on TensorFlow)",
     )
     parser.add_argument(
         "--fresh",
@@ -135,9 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser(
         "benchmark",
-        help="a grid of studies: every backend x every seed, in parallel worker processes",
+        help="a grid of studies: every task x backend x seed, in parallel worker processes",
     )
     _add_grid_options(bench, out="results/benchmark", seeds=[0, 1, 2])
+    bench.add_argument(
+        "--suite",
+        type=Path,
+        help="a suite file (suites/*.toml) listing the tasks and their settings, instead of "
+        "--dataset; options given here override the suite's",
+    )
 
     compare = sub.add_parser(
         "compare", help="leaderboards, figures and report.md of a results folder"
@@ -151,11 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _study_config(args: argparse.Namespace, backend: str | None):
-    from tuning.config import StudyConfig, StudyError
+def _given_settings(args: argparse.Namespace, backend: str | None) -> dict[str, object]:
+    """The study settings typed on the command line (None where an option was not given)."""
     from tuning.dask_grid import check_scheduler
 
-    overrides = {
+    overrides: dict[str, object] = {
         "backend": backend,
         "dataset": args.dataset,
         "target": args.target,
@@ -169,6 +186,7 @@ def _study_config(args: argparse.Namespace, backend: str | None):
         "seed": getattr(args, "seed", None),
         "max_rows": args.max_rows,
         "keras_backend": args.keras_backend,
+        "trainer": args.trainer,
         "out": getattr(args, "out", None),
         "study": getattr(args, "study", None),
     }
@@ -181,6 +199,13 @@ def _study_config(args: argparse.Namespace, backend: str | None):
         backend_options["scheduler"] = check_scheduler(args.scheduler)
     if backend_options:
         overrides["backend_options"] = backend_options
+    return overrides
+
+
+def _study_config(args: argparse.Namespace, backend: str | None):
+    from tuning.config import StudyConfig, StudyError
+
+    overrides = _given_settings(args, backend)
     if getattr(args, "config", None) is not None:
         return StudyConfig.from_toml(args.config, **overrides)
     if not backend:
@@ -219,16 +244,23 @@ def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
     unknown = sorted(set(backends) - set(installed))
     if unknown:
         raise StudyError(f"--backends: {unknown} not installed; choose from {installed}")
-    base = _study_config(args, backends[0])
+    if getattr(args, "suite", None) is not None:
+        tasks = _suite_tasks(args, backends[0])
+    else:
+        tasks = [_study_config(args, backends[0])]
+    base = tasks[0]
     use_keras_backend(base.keras_backend)  # the workers inherit it
     writable_folder(Path(base.out), f"--out {base.out}")
     if args.scheduler is not None:
         check_scheduler(args.scheduler)
-        base.out = str(Path(base.out).resolve())  # the same path on every worker
-    check_dataset(base.dataset, target=base.target, task=base.task)
-    if base.space or base.model_options:
-        base.search_space()  # checked once here, not once per worker
-    configs = plan_grid(base, backends, args.seeds)
+    configs = []
+    for task in tasks:
+        if args.scheduler is not None:
+            task.out = str(Path(task.out).resolve())  # the same path on every worker
+        check_dataset(task.dataset, target=task.target, task=task.task)
+        if task.space or task.model_options:
+            task.search_space()  # checked once here, not once per worker
+        configs += plan_grid(task, backends, args.seeds)
     with make_display(sys.stderr) as display:
         result = run_grid(
             configs,
@@ -247,6 +279,20 @@ def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
     for study in failed:
         print(f"failed: {study.config.study}: {study.error}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _suite_tasks(args: argparse.Namespace, backend: str) -> list:
+    """One base config per task of ``--suite``, the options typed over the suite's settings."""
+    from tuning.config import StudyError
+    from tuning.suite import load_suite, suite_configs
+
+    for option in ("dataset", "config"):
+        if getattr(args, option, None) is not None:
+            raise StudyError(
+                f"--{option} and --suite exclude each other: the suite names the tasks"
+            )
+    given = {k: v for k, v in _given_settings(args, backend).items() if v is not None}
+    return suite_configs(load_suite(args.suite), given)
 
 
 def _print_summary(summary: dict) -> None:
@@ -323,9 +369,9 @@ def _dispatch(args: argparse.Namespace, stop: StopSignals) -> int:
         print("\n".join(available_backends()))
         return 0
     if args.command == "datasets":
-        from tuning.data import dataset_names
+        from tuning.data import describe_datasets
 
-        print("\n".join(dataset_names()))
+        print("\n".join(describe_datasets()))
         return 0
     if args.command == "compare":
         return _compare(args.out, args.target)

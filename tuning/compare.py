@@ -6,11 +6,15 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from tuning.atomic import write_atomically
 from tuning.results import TRIALS_FILE, read_trials
+
+if TYPE_CHECKING:
+    from tuning.suite_stats import SuiteStatistics
 
 log = logging.getLogger(__name__)
 LEADERBOARD_FILE = "leaderboard.csv"
@@ -108,24 +112,36 @@ class Comparison:
     studies: pd.DataFrame
     by_backend: pd.DataFrame
     files: dict[str, Path]
+    suite: SuiteStatistics | None = None  # when the folder holds several tasks
 
 
 def compare(out: Path, target: float | None = None) -> Comparison:
     """Write ``leaderboard.csv``, ``leaderboard_by_backend.csv``, ``figures/*.png`` and
-    ``report.md`` under ``out``; ``target`` is the validation loss for "epochs to target"."""
+    ``report.md`` under ``out``; ``target`` is the validation loss for "epochs to target".
+    A folder of several tasks (a suite) also gets ``leaderboard_suite.csv`` and the suite's
+    figures (`tuning.suite_stats`), and its report opens with the suite's verdict."""
     from tuning.aggregate import BY_BACKEND_FILE, by_backend
     from tuning.plots import plot_all
     from tuning.report import write_report
+    from tuning.suite_plots import plot_suite
+    from tuning.suite_stats import SUITE_FILE, suite_statistics
 
     out = Path(out)
     studies, per_study = write_leaderboard(out)
     trials = all_trials(out)
     board = by_backend(studies, trials, target)
     files = {"leaderboard": per_study, "by_backend": write_csv(board, out / BY_BACKEND_FILE)}
-    figures = plot_all(trials, studies, out / "figures")
     summaries = {name: load_summary(out / name) for name in studies["study"]}
-    files["report"] = write_report(out, studies, board, figures, summaries)
-    return Comparison(studies, board, {**files, **figures})
+    figures: dict[str, Path] = {}
+    suite = None
+    if studies["dataset"].nunique() > 1:
+        budgets = {name: summary.get("budget") or {} for name, summary in summaries.items()}
+        suite = suite_statistics(studies, trials, budgets)
+        files["suite"] = write_csv(suite.board, out / SUITE_FILE)
+        figures.update(plot_suite(suite, out / "figures"))
+    figures.update(plot_all(trials, studies, out / "figures"))
+    files["report"] = write_report(out, studies, board, figures, summaries, suite)
+    return Comparison(studies, board, {**files, **figures}, suite)
 
 
 def all_trials(out: Path) -> pd.DataFrame:

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from tuning.budget import Budget
-from tuning.keras_backend import resolve_keras_backend
+from tuning.keras_backend import resolve_keras_backend, resolve_trainer
 from tuning.space import SearchSpace, default_space
 
 if TYPE_CHECKING:
-    from tuning.objective import TrainingProtocol
+    from tuning.trainer import TrainingProtocol
 
 SUMMARY_FILE = "summary.json"
 LOG_FILE = "study.log"  # a grid worker's log of its study
@@ -58,6 +58,7 @@ class StudyConfig:
     task: str | None = None
     max_rows: int | None = None
     keras_backend: str | None = None  # jax or tensorflow; default: KERAS_BACKEND, else jax
+    trainer: str | None = None  # compiled or keras; default: compiled on JAX, keras elsewhere
     backend_options: dict[str, Any] = field(default_factory=dict)
     model_options: dict[str, Any] = field(default_factory=dict)
     space: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -72,6 +73,7 @@ class StudyConfig:
             )
         try:
             self.keras_backend = resolve_keras_backend(self.keras_backend)
+            self.trainer = resolve_trainer(self.trainer, self.keras_backend)
         except ValueError as exc:
             raise StudyError(str(exc)) from None
         if self.trials is None and self.budget_epochs is None and self.budget_seconds is None:
@@ -97,7 +99,7 @@ class StudyConfig:
         for name in ("backend", "dataset", "out", "study"):
             if not isinstance(getattr(self, name), str):
                 raise StudyError(f"{name} must be a string, got {getattr(self, name)!r}")
-        for name in ("target", "task", "keras_backend"):
+        for name in ("target", "task", "keras_backend", "trainer"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise StudyError(f"{name} must be a string, got {getattr(self, name)!r}")
         for name in ("backend_options", "model_options", "space"):
@@ -161,9 +163,11 @@ class StudyConfig:
         return Budget(self.trials, self.budget_epochs, self.budget_seconds)
 
     def protocol(self) -> TrainingProtocol:
-        from tuning.objective import TrainingProtocol  # Keras: only when a study runs
+        from tuning.trainer import TrainingProtocol  # Keras: only when a study runs
 
-        return TrainingProtocol(self.max_epochs, self.batch_size, self.patience)
+        return TrainingProtocol(
+            self.max_epochs, self.batch_size, self.patience, trainer=self.trainer
+        )
 
     @classmethod
     def from_toml(cls, path: str | Path, **overrides: Any) -> StudyConfig:

@@ -126,18 +126,25 @@ def load_california(download: bool = True) -> Dataset:
     return _from_arrays("california", "regression", bunch.data, bunch.target, bunch.feature_names)
 
 
-def load_diabetes(download: bool = True) -> Dataset:
-    from sklearn.datasets import load_diabetes as sk_load
+def _bundled(name: str, task: Task) -> Callable[[bool], Dataset]:
+    """A loader of a dataset that scikit-learn ships (``sklearn.datasets.load_NAME``)."""
 
-    bunch = sk_load()
-    return _from_arrays("diabetes", "regression", bunch.data, bunch.target, bunch.feature_names)
+    def load(download: bool = True) -> Dataset:
+        import sklearn.datasets
+
+        bunch = getattr(sklearn.datasets, f"load_{name}")()
+        return _from_arrays(name, task, bunch.data, bunch.target, bunch.feature_names)
+
+    load.__name__ = f"load_{name}"
+    load.__doc__ = f"scikit-learn's bundled `load_{name}`, split and scaled as every dataset."
+    return load
 
 
-def load_digits(download: bool = True) -> Dataset:
-    from sklearn.datasets import load_digits as sk_load
-
-    bunch = sk_load()
-    return _from_arrays("digits", "classification", bunch.data, bunch.target, bunch.feature_names)
+load_diabetes = _bundled("diabetes", "regression")
+load_digits = _bundled("digits", "classification")
+load_wine = _bundled("wine", "classification")
+load_breast_cancer = _bundled("breast_cancer", "classification")
+load_iris = _bundled("iris", "classification")
 
 
 def _keras_cache_dir() -> Path:
@@ -233,16 +240,61 @@ def _infer_task(y) -> Task:
     return "regression"
 
 
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What `tuning datasets` says of a built-in dataset before loading it."""
+
+    loader: Callable[[bool], Dataset]
+    task: Task
+    rows: int
+    features: str
+    classes: int | None
+    source: str
+
+    @property
+    def loss(self) -> str:
+        """The loss every trial minimises (`tuning.model.build_model`'s, by task)."""
+        return "MSE" if self.task == "regression" else "cross-entropy"
+
+
+BUILTIN_DATASETS: dict[str, DatasetInfo] = {
+    "california": DatasetInfo(
+        load_california, "regression", 20640, "8", None, "fetch_california_housing (cached)"
+    ),
+    "diabetes": DatasetInfo(load_diabetes, "regression", 442, "10", None, "load_diabetes"),
+    "digits": DatasetInfo(load_digits, "classification", 1797, "64", 10, "load_digits"),
+    "wine": DatasetInfo(load_wine, "classification", 178, "13", 3, "load_wine"),
+    "breast_cancer": DatasetInfo(
+        load_breast_cancer, "classification", 569, "30", 2, "load_breast_cancer"
+    ),
+    "iris": DatasetInfo(load_iris, "classification", 150, "4", 3, "load_iris"),
+    "fashion_mnist": DatasetInfo(
+        load_fashion_mnist, "classification", 70000, "28x28", 10, "keras.datasets (cached)"
+    ),
+}
 BUILTIN_LOADERS: dict[str, Callable[[bool], Dataset]] = {
-    "california": load_california,
-    "diabetes": load_diabetes,
-    "digits": load_digits,
-    "fashion_mnist": load_fashion_mnist,
+    name: info.loader for name, info in BUILTIN_DATASETS.items()
 }
 
 
 def dataset_names() -> list[str]:
     return [*BUILTIN_LOADERS, f"{CSV_PREFIX}PATH"]
+
+
+def describe_datasets() -> list[str]:
+    """One line per dataset for `tuning datasets`: name, task, loss, size, where it comes from."""
+    lines = []
+    for name, info in BUILTIN_DATASETS.items():
+        classes = f", {info.classes} classes" if info.classes else ""
+        lines.append(
+            f"{name:<15}{info.task:<16}{info.loss:<15}{info.rows:>6,} rows x {info.features} "
+            f"features{classes}; {info.source}"
+        )
+    lines.append(
+        f"{CSV_PREFIX + 'PATH':<15}{'either':<16}{'by task':<15}a CSV file: numeric features, "
+        "--target COLUMN (task inferred, or --task)"
+    )
+    return lines
 
 
 def check_dataset(name: str, *, target: str | None = None, task: Task | None = None) -> None:

@@ -1,4 +1,4 @@
-"""The benchmark grid: every (backend, seed) pair is one study, run in its own worker process.
+"""The benchmark grid: every (task, backend, seed) is one study, run by a pool of worker processes.
 
 The parent process plans the grid, skips the studies already finished with the same settings,
 hands the rest to a pool of worker processes and watches their ``trials.csv`` files to show
@@ -30,6 +30,10 @@ from tuning.resume import finished_summary
 from tuning.signals import StopSignals
 
 log = logging.getLogger(__name__)
+# A worker process runs study after study: its imports (Keras, the libraries: seconds) and the
+# programs it compiled serve them all. (Recycling workers, `max_tasks_per_child=N`, hung a grid
+# on Python 3.11 once every worker had run its N studies: no new worker was started.)
+STUDIES_PER_WORKER = None
 
 
 @dataclass
@@ -128,7 +132,9 @@ def _executor(scheduler: str | None, workers: int) -> Iterator[Executor]:
             yield pool
         return
     context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
-    with ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=1) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=context, max_tasks_per_child=STUDIES_PER_WORKER
+    ) as pool:
         yield pool
 
 
@@ -168,8 +174,9 @@ def _written_since(path: Path, since: float) -> bool:
 
 
 def run_study_in_worker(config: dict[str, Any], threads: int, fresh: bool) -> dict[str, Any]:
-    """Run (or resume) one study in this new worker process; its log goes to
-    ``STUDY/study.log``. ``fresh`` deletes what an earlier run left, under the study's lock."""
+    """Run (or resume) one study in this worker process (a worker runs many in turn); its log
+    goes to ``STUDY/study.log``. ``fresh`` deletes what an
+    earlier run left, under the study's lock."""
     study_config = StudyConfig(**config)
     study_dir = study_config.study_dir
     study_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Which Keras backend trains the trials, and how many threads a process gives it.
+"""Which Keras backend and trainer train the trials, and how many threads a process gives it.
 
 Keras reads ``KERAS_BACKEND`` once, when it is first imported, so the choice is made here, before
 anything imports Keras, and exported to the environment, where the grid's worker processes inherit
@@ -13,6 +13,7 @@ import sys
 
 KERAS_BACKENDS = ("jax", "tensorflow")
 DEFAULT_KERAS_BACKEND = "jax"
+TRAINERS = ("keras", "compiled")  # `tuning.trainer`
 
 
 class KerasBackendError(ValueError):
@@ -37,6 +38,21 @@ def resolve_keras_backend(requested: str | None = None) -> str:
             f"keras_backend {name!r} is not supported; choose one of {list(KERAS_BACKENDS)}"
         )
     return name
+
+
+def resolve_trainer(requested: str | None, keras_backend: str) -> str:
+    """The trainer a study uses: ``requested``, else ``compiled`` on JAX and ``keras``
+    elsewhere. Raises ValueError naming the field when the two do not go together."""
+    if requested is None:
+        return "compiled" if keras_backend == "jax" else "keras"
+    if requested not in TRAINERS:
+        raise ValueError(f"trainer {requested!r} is not known; choose one of {list(TRAINERS)}")
+    if requested != "keras" and keras_backend != "jax":
+        raise ValueError(
+            f"trainer {requested!r} runs on the JAX backend only, not {keras_backend!r}: "
+            "use --trainer keras or --keras-backend jax"
+        )
+    return requested
 
 
 def use_keras_backend(name: str) -> None:
@@ -76,5 +92,8 @@ def pin_threads(threads: int) -> None:
     if "tensorflow" in sys.modules or os.environ.get("KERAS_BACKEND") == "tensorflow":
         import tensorflow as tf
 
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # its runtime started already (a grid worker's second study)
+            pass

@@ -28,23 +28,25 @@ from tuning.data import Dataset
 from tuning.model import build_model
 from tuning.results import TrialWriter
 from tuning.signals import StopSignals
+from tuning.trainer import StopOnNonFiniteLoss, Trainer, TrainingProtocol, create_trainer
+
+__all__ = [  # the protocol's names, imported from here by earlier code
+    "BudgetCallback",
+    "Objective",
+    "StopCallback",
+    "StopOnNonFiniteLoss",
+    "TrainingProtocol",
+    "TrialResult",
+]
 
 log = logging.getLogger(__name__)
-
-
-class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Stop a fit at the first NaN/inf batch loss, as `keras.callbacks.TerminateOnNaN` does but
-    without printing to stdout: the trial's row says it diverged (`score_history`)."""
-
-    def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.model.stop_training = True
 
 
 class BudgetCallback(keras.callbacks.Callback):
     """Counts each finished epoch into the study's meter and stops the fit once the budget is
     spent, so the last trial ends exactly where the epoch budget does."""
+
+    reads_model = False  # `tuning.compiled`: needs no weights written back before it runs
 
     def __init__(self, meter: BudgetMeter) -> None:
         super().__init__()
@@ -59,6 +61,8 @@ class BudgetCallback(keras.callbacks.Callback):
 class StopCallback(keras.callbacks.Callback):
     """Stops a fit at the end of the epoch (or batch) in which Ctrl-C or SIGTERM came, should
     Python have lost the interrupt it raised (`tuning.signals`)."""
+
+    reads_model = False
 
     def __init__(self, stop: StopSignals) -> None:
         super().__init__()
@@ -116,48 +120,6 @@ def _forget_custom_gradients() -> None:
     if isinstance(entries, dict):
         for name in [name for name in entries if str(name).startswith("CustomGradient-")]:
             del entries[name]
-
-
-@dataclass(frozen=True)
-class TrainingProtocol:
-    """How every trial is trained: the book's batch size, early stopping on validation loss.
-
-    ``fast`` (the default) trains each epoch in one compiled call (``steps_per_execution`` of a
-    whole epoch) instead of one call per batch: the same arithmetic in the same order, so the
-    same losses, bit for bit (``tests/test_speed.py``), in a third of the time or less. Keras
-    still ends every call at the epoch's end, so the epoch callbacks (early stopping, the budget)
-    see every epoch; the validation pass runs in one call too. The NaN guard reads the loss at
-    the end of each call, so a diverging trial stops at the end of the epoch it diverged in.
-    Progress output is off.
-    """
-
-    max_epochs: int = 100
-    batch_size: int = 32
-    patience: int = 10
-    fast: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("max_epochs", "batch_size", "patience"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-
-    def steps_per_execution(self, n_rows: int) -> int:
-        """Batches per compiled call when training on ``n_rows`` rows: one epoch's, or 1."""
-        return max(1, math.ceil(n_rows / self.batch_size)) if self.fast else 1
-
-    def callbacks(self) -> list[keras.callbacks.Callback]:
-        """Fresh callbacks for one fit: early stopping (best weights kept) and a NaN guard."""
-        return [
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=self.patience, restore_best_weights=True
-            ),
-            StopOnNonFiniteLoss(),
-        ]
-
-    def fit_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of `keras.Model.fit` shared by every trial (callbacks excluded)."""
-        return {"batch_size": self.batch_size, "epochs": self.max_epochs, "verbose": 0}
 
 
 @dataclass
@@ -229,7 +191,9 @@ class Objective:
     Every trial of a study is seeded with the study's seed, so two trials differ only by their
     hyperparameters (common random numbers) and any trial can be reproduced exactly. Every epoch
     trained counts into ``meter`` (the study's budget; unlimited when not given), and each row
-    carries the study's cumulative epochs and wall seconds when it was written.
+    carries the study's cumulative epochs and wall seconds when it was written, and the seconds
+    spent compiling since the previous row. ``trainer`` (default: the protocol's, made here)
+    trains every model of the study, so its compiled programs and device arrays are reused.
     """
 
     def __init__(
@@ -242,9 +206,12 @@ class Objective:
         meter: BudgetMeter | None = None,
         finished: Sequence[TrialResult] = (),
         stop: StopSignals | None = None,
+        trainer: Trainer | None = None,
     ) -> None:
         self.dataset = dataset
         self.protocol = protocol
+        self.trainer = trainer or create_trainer(protocol, seed)
+        self._compile_seconds_recorded = self.trainer.compile_seconds
         self.writer = writer
         self.seed = seed
         self.model_options = dict(model_options or {})
@@ -386,29 +353,26 @@ class Objective:
         callbacks: Sequence[keras.callbacks.Callback] = (),
         metered: bool = True,
     ) -> tuple[dict[str, list[float]], float]:
-        """The one `keras.Model.fit` call of the harness; returns the history and seconds spent.
+        """Train ``model`` through the study's trainer; returns the history and seconds spent.
 
         ``metered=False`` (the winner's final retraining) trains outside the search budget.
         """
-        d = self.dataset
-        kwargs = self.protocol.fit_kwargs()
-        if epochs is not None:
-            kwargs["epochs"] = epochs
         if metered:
             callbacks = [*callbacks, BudgetCallback(self.meter)]
         if self.stop is not None:
             callbacks = [*callbacks, StopCallback(self.stop)]
+        d = self.dataset
         started = time.perf_counter()
-        fitted = model.fit(
+        history = self.trainer.fit(
+            model,
             d.X_train,
             d.y_train,
             validation_data=(d.X_valid, d.y_valid),
+            epochs=epochs,
             initial_epoch=initial_epoch,
-            callbacks=[*self.protocol.callbacks(), *callbacks],
-            **kwargs,
+            callbacks=callbacks,
         )
-        seconds = time.perf_counter() - started
-        return {k: [float(v) for v in vals] for k, vals in fitted.history.items()}, seconds
+        return history, time.perf_counter() - started
 
     # -- recording ----------------------------------------------------------------------------
     def record(
@@ -440,6 +404,8 @@ class Objective:
         )
         self.n_recorded += 1
         self.meter.add_trial()
+        compiling = self.trainer.compile_seconds - self._compile_seconds_recorded
+        self._compile_seconds_recorded = self.trainer.compile_seconds
         self.writer.append(
             {
                 "trial": result.trial,
@@ -454,6 +420,7 @@ class Objective:
                 "cum_seconds": round(self.meter.seconds, 4),
                 "params": json.dumps(result.params, sort_keys=True),
                 "error": result.error,
+                "compile_seconds": round(compiling, 4),
                 **({"host": worker[0], "pid": worker[1]} if worker else {}),
             }
         )

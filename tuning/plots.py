@@ -75,7 +75,8 @@ def _panels(n: int, width: float = 6.5, height: float = 4.2):
     return plt.subplots(1, n, figsize=(width * n, height), squeeze=False)
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
+    """Write ``fig`` as an image at ``path`` (atomically) and close it."""
     if fig.get_layout_engine() is None:  # a constrained layout (shared colour bar) is kept
         fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,7 +116,7 @@ def plot_best_so_far(trials: pd.DataFrame, path: Path, x: str = "cum_epochs") ->
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_test_loss(studies: pd.DataFrame, path: Path) -> Path:
@@ -137,7 +138,7 @@ def plot_test_loss(studies: pd.DataFrame, path: Path) -> Path:
         ax.set(title=f"{dataset}: test loss of each study's best model", ylabel="test loss")
         ax.grid(alpha=0.3, axis="y")
         ax.tick_params(axis="x", rotation=20)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def searched_params(trials: pd.DataFrame) -> pd.DataFrame:
@@ -196,7 +197,7 @@ def plot_hyperparameters(trials: pd.DataFrame, params: pd.DataFrame, path: Path)
         ax.grid(alpha=0.3)
     if points is not None and norm is not None:
         fig.colorbar(points, ax=list(axes), label="val_loss (clipped at 90th pct)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_all(trials: pd.DataFrame, studies: pd.DataFrame, figures: Path) -> dict[str, Path]:

@@ -115,16 +115,19 @@ def headline(
 def backend_rows(
     studies: Sequence[StudyState], progress: Mapping[str, StudyProgress]
 ) -> list[dict[str, str]]:
-    """One row per backend: studies ended, trials and epochs spent, best losses so far."""
+    """One row per backend (per task and backend in a suite, as losses of different tasks do
+    not compare): studies ended, trials and epochs spent, best losses so far."""
+    several_tasks = len({s.config.dataset for s in studies}) > 1
     rows = []
-    for backend in dict.fromkeys(s.config.backend for s in studies):
-        mine = [s for s in studies if s.config.backend == backend]
+    for dataset, backend in dict.fromkeys((s.config.dataset, s.config.backend) for s in studies):
+        mine = [s for s in studies if (s.config.dataset, s.config.backend) == (dataset, backend)]
         mine_progress = [progress[s.config.study] for s in mine]
         vals = [p.best_val_loss for p in mine_progress if math.isfinite(p.best_val_loss)]
         tests = [s.summary["test_loss"] for s in mine if s.summary.get("test_loss") is not None]
         ended = sum(s.state in ("done", "failed", "skipped") for s in mine)
         rows.append(
             {
+                **({"task": dataset} if several_tasks else {}),
                 "backend": backend,
                 "studies": f"{ended}/{len(mine)}",
                 "trials": str(sum(p.trials for p in mine_progress)),

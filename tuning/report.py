@@ -14,6 +14,7 @@ import pandas as pd
 
 from tuning.aggregate import ALPHA, BASELINE, smallest_p
 from tuning.atomic import write_atomically
+from tuning.suite_stats import SuiteStatistics, verdict
 
 REPORT_FILE = "report.md"
 LOSSES = {"regression": "mean squared error", "classification": "cross-entropy"}
@@ -42,37 +43,71 @@ def _setup(studies: pd.DataFrame, summaries: Mapping[str, dict]) -> str:
     first = summaries[studies["study"].iloc[0]]
     config = first["config"]
     budgets = sorted(set(studies["budget"]))
-    budget_line = (
-        f"`{budgets[0]}` per study, the same for every study"
-        if len(budgets) == 1
-        else f"**not equal across studies** ({', '.join(budgets)}): the comparison is not fair"
-    )
+    unequal = [d for d, group in studies.groupby("dataset") if group["budget"].nunique() > 1]
+    if len(budgets) == 1:
+        budget_line = f"`{budgets[0]}` per study, the same for every study"
+    elif not unequal:
+        budget_line = "per task (below), the same for every study of a task"
+    else:
+        budget_line = (
+            f"**not equal across the studies of {', '.join(unequal)}** "
+            f"({', '.join(budgets)}): the comparison is not fair"
+        )
     space = config.get("space") or {}
     space_line = (
         ", ".join(f"{name} {json.dumps(spec)}" for name, spec in space.items())
         if space
         else BOOK_SPACE
     )
-    sizes = first.get("split_sizes") or []
     protocols = {(c["max_epochs"], c["batch_size"], c["patience"]) for c in configs}
     max_epochs, batch, patience = sorted(protocols)[0]
+    per_task = {
+        d: {
+            (summaries[n]["config"]["max_epochs"], summaries[n]["config"]["patience"])
+            for n in group["study"]
+        }
+        for d, group in studies.groupby("dataset")
+    }
+    protocol_note = (
+        ""
+        if len(protocols) == 1
+        else " (per task: see below)"
+        if all(len(p) == 1 for p in per_task.values())
+        else " **Protocols differ across the studies of a task.**"
+    )
     lines = [
-        f"- Dataset: {', '.join(sorted(studies['dataset'].unique()))} "
-        f"({first['task']}, loss {LOSSES.get(first['task'], '?')}; train/validation/test rows {'/'.join(map(str, sizes))}"
-        f"{'; first ' + str(config['max_rows']) + ' rows of each split' if config.get('max_rows') else ''}).",
+        *_dataset_lines(studies, summaries),
         f"- Backends: {', '.join(sorted(studies['backend'].unique()))}; "
         f"seeds: {', '.join(map(str, sorted(studies['seed'].unique())))} "
         f"({studies['study'].nunique()} studies).",
         f"- Budget: {budget_line}. Epochs count every epoch any trial (or fold) trained; "
         "seconds are the search's wall time.",
         f"- Training protocol of every trial: at most {max_epochs} epochs, batch {batch}, early "
-        f"stopping on validation loss with patience {patience} (best weights kept), NaN guard."
-        + ("" if len(protocols) == 1 else " **Protocols differ across studies.**"),
+        f"stopping on validation loss with patience {patience} (best weights kept), NaN "
+        f"guard{protocol_note}.",
         "- Each study's best configuration is retrained once under the same protocol (outside "
         "the budget) and scored on the test split, which no search ever sees.",
         f"- Search space: {space_line}.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _dataset_lines(studies: pd.DataFrame, summaries: Mapping[str, dict]) -> list[str]:
+    """One line per dataset: its task, loss and split sizes."""
+    lines = []
+    for dataset, group in studies.groupby("dataset", sort=True):
+        summary = summaries[group["study"].iloc[0]]
+        sizes = "/".join(map(str, summary.get("split_sizes") or []))
+        rows = summary["config"].get("max_rows")
+        config = summary["config"]
+        lines.append(
+            f"- Dataset: {dataset} ({summary['task']}, loss {LOSSES.get(summary['task'], '?')}; "
+            f"train/validation/test rows {sizes}"
+            f"{'; first ' + str(rows) + ' rows of each split' if rows else ''}; budget "
+            f"`{group['budget'].iloc[0]}`, at most {config['max_epochs']} epochs a trial, "
+            f"patience {config['patience']})."
+        )
+    return lines
 
 
 def _leaderboard_rows(board: pd.DataFrame) -> list[dict[str, Any]]:
@@ -184,21 +219,53 @@ def _best_overall(studies: pd.DataFrame, summaries: Mapping[str, dict], out: Pat
     return "\n".join(lines) + "\n"
 
 
+def _suite_section(suite: SuiteStatistics) -> list[str]:
+    rows = [
+        {
+            "backend": r.backend,
+            "mean rank": r.mean_rank,
+            "wins": r.wins,
+            "IQM score [95% CI]": f"{fmt(r.score_iqm, 3)} [{fmt(r.score_iqm_ci_low, 3)}, "
+            f"{fmt(r.score_iqm_ci_high, 3)}]",
+            "mean score [95% CI]": f"{fmt(r.score_mean, 3)} [{fmt(r.score_mean_ci_low, 3)}, "
+            f"{fmt(r.score_mean_ci_high, 3)}]",
+            "better than": r.better_than.replace(";", ", ") or "-",
+        }
+        for r in suite.board.itertuples(index=False)
+    ]
+    return [
+        "## Suite verdict\n",
+        verdict(suite),
+        markdown_table(rows),
+        "\nA study's **normalized score** is (its test loss - the lowest test loss any study "
+        "reached on the task) / (random search's mean test loss on the task - that lowest): 0 is "
+        "the best model found for the task, 1 is what random search finds on average; lower is "
+        "better. IQM is the mean of the middle half of the scores over every (task, seed); "
+        "intervals are 95% stratified-bootstrap percentile intervals (seeds resampled within "
+        "each task). Ranks are taken within each (task, seed) block by test loss; the Friedman "
+        "test asks whether all backends rank alike, and two backends whose mean ranks differ by "
+        "more than Nemenyi's critical difference are distinguishable (Demšar 2006). Table: "
+        "`leaderboard_suite.csv`. The per-task sections follow.\n",
+    ]
+
+
 def write_report(
     out: Path,
     studies: pd.DataFrame,
     board: pd.DataFrame,
     figures: Mapping[str, Path],
     summaries: Mapping[str, dict],
+    suite: SuiteStatistics | None = None,
 ) -> Path:
     """Write ``OUT/report.md`` from the two leaderboards, the figures and each study's summary
-    (by study name)."""
+    (by study name); with ``suite`` (several tasks), it opens with the suite's verdict."""
     out = Path(out)
     parts = [
         f"# Tuning benchmark: {', '.join(sorted(studies['dataset'].unique()))}\n",
         f"Written by `tuning compare` on {time.strftime('%Y-%m-%d %H:%M')} from "
         f"{len(studies)} finished studies under `{out.name}/`. Tables: `leaderboard_by_backend.csv` "
         "(per backend) and `leaderboard.csv` (per study).\n",
+        *(_suite_section(suite) if suite is not None else []),
         "## Setup\n",
         _setup(studies, summaries),
     ]

@@ -39,7 +39,15 @@ TRIAL_COLUMNS = (
     "epochs",
     "fit_seconds",
 )
-EXTRA_COLUMNS = ("cum_epochs", "cum_seconds", "params", "error", "host", "pid")
+EXTRA_COLUMNS = (
+    "cum_epochs",
+    "cum_seconds",
+    "params",
+    "error",
+    "host",
+    "pid",
+    "compile_seconds",
+)
 ALL_COLUMNS = TRIAL_COLUMNS + EXTRA_COLUMNS
 
 

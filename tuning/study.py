@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import keras
 import pandas as pd
 
 from tuning.atomic import write_json
@@ -104,6 +106,32 @@ def run_study(
         return summary
 
 
+def save_model(model: keras.Model, path: Path) -> None:
+    """`keras.Model.save`, without importing TensorFlow on another backend.
+
+    Keras' serializer asks whether TensorFlow is available (``tf.available`` imports it: 4-7 s
+    of every study on JAX) only to test whether an object is a TensorFlow type, which nothing
+    can be while TensorFlow was never imported. For the save, that question is answered "no";
+    the answer is forgotten afterwards, so a later use of TensorFlow imports it as before.
+    """
+    from keras.src.utils import module_utils  # the lazy module Keras' serializer asks
+
+    lazy = getattr(module_utils, "tensorflow", None)
+    pretend = (
+        keras.backend.backend() != "tensorflow"
+        and "tensorflow" not in sys.modules
+        and lazy is not None
+        and getattr(lazy, "_available", False) is None
+    )
+    if pretend:
+        lazy._available = False
+    try:
+        model.save(path)
+    finally:
+        if pretend:
+            lazy._available = None
+
+
 def finalize(
     config: StudyConfig,
     objective: Objective,
@@ -151,7 +179,7 @@ def finalize(
         test = model.evaluate(
             objective.dataset.X_test, objective.dataset.y_test, verbose=0, return_dict=True
         )
-        model.save(study_dir / MODEL_FILE)
+        save_model(model, study_dir / MODEL_FILE)
         summary.update(
             best_trial=int(best["trial"]),
             best_params=params,

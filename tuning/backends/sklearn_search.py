@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ from tuning.backends.base import Budget, SearchBackend
 from tuning.model import build_model
 from tuning.objective import BudgetCallback, Objective, StopCallback, release_models
 from tuning.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
+from tuning.trainer import Trainer
 
 log = logging.getLogger(__name__)
 PREFIX = "model__"  # scikeras routes these parameters to the model-building function
@@ -76,9 +78,13 @@ class BudgetSpent(RuntimeError):
 class _TimedFit:
     """Mixin recording how long `fit` took, so every fold's row can carry it; a fold that would
     start after the study's budget is spent is not trained. The previous fold's model is freed
-    first, as the objective does before each trial."""
+    first, as the objective does before each trial. scikeras' own call of ``model.fit`` is
+    handed to the study's trainer (the ``trainer`` fit parameter, which the search passes to
+    every fold as it passes ``validation_data``), so each fold trains as every other trial does
+    (compiled on JAX)."""
 
-    def fit(self, X, y, **kwargs):
+    def fit(self, X, y, *, trainer: Trainer, **kwargs):
+        self.trainer_ = trainer
         if any(isinstance(cb, BudgetCallback) and cb.meter.exhausted for cb in self.callbacks):
             raise BudgetSpent("the study's budget is spent")
         release_models()
@@ -86,6 +92,19 @@ class _TimedFit:
         super().fit(X, y, **kwargs)
         self.fit_seconds_ = time.perf_counter() - started
         return self
+
+    def _fit_keras_model(self, X, y, *args, **kwargs):
+        trainer, model = self.trainer_, self.model_
+
+        def fit(*, x, y, **fit_args):
+            return SimpleNamespace(history=trainer.fit(model, x, y, **fit_args))
+
+        # scikeras calls `self.model_.fit(x=..., y=..., **fit_args)` and reads `.history`
+        object.__setattr__(model, "fit", fit)
+        try:
+            return super()._fit_keras_model(X, y, *args, **kwargs)
+        finally:
+            object.__delattr__(model, "fit")
 
 
 class TimedKerasRegressor(_TimedFit, KerasRegressor):
@@ -272,8 +291,7 @@ class SklearnBackend(SearchBackend):
         fit_kwargs = protocol.fit_kwargs()
         estimator = wrapper(
             model=build_model,
-            callbacks=[
-                *protocol.callbacks(),
+            callbacks=[  # the protocol's own are the trainer's
                 BudgetCallback(objective.meter),
                 # (a cluster's workers do not get the signal: the search stops between batches)
                 *([StopCallback(objective.stop)] if objective.stop and not self.scheduler else []),
@@ -304,7 +322,7 @@ class SklearnBackend(SearchBackend):
             # because the budget ran out), are expected here: their rows already say so.
             warnings.filterwarnings("ignore", "One or more of the test scores are non-finite")
             warnings.filterwarnings("ignore", category=FitFailedWarning)
-            search.fit(X, y, validation_data=(d.X_valid, d.y_valid))
+            search.fit(X, y, validation_data=(d.X_valid, d.y_valid), trainer=objective.trainer)
 
     @contextmanager
     def _folds_on_cluster(
