@@ -173,12 +173,7 @@ class StudyConfig:
     def from_toml(cls, path: str | Path, **overrides: Any) -> StudyConfig:
         """Read a study file: top-level keys are this class's fields (``[space.NAME]`` tables)."""
         path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise StudyError(f"study file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise StudyError(f"study file {path} is not valid TOML: {exc}") from None
+        data = read_toml(path, "study file")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -191,6 +186,17 @@ class StudyConfig:
             elif value is not None:
                 data[key] = value
         return cls(**data)
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """The tables of a TOML file; a missing or malformed file is a `StudyError` naming it as
+    ``what`` ("study file", "suite")."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StudyError(f"{what} {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise StudyError(f"{what} {path} is not valid TOML: {exc}") from None
 
 
 def writable_folder(path: Path, field: str) -> Path:

@@ -86,6 +86,7 @@ def release_models() -> None:
     """
     keras.backend.clear_session(free_memory=False)
     _forget_custom_gradients()
+    _forget_jax_programs()
     gc.collect()
     if not gc.get_freeze_count():
         gc.freeze()
@@ -105,6 +106,18 @@ def seed_generators(seed: int) -> None:
     else:
         random.seed(seed)
         np.random.seed(seed)
+
+
+def _forget_jax_programs() -> None:
+    """JAX keeps every program it compiled for a function in memory, per argument shape: Keras'
+    initializers and steps compile one per new layer shape, about 3 MiB a trial when every trial
+    has a new architecture (+298 MiB per 100 trials, `benchmarks/memory.py`). Cleared before each
+    trial; the compiled trainer holds its own programs, and the persistent cache
+    (`tuning.jax_cache`) gives back the others in milliseconds."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        jax.clear_caches()
 
 
 def _forget_custom_gradients() -> None:

@@ -24,12 +24,11 @@ seed, study, out) and the Keras backend (one per grid). No Keras here.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from tuning.config import StudyConfig, StudyError
+from tuning.config import StudyConfig, StudyError, read_toml
 
 # StudyConfig fields a suite cannot set per task: the grid's own, and one per process.
 NOT_PER_TASK = frozenset({"backend", "seed", "study", "out", "keras_backend", "trainer"})
@@ -49,12 +48,7 @@ class Suite:
 def load_suite(path: str | Path) -> Suite:
     """Read and check a suite file; every error names the file, the task and the key."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise StudyError(f"--suite {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise StudyError(f"suite {path} is not valid TOML: {exc}") from None
+    data = read_toml(path, "suite")
     unknown = sorted(set(data) - SUITE_KEYS)
     if unknown:
         raise StudyError(f"suite {path}: unknown keys {unknown}; a suite has {sorted(SUITE_KEYS)}")

@@ -59,6 +59,7 @@ def critical_difference_diagram(result: SuiteStatistics) -> plt.Figure:
         f"Mean rank over {int(result.board['blocks'].iloc[0])} (task, seed) blocks "
         f"(1 = best); Nemenyi CD = {cd:.2f} at {result.alpha}; {friedman}",
         fontsize=9,
+        pad=24,  # above the diagram's own CD bar
     )
     return fig
 
