@@ -284,11 +284,10 @@ class CompiledTrainer(Trainer):
         n_rows = data[0].shape[0]
         program = self._program(model, state, metrics_reset, data)
 
-        reads_model = [
-            cb
+        reads_model = any(
+            getattr(cb, "reads_model", True) and not isinstance(cb, keras.callbacks.History)
             for cb in callbacks
-            if getattr(cb, "reads_model", True) and not isinstance(cb, keras.callbacks.History)
-        ]
+        )
         for cb in callbacks:
             cb.set_model(model)
             cb.set_params({"epochs": epochs, "verbose": 0, "steps": None})
