@@ -1,5 +1,13 @@
 # `make demo` and `make test` are the README's two commands; both install the package first.
+# Into the active virtual environment if there is one; else into the project's own `.venv`,
+# made with BASE_PYTHON on first use (a system python3 refuses `pip install`: PEP 668).
+BASE_PYTHON ?= python3
+VENV ?= .venv
+ifdef VIRTUAL_ENV
 PYTHON ?= python3
+else
+PYTHON ?= $(VENV)/bin/python
+endif
 # Offline machines: use the shared dataset cache beside the checkout when there is one.
 SHARED_DATASETS ?= $(abspath ../shared/datasets)
 ifneq ($(wildcard $(SHARED_DATASETS)/scikit_learn_data),)
@@ -8,7 +16,10 @@ endif
 
 .PHONY: install demo test lint format benchmarks
 
-install:
+$(VENV)/bin/python:
+	$(BASE_PYTHON) -m venv $(VENV)
+
+install: $(filter $(VENV)/bin/python,$(PYTHON))
 	$(PYTHON) -m pip install --quiet -e ".[dev]"
 
 demo: install

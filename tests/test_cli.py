@@ -21,7 +21,8 @@ TINY = ["--trials", "2", "--max-epochs", "2", "--max-rows", "200", "--seed", "3"
 
 def test_backends_and_datasets_are_listed(capsys):
     assert main(["backends"]) == 0
-    assert capsys.readouterr().out.split() == [
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert [name for name in names if ":" not in name] == [
         "hyperopt",
         "keras_tuner",
         "optuna",
@@ -29,6 +30,7 @@ def test_backends_and_datasets_are_listed(capsys):
         "sklearn",
         "skopt",
     ]
+    assert names == sorted(names) and "optuna:cmaes" in names  # (tests/test_algorithms.py)
     assert main(["datasets"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == [
@@ -64,6 +66,15 @@ def test_backends_and_datasets_are_listed(capsys):
         (["run", "--backend", "optuna", "--cv", "3"], "does not take options \\['cv'\\]"),
         (["run", "--backend", "optuna", "--budget-epochs", "-5"], "budget_epochs must be"),
         (["run", "--backend", "optuna", "--budget-seconds", "0"], "budget_seconds must be"),
+        (
+            ["run", "--backend", "optuna", "--dataset", "california", "--target", "foo"],
+            "--target 'foo': dataset 'california' has its own target",
+        ),
+        (
+            ["benchmark", "--backends", "random", "--dataset", "digits", "--target", "x"],
+            "--target 'x': dataset 'digits' has its own target",
+        ),
+        (["run", "--backend", "optuna:bohb"], "backend 'optuna:bohb' is unknown"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(argv, message, capsys, tmp_path):
@@ -71,6 +82,7 @@ def test_bad_input_is_one_line_and_exit_code_2(argv, message, capsys, tmp_path):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
     assert re.search(message, err), err
+    assert not list(tmp_path.rglob("trials.csv"))  # refused before any study started
 
 
 def test_study_file_with_unknown_key_is_rejected(tmp_path, capsys):

@@ -29,6 +29,10 @@ def test_leaderboard_has_one_row_per_study_best_first(two_studies):
     assert path.exists()
     on_disk = pd.read_csv(path)
     assert tuple(on_disk.columns) == LEADERBOARD_COLUMNS
+    documented = ["study", "backend", "dataset", "seed", "best_val_loss", "test_loss"]
+    documented += ["n_hidden", "n_neurons", "learning_rate", "trials", "epochs", "wall_seconds"]
+    assert list(on_disk.columns[:12]) == documented  # the order the README gives; extras after
+    assert set(on_disk["algorithm"]) == {"optuna:tpe", "skopt:gp"}
     assert sorted(board["study"]) == ["california_optuna_s0", "california_skopt_s1"]
     assert board["test_loss"].is_monotonic_increasing
     for _, row in board.iterrows():

@@ -322,7 +322,16 @@ def test_an_interrupted_run_saves_its_trials_and_says_so(sig, code, tmp_path):
     assert not (study_dir / "summary.json").exists()
 
 
-def test_the_first_signal_is_kept_for_a_safe_point_and_a_second_raises_at_once():
+@pytest.fixture
+def default_sigint():
+    """Python's own SIGINT handler for the test, whatever the suite was started with (a
+    background job or ``nohup`` starts it with SIGINT ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_the_first_signal_is_kept_for_a_safe_point_and_a_second_raises_at_once(default_sigint):
     with StopSignals() as stop:
         os.kill(os.getpid(), signal.SIGINT)  # handled at once: nothing raised here
         assert stop.received == signal.SIGINT
@@ -332,6 +341,19 @@ def test_the_first_signal_is_kept_for_a_safe_point_and_a_second_raises_at_once()
         with pytest.raises(Terminated):
             os.kill(os.getpid(), signal.SIGTERM)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_a_sigint_the_process_ignores_stays_ignored():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under nohup or `cmd &`
+    try:
+        with StopSignals() as stop:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) == stop._handle
+            os.kill(os.getpid(), signal.SIGINT)
+            stop.raise_if_stopped()  # nothing was received
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.mark.parametrize("backend", ["sklearn", "keras_tuner"])

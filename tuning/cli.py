@@ -46,6 +46,11 @@ def _quiet_frameworks() -> None:
 def _add_study_options(parser: argparse.ArgumentParser, *, seed: bool = True) -> None:
     parser.add_argument("--dataset", help="a name from `tuning datasets`, or csv:PATH")
     parser.add_argument("--target", help="target column of a csv:PATH dataset")
+    parser.add_argument(
+        "--model",
+        help="the Keras model factory, package.module:function or path/to/file.py:function "
+        "(default: the book's tuning.build_model); its space goes in a study file's [space]",
+    )
     parser.add_argument("--task", choices=("regression", "classification"))
     parser.add_argument(
         "--trials",
@@ -90,7 +95,8 @@ def _add_grid_options(parser: argparse.ArgumentParser, *, out: str, seeds: list[
     parser.add_argument(
         "--backends",
         type=_name_list,
-        help="comma-separated (default: every installed backend; see `tuning backends`)",
+        help="comma-separated names or library:algorithm (default: each library's main "
+        "algorithm: the bare names of `tuning backends`)",
     )
     parser.add_argument(
         "--seeds",
@@ -117,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log every trial")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("backends", help="list the installed search backends")
+    sub.add_parser(
+        "backends", help="list the installed search algorithms, their libraries and versions"
+    )
     sub.add_parser("datasets", help="list the datasets")
 
     run = sub.add_parser("run", help="run one study: one backend, one dataset, one seed")
@@ -175,6 +183,7 @@ def _given_settings(args: argparse.Namespace, backend: str | None) -> dict[str, 
     overrides: dict[str, object] = {
         "backend": backend,
         "dataset": args.dataset,
+        "model": args.model,
         "target": args.target,
         "task": args.task,
         "trials": args.trials,
@@ -232,15 +241,15 @@ def _seed_list(text: str) -> list[int]:
 
 
 def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
-    from tuning.backends import available_backends
+    from tuning.backends import available_backends, default_backends
     from tuning.config import StudyError, writable_folder
     from tuning.dask_grid import check_scheduler
-    from tuning.data import check_dataset
+    from tuning.data import check_dataset, load_dataset
     from tuning.grid import plan_grid, run_grid
     from tuning.progress import make_display
 
     installed = available_backends()
-    backends = args.backends or installed
+    backends = args.backends or default_backends()
     unknown = sorted(set(backends) - set(installed))
     if unknown:
         raise StudyError(f"--backends: {unknown} not installed; choose from {installed}")
@@ -258,8 +267,12 @@ def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
         if args.scheduler is not None:
             task.out = str(Path(task.out).resolve())  # the same path on every worker
         check_dataset(task.dataset, target=task.target, task=task.task)
-        if task.space or task.model_options:
-            task.search_space()  # checked once here, not once per worker
+        if task.space or task.model_options or task.model:
+            space = task.search_space()  # checked once here, not once per worker
+            if task.model is not None:  # a user's factory: built once, before any study
+                from tuning.study import check_model  # Keras: its backend is set above
+
+                check_model(task, load_dataset(task.dataset, target=task.target).head(64), space)
         configs += plan_grid(task, backends, args.seeds)
     with make_display(sys.stderr) as display:
         result = run_grid(
@@ -364,9 +377,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, stop: StopSignals) -> int:
     if args.command == "backends":
-        from tuning.backends import available_backends
+        use_keras_backend(None)  # (listing imports Keras Tuner, hence Keras)
+        from tuning.backends import describe_backends
 
-        print("\n".join(available_backends()))
+        print("\n".join(describe_backends()))
         return 0
     if args.command == "datasets":
         from tuning.data import describe_datasets

@@ -12,6 +12,7 @@ import pandas as pd
 
 from tuning.atomic import write_atomically
 from tuning.results import TRIALS_FILE, read_trials
+from tuning.space import SearchSpace, default_space
 
 if TYPE_CHECKING:
     from tuning.suite_stats import SuiteStatistics
@@ -30,12 +31,15 @@ LEADERBOARD_COLUMNS = (
     "learning_rate",
     "trials",
     "epochs",
-    "seconds",
-    "budget",
     "wall_seconds",
+    # more columns, after the documented ones
     "test_accuracy",
     "trials_failed",
+    "trials_pruned",
     "search_seconds",
+    "seconds",
+    "budget",
+    "algorithm",
 )
 
 
@@ -72,7 +76,10 @@ def leaderboard(out: Path) -> pd.DataFrame:
                 "wall_seconds": summary.get("wall_seconds"),
                 "test_accuracy": summary.get("test_accuracy"),
                 "trials_failed": int((trials["status"] == "failed").sum()),
+                "trials_pruned": int((trials["status"] == "pruned").sum()),
                 "search_seconds": summary.get("search_seconds"),
+                # the algorithm (studies of an earlier version: their backend's name)
+                "algorithm": (summary.get("algorithm") or {}).get("name", summary["backend"]),
             }
         )
     frame = pd.DataFrame(rows, columns=list(LEADERBOARD_COLUMNS))
@@ -121,7 +128,8 @@ def compare(out: Path, target: float | None = None) -> Comparison:
     A folder of several tasks (a suite) also gets ``leaderboard_suite.csv`` and the suite's
     figures (`tuning.suite_stats`), and its report opens with the suite's verdict."""
     from tuning.aggregate import BY_BACKEND_FILE, by_backend
-    from tuning.plots import plot_all
+    from tuning.importance import IMPORTANCE_FILE, importance_table
+    from tuning.plots import plot_all, plot_importance
     from tuning.report import write_report
     from tuning.suite_plots import plot_suite
     from tuning.suite_stats import SUITE_FILE, suite_statistics
@@ -140,8 +148,21 @@ def compare(out: Path, target: float | None = None) -> Comparison:
         files["suite"] = write_csv(suite.board, out / SUITE_FILE)
         figures.update(plot_suite(suite, out / "figures"))
     figures.update(plot_all(trials, studies, out / "figures"))
-    files["report"] = write_report(out, studies, board, figures, summaries, suite)
+    importance = importance_table(trials, task_spaces(studies, summaries))
+    if not importance.empty:
+        files["importance"] = write_csv(importance, out / IMPORTANCE_FILE)
+        figures["importance"] = plot_importance(importance, out / "figures" / "importance.png")
+    files["report"] = write_report(out, studies, board, figures, summaries, suite, importance)
     return Comparison(studies, board, {**files, **figures}, suite)
+
+
+def task_spaces(studies: pd.DataFrame, summaries: dict[str, dict]) -> dict[str, SearchSpace]:
+    """Each task's search space, as its first study recorded it (the book's when none)."""
+    spaces = {}
+    for dataset, group in studies.groupby("dataset", sort=True):
+        recorded = summaries[group["study"].iloc[0]].get("config", {}).get("space") or {}
+        spaces[dataset] = SearchSpace.from_dict(recorded) if recorded else default_space()
+    return spaces
 
 
 def all_trials(out: Path) -> pd.DataFrame:

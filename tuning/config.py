@@ -5,10 +5,10 @@ No Keras here: the grid runner's parent process plans and checks studies without
 
 from __future__ import annotations
 
-import inspect
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +45,7 @@ class StudyConfig:
 
     backend: str
     dataset: str = "california"
+    model: str | None = None  # the factory, package.module:function; default tuning.build_model
     trials: int | None = None  # the budget in trials; 20 when no budget at all is given
     budget_epochs: int | None = None
     budget_seconds: float | None = None
@@ -99,7 +100,7 @@ class StudyConfig:
         for name in ("backend", "dataset", "out", "study"):
             if not isinstance(getattr(self, name), str):
                 raise StudyError(f"{name} must be a string, got {getattr(self, name)!r}")
-        for name in ("target", "task", "keras_backend", "trainer"):
+        for name in ("model", "target", "task", "keras_backend", "trainer"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise StudyError(f"{name} must be a string, got {getattr(self, name)!r}")
         for name in ("backend_options", "model_options", "space"):
@@ -133,25 +134,28 @@ class StudyConfig:
             if name not in NOT_COMPARED and recorded.get(name) != new[name]
         ]
 
-    def search_space(self) -> SearchSpace:
-        """The space to search; it and ``model_options`` must name arguments of the factory."""
-        from tuning.model import build_model  # Keras: only when a space is checked
+    def factory(self) -> Callable[..., Any]:
+        """The model factory (`tuning.factory`), imported: the user's module is run."""
+        from tuning.factory import load_factory
 
-        space = SearchSpace.from_dict(self.space) if self.space else default_space()
-        tunable = set(inspect.signature(build_model).parameters) - {
-            *DATA_ARGUMENTS,
-            *PROTOCOL_ARGUMENTS,
-        }
-        for where, names in (
-            ("space parameter", space.names),
-            ("model_options key", self.model_options),
-        ):
-            for name in names:
-                if name not in tunable:
-                    raise StudyError(
-                        f"{where} {name!r} is not an argument of build_model; "
-                        f"tunable arguments: {sorted(tunable)}"
-                    )
+        return load_factory(self.model)
+
+    def search_space(self) -> SearchSpace:
+        """The space to search; it and ``model_options`` must name arguments of the factory
+        (imported to check its signature)."""
+        from tuning.factory import DEFAULT_FACTORY, check_arguments
+
+        factory = self.factory()
+        if self.space:
+            space = SearchSpace.from_dict(self.space)
+        elif self.model in (None, DEFAULT_FACTORY):
+            space = default_space()
+        else:
+            raise StudyError(
+                f"model {self.model}: give its search space ([space.NAME] tables in a study "
+                "or suite file); the default space is the book's MLP's"
+            )
+        check_arguments(factory, self.model, space.names, self.model_options)
         both = sorted(set(space.names) & set(self.model_options))
         if both:
             raise StudyError(
@@ -214,8 +218,10 @@ def writable_folder(path: Path, field: str) -> Path:
 
 
 def default_study_name(dataset: str, backend: str, seed: int) -> str:
+    """``DATASET_BACKEND_sSEED``; ``optuna:tpe+median`` is written ``optuna-tpe-median`` (a colon or plus
+    is no part of a portable file name)."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset.removeprefix("csv:")).strip("_") or "data"
-    return f"{stem}_{backend}_s{seed}"
+    return f"{stem}_{re.sub(r'[:+]', '-', backend)}_s{seed}"
 
 
 def without_password(url: str) -> str:

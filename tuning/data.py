@@ -301,8 +301,14 @@ def check_dataset(name: str, *, target: str | None = None, task: Task | None = N
     """Fail fast on a dataset that cannot load: a CSV is read in full, a built-in one only named."""
     if name.startswith(CSV_PREFIX):
         load_dataset(name, target=target, task=task)
-    elif name not in BUILTIN_LOADERS:
+        return
+    if name not in BUILTIN_LOADERS:
         raise DataError(f"dataset {name!r} is unknown; choose one of {dataset_names()}")
+    if target is not None:
+        raise DataError(
+            f"--target {target!r}: dataset {name!r} has its own target; --target names the "
+            "target column of a csv:PATH dataset only"
+        )
 
 
 def load_dataset(
@@ -315,7 +321,7 @@ def load_dataset(
     """Load a dataset by name (``california``, ``digits``, ``csv:PATH`` ...), split and scaled."""
     if name.startswith(CSV_PREFIX):
         return load_csv(name[len(CSV_PREFIX) :], target, task)
-    check_dataset(name)
+    check_dataset(name, target=target)
     dataset = BUILTIN_LOADERS[name](download)
     if task is not None and task != dataset.task:
         raise DataError(f"--task {task!r} does not fit dataset {name!r}, a {dataset.task} task")

@@ -15,7 +15,7 @@ import random
 import sys
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ import numpy as np
 from tuning.budget import BudgetMeter
 from tuning.config import DATA_ARGUMENTS, StudyError
 from tuning.data import Dataset
+from tuning.factory import offered_arguments
 from tuning.model import build_model
 from tuning.results import TrialWriter
 from tuning.signals import StopSignals
@@ -33,6 +34,7 @@ from tuning.trainer import StopOnNonFiniteLoss, Trainer, TrainingProtocol, creat
 __all__ = [  # the protocol's names, imported from here by earlier code
     "BudgetCallback",
     "Objective",
+    "PruneCallback",
     "StopCallback",
     "StopOnNonFiniteLoss",
     "TrainingProtocol",
@@ -73,6 +75,27 @@ class StopCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         self.stop.raise_if_stopped()
+
+
+class PruneCallback(keras.callbacks.Callback):
+    """Lets the search library stop a trial it judges unpromising (Optuna's pruners): at each
+    epoch's end ``should_prune(epochs_trained, val_loss)`` reports the epoch's validation loss
+    to the library and answers whether to stop. A stopped trial is recorded ``pruned``."""
+
+    reads_model = False
+
+    def __init__(self, should_prune: Callable[[int, float], bool]) -> None:
+        super().__init__()
+        self.should_prune = should_prune
+        self.pruned_after: int | None = None  # epochs trained when it was pruned
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        val_loss = (logs or {}).get("val_loss")
+        if val_loss is None or not math.isfinite(val_loss):
+            return  # a diverged trial is failed by the NaN guard, not pruned
+        if self.should_prune(epoch + 1, float(val_loss)):
+            self.pruned_after = epoch + 1
+            self.model.stop_training = True
 
 
 def release_models() -> None:
@@ -133,6 +156,25 @@ def _forget_custom_gradients() -> None:
     if isinstance(entries, dict):
         for name in [name for name in entries if str(name).startswith("CustomGradient-")]:
             del entries[name]
+
+
+def factory_arguments(
+    factory: Callable[..., keras.Model],
+    dataset: Dataset,
+    protocol: TrainingProtocol,
+    seed: int,
+    model_options: Mapping[str, Any],
+) -> dict[str, Any]:
+    """A factory's arguments besides the searched ones: the data's (`DATA_ARGUMENTS`), the
+    protocol's (`tuning.config.PROTOCOL_ARGUMENTS`: the speed setting, and the study's seed for
+    the initial weights, which makes them the same in any process), those of them its signature
+    takes, and the study's fixed ``model_options``."""
+    from_data = {name: getattr(dataset, name) for name in DATA_ARGUMENTS}
+    from_protocol = {
+        "steps_per_execution": protocol.steps_per_execution(len(dataset.X_train)),
+        "seed": seed,
+    }
+    return {**offered_arguments(factory, {**from_data, **from_protocol}), **model_options}
 
 
 @dataclass
@@ -220,8 +262,10 @@ class Objective:
         finished: Sequence[TrialResult] = (),
         stop: StopSignals | None = None,
         trainer: Trainer | None = None,
+        factory: Callable[..., keras.Model] | None = None,
     ) -> None:
         self.dataset = dataset
+        self.factory = factory or build_model
         self.protocol = protocol
         self.trainer = trainer or create_trainer(protocol, seed)
         self._compile_seconds_recorded = self.trainer.compile_seconds
@@ -265,29 +309,30 @@ class Objective:
 
     # -- building -----------------------------------------------------------------------------
     def model_kwargs(self) -> dict[str, Any]:
-        """The factory's data-dependent arguments (`DATA_ARGUMENTS`), the protocol's
-        (`tuning.config.PROTOCOL_ARGUMENTS`: the speed setting, and the study's seed for the
-        initial weights, which makes them the same in any process) and the study's fixed
-        options."""
-        from_data = {name: getattr(self.dataset, name) for name in DATA_ARGUMENTS}
-        protocol = {
-            "steps_per_execution": self.protocol.steps_per_execution(len(self.dataset.X_train)),
-            "seed": self.seed,
-        }
-        return {**from_data, **protocol, **self.model_options}
+        """The factory's arguments besides the searched ones (`factory_arguments`)."""
+        return factory_arguments(
+            self.factory, self.dataset, self.protocol, self.seed, self.model_options
+        )
 
     def build(self, params: Mapping[str, Any]) -> keras.Model:
         """Free the previous trial's models, seed, then build ``params`` through the factory."""
         release_models()
         seed_generators(self.seed)
-        return build_model(**params, **self.model_kwargs())
+        return self.factory(**params, **self.model_kwargs())
 
     # -- training -----------------------------------------------------------------------------
-    def __call__(self, params: Mapping[str, Any], *, number: int | None = None) -> TrialResult:
+    def __call__(
+        self,
+        params: Mapping[str, Any],
+        *,
+        number: int | None = None,
+        callbacks: Sequence[keras.callbacks.Callback] = (),
+    ) -> TrialResult:
         """Build, train and record one trial; a failure is recorded, never raised.
 
         ``number`` is the trial's number in the table when the library numbers the trials of a
         study shared by several processes; by default the trials are numbered in order.
+        ``callbacks`` join the protocol's (a `PruneCallback`: the library may stop the trial).
         """
         replayed = self.replay(params)
         if replayed is not None:
@@ -306,7 +351,9 @@ class Objective:
                 error=f"build failed: {exc}",
                 number=number,
             )
-        return self.train(model, params, epochs=self.protocol.max_epochs, number=number)
+        return self.train(
+            model, params, epochs=self.protocol.max_epochs, callbacks=callbacks, number=number
+        )
 
     def train(
         self,
@@ -346,9 +393,13 @@ class Objective:
                 number=number,
             )
         val_loss, error = score_history(history)
+        status = "failed" if error else "complete"
+        pruned = [cb.pruned_after for cb in callbacks if getattr(cb, "pruned_after", None)]
+        if pruned and not error:
+            status, error = "pruned", f"pruned by the search after epoch {pruned[0]}"
         return self.record(
             params,
-            status="failed" if error else "complete",
+            status=status,
             val_loss=val_loss,
             epochs=len(history.get("loss", [])),
             fit_seconds=seconds,

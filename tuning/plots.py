@@ -200,6 +200,28 @@ def plot_hyperparameters(trials: pd.DataFrame, params: pd.DataFrame, path: Path)
     return save_figure(fig, path)
 
 
+def plot_importance(table: pd.DataFrame, path: Path) -> Path:
+    """fANOVA importance of each searched parameter (`tuning.importance`), one panel per task."""
+    tasks = list(table.groupby("dataset", sort=True))
+    fig, axes = plt.subplots(
+        1,
+        len(tasks),
+        figsize=(4.2 * len(tasks) + 0.5, 0.6 + 0.4 * table["parameter"].nunique()),
+        squeeze=False,
+        layout="constrained",
+    )
+    for ax, (dataset, group) in zip(axes[0], tasks, strict=True):
+        group = group.sort_values("importance")
+        ax.barh(group["parameter"], group["importance"], color="tab:blue")
+        ax.set(
+            title=f"{dataset} ({int(group['trials'].iloc[0])} trials)",
+            xlabel="fANOVA importance (share of variance of log val_loss)",
+            xlim=(0, 1),
+        )
+        ax.grid(alpha=0.3, axis="x")
+    return save_figure(fig, path)
+
+
 def plot_all(trials: pd.DataFrame, studies: pd.DataFrame, figures: Path) -> dict[str, Path]:
     """Every figure of a results folder, under ``figures``; returns them by name (the
     hyperparameter figure only when a searched parameter is numeric)."""

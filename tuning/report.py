@@ -14,10 +14,12 @@ import pandas as pd
 
 from tuning.aggregate import ALPHA, BASELINE, smallest_p
 from tuning.atomic import write_atomically
+from tuning.importance import importance_lines
 from tuning.suite_stats import SuiteStatistics, verdict
 
 REPORT_FILE = "report.md"
 LOSSES = {"regression": "mean squared error", "classification": "cross-entropy"}
+BOOK_MODEL = "the book's MLP, tuning.build_model"
 BOOK_SPACE = "the book's: n_hidden 0-3, n_neurons 1-99, learning_rate 3e-4 to 3e-2 (log-uniform)"
 
 
@@ -87,6 +89,7 @@ def _setup(studies: pd.DataFrame, summaries: Mapping[str, dict]) -> str:
         f"guard{protocol_note}.",
         "- Each study's best configuration is retrained once under the same protocol (outside "
         "the budget) and scored on the test split, which no search ever sees.",
+        f"- Model: {config.get('model') or BOOK_MODEL}.",
         f"- Search space: {space_line}.",
     ]
     return "\n".join(lines) + "\n"
@@ -193,7 +196,7 @@ def _in_words(board: pd.DataFrame) -> str:
         )
         + "."
     )
-    if "sklearn" in set(board["backend"]):
+    if any(str(b).partition(":")[0] == "sklearn" for b in board["backend"]):
         lines.append(
             "- sklearn's validation loss is a cross-validation mean over folds of the training "
             "split, not the shared validation split: compare it with the others by test loss."
@@ -249,6 +252,15 @@ def _suite_section(suite: SuiteStatistics) -> list[str]:
     ]
 
 
+def _configuration(params: Mapping[str, Any] | None) -> str:
+    """``name=value`` pairs of a configuration, floats to 4 significant digits."""
+    if not params:
+        return "-"
+    return ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )
+
+
 def write_report(
     out: Path,
     studies: pd.DataFrame,
@@ -256,9 +268,11 @@ def write_report(
     figures: Mapping[str, Path],
     summaries: Mapping[str, dict],
     suite: SuiteStatistics | None = None,
+    importance: pd.DataFrame | None = None,
 ) -> Path:
     """Write ``OUT/report.md`` from the two leaderboards, the figures and each study's summary
-    (by study name); with ``suite`` (several tasks), it opens with the suite's verdict."""
+    (by study name); with ``suite`` (several tasks), it opens with the suite's verdict;
+    ``importance`` (`tuning.importance.importance_table`) adds which hyperparameters mattered."""
     out = Path(out)
     parts = [
         f"# Tuning benchmark: {', '.join(sorted(studies['dataset'].unique()))}\n",
@@ -277,8 +291,17 @@ def write_report(
             "\n### In plain words\n",
             _in_words(group.reset_index(drop=True)),
         ]
+    if importance is not None and not importance.empty:
+        parts += [
+            "## Hyperparameters that mattered\n",
+            "fANOVA importance of each searched parameter: the share of the variance of "
+            "log(validation loss) it explains alone, over every complete trial of the task "
+            "(all backends and seeds; Optuna's `FanovaImportanceEvaluator`; `importance.csv`).\n",
+            "\n".join(importance_lines(importance)) + "\n",
+        ]
     parts.append("## Figures\n")
     captions = {
+        "importance": "Hyperparameter importance (fANOVA) per task",
         "best_so_far_epochs": "Best validation loss so far against epochs spent",
         "best_so_far_seconds": "Best validation loss so far against wall seconds",
         "test_loss": "Test loss of each study's best model",
@@ -302,9 +325,7 @@ def write_report(
             "trials": r.trials,
             "epochs": r.epochs,
             "seconds": r.seconds,
-            "n_hidden": r.n_hidden,
-            "n_neurons": r.n_neurons,
-            "learning_rate": r.learning_rate,
+            "best configuration": _configuration(summaries[r.study].get("best_params")),
         }
         for r in studies.itertuples(index=False)
     ]

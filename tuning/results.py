@@ -47,6 +47,7 @@ EXTRA_COLUMNS = (
     "host",
     "pid",
     "compile_seconds",
+    "algorithm",
 )
 ALL_COLUMNS = TRIAL_COLUMNS + EXTRA_COLUMNS
 
@@ -59,6 +60,7 @@ class StudyKey:
     backend: str
     dataset: str
     seed: int
+    algorithm: str = ""  # ``library:algorithm`` (`SearchBackend.algorithm_name`); default: backend
 
 
 class TrialWriter:
@@ -81,6 +83,7 @@ class TrialWriter:
             "backend": self.key.backend,
             "dataset": self.key.dataset,
             "seed": self.key.seed,
+            "algorithm": self.key.algorithm or self.key.backend,
             "host": socket.gethostname(),  # the worker that trained it
             "pid": os.getpid(),
             **row,

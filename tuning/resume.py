@@ -67,9 +67,13 @@ class EarlierRun:
         return len(self.trials)
 
 
-def start_or_resume(config: StudyConfig, *, shared: bool = False) -> EarlierRun:
+def start_or_resume(
+    config: StudyConfig, *, shared: bool = False, algorithm: dict[str, Any] | None = None
+) -> EarlierRun:
     """Record the study's settings on its first run; on a later run check that they are the
     same, make the table safe to append to, and return what the earlier runs finished.
+    ``algorithm``: the backend's algorithm and the settings it resolved (`SearchBackend.settings`),
+    recorded beside the study's settings for the reader (the settings decide them).
 
     Call it holding the study's lock, after `finished_summary` found the study unfinished.
     ``shared``: several processes add rows to the table (see `SearchBackend.shares_study`), in
@@ -83,7 +87,9 @@ def start_or_resume(config: StudyConfig, *, shared: bool = False) -> EarlierRun:
                 f"{study_dir} holds trials but no {CONFIG_FILE} (an older version's study?): "
                 "pass --fresh to start it over, or --study NAME for a new one"
             )
-        write_json(settings, config.recorded())
+        write_json(
+            settings, {**config.recorded(), **({"algorithm": algorithm} if algorithm else {})}
+        )
         return EarlierRun(pd.DataFrame())
     differing = config.differences(json.loads(settings.read_text(encoding="utf-8")))
     if differing:

@@ -23,7 +23,8 @@ class Terminated(KeyboardInterrupt):
 class StopSignals:
     """While the ``with`` block runs, SIGINT makes the next `raise_if_stopped` raise
     `KeyboardInterrupt`, and SIGTERM `Terminated`; a second signal raises at once. Outside the
-    main thread it does nothing."""
+    main thread it does nothing, and a signal this process was started ignoring (``nohup``, a
+    shell's background job: SIGINT) stays ignored."""
 
     def __init__(self) -> None:
         self.received: int | None = None
@@ -37,7 +38,8 @@ class StopSignals:
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(

@@ -136,6 +136,12 @@ class SearchSpace:
     def names(self) -> list[str]:
         return [p.name for p in self.params]
 
+    def lowest(self) -> dict[str, Any]:
+        """One configuration: each parameter at its lowest value, or its first choice."""
+        return {
+            p.name: p.choices[0] if isinstance(p, CategoricalParam) else p.low for p in self.params
+        }
+
     def coerce(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Turn a library's sample (numpy scalars, floats for ints...) into plain Python values."""
         missing = set(self.names) - set(values)

@@ -17,9 +17,10 @@ from tuning.backends import create_backend
 from tuning.budget import BudgetMeter
 from tuning.config import SUMMARY_FILE, StudyConfig, StudyError, writable_folder
 from tuning.data import Dataset, load_dataset
+from tuning.factory import check_builds
 from tuning.keras_backend import use_keras_backend
 from tuning.lock import study_lock
-from tuning.objective import Objective, TrialResult
+from tuning.objective import Objective, TrialResult, factory_arguments, release_models
 from tuning.results import ALL_COLUMNS, TRIALS_FILE, StudyKey, TrialWriter, read_trials
 from tuning.resume import clear_study, finished_summary, start_or_resume
 from tuning.signals import StopSignals
@@ -53,6 +54,9 @@ def run_study(
     if dataset is None:
         dataset = load_dataset(config.dataset, target=config.target, task=config.task)
     dataset = dataset.head(config.max_rows)
+    factory = config.factory()
+    if config.model is not None:
+        check_model(config, dataset, space)
     budget = config.budget()
     study_dir = writable_folder(config.study_dir, f"--out {config.out}")
     shared = backend.shares_study
@@ -72,8 +76,14 @@ def run_study(
                 study_dir / SUMMARY_FILE,
             )
             return summary
-        earlier = start_or_resume(config, shared=shared)
-        key = StudyKey(config.study, config.backend, dataset.name, config.seed)
+        algorithm = {
+            "name": backend.algorithm_name,
+            **backend.settings(budget, protocol.max_epochs),
+        }
+        earlier = start_or_resume(config, shared=shared, algorithm=algorithm)
+        key = StudyKey(
+            config.study, config.backend, dataset.name, config.seed, backend.algorithm_name
+        )
         meter = BudgetMeter(budget)  # the search's clock starts here
         if not shared:  # a shared study's rows are other processes' spending too
             meter.restore(len(earlier), earlier.epochs, earlier.seconds, earlier.idle_trials)
@@ -86,6 +96,7 @@ def run_study(
             meter=meter,
             finished=[TrialResult.from_row(row) for _, row in earlier.trials.iterrows()],
             stop=stop,
+            factory=factory,
         )
         log.info(
             "study %s: %s on %s, budget %s", config.study, config.backend, dataset.name, budget
@@ -102,8 +113,20 @@ def run_study(
         search_seconds = time.perf_counter() - started + (0 if shared else earlier.seconds)
         summary = finalize(config, objective, space, study_dir, search_seconds, started, spent)
         summary["trials_from_earlier_runs"] = len(earlier)
+        summary["algorithm"] = algorithm
         write_json(study_dir / SUMMARY_FILE, summary)
         return summary
+
+
+def check_model(config: StudyConfig, dataset: Dataset, space: SearchSpace) -> None:
+    """Build the study's model once (each parameter at its lowest value or first choice) and
+    refuse a factory that fails or does not return a compiled Keras model, in one line."""
+    factory = config.factory()
+    fixed = factory_arguments(
+        factory, dataset, config.protocol(), config.seed, config.model_options
+    )
+    check_builds(factory, config.model, {**space.lowest(), **fixed})
+    release_models()
 
 
 def save_model(model: keras.Model, path: Path) -> None:
@@ -159,6 +182,7 @@ def finalize(
         "trials": int(len(trials)),
         "trials_complete": int(len(complete)),
         "trials_failed": int((trials["status"] == "failed").sum()),
+        "trials_pruned": int((trials["status"] == "pruned").sum()),
         "epochs": int(trials["epochs"].sum()),
         "search_seconds": round(search_seconds, 3),
         "budget": config.budget().as_dict(),

@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.transforms import offset_copy  # noqa: E402
 
 from tuning.plots import save_figure  # noqa: E402
 from tuning.suite_stats import SuiteStatistics  # noqa: E402
@@ -48,8 +49,23 @@ def critical_difference_diagram(result: SuiteStatistics) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(8, 1.2 + 0.35 * len(ranks)))
     cd = result.critical_difference
     scikit_posthocs.critical_difference_diagram(
-        ranks, p_values.fillna(1.0), ax=ax, alpha=result.alpha, cd=None if math.isnan(cd) else cd
+        ranks, p_values.fillna(1.0), ax=ax, alpha=result.alpha
     )
+    if not math.isnan(cd):  # drawn to scale above the rank axis's labels (scikit-posthocs'
+        # own CD bar sits on them)
+        above = offset_copy(ax.get_xaxis_transform(), fig=fig, y=26, units="points")
+        start = float(ranks.min())
+        ax.plot([start, start + cd], [1, 1], color="black", lw=2, transform=above, clip_on=False)
+        ax.text(
+            start + cd / 2,
+            1,
+            f"CD = {cd:.2f}",
+            transform=offset_copy(ax.get_xaxis_transform(), fig=fig, y=30, units="points"),
+            ha="center",
+            va="bottom",
+            fontsize=9,
+            clip_on=False,
+        )
     friedman = (
         f"Friedman p = {result.friedman_p:.3g}"
         if not math.isnan(result.friedman_p)
@@ -59,7 +75,7 @@ def critical_difference_diagram(result: SuiteStatistics) -> plt.Figure:
         f"Mean rank over {int(result.board['blocks'].iloc[0])} (task, seed) blocks "
         f"(1 = best); Nemenyi CD = {cd:.2f} at {result.alpha}; {friedman}",
         fontsize=9,
-        pad=24,  # above the diagram's own CD bar
+        pad=48,  # above the CD bar
     )
     return fig
 

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from tuning.budget import Budget
 
 if TYPE_CHECKING:  # the contract needs no Keras import at registration time
     from tuning.objective import Objective
     from tuning.space import SearchSpace
+
+# Multi-fidelity algorithms (Optuna's pruners, scikit-learn's successive halving) keep one trial
+# in REDUCTION_FACTOR at each rung, as Keras Tuner's Hyperband (factor 3) does.
+REDUCTION_FACTOR = 3
+
+
+def min_resource(max_epochs: int) -> int:
+    """The epochs every trial trains before a multi-fidelity algorithm may stop it: the lowest
+    rung of three reductions by `REDUCTION_FACTOR` (``max_epochs // 27``), at least one."""
+    return max(1, max_epochs // REDUCTION_FACTOR**3)
 
 
 class SearchBackend(ABC):
@@ -34,6 +44,35 @@ class SearchBackend(ABC):
     """
 
     name: ClassVar[str]
+    # The library's algorithms this class drives (name -> one line for `tuning backends`), the
+    # one a bare ``name`` means, and the distribution whose version is reported. A backend of
+    # one algorithm leaves ``algorithms`` empty.
+    algorithms: ClassVar[dict[str, str]] = {}
+    default_algorithm: ClassVar[str] = ""
+    library: ClassVar[str] = ""
+    algorithm: str = ""
+
+    @property
+    def algorithm_name(self) -> str:
+        """``library:algorithm`` (``optuna:tpe`` also for a backend created as ``optuna``), or
+        the bare name of a one-algorithm backend: what the rows and summary record."""
+        algorithm = self.algorithm or self.default_algorithm
+        return f"{self.name}:{algorithm}" if algorithm else self.name
+
+    def _choose(self, algorithm: str | None) -> str:
+        """The constructor's ``algorithm`` argument, checked (default: ``default_algorithm``)."""
+        algorithm = algorithm or self.default_algorithm
+        if algorithm not in self.algorithms:
+            raise ValueError(
+                f"{self.name}: no algorithm {algorithm!r}; choose one of {sorted(self.algorithms)}"
+            )
+        return algorithm
+
+    def settings(self, budget: Budget, max_epochs: int) -> dict[str, Any]:
+        """The options that matter for fairness, resolved for this budget (random start,
+        a pruner's minimum resource and reduction factor, ...): written to ``study.json`` and
+        the summary, so that no algorithm's advantage is hidden in a default."""
+        return {}
 
     @property
     def shares_study(self) -> bool:

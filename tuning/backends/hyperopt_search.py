@@ -1,4 +1,5 @@
-"""Hyperopt: `fmin` with `tpe.suggest` and a `Trials` object, saved after every trial."""
+"""Hyperopt: `fmin` with one of its algorithms (`tpe.suggest`, `anneal.suggest`, `rand.suggest`)
+and a `Trials` object, saved after every trial."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def to_hyperopt(param: Param) -> Any:
 
 
 class HyperoptBackend(SearchBackend):
-    """`hyperopt.fmin(tpe.suggest)` over the translated space, with a `Trials` object saved in the
+    """`hyperopt.fmin(algo)` over the translated space, with a `Trials` object saved in the
     study folder after every trial.
 
     The search is Hyperopt's documented way to resume: `fmin` called again with the same `Trials`
@@ -54,14 +55,35 @@ class HyperoptBackend(SearchBackend):
     A trial finished after the last save (a kill between the two) is replayed from the table.
 
     Args:
+        algorithm: one of `algorithms` (default ``tpe``).
         n_startup_jobs: random trials before TPE models the results (default: a third of the
             budget's expected trials, at most 10; see `Budget.random_start`).
     """
 
     name = "hyperopt"
+    library = "hyperopt"
+    default_algorithm = "tpe"
+    algorithms = {
+        "tpe": "Tree-structured Parzen Estimator (tpe.suggest)",
+        "anneal": "simulated annealing around the best point so far (anneal.suggest)",
+        "rand": "independent random sampling (rand.suggest)",
+    }
 
-    def __init__(self, n_startup_jobs: int | None = None) -> None:
+    def __init__(self, algorithm: str | None = None, n_startup_jobs: int | None = None) -> None:
+        self.algorithm = self._choose(algorithm)
         self.n_startup_jobs = n_startup_jobs
+
+    def settings(self, budget: Budget, max_epochs: int) -> dict[str, Any]:
+        if self.algorithm != "tpe":
+            return {"suggest": f"{self.algorithm}.suggest"}
+        startup = budget.random_start(self.n_startup_jobs, max_epochs)
+        return {"suggest": "tpe.suggest", "n_startup_jobs": startup}
+
+    def _algo(self, budget: Budget, max_epochs: int) -> Any:
+        if self.algorithm == "tpe":
+            startup = budget.random_start(self.n_startup_jobs, max_epochs)
+            return partial(hyperopt.tpe.suggest, n_startup_jobs=startup)
+        return getattr(hyperopt, self.algorithm).suggest
 
     def run(
         self, objective: Objective, space: SearchSpace, budget: Budget, seed: int, workdir: Path
@@ -73,10 +95,7 @@ class HyperoptBackend(SearchBackend):
                 return {"status": hyperopt.STATUS_FAIL, "error": result.error}
             return {"status": hyperopt.STATUS_OK, "loss": result.val_loss, "epochs": result.epochs}
 
-        algo = partial(
-            hyperopt.tpe.suggest,
-            n_startup_jobs=budget.random_start(self.n_startup_jobs, objective.protocol.max_epochs),
-        )
+        algo = self._algo(budget, objective.protocol.max_epochs)
         domain = {p.name: to_hyperopt(p) for p in space}
         saved = workdir / TRIALS_FILE
         trials = load_trials(saved)

@@ -1,4 +1,5 @@
-"""Keras Tuner: `kt.Hyperband`, scheduling its own brackets; every round a trial trains is a row."""
+"""Keras Tuner: its Hyperband (scheduling its own brackets; every round a trial trains is a row),
+Bayesian-optimization and random-search oracles, each through its own tuner loop."""
 
 from __future__ import annotations
 
@@ -68,8 +69,8 @@ class _HarnessHyperModel(kt.HyperModel):
         return {"val_loss": result.val_loss}
 
 
-class _BudgetedHyperbandOracle(kt.oracles.HyperbandOracle):
-    """Hyperband's oracle that also ends the search once the study's budget is spent.
+class _Budgeted:
+    """Mixin for a Keras Tuner oracle: it also ends the search once the study's budget is spent.
 
     `populate_space` is the oracle's own hook for "what runs next"; answering ``STOPPED`` there
     makes `Tuner.search` return, as when Hyperband runs out of brackets.
@@ -94,8 +95,28 @@ class _BudgetedHyperbandOracle(kt.oracles.HyperbandOracle):
         write_atomically(path, json.dumps(trial.get_state()))
 
 
-class _BudgetedHyperband(kt.Hyperband):
-    """`kt.Hyperband` (its rounds' epochs and weight hand-over) driven by the oracle above.
+class _BudgetedHyperbandOracle(_Budgeted, kt.oracles.HyperbandOracle):
+    pass
+
+
+class _BudgetedBayesianOracle(_Budgeted, kt.oracles.BayesianOptimizationOracle):
+    pass
+
+
+class _BudgetedRandomOracle(_Budgeted, kt.oracles.RandomSearchOracle):
+    pass
+
+
+class _AtomicSave:
+    """Mixin for a tuner: `BaseTuner.save`, atomically (see `_Budgeted.save`)."""
+
+    def save(self) -> None:
+        self.oracle.save()
+        write_atomically(self._get_tuner_fname(), json.dumps(self.get_state()))
+
+
+class _BudgetedHyperband(_AtomicSave, kt.Hyperband):
+    """`kt.Hyperband` (its rounds' epochs and weight hand-over) driven by a budgeted oracle.
 
     `kt.Hyperband.__init__` only builds a `HyperbandOracle`; this builds the budgeted one and
     hands it to `kt.Tuner.__init__` the same way.
@@ -104,45 +125,96 @@ class _BudgetedHyperband(kt.Hyperband):
     def __init__(self, hypermodel: kt.HyperModel, oracle: kt.Oracle, **kwargs: Any) -> None:
         kt.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
 
-    def save(self) -> None:  # as `BaseTuner.save`, atomically (see the oracle's)
-        self.oracle.save()
-        write_atomically(self._get_tuner_fname(), json.dumps(self.get_state()))
+
+class _BudgetedTuner(_AtomicSave, kt.Tuner):
+    """`kt.Tuner`, the loop of `kt.BayesianOptimization` and `kt.RandomSearch` (which only
+    build their oracle and hand it to it)."""
 
 
 class KerasTunerBackend(SearchBackend):
-    """Hyperband (``max_epochs=protocol.max_epochs``, ``factor=3``) until the budget is spent.
+    """One of Keras Tuner's oracles and its tuner, until the budget is spent.
 
-    The budget in trials counts Hyperband's rounds (each is a row); an epoch budget counts every
-    epoch of every round, so the 2-epoch rounds of its first bracket cost what they train.
+    ``hyperband`` (``max_epochs=protocol.max_epochs``, ``factor=3``): the budget in trials counts
+    Hyperband's rounds (each is a row); an epoch budget counts every epoch of every round, so
+    the 2-epoch rounds of its first bracket cost what they train. ``bayesian`` and ``random``
+    train every trial up to the protocol's epoch cap, like the other libraries.
+
+    Args:
+        algorithm: one of `algorithms` (default ``hyperband``).
+        factor, hyperband_iterations: Hyperband's.
+        num_initial_points: random trials before the Bayesian oracle's GP models the results
+            (default: a third of the budget's expected trials, at most 10).
     """
 
     name = "keras_tuner"
+    library = "keras-tuner"
+    default_algorithm = "hyperband"
+    algorithms = {
+        "hyperband": "Hyperband brackets, promoted trials resume from their weights (Hyperband)",
+        "bayesian": "Gaussian-process Bayesian optimization (BayesianOptimization)",
+        "random": "random search (RandomSearch)",
+    }
 
-    def __init__(self, factor: int = 3, hyperband_iterations: int = 100) -> None:
+    def __init__(
+        self,
+        algorithm: str | None = None,
+        factor: int = 3,
+        hyperband_iterations: int = 100,
+        num_initial_points: int | None = None,
+    ) -> None:
+        self.algorithm = self._choose(algorithm)
         self.factor = factor
         self.hyperband_iterations = hyperband_iterations
+        self.num_initial_points = num_initial_points
+
+    def settings(self, budget: Budget, max_epochs: int) -> dict[str, Any]:
+        if self.algorithm == "hyperband":
+            return {"oracle": "HyperbandOracle", "max_epochs": max_epochs, "factor": self.factor}
+        if self.algorithm == "bayesian":
+            startup = budget.random_start(self.num_initial_points, max_epochs)
+            return {"oracle": "BayesianOptimizationOracle", "num_initial_points": startup}
+        return {"oracle": "RandomSearchOracle"}
+
+    def _oracle(self, objective: Objective, budget: Budget, seed: int) -> kt.Oracle:
+        common = {
+            "objective": "val_loss",
+            # The oracle takes seed 0 for "no seed" (`seed or random.randint(1, 10000)`), which
+            # made study seed 0 draw other configurations in each process: shift by one.
+            "seed": seed + 1,
+            # A run of diverging trials is recorded, not fatal: the budget ends the search.
+            "max_consecutive_failed_trials": sys.maxsize,
+        }
+        max_epochs = objective.protocol.max_epochs
+        if self.algorithm == "hyperband":
+            oracle = _BudgetedHyperbandOracle(
+                objective.meter,
+                max_epochs=max_epochs,
+                factor=self.factor,
+                # Enough brackets for any budget: the budget, not the bracket count, stops it.
+                hyperband_iterations=self.hyperband_iterations,
+                **common,
+            )
+            # Hyperband's oracle takes no max_trials argument; its base Oracle honours it.
+            oracle.max_trials = budget.trials
+            return oracle
+        max_trials = budget.trials or sys.maxsize  # else the budget's epochs or seconds stop it
+        if self.algorithm == "bayesian":
+            return _BudgetedBayesianOracle(
+                objective.meter,
+                max_trials=max_trials,
+                num_initial_points=budget.random_start(self.num_initial_points, max_epochs),
+                **common,
+            )
+        return _BudgetedRandomOracle(objective.meter, max_trials=max_trials, **common)
 
     def run(
         self, objective: Objective, space: SearchSpace, budget: Budget, seed: int, workdir: Path
     ) -> None:
-        oracle = _BudgetedHyperbandOracle(
-            objective.meter,
-            objective="val_loss",
-            max_epochs=objective.protocol.max_epochs,
-            factor=self.factor,
-            # Enough brackets for any budget: the budget, not the bracket count, stops it.
-            hyperband_iterations=self.hyperband_iterations,
-            # The oracle takes seed 0 for "no seed" (`seed or random.randint(1, 10000)`), which
-            # made study seed 0 draw other configurations in each process: shift by one.
-            seed=seed + 1,
-            # A run of diverging trials is recorded, not fatal: the budget ends the search.
-            max_consecutive_failed_trials=sys.maxsize,
-        )
-        # Hyperband's oracle takes no max_trials argument; its base Oracle honours the attribute.
-        oracle.max_trials = budget.trials
-        tuner = _BudgetedHyperband(
-            _HarnessHyperModel(objective, space),
-            oracle,
+        oracle = self._oracle(objective, budget, seed)
+        tuner_class = _BudgetedHyperband if self.algorithm == "hyperband" else _BudgetedTuner
+        tuner = tuner_class(
+            hypermodel=_HarnessHyperModel(objective, space),
+            oracle=oracle,
             directory=str(workdir),
             project_name=PROJECT_DIR,
             overwrite=False,  # a resumed study reloads the project: its trials and brackets
@@ -150,4 +222,5 @@ class KerasTunerBackend(SearchBackend):
         # The reloaded oracle holds every trial that ended; a trial whose row was written just
         # before a kill is retried by Keras Tuner and answered from the table.
         objective.restored(len(oracle.end_order))
-        tuner.search(verbose=0)
+        # Hyperband sets each round's epochs itself; the other tuners pass this to every fit.
+        tuner.search(verbose=0, epochs=objective.protocol.max_epochs)

@@ -1,5 +1,7 @@
-"""Optuna: a TPE-sampled study stored in SQLite inside the study folder, which a resumed study
-loads again (`optuna.create_study(load_if_exists=True)`)."""
+"""Optuna: a study stored in SQLite inside the study folder, which a resumed study loads again
+(`optuna.create_study(load_if_exists=True)`), sampled by one of Optuna's samplers and, for the
+``+pruner`` algorithms, cut short per epoch by one of its pruners (`trial.report` and
+`trial.should_prune` at every epoch's end)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +21,9 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.trial import TrialState
 
 from tuning.backends import BackendError
-from tuning.backends.base import Budget, SearchBackend
+from tuning.backends.base import REDUCTION_FACTOR, Budget, SearchBackend, min_resource
 from tuning.config import without_password
-from tuning.objective import Objective
+from tuning.objective import Objective, PruneCallback
 from tuning.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
 
 STORAGE_FILE = "optuna.db"
@@ -42,11 +45,16 @@ def suggest(trial: optuna.Trial, param: Param) -> Any:
 
 
 class OptunaBackend(SearchBackend):
-    """`optuna.create_study` with a seeded `TPESampler`; trials run through `study.optimize`.
+    """`optuna.create_study` with a seeded sampler (and pruner); trials run through
+    `study.optimize`. A pruned trial is recorded ``pruned`` with the epochs it trained (the
+    budget counts them) and its best validation loss so far, and told to Optuna as pruned; it
+    is never the study's winner.
 
     Args:
-        n_startup_trials: random trials before TPE models the results (default: a third of the
-            budget's expected trials, at most 10; see `Budget.random_start`).
+        algorithm: one of `algorithms` (default ``tpe``).
+        n_startup_trials: random trials before a model-based sampler (TPE, CMA-ES, GP) models
+            the results, and trials a median pruner lets finish before it prunes (default: a
+            third of the budget's expected trials, at most 10; see `Budget.random_start`).
         storage: an Optuna RDB URL (``postgresql://USER@HOST/DB``, ``sqlite:///PATH``) shared by
             several ``tuning run`` processes, on one machine or several, working on one study
             (same ``--study`` and settings): each asks the storage for new trials, numbered by
@@ -57,10 +65,93 @@ class OptunaBackend(SearchBackend):
     """
 
     name = "optuna"
+    library = "optuna"
+    default_algorithm = "tpe"
+    algorithms = {
+        "tpe": "Tree-structured Parzen Estimator (TPESampler)",
+        "cmaes": "CMA-ES evolution strategy (CmaEsSampler, the cmaes package)",
+        "gp": "Gaussian-process Bayesian optimization (GPSampler; PyTorch: the gp extra)",
+        "qmc": "scrambled Sobol quasi-random sequence (QMCSampler)",
+        "random": "independent uniform sampling (RandomSampler)",
+        "tpe+hyperband": "TPE, trials pruned per epoch by HyperbandPruner",
+        "tpe+asha": "TPE, trials pruned per epoch by SuccessiveHalvingPruner (asynchronous)",
+        "tpe+median": "TPE, trials pruned per epoch by MedianPruner",
+    }
 
-    def __init__(self, n_startup_trials: int | None = None, storage: str | None = None) -> None:
+    def __init__(
+        self,
+        algorithm: str | None = None,
+        n_startup_trials: int | None = None,
+        storage: str | None = None,
+    ) -> None:
+        self.algorithm = self._choose(algorithm)
         self.n_startup_trials = n_startup_trials
         self.storage = storage
+
+    @property
+    def _sampler_name(self) -> str:
+        return self.algorithm.partition("+")[0]
+
+    @property
+    def _pruner_name(self) -> str:
+        return self.algorithm.partition("+")[2]
+
+    def settings(self, budget: Budget, max_epochs: int) -> dict[str, Any]:
+        startup = budget.random_start(self.n_startup_trials, max_epochs)
+        sampler = self._sampler_name
+        settings: dict[str, Any] = {
+            "sampler": type(self._sampler(0, startup)).__name__,
+            "n_startup_trials": startup if sampler in ("tpe", "cmaes", "gp") else 0,
+        }
+        pruner = self._pruner(budget, max_epochs)
+        if pruner is not None:
+            settings["pruner"] = type(pruner).__name__
+            if self._pruner_name == "median":
+                settings.update(
+                    n_startup_trials_pruner=startup, n_warmup_steps=min_resource(max_epochs)
+                )
+            else:
+                settings.update(
+                    min_resource=min_resource(max_epochs), reduction_factor=REDUCTION_FACTOR
+                )
+        return settings
+
+    def _sampler(self, seed: int, startup: int) -> optuna.samplers.BaseSampler:
+        sampler = self._sampler_name
+        with warnings.catch_warnings():  # QMC and GP are "experimental" to Optuna
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            if sampler == "tpe":
+                return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+            if sampler == "cmaes":
+                return optuna.samplers.CmaEsSampler(
+                    seed=seed, n_startup_trials=startup, warn_independent_sampling=False
+                )
+            if sampler == "gp":
+                return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
+            if sampler == "qmc":
+                return optuna.samplers.QMCSampler(
+                    qmc_type="sobol", scramble=True, seed=seed, warn_asynchronous_seeding=False
+                )
+            return optuna.samplers.RandomSampler(seed=seed)
+
+    def _pruner(self, budget: Budget, max_epochs: int) -> optuna.pruners.BasePruner | None:
+        pruner = self._pruner_name
+        if pruner == "hyperband":
+            return optuna.pruners.HyperbandPruner(
+                min_resource=min_resource(max_epochs),
+                max_resource=max_epochs,
+                reduction_factor=REDUCTION_FACTOR,
+            )
+        if pruner == "asha":
+            return optuna.pruners.SuccessiveHalvingPruner(
+                min_resource=min_resource(max_epochs), reduction_factor=REDUCTION_FACTOR
+            )
+        if pruner == "median":
+            return optuna.pruners.MedianPruner(
+                n_startup_trials=budget.random_start(self.n_startup_trials, max_epochs),
+                n_warmup_steps=min_resource(max_epochs),
+            )
+        return None
 
     @property
     def shares_study(self) -> bool:
@@ -70,22 +161,23 @@ class OptunaBackend(SearchBackend):
         self, objective: Objective, space: SearchSpace, budget: Budget, seed: int, workdir: Path
     ) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        max_epochs = objective.protocol.max_epochs
         study = optuna.create_study(
             study_name=workdir.name,
             storage=self._storage(workdir),
             direction="minimize",
             load_if_exists=True,  # a resumed study continues from its storage
+            pruner=self._pruner(budget, max_epochs) or optuna.pruners.NopPruner(),
         )
         if self.shares_study:
             objective.restored(len(objective.finished))  # the other processes' rows: no replay
         else:
             settle_interrupted(study, objective)
-        study.sampler = optuna.samplers.TPESampler(
-            seed=self._sampler_seed(seed, len(study.trials)),
-            n_startup_trials=budget.random_start(
-                self.n_startup_trials, objective.protocol.max_epochs
-            ),
+        study.sampler = self._sampler(
+            self._sampler_seed(seed, len(study.trials)),
+            budget.random_start(self.n_startup_trials, max_epochs),
         )
+        pruning = self._pruner_name != ""
 
         def evaluate(trial: optuna.Trial) -> float:
             if self.shares_study and budget.trials is not None and trial.number >= budget.trials:
@@ -94,12 +186,15 @@ class OptunaBackend(SearchBackend):
                 study.stop()
                 raise optuna.TrialPruned("beyond the study's trial budget")
             params = space.coerce({p.name: suggest(trial, p) for p in space})
+            callbacks = [PruneCallback(partial(report, trial))] if pruning else []
             if self.shares_study:  # the table's numbers are Optuna's
-                result = objective(params, number=trial.number)
+                result = objective(params, number=trial.number, callbacks=callbacks)
             else:
                 trial.set_user_attr(ROW, objective.n_recorded)  # stored before it trains
-                result = objective(params)
+                result = objective(params, callbacks=callbacks)
             trial.set_user_attr("epochs", result.epochs)
+            if result.status == "pruned":
+                raise optuna.TrialPruned(result.error)
             if not result.ok:
                 trial.set_user_attr("error", result.error)
                 return math.nan  # Optuna records a NaN objective as a FAILED trial
@@ -151,6 +246,13 @@ class OptunaBackend(SearchBackend):
         raise AssertionError("unreachable: the last attempt returns or raises")
 
 
+def report(trial: optuna.Trial, epochs: int, val_loss: float) -> bool:
+    """Report an epoch's validation loss to the trial (its step: the epochs trained) and ask the
+    study's pruner whether to stop it."""
+    trial.report(val_loss, epochs)
+    return trial.should_prune()
+
+
 def settle_interrupted(study: optuna.Study, objective: Objective) -> None:
     """End the trials that an earlier, killed run left RUNNING in the storage.
 
@@ -163,6 +265,8 @@ def settle_interrupted(study: optuna.Study, objective: Objective) -> None:
         row = trial.user_attrs.get(ROW)
         if row is not None and row < len(finished) and finished[row].ok:
             study.tell(trial.number, finished[row].val_loss)
+        elif row is not None and row < len(finished) and finished[row].status == "pruned":
+            study.tell(trial.number, state=TrialState.PRUNED)
         else:
             study.tell(trial.number, state=TrialState.FAIL)
     in_storage = {t.user_attrs.get(ROW) for t in study.get_trials(deepcopy=False, states=_ENDED)}

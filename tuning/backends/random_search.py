@@ -40,6 +40,7 @@ class RandomBackend(SearchBackend):
     """Uniform random sampling (NumPy ``default_rng(seed)``) until the budget is spent."""
 
     name = "random"
+    library = "numpy"
 
     def run(
         self, objective: Objective, space: SearchSpace, budget: Budget, seed: int, workdir: Path

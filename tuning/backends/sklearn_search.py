@@ -1,6 +1,7 @@
-"""scikit-learn: `RandomizedSearchCV` over a scikeras `KerasRegressor`/`KerasClassifier`.
+"""scikit-learn: `RandomizedSearchCV` or `HalvingRandomSearchCV` over a scikeras
+`KerasRegressor`/`KerasClassifier`.
 
-The search is the book's: the shared factory wrapped by scikeras, cross-validated (``cv=3`` by default,
+The randomized search is the book's: the shared factory wrapped by scikeras, cross-validated (``cv=3`` by default,
 or ``cv="holdout"`` for the shared validation split through `PredefinedSplit`), early stopping on
 the shared validation set. Each fold is scored by a multi-metric scorer, so ``cv_results_`` carries
 the loss, the epochs trained and the fit time of every fold; a candidate's row is written as soon as
@@ -9,6 +10,7 @@ its last fold is scored, and the rows are checked against ``cv_results_`` when t
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -26,13 +28,24 @@ import numpy as np
 from scikeras.wrappers import KerasClassifier, KerasRegressor
 from scipy import stats
 from sklearn.exceptions import FitFailedWarning
+from sklearn.experimental import enable_halving_search_cv  # noqa: F401  (scikit-learn's own switch)
 from sklearn.metrics import log_loss, mean_squared_error
-from sklearn.model_selection import ParameterSampler, PredefinedSplit, RandomizedSearchCV
+from sklearn.model_selection import (
+    HalvingRandomSearchCV,
+    ParameterSampler,
+    PredefinedSplit,
+    RandomizedSearchCV,
+)
 
 from tuning.backends import BackendError
-from tuning.backends.base import Budget, SearchBackend
-from tuning.model import build_model
-from tuning.objective import BudgetCallback, Objective, StopCallback, release_models
+from tuning.backends.base import REDUCTION_FACTOR, Budget, SearchBackend, min_resource
+from tuning.objective import (
+    BudgetCallback,
+    Objective,
+    ResumeError,
+    StopCallback,
+    release_models,
+)
 from tuning.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
 from tuning.trainer import Trainer
 
@@ -127,6 +140,7 @@ def score_fold(estimator: Any, X: np.ndarray, y: np.ndarray) -> dict[str, float]
         pred = estimator.predict(X)
         loss = mean_squared_error(y, pred) if np.isfinite(pred).all() else math.nan
     return {
+        "score": -float(loss),  # the one successive halving ranks by (as "mean_test_score")
         "loss": -float(loss),
         "epochs": float(len(estimator.history_.get("loss", []))),
         "fit_seconds": float(getattr(estimator, "fit_seconds_", math.nan)),
@@ -152,12 +166,17 @@ class _CandidateRecorder:
         self.hosts: dict[int, str] = {}  # pid -> host of the cluster's workers
 
     def params_of(self, candidate: Mapping[str, Any]) -> dict[str, Any]:
-        """A candidate of the search (``model__``-prefixed names) as a configuration."""
-        return self.space.coerce({k[len(PREFIX) :]: v for k, v in candidate.items()})
+        """A candidate of the search (``model__``-prefixed names) as a configuration (without
+        the ``epochs`` successive halving gives it as its resource)."""
+        return self.space.coerce(
+            {k[len(PREFIX) :]: v for k, v in candidate.items() if k.startswith(PREFIX)}
+        )
 
-    def evaluate(self, evaluate_candidates: Any, candidates: list[dict[str, Any]]) -> None:
+    def evaluate(
+        self, evaluate_candidates: Any, candidates: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         """Cross-validate ``candidates`` (their folds in parallel where joblib runs them so)
-        through the search, then write their rows in order."""
+        through the search, then write their rows in order; returns the search's results."""
         results = evaluate_candidates(candidates)
         first = len(results["params"]) - len(candidates)
         for index, candidate in enumerate(candidates, start=first):
@@ -173,6 +192,7 @@ class _CandidateRecorder:
             if self.count_epochs and not math.isnan(pid):  # its first fold's worker
                 worker = (self.hosts.get(int(pid), "?"), int(pid))
             self._record(self.params_of(candidate), folds, worker)
+        return results
 
     def _record(
         self,
@@ -242,8 +262,59 @@ class BudgetedRandomizedSearchCV(RandomizedSearchCV):
             recorder.evaluate(evaluate_candidates, batch)
 
 
+class _SearchEnded(Exception):
+    """The study's budget is spent: successive halving stops between two candidates."""
+
+
+class BudgetedHalvingRandomSearchCV(HalvingRandomSearchCV):
+    """`HalvingRandomSearchCV` (resource: the training epochs) whose candidates are evaluated
+    one at a time, each writing its row as it ends, until the study's budget is spent.
+
+    scikit-learn's own `_run_search` runs the rounds (which candidates go on, at how many
+    epochs); only its ``evaluate_candidates`` is wrapped, to evaluate a round's candidates one
+    by one and stop between two of them once the budget is spent (`_SearchEnded`).
+    """
+
+    recorder: _CandidateRecorder | None = None  # set by the backend
+
+    def _run_search(self, evaluate_candidates, *, callback_ctx=None) -> None:
+        recorder = self.recorder
+        if recorder is None:
+            raise RuntimeError("set the search's recorder before fitting it")
+        latest: dict[str, Any] = {}
+
+        def one_at_a_time(candidates, cv=None, more_results=None, **_context):
+            for index, candidate in enumerate(candidates):
+                if recorder.objective.meter.exhausted:
+                    raise _SearchEnded
+                # (its own per-round `more_results`: the round and epochs of this candidate)
+                more = {key: [values[index]] for key, values in (more_results or {}).items()}
+                latest.update(
+                    recorder.evaluate(
+                        lambda c, more=more: evaluate_candidates(c, cv, more_results=more),
+                        [candidate],
+                    )
+                )
+            return latest
+
+        super()._run_search(one_at_a_time, callback_ctx=callback_ctx)
+        # `refit=False` with a scorer of several values leaves no best index, which the
+        # halving search's `fit` reads at its end: the best of the search's last round.
+        last_round = np.flatnonzero(np.asarray(latest["iter"]) == max(latest["iter"]))
+        scores = np.asarray(latest["mean_test_score"], dtype=float)[last_round]
+        best = last_round[int(np.nanargmax(scores))] if np.isfinite(scores).any() else 0
+        self.best_index_ = int(best)
+
+
 class SklearnBackend(SearchBackend):
-    """`RandomizedSearchCV(cv=cv, random_state=seed)` over scikeras, until the budget is spent.
+    """`RandomizedSearchCV(cv=cv, random_state=seed)` (``randomized``) or
+    `HalvingRandomSearchCV` (``halving``: the training epochs are the resource, from
+    ``min_resource(max_epochs)`` to ``max_epochs``, ``factor=3``, as many candidates as its
+    first round can train at the least epochs) over scikeras, until the budget is spent.
+    Successive halving ranks each round's candidates and trains the best third again, from
+    scratch, for three times the epochs; when a whole search ends within the budget, another
+    starts with the next seed. It cannot resume an interrupted study (its rounds keep no
+    state): a resumed ``sklearn:halving`` study says so and asks for ``--fresh``.
 
     Args:
         cv: number of cross-validation folds on the training split (the book's 3), or
@@ -255,10 +326,31 @@ class SklearnBackend(SearchBackend):
     """
 
     name = "sklearn"
+    library = "scikit-learn"
+    default_algorithm = "randomized"
+    algorithms = {
+        "randomized": "randomized search, cross-validated (RandomizedSearchCV; the book's)",
+        "halving": "successive halving over the epochs, cross-validated (HalvingRandomSearchCV)",
+    }
 
-    def __init__(self, cv: int | str = 3, scheduler: str | None = None) -> None:
+    def __init__(
+        self, algorithm: str | None = None, cv: int | str = 3, scheduler: str | None = None
+    ) -> None:
+        self.algorithm = self._choose(algorithm)
         self.cv = cv
         self.scheduler = scheduler
+
+    def settings(self, budget: Budget, max_epochs: int) -> dict[str, Any]:
+        settings: dict[str, Any] = {"cv": self.cv}
+        if self.algorithm == "halving":
+            settings.update(
+                resource="epochs",
+                min_resources=min_resource(max_epochs),
+                max_resources=max_epochs,
+                factor=REDUCTION_FACTOR,
+                n_candidates="exhaust",
+            )
+        return settings
 
     def _splitter(self, n_train: int, n_valid: int) -> tuple[Any, int]:
         if self.cv == "holdout":
@@ -290,7 +382,7 @@ class SklearnBackend(SearchBackend):
         wrapper = TimedKerasClassifier if d.task == "classification" else TimedKerasRegressor
         fit_kwargs = protocol.fit_kwargs()
         estimator = wrapper(
-            model=build_model,
+            model=objective.factory,
             callbacks=[  # the protocol's own are the trainer's
                 BudgetCallback(objective.meter),
                 # (a cluster's workers do not get the signal: the search stops between batches)
@@ -304,25 +396,79 @@ class SklearnBackend(SearchBackend):
             **{PREFIX + p.name: _default_value(p) for p in space},
         )
         recorder = _CandidateRecorder(objective, space, n_splits, self.scheduler is not None)
+        distributions = {PREFIX + p.name: to_sklearn_distribution(p) for p in space}
+        search_options = {
+            "cv": cv,
+            "scoring": score_fold,
+            "refit": False,
+            "error_score": np.nan,
+            "n_jobs": 1 if self.scheduler is None else -1,
+        }
+        fit_data = {"validation_data": (d.X_valid, d.y_valid), "trainer": objective.trainer}
+        if self.algorithm == "halving":
+            self._halve(
+                objective, estimator, distributions, search_options, recorder, seed, X, y, fit_data
+            )
+            return
         search = BudgetedRandomizedSearchCV(
             estimator,
-            {PREFIX + p.name: to_sklearn_distribution(p) for p in space},
+            distributions,
             # drawn lazily: without a trial budget the meter ends the stream
             n_iter=budget.trials or sys.maxsize,
-            cv=cv,
-            scoring=score_fold,
-            refit=False,
             random_state=seed,
-            error_score=np.nan,
-            n_jobs=1 if self.scheduler is None else -1,
+            **search_options,
         )
         search.recorder = recorder
-        with self._folds_on_cluster(search, n_splits), warnings.catch_warnings():
-            # A diverged candidate's NaN score, and a fold that failed (or was not started
-            # because the budget ran out), are expected here: their rows already say so.
-            warnings.filterwarnings("ignore", "One or more of the test scores are non-finite")
-            warnings.filterwarnings("ignore", category=FitFailedWarning)
-            search.fit(X, y, validation_data=(d.X_valid, d.y_valid), trainer=objective.trainer)
+        with self._folds_on_cluster(search, n_splits), _expected_warnings_quietly():
+            search.fit(X, y, **fit_data)
+
+    def _halve(
+        self,
+        objective: Objective,
+        estimator: Any,
+        distributions: dict[str, Any],
+        search_options: dict[str, Any],
+        recorder: _CandidateRecorder,
+        seed: int,
+        X: np.ndarray,
+        y: np.ndarray,
+        fit_data: dict[str, Any],
+    ) -> None:
+        """Successive-halving searches, one after another (search ``k`` seeded with
+        ``(seed, k)``; the first with ``seed``), until the budget is spent."""
+        if objective.finished:
+            raise ResumeError(
+                f"sklearn:halving cannot resume study {objective.writer.key.study!r} "
+                "(scikit-learn's successive halving keeps no state between its rounds): "
+                "pass --fresh to start it over"
+            )
+        if self.scheduler is not None:
+            raise BackendError("sklearn:halving runs its folds here: drop --scheduler")
+        max_epochs = objective.protocol.max_epochs
+        for index in itertools.count():
+            rows_before = objective.n_recorded
+            search = BudgetedHalvingRandomSearchCV(
+                estimator,
+                distributions,
+                resource="epochs",
+                min_resources=min_resource(max_epochs),
+                max_resources=max_epochs,
+                factor=REDUCTION_FACTOR,
+                n_candidates="exhaust",
+                return_train_score=False,  # (its default scores every fold's training data too)
+                random_state=seed
+                if index == 0
+                else int(np.random.SeedSequence([seed, index]).generate_state(1)[0]),
+                **search_options,
+            )
+            search.recorder = recorder
+            try:
+                with _expected_warnings_quietly():
+                    search.fit(X, y, **fit_data)
+            except _SearchEnded:
+                return
+            if objective.meter.exhausted or objective.n_recorded == rows_before:
+                return
 
     @contextmanager
     def _folds_on_cluster(
@@ -341,6 +487,16 @@ class SklearnBackend(SearchBackend):
             hosts, pids = client.run(socket.gethostname), client.run(os.getpid)
             search.recorder.hosts = {pids[address]: hosts[address] for address in pids}
             yield
+
+
+@contextmanager
+def _expected_warnings_quietly() -> Iterator[None]:
+    """A diverged candidate's NaN score, and a fold that failed (or was not started because the
+    budget ran out), are expected in a search: their rows already say so."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "One or more of the test scores are non-finite")
+        warnings.filterwarnings("ignore", category=FitFailedWarning)
+        yield
 
 
 def _default_value(param: Param) -> Any:
