@@ -181,7 +181,7 @@ def test_space_parameter_the_factory_does_not_take_is_rejected(tmp_path, capsys)
     )
     assert main(["run", "--config", str(config), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "space parameter 'dropout' is not an argument of build_model" in err
+    assert "space parameter 'dropout' is not an argument of model tuning.model:build_model" in err
     assert "'learning_rate'" in err and "'input_shape'" not in err
 
 

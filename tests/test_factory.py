@@ -165,6 +165,7 @@ def test_compare_reports_which_parameters_of_any_space_mattered(
     assert "## Hyperparameters that mattered" in report and "figures/importance.png" in report
     assert "- Model: user_models:wide_and_shallow." in report
     assert (out / "figures" / "importance.png").stat().st_size > 0
+    assert "figures/exploration.png" in report  # how each parameter was explored
 
 
 @needs_fashion

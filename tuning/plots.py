@@ -200,6 +200,67 @@ def plot_hyperparameters(trials: pd.DataFrame, params: pd.DataFrame, path: Path)
     return save_figure(fig, path)
 
 
+def plot_exploration(trials: pd.DataFrame, params: pd.DataFrame, path: Path) -> Path:
+    """How each searched parameter was explored: every trial's value (x; categories at their
+    positions, a log axis for a range over a decade and a half) per backend (y, jittered),
+    coloured by validation loss; one panel per task and parameter, three to a row."""
+    panels = [
+        (dataset, rows, name)
+        for dataset, rows in trials.groupby("dataset", sort=True)
+        for name in params.columns
+        if params.loc[rows.index, name].notna().any()
+    ]
+    ncols = min(3, len(panels))
+    nrows = -(-len(panels) // ncols)
+    n_backends = trials["backend"].nunique()
+    fig, grid = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(4.4 * ncols + 1.5, (1.0 + 0.32 * n_backends) * nrows),
+        squeeze=False,
+        layout="constrained",
+    )
+    axes = grid.ravel()
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    ok = trials["status"].eq("complete") & trials["val_loss"].gt(0)
+    losses = trials.loc[ok, "val_loss"]
+    norm = LogNorm(losses.min(), losses.quantile(0.9)) if len(losses) else None
+    rng = np.random.default_rng(0)
+    points = None
+    for ax, (dataset, rows, name) in zip(axes, panels, strict=False):
+        backends = sorted(rows["backend"].unique())
+        y = rows["backend"].map({b: i for i, b in enumerate(backends)}).to_numpy(dtype=float)
+        y = y + rng.uniform(-0.25, 0.25, len(y))
+        good = ok.loc[rows.index].to_numpy()
+        values = params.loc[rows.index, name]
+        if pd.api.types.is_numeric_dtype(values):
+            x = values.to_numpy(dtype=float)
+            positive = x[np.isfinite(x) & (x > 0)]
+            if len(positive) == len(x) and positive.max() / positive.min() > 30:
+                ax.set_xscale("log")
+        else:
+            categories = sorted(values.dropna().astype(str).unique())
+            x = values.astype(str).map({c: i for i, c in enumerate(categories)}).to_numpy(float)
+            ax.set_xticks(range(len(categories)), categories)
+        points = ax.scatter(
+            x[good],
+            y[good],
+            c=rows.loc[good, "val_loss"],
+            norm=norm,
+            cmap="viridis_r",
+            s=14,
+            edgecolors="none",
+        )
+        ax.scatter(x[~good], y[~good], marker="x", color="0.6", s=14)
+        ax.set_yticks(range(len(backends)), backends, fontsize=8)
+        ax.set_title(f"{dataset}: {name}", fontsize=10)
+        ax.grid(alpha=0.3, axis="x")
+    if points is not None and norm is not None:
+        fig.colorbar(points, ax=list(axes), label="val_loss (clipped at 90th pct)")
+    return save_figure(fig, path)
+
+
 def plot_importance(table: pd.DataFrame, path: Path) -> Path:
     """fANOVA importance of each searched parameter (`tuning.importance`), one panel per task."""
     tasks = list(table.groupby("dataset", sort=True))
@@ -237,4 +298,6 @@ def plot_all(trials: pd.DataFrame, studies: pd.DataFrame, figures: Path) -> dict
         made["hyperparameters"] = plot_hyperparameters(
             trials, params, figures / "hyperparameters.png"
         )
+    if len(params.columns):
+        made["exploration"] = plot_exploration(trials, params, figures / "exploration.png")
     return made

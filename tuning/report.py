@@ -302,6 +302,7 @@ def write_report(
     parts.append("## Figures\n")
     captions = {
         "importance": "Hyperparameter importance (fANOVA) per task",
+        "exploration": "How each hyperparameter was explored, per backend",
         "best_so_far_epochs": "Best validation loss so far against epochs spent",
         "best_so_far_seconds": "Best validation loss so far against wall seconds",
         "test_loss": "Test loss of each study's best model",
