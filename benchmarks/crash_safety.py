@@ -70,7 +70,13 @@ def run_backend(backend: str, out: Path, rng: np.random.Generator) -> bool:
     study_dir = out / f"california_{backend}_s0"
     path = study_dir / TRIALS_FILE
     cli = [sys.executable, "-m", "tuning", *study_args(backend, out)]
-    quiet = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    quiet = {
+        "stdout": subprocess.PIPE,
+        "stderr": subprocess.PIPE,
+        "text": True,
+        # Python's own Ctrl-C in the child, even where this script runs with SIGINT ignored
+        "preexec_fn": lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    }
     print(f"{backend}:")
 
     process = subprocess.Popen(cli, **quiet)

@@ -9,8 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-import tuning.backends.sklearn_search
-import tuning.objective
+import tuning.model
 from tuning.backends import BackendError, Budget, available_backends, create_backend
 from tuning.config import StudyConfig, StudyError
 from tuning.model import build_model
@@ -32,8 +31,8 @@ def factory_calls(monkeypatch):
         calls.append(kwargs)
         return build_model(*args, **kwargs)
 
-    monkeypatch.setattr(tuning.objective, "build_model", spy)
-    monkeypatch.setattr(tuning.backends.sklearn_search, "build_model", spy)
+    # the default factory, as a study loads it (`tuning.factory.load_factory`)
+    monkeypatch.setattr(tuning.model, "build_model", spy)
     return calls
 
 

@@ -56,6 +56,12 @@ def _rows(study_dir: Path) -> pd.DataFrame:
     return read_trials(table)[ROW_COLUMNS] if table.exists() else pd.DataFrame()
 
 
+def _default_sigint() -> None:
+    """In a child about to run: Python's own Ctrl-C, whatever the suite was started with (a
+    background job or ``nohup`` starts it, and so its children, with SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait_for_rows(process: subprocess.Popen, table: Path, n: int, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -306,6 +312,7 @@ def test_an_interrupted_run_saves_its_trials_and_says_so(sig, code, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
     _wait_for_rows(process, study_dir / TRIALS_FILE, 1)
     process.send_signal(sig)
@@ -357,7 +364,9 @@ def test_a_sigint_the_process_ignores_stays_ignored():
 
 
 @pytest.mark.parametrize("backend", ["sklearn", "keras_tuner"])
-def test_ctrl_c_stops_a_study_within_the_next_trial(backend, tmp_path, california_small):
+def test_ctrl_c_stops_a_study_within_the_next_trial(
+    backend, tmp_path, california_small, default_sigint
+):
     config = StudyConfig(
         backend=backend,
         trials=4,
