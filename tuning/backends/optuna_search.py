@@ -108,12 +108,14 @@ class OptunaBackend(SearchBackend):
             settings["pruner"] = type(pruner).__name__
             if self._pruner_name == "median":
                 settings.update(
-                    n_startup_trials_pruner=startup, n_warmup_steps=min_resource(max_epochs)
+                    pruner_n_startup_trials=startup, n_warmup_steps=min_resource(max_epochs)
                 )
             else:
                 settings.update(
                     min_resource=min_resource(max_epochs), reduction_factor=REDUCTION_FACTOR
                 )
+                if self._pruner_name == "hyperband":
+                    settings["max_resource"] = max_epochs
         return settings
 
     def _sampler(self, seed: int, startup: int) -> optuna.samplers.BaseSampler:
