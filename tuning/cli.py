@@ -164,6 +164,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--dataset; options given here override the suite's",
     )
 
+    tab = sub.add_parser(
+        "tabulate",
+        help="train every configuration of a grid, each seed, once: a table of learning curves",
+    )
+    tab.add_argument("--dataset", default="california", help="a name from `tuning datasets`")
+    tab.add_argument("--model", help="package.module:function (default: tuning.build_model)")
+    tab.add_argument(
+        "--grid", type=Path, help="a TOML file, [grid] NAME = [values] (default: the book's)"
+    )
+    tab.add_argument("--seeds", type=_seed_list, default=[0, 1, 2], help="default 0-2")
+    tab.add_argument("--max-epochs", type=int, default=100, help="default 100")
+    tab.add_argument("--patience", type=int, default=10, help="default 10")
+    tab.add_argument("--batch-size", type=int, default=32, help="default 32")
+    tab.add_argument("--max-rows", type=int, help="use only the first N rows of each split")
+    tab.add_argument("--out", type=Path, required=True, help="the table's folder")
+
     compare = sub.add_parser(
         "compare", help="leaderboards, figures and report.md of a results folder"
     )
@@ -220,6 +236,29 @@ def _study_config(args: argparse.Namespace, backend: str | None):
     if not backend:
         raise StudyError("--backend is required (or --config FILE); see `tuning backends`")
     return StudyConfig(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _tabulate(args: argparse.Namespace, stop: StopSignals) -> int:
+    use_keras_backend("jax")  # vmapped epochs: JAX only
+    from tuning.tabulate import TableSettings, default_grid, read_grid, tabulate
+
+    settings = TableSettings(
+        dataset=args.dataset,
+        max_rows=args.max_rows,
+        max_epochs=args.max_epochs,
+        batch_size=args.batch_size,
+        patience=args.patience,
+        seeds=tuple(args.seeds),
+        grid=read_grid(args.grid) if args.grid else default_grid(),
+        model=args.model,
+    )
+    summary = tabulate(settings, args.out, stop=stop)
+    print(
+        f"{args.out}: {summary['rows']} rows ({summary['trained']} trained now in "
+        f"{summary['groups']} vmapped groups, {summary['seconds']} s, of which compiling "
+        f"{summary['compile_seconds']} s)"
+    )
+    return 0
 
 
 def _name_list(text: str) -> list[str]:
@@ -387,6 +426,8 @@ def _dispatch(args: argparse.Namespace, stop: StopSignals) -> int:
 
         print("\n".join(describe_datasets()))
         return 0
+    if args.command == "tabulate":
+        return _tabulate(args, stop)
     if args.command == "compare":
         return _compare(args.out, args.target)
     if args.command == "benchmark":
