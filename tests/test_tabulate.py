@@ -159,3 +159,4 @@ def test_the_cli_builds_a_table_from_a_grid_file(tmp_path, capsys):
     bad.write_text("[grid]\ndepth = [1, 2]\n")
     assert main(["tabulate", "--grid", str(bad), "--out", str(tmp_path / "t2")]) == 2
     assert "'depth' is not an argument of model" in capsys.readouterr().err
+    assert not (tmp_path / "t2").exists()  # nothing written: the fixed grid may use that folder

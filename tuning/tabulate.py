@@ -169,9 +169,14 @@ def tabulate(
 
     if keras.backend.backend() != "jax":
         raise StudyError("tuning tabulate trains on JAX (vmapped epochs): use --keras-backend jax")
+    factory = load_factory(settings.model)
+    check_arguments(factory, settings.model, list(settings.grid), [])
+    if dataset is None:
+        dataset = load_dataset(settings.dataset)
+    dataset = dataset.head(settings.max_rows)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    recorded = out / SETTINGS_FILE
+    recorded = out / SETTINGS_FILE  # written once the settings are known to work
     if recorded.exists():
         before = json.loads(recorded.read_text(encoding="utf-8"))
         if before != json.loads(json.dumps(settings.as_dict())):
@@ -182,11 +187,6 @@ def tabulate(
             )
     else:
         write_json(recorded, settings.as_dict())
-    factory = load_factory(settings.model)
-    check_arguments(factory, settings.model, list(settings.grid), [])
-    if dataset is None:
-        dataset = load_dataset(settings.dataset)
-    dataset = dataset.head(settings.max_rows)
     protocol = TrainingProtocol(settings.max_epochs, settings.batch_size, settings.patience)
     done = {(row["config"], row["seed"]) for row in read_table(out)}
     todo = [
