@@ -234,6 +234,13 @@ def _scan_batches(step: Any, state: tuple, data: tuple, size: int) -> tuple:
     return state
 
 
+def device_array(array: np.ndarray) -> jax.Array:
+    """``array`` on the device as Keras would feed it: floats as ``floatx``, integers as int32."""
+    array = np.asarray(array)
+    dtype = keras.backend.floatx() if np.issubdtype(array.dtype, np.floating) else np.int32
+    return jax.device_put(array.astype(dtype, copy=False))
+
+
 class CompiledTrainer(Trainer):
     """Trains through `EpochProgram`s: compiled once per structure, data on the device once.
 
@@ -328,8 +335,7 @@ class CompiledTrainer(Trainer):
             self._arrays.move_to_end(key)
             return self._arrays[key][1]
         array = np.asarray(array)
-        dtype = keras.backend.floatx() if np.issubdtype(array.dtype, np.floating) else np.int32
-        on_device = jax.device_put(array.astype(dtype, copy=False))
+        on_device = device_array(array)
         self._arrays[key] = (array, on_device)  # the array kept: its id stays its own
         while len(self._arrays) > self.MAX_ARRAYS:
             self._arrays.popitem(last=False)
@@ -455,15 +461,7 @@ class VmappedTraining:
         if self._data is None:
             d = self.dataset
             arrays = (d.X_train, d.y_train, d.X_valid, d.y_valid, d.X_test, d.y_test)
-            floatx = keras.backend.floatx()
-            self._data = [
-                jax.device_put(
-                    np.asarray(a).astype(
-                        floatx if np.issubdtype(np.asarray(a).dtype, np.floating) else np.int32
-                    )
-                )
-                for a in arrays
-            ]
+            self._data = [device_array(a) for a in arrays]
         return self._data
 
     def run(self, models: Sequence[keras.Model], seeds: Sequence[int]) -> list[TabulatedRun]:

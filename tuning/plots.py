@@ -153,6 +153,14 @@ def numeric_params(params: pd.DataFrame) -> list[str]:
     return preferred + [c for c in numeric if c not in preferred]
 
 
+def _loss_colours(trials: pd.DataFrame) -> tuple[pd.Series, LogNorm | None]:
+    """Which trials have a loss to colour by (complete, positive), and the shared log colour
+    scale of those losses, clipped at their 90th percentile."""
+    ok = trials["status"].eq("complete") & trials["val_loss"].gt(0)
+    losses = trials.loc[ok, "val_loss"]
+    return ok, LogNorm(losses.min(), losses.quantile(0.9)) if len(losses) else None
+
+
 def plot_hyperparameters(trials: pd.DataFrame, params: pd.DataFrame, path: Path) -> Path:
     """Every trial's two first numeric parameters (``params``: `searched_params`), coloured by its
     validation loss (one panel per backend and dataset, shared colour scale); failed trials are
@@ -174,9 +182,7 @@ def plot_hyperparameters(trials: pd.DataFrame, params: pd.DataFrame, path: Path)
     axes = grid.ravel()
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
-    ok = trials["status"].eq("complete") & trials["val_loss"].gt(0)
-    losses = trials.loc[ok, "val_loss"]
-    norm = LogNorm(losses.min(), losses.quantile(0.9)) if len(losses) else None
+    ok, norm = _loss_colours(trials)
     points = None
     for ax, ((dataset, backend), rows) in zip(axes, panels, strict=False):
         good, bad = rows[ok.loc[rows.index]], rows[~ok.loc[rows.index]]
@@ -223,9 +229,7 @@ def plot_exploration(trials: pd.DataFrame, params: pd.DataFrame, path: Path) -> 
     axes = grid.ravel()
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
-    ok = trials["status"].eq("complete") & trials["val_loss"].gt(0)
-    losses = trials.loc[ok, "val_loss"]
-    norm = LogNorm(losses.min(), losses.quantile(0.9)) if len(losses) else None
+    ok, norm = _loss_colours(trials)
     rng = np.random.default_rng(0)
     points = None
     for ax, (dataset, rows, name) in zip(axes, panels, strict=False):
