@@ -43,7 +43,7 @@ def main() -> None:
     from tuning.compiled import CompiledTrainer
     from tuning.data import load_dataset
     from tuning.model import build_model
-    from tuning.objective import release_models, seed_generators
+    from tuning.objective import build_seeded, release_models
     from tuning.trainer import KerasTrainer, TrainingProtocol
 
     if keras.backend.backend() != "jax":
@@ -52,15 +52,7 @@ def main() -> None:
 
     def fit(make_trainer, data, params, protocol, seed):
         release_models()
-        seed_generators(seed)
-        model = build_model(
-            **params,
-            input_shape=data.input_shape,
-            n_outputs=data.n_outputs,
-            task=data.task,
-            seed=seed,
-            steps_per_execution=protocol.steps_per_execution(len(data.X_train)),
-        )
+        model = build_seeded(build_model, params, data, protocol, seed)
         return make_trainer(protocol, seed).fit(
             model, data.X_train, data.y_train, validation_data=(data.X_valid, data.y_valid)
         )

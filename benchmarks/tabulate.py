@@ -22,7 +22,7 @@ from tuning.cli import _seed_list  # noqa: E402
 from tuning.compiled import CompiledTrainer, VmappedTraining  # noqa: E402
 from tuning.data import load_dataset  # noqa: E402
 from tuning.model import build_model  # noqa: E402
-from tuning.objective import seed_generators  # noqa: E402
+from tuning.objective import build_seeded  # noqa: E402
 from tuning.tabulate import TABLE_FILE, TableSettings, default_grid, tabulate  # noqa: E402
 from tuning.trainer import TrainingProtocol  # noqa: E402
 
@@ -51,8 +51,8 @@ def main() -> int:
     sample = [(2, 21, rate, seed) for rate in grid["learning_rate"] for seed in args.seeds]
 
     def build(n_hidden: int, n_neurons: int, rate: float, seed: int):
-        seed_generators(seed)
-        return build_model(n_hidden, n_neurons, rate, dataset.input_shape, n_outputs=1, seed=seed)
+        params = {"n_hidden": n_hidden, "n_neurons": n_neurons, "learning_rate": rate}
+        return build_seeded(build_model, params, dataset, protocol, seed)
 
     started = time.perf_counter()
     VmappedTraining(protocol, dataset).run([build(*c) for c in sample], [c[3] for c in sample])

@@ -13,7 +13,7 @@ from scipy import stats
 
 from tuning.config import StudyConfig, StudyError
 from tuning.model import build_model
-from tuning.objective import release_models, seed_generators
+from tuning.objective import build_seeded, release_models
 from tuning.results import read_trials
 from tuning.trainer import KerasTrainer, TrainingProtocol, create_trainer
 
@@ -32,15 +32,7 @@ def _trainers():
 def _fit(trainer_class, data, params, protocol, seed=1, callbacks=()):
     """Build ``params`` with seeded weights and train it; returns (history, weights)."""
     release_models()
-    seed_generators(seed)
-    model = build_model(
-        **params,
-        input_shape=data.input_shape,
-        n_outputs=data.n_outputs,
-        task=data.task,
-        seed=seed,
-        steps_per_execution=protocol.steps_per_execution(len(data.X_train)),
-    )
+    model = build_seeded(build_model, params, data, protocol, seed)
     trainer = trainer_class(protocol, seed)
     history = trainer.fit(
         model,

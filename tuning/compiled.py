@@ -190,15 +190,32 @@ class EpochProgram:
         train_logs = _metrics(model, step_state[3])
         trainable, non_trainable, optimizer_variables, _ = step_state
 
-        def test(step_state: tuple, batch: tuple) -> tuple[tuple, None]:
-            return model.test_step(step_state, batch)[1], None
-
-        values_per_row = max(1, math.prod(x_valid.shape[1:]))
-        rows = max(self.batch_size, VALID_VALUES_PER_CALL // values_per_row)
-        valid_state = (trainable, non_trainable, metrics_reset)
-        valid_state = _scan_batches(test, valid_state, (x_valid, y_valid), rows)
-        valid_logs = _metrics(model, valid_state[2])
+        valid_logs = evaluate(
+            model, trainable, non_trainable, metrics_reset, x_valid, y_valid, self.batch_size
+        )
         return (trainable, non_trainable, optimizer_variables), train_logs, valid_logs
+
+
+def evaluate(
+    model: keras.Model,
+    trainable: list[jax.Array],
+    non_trainable: list[jax.Array],
+    metrics_reset: list[jax.Array],
+    x: jax.Array,
+    y: jax.Array,
+    batch_size: int,
+) -> dict[str, jax.Array]:
+    """The loss and metrics of these weights on ``x``, ``y`` through the model's own
+    ``test_step``, in as few calls as `VALID_VALUES_PER_CALL` allows (all at once for an MLP):
+    the metrics are means over rows, so only the rounding differs from Keras' batches."""
+
+    def test(step_state: tuple, batch: tuple) -> tuple[tuple, None]:
+        return model.test_step(step_state, batch)[1], None
+
+    values_per_row = max(1, math.prod(x.shape[1:]))
+    rows = max(batch_size, VALID_VALUES_PER_CALL // values_per_row)
+    final = _scan_batches(test, (trainable, non_trainable, metrics_reset), (x, y), rows)
+    return _metrics(model, final[2])
 
 
 def _metrics(model: keras.Model, metrics_variables: list[jax.Array]) -> dict[str, jax.Array]:
@@ -283,11 +300,7 @@ class CompiledTrainer(Trainer):
         data = [self._on_device(a) for a in (x, y, x_valid, y_valid)]
         model.reset_metrics()
         metrics_reset = [v.value for v in model.metrics_variables]
-        state: State = (
-            [v.value for v in model.trainable_variables],
-            [v.value for v in model.non_trainable_variables],
-            [v.value for v in model.optimizer.variables],
-        )
+        state = model_state(model)
         n_rows = data[0].shape[0]
         program = self._program(model, state, metrics_reset, data)
 
@@ -405,14 +418,24 @@ class _EarlyStopping:
         return trainable, kept, state[2]
 
 
+def _state_variables(model: keras.Model) -> tuple[list, list, list]:
+    """The variables a `State` holds the values of, in its order."""
+    return model.trainable_variables, model.non_trainable_variables, model.optimizer.variables
+
+
+def model_state(model: keras.Model) -> State:
+    """The current values of ``model``'s variables, as the epoch programs take them."""
+    trainable, non_trainable, optimizer = _state_variables(model)
+    return (
+        [v.value for v in trainable],
+        [v.value for v in non_trainable],
+        [v.value for v in optimizer],
+    )
+
+
 def _write_back(model: keras.Model, state: State) -> None:
     """Put ``state`` into the model's variables (what `fit` leaves behind)."""
-    variables = (
-        model.trainable_variables,
-        model.non_trainable_variables,
-        model.optimizer.variables,
-    )
-    for refs, values in zip(variables, state, strict=True):
+    for refs, values in zip(_state_variables(model), state, strict=True):
         for ref, value in zip(refs, values, strict=True):
             ref.assign(value)
 
@@ -474,14 +497,7 @@ class VmappedTraining:
         template = models[0]
         template.reset_metrics()
         metrics_reset = [v.value for v in template.metrics_variables]
-        states = [
-            (
-                [v.value for v in m.trainable_variables],
-                [v.value for v in m.non_trainable_variables],
-                [v.value for v in m.optimizer.variables],
-            )
-            for m in models
-        ]
+        states = [model_state(m) for m in models]
         state = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
         n_rows = x.shape[0]
 
@@ -564,14 +580,11 @@ class VmappedTraining:
         keep_fn = jax.jit(keep).lower(jnp.ones(order.shape[0], bool), state, state).compile()
 
         def test(one: State, reset: list[jax.Array], xs: jax.Array, ys: jax.Array) -> jax.Array:
-            def step(step_state: tuple, batch: tuple) -> tuple[tuple, None]:
-                return template.test_step(step_state, batch)[1], None
-
-            values_per_row = max(1, math.prod(xs.shape[1:]))
-            rows = max(self.protocol.batch_size, VALID_VALUES_PER_CALL // values_per_row)
             trainable, non_trainable, _ = one
-            final = _scan_batches(step, (trainable, non_trainable, reset), (xs, ys), rows)
-            return _metrics(template, final[2])["loss"]
+            logs = evaluate(
+                template, trainable, non_trainable, reset, xs, ys, self.protocol.batch_size
+            )
+            return logs["loss"]
 
         test_fn = (
             jax.jit(jax.vmap(test, in_axes=(0, None, None, None)))

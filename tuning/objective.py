@@ -177,6 +177,21 @@ def factory_arguments(
     return {**offered_arguments(factory, {**from_data, **from_protocol}), **model_options}
 
 
+def build_seeded(
+    factory: Callable[..., keras.Model],
+    params: Mapping[str, Any],
+    dataset: Dataset,
+    protocol: TrainingProtocol,
+    seed: int,
+    model_options: Mapping[str, Any] | None = None,
+) -> keras.Model:
+    """Build ``params`` through ``factory`` as every trial is built: the global generators
+    seeded with ``seed`` first, the factory's other arguments from `factory_arguments`."""
+    seed_generators(seed)
+    arguments = factory_arguments(factory, dataset, protocol, seed, model_options or {})
+    return factory(**params, **arguments)
+
+
 @dataclass
 class TrialResult:
     """One trained configuration, as recorded in the results table."""
@@ -317,8 +332,9 @@ class Objective:
     def build(self, params: Mapping[str, Any]) -> keras.Model:
         """Free the previous trial's models, seed, then build ``params`` through the factory."""
         release_models()
-        seed_generators(self.seed)
-        return self.factory(**params, **self.model_kwargs())
+        return build_seeded(
+            self.factory, params, self.dataset, self.protocol, self.seed, self.model_options
+        )
 
     # -- training -----------------------------------------------------------------------------
     def __call__(

@@ -153,6 +153,26 @@ def numeric_params(params: pd.DataFrame) -> list[str]:
     return preferred + [c for c in numeric if c not in preferred]
 
 
+def _panel_grid(
+    n: int, size: tuple[float, float], extra_width: float = 0, **shared: bool
+) -> tuple[plt.Figure, np.ndarray]:
+    """A figure of ``n`` panels of ``size`` inches, three to a row, the unused ones hidden."""
+    ncols = min(3, n)
+    nrows = -(-n // ncols)
+    fig, grid = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(size[0] * ncols + extra_width, size[1] * nrows),
+        squeeze=False,
+        layout="constrained",
+        **shared,
+    )
+    axes = grid.ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
 def _loss_colours(trials: pd.DataFrame) -> tuple[pd.Series, LogNorm | None]:
     """Which trials have a loss to colour by (complete, positive), and the shared log colour
     scale of those losses, clipped at their 90th percentile."""
@@ -168,20 +188,7 @@ def plot_hyperparameters(trials: pd.DataFrame, params: pd.DataFrame, path: Path)
     names = numeric_params(params)
     x, y = (names + [None, None])[:2]
     panels = list(trials.groupby(["dataset", "backend"], sort=True))
-    ncols = min(3, len(panels))
-    nrows = -(-len(panels) // ncols)
-    fig, grid = plt.subplots(
-        nrows,
-        ncols,
-        figsize=(4.2 * ncols + 1, 3.6 * nrows),
-        squeeze=False,
-        sharex=True,
-        sharey=True,
-        layout="constrained",
-    )
-    axes = grid.ravel()
-    for ax in axes[len(panels) :]:
-        ax.set_visible(False)
+    fig, axes = _panel_grid(len(panels), (4.2, 3.6), extra_width=1, sharex=True, sharey=True)
     ok, norm = _loss_colours(trials)
     points = None
     for ax, ((dataset, backend), rows) in zip(axes, panels, strict=False):
@@ -216,19 +223,8 @@ def plot_exploration(trials: pd.DataFrame, params: pd.DataFrame, path: Path) -> 
         for name in params.columns
         if params.loc[rows.index, name].notna().any()
     ]
-    ncols = min(3, len(panels))
-    nrows = -(-len(panels) // ncols)
-    n_backends = trials["backend"].nunique()
-    fig, grid = plt.subplots(
-        nrows,
-        ncols,
-        figsize=(4.4 * ncols + 1.5, (1.0 + 0.32 * n_backends) * nrows),
-        squeeze=False,
-        layout="constrained",
-    )
-    axes = grid.ravel()
-    for ax in axes[len(panels) :]:
-        ax.set_visible(False)
+    height = 1.0 + 0.32 * trials["backend"].nunique()
+    fig, axes = _panel_grid(len(panels), (4.4, height), extra_width=1.5)
     ok, norm = _loss_colours(trials)
     rng = np.random.default_rng(0)
     points = None

@@ -164,7 +164,7 @@ def tabulate(
 
     from tuning.compiled import VmappedTraining
     from tuning.data import load_dataset
-    from tuning.objective import factory_arguments, release_models, seed_generators
+    from tuning.objective import build_seeded, release_models
     from tuning.trainer import TrainingProtocol
 
     if keras.backend.backend() != "jax":
@@ -200,8 +200,7 @@ def tabulate(
     groups = 0
 
     def build(params: Mapping[str, Any], seed: int) -> Any:
-        seed_generators(seed)
-        return factory(**params, **factory_arguments(factory, dataset, protocol, seed, {}))
+        return build_seeded(factory, params, dataset, protocol, seed)
 
     for group in _groups(todo, build):
         if stop is not None:

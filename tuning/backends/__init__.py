@@ -109,9 +109,10 @@ def describe_backends() -> list[str]:
     """One line per installed algorithm, for ``tuning backends``: its name, its library and that
     library's installed version, and what it does; a bare library name says which algorithm it
     stands for. Imports every backend's library."""
+    registry = _registry()
     lines = []
     for name in available_backends():
-        cls = _registry()[name].load()
+        cls = registry[name].load()
         algorithm = name.partition(":")[2]
         if not algorithm and cls.algorithms:
             lines.append(f"{name:<22} = {name}:{cls.default_algorithm}")
