@@ -7,9 +7,11 @@ temporary folder of symlinks. Tests that need a cache that is absent are skipped
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -74,3 +76,23 @@ def digits_small():
     from tuning.data import load_dataset
 
     return load_dataset("digits").head(300)
+
+
+@contextlib.contextmanager
+def interrupted_after_row(last: int) -> Iterator[None]:
+    """Ctrl-C, as it were, right after trial ``last``'s row reached the table."""
+    from tuning.results import TrialWriter
+
+    append = TrialWriter.append
+
+    def append_then_interrupt(writer: TrialWriter, row: dict) -> dict:
+        written = append(writer, row)
+        if row["trial"] == last:
+            raise KeyboardInterrupt
+        return written
+
+    TrialWriter.append = append_then_interrupt
+    try:
+        yield
+    finally:
+        TrialWriter.append = append

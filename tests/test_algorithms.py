@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib.metadata
 import importlib.util
 import json
-from collections.abc import Iterator
 
 import pandas as pd
 import pytest
+from conftest import interrupted_after_row
 
 import tuning.objective
 from tuning.backends import BackendError, available_backends, create_backend, default_backends
 from tuning.cli import main
 from tuning.config import StudyConfig
 from tuning.objective import ResumeError
-from tuning.results import TrialWriter, read_trials
+from tuning.results import read_trials
 from tuning.study import run_study
 
 ALGORITHMS = {
@@ -83,23 +82,6 @@ def test_an_unknown_algorithm_is_refused_in_one_line(tmp_path, capsys):
     assert not any(tmp_path.iterdir())
 
 
-@contextlib.contextmanager
-def _interrupted_after_first_row() -> Iterator[None]:
-    append = TrialWriter.append
-
-    def append_then_interrupt(writer: TrialWriter, row: dict) -> dict:
-        written = append(writer, row)
-        if row["trial"] == 0:
-            raise KeyboardInterrupt  # as Ctrl-C right after the first row
-        return written
-
-    TrialWriter.append = append_then_interrupt
-    try:
-        yield
-    finally:
-        TrialWriter.append = append
-
-
 @pytest.mark.one_keras_backend
 @pytest.mark.parametrize("name", NAMES)
 def test_each_algorithm_spends_its_epoch_budget_exactly_resumes_and_repeats_its_proposals(
@@ -126,7 +108,7 @@ def test_each_algorithm_spends_its_epoch_budget_exactly_resumes_and_repeats_its_
 
     # Killed after its first row, then run again: no finished trial is trained twice.
     resumed_config = dataclasses.replace(config, out=str(tmp_path / "resumed"))
-    with pytest.raises(KeyboardInterrupt), _interrupted_after_first_row():
+    with pytest.raises(KeyboardInterrupt), interrupted_after_row(0):
         run_study(resumed_config, dataset=california_small)
     if name == "sklearn:halving":  # scikit-learn's successive halving keeps no state to resume
         with pytest.raises(ResumeError, match="sklearn:halving cannot resume .* pass --fresh"):

@@ -123,15 +123,15 @@ class _ReplaySpy:
 
 # How many of the finished trials each backend answers from the table after a kill that came
 # right after a row was written: the libraries that keep their own state hold all but that one
-# (Optuna settles it in its storage); random and sklearn retrace every trial; skopt tells its
-# new optimizer the table's points itself.
+# (Optuna settles it in its storage); random, sklearn and skopt (a new optimizer, seeded
+# alike) propose every trial again.
 REPLAYED_AFTER_ROW_KILL = {
     "hyperopt": lambda rows: 1,
     "keras_tuner": lambda rows: 1,
     "optuna": lambda rows: 0,
     "random": lambda rows: rows,
     "sklearn": lambda rows: rows,
-    "skopt": lambda rows: 0,
+    "skopt": lambda rows: rows,
 }
 
 

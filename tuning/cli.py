@@ -53,6 +53,12 @@ def _add_study_options(parser: argparse.ArgumentParser, *, seed: bool = True) ->
     )
     parser.add_argument("--task", choices=("regression", "classification"))
     parser.add_argument(
+        "--objective",
+        metavar="tabular:TABLE",
+        help="look every trial up in a table built by `tuning tabulate --out TABLE` instead of "
+        "training it (its dataset, model and protocol are the table's)",
+    )
+    parser.add_argument(
         "--trials",
         "--budget-trials",
         dest="trials",
@@ -200,6 +206,7 @@ def _given_settings(args: argparse.Namespace, backend: str | None) -> dict[str, 
         "backend": backend,
         "dataset": args.dataset,
         "model": args.model,
+        "objective": args.objective,
         "target": args.target,
         "task": args.task,
         "trials": args.trials,
@@ -305,8 +312,15 @@ def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
     for task in tasks:
         if args.scheduler is not None:
             task.out = str(Path(task.out).resolve())  # the same path on every worker
-        check_dataset(task.dataset, target=task.target, task=task.task)
-        if task.space or task.model_options or task.model:
+        if task.table is not None:  # read and checked once here, not once per worker
+            from tuning.space import default_space
+            from tuning.table import load_table
+
+            own = task.space or task.model_options or task.model  # (else no Keras import)
+            load_table(task.table).check_space(task.search_space() if own else default_space())
+        else:
+            check_dataset(task.dataset, target=task.target, task=task.task)
+        if task.table is None and (task.space or task.model_options or task.model):
             space = task.search_space()  # checked once here, not once per worker
             if task.model is not None:  # a user's factory: built once, before any study
                 from tuning.study import check_model  # Keras: its backend is set above
@@ -356,6 +370,7 @@ def _print_summary(summary: dict) -> None:
         f"{summary['study']}: best val_loss {summary['best_val_loss']:.4f} "
         f"test_loss {summary['test_loss']:.4f}"
         + (f" test_accuracy {acc:.4f}" if acc is not None else "")
+        + (f" regret {summary['regret']:.4g}" if "regret" in summary else "")
         + f" params {summary['best_params']} ({summary['trials']} trials, "
         f"{summary['wall_seconds']:.0f} s)"
     )

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 LEADERBOARD_FILE = "leaderboard.csv"
+REGRET_FILE = "regret.csv"  # tabular studies: regret and seconds per trial, per backend
+# One task with this many seeds or more also gets the suite's statistics (ranks per seed,
+# Friedman, Nemenyi's critical difference): enough blocks for them to say something.
+SUITE_BLOCKS = 10
 LEADERBOARD_COLUMNS = (
     "study",
     "backend",
@@ -40,6 +44,7 @@ LEADERBOARD_COLUMNS = (
     "seconds",
     "budget",
     "algorithm",
+    "regret",  # a tabular study's: its test loss minus the table's best
 )
 
 
@@ -80,6 +85,7 @@ def leaderboard(out: Path) -> pd.DataFrame:
                 "search_seconds": summary.get("search_seconds"),
                 # the algorithm (studies of an earlier version: their backend's name)
                 "algorithm": (summary.get("algorithm") or {}).get("name", summary["backend"]),
+                "regret": summary.get("regret"),
             }
         )
     frame = pd.DataFrame(rows, columns=list(LEADERBOARD_COLUMNS))
@@ -125,14 +131,26 @@ class Comparison:
 def compare(out: Path, target: float | None = None) -> Comparison:
     """Write ``leaderboard.csv``, ``leaderboard_by_backend.csv``, ``figures/*.png`` and
     ``report.md`` under ``out``; ``target`` is the validation loss for "epochs to target".
-    A folder of several tasks (a suite) also gets ``leaderboard_suite.csv`` and the suite's
-    figures (`tuning.suite_stats`), and its report opens with the suite's verdict."""
+    A folder of several tasks (a suite), or of one task with `SUITE_BLOCKS` seeds or more, also
+    gets ``leaderboard_suite.csv`` and the suite's figures (`tuning.suite_stats`), and its report
+    opens with the suite's verdict. Tabular studies add ``regret.csv``, the regret-over-budget
+    and the table's landscape figures, and the report's section on them
+    (`tuning.tabular_report`)."""
     from tuning.aggregate import BY_BACKEND_FILE, by_backend
     from tuning.importance import IMPORTANCE_FILE, importance_table
     from tuning.plots import plot_all, plot_importance
     from tuning.report import write_report
     from tuning.suite_plots import plot_suite
     from tuning.suite_stats import SUITE_FILE, suite_statistics
+    from tuning.tabular_report import (
+        is_tabular,
+        load_study_table,
+        plot_landscape,
+        plot_regret_over_budget,
+        regret_over_budget,
+        regret_table,
+        tabular_section,
+    )
 
     out = Path(out)
     studies, per_study = write_leaderboard(out)
@@ -142,7 +160,8 @@ def compare(out: Path, target: float | None = None) -> Comparison:
     summaries = {name: load_summary(out / name) for name in studies["study"]}
     figures: dict[str, Path] = {}
     suite = None
-    if studies["dataset"].nunique() > 1:
+    blocks = studies.groupby(["dataset", "seed"]).ngroups
+    if studies["dataset"].nunique() > 1 or blocks >= SUITE_BLOCKS:
         budgets = {name: summary.get("budget") or {} for name, summary in summaries.items()}
         suite = suite_statistics(studies, trials, budgets)
         files["suite"] = write_csv(suite.board, out / SUITE_FILE)
@@ -152,7 +171,25 @@ def compare(out: Path, target: float | None = None) -> Comparison:
     if not importance.empty:
         files["importance"] = write_csv(importance, out / IMPORTANCE_FILE)
         figures["importance"] = plot_importance(importance, out / "figures" / "importance.png")
-    files["report"] = write_report(out, studies, board, figures, summaries, suite, importance)
+    tabular = None
+    if is_tabular(summaries):
+        regrets = regret_table(studies, summaries)
+        files["regret"] = write_csv(regrets, out / REGRET_FILE)
+        curves = regret_over_budget(trials, summaries)
+        if not curves.empty:
+            figures["regret_over_budget"] = plot_regret_over_budget(
+                curves, out / "figures" / "regret_over_budget.png"
+            )
+        table = load_study_table(summaries)
+        landscape = (
+            None if table is None else plot_landscape(table, out / "figures" / "landscape.png")
+        )
+        if landscape is not None:
+            figures["landscape"] = landscape
+        tabular = tabular_section(table, regrets, summaries)
+    files["report"] = write_report(
+        out, studies, board, figures, summaries, suite, importance, tabular
+    )
     return Comparison(studies, board, {**files, **figures}, suite)
 
 

@@ -33,6 +33,8 @@ DATA_ARGUMENTS = ("input_shape", "n_outputs", "task")
 # The factory's arguments that the training protocol sets (speed, and the study's seed of the
 # initial weights); never searched either.
 PROTOCOL_ARGUMENTS = ("steps_per_execution", "seed")
+# The settings a tabular study takes from its table (`tuning tabulate` built it with them).
+TABLE_SETTINGS = ("dataset", "max_rows", "max_epochs", "batch_size", "patience", "model")
 
 
 class StudyError(ValueError):
@@ -63,9 +65,13 @@ class StudyConfig:
     backend_options: dict[str, Any] = field(default_factory=dict)
     model_options: dict[str, Any] = field(default_factory=dict)
     space: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # None: every trial is trained; "tabular:TABLE": looked up in a table (`tuning.tabular`)
+    objective: str | None = None
 
     def __post_init__(self) -> None:
         self._check_types()
+        if self.objective is not None:
+            self._adopt_table()
         if not self.study:
             self.study = default_study_name(self.dataset, self.backend, self.seed)
         if not re.fullmatch(r"[A-Za-z0-9._-]+", self.study):
@@ -100,7 +106,7 @@ class StudyConfig:
         for name in ("backend", "dataset", "out", "study"):
             if not isinstance(getattr(self, name), str):
                 raise StudyError(f"{name} must be a string, got {getattr(self, name)!r}")
-        for name in ("model", "target", "task", "keras_backend", "trainer"):
+        for name in ("model", "target", "task", "keras_backend", "trainer", "objective"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise StudyError(f"{name} must be a string, got {getattr(self, name)!r}")
         for name in ("backend_options", "model_options", "space"):
@@ -110,6 +116,34 @@ class StudyConfig:
                 )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise StudyError(f"seed must be an integer >= 0, got {self.seed!r}")
+
+    def _adopt_table(self) -> None:
+        """A tabular study's data and protocol are its table's: a setting left at its default
+        takes the table's value; one set to another value is refused."""
+        from tuning.table import table_folder, table_settings
+
+        folder = table_folder(self.objective)
+        built = table_settings(folder)
+        defaults = {f.name: f.default for f in fields(self)}
+        for name in TABLE_SETTINGS:
+            value, theirs = getattr(self, name), built.get(name)
+            if value == theirs:
+                continue
+            if value != defaults[name]:
+                raise StudyError(
+                    f"{name} {value!r} differs from the {theirs!r} table {folder} was built "
+                    f"with: leave {name} out (a tabular study takes the table's)"
+                )
+            setattr(self, name, theirs)
+
+    @property
+    def table(self) -> Path | None:
+        """The folder of a tabular study's table; None for a study that trains."""
+        if self.objective is None:
+            return None
+        from tuning.table import table_folder
+
+        return table_folder(self.objective)
 
     @property
     def study_dir(self) -> Path:

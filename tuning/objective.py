@@ -454,6 +454,21 @@ class Objective:
         )
         return history, time.perf_counter() - started
 
+    def final_result(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], keras.Model | None]:
+        """The winner's ``params`` retrained once under the protocol, outside the budget, and
+        tested: the summary's figures, and the model (the study saves it)."""
+        model = self.build(params)
+        history, fit_seconds = self.fit(model, metered=False)
+        d = self.dataset
+        test = model.evaluate(d.X_test, d.y_test, verbose=0, return_dict=True)
+        return {
+            "final_val_loss": float(min(history["val_loss"])),
+            "final_epochs": len(history["loss"]),
+            "final_fit_seconds": round(fit_seconds, 3),
+            "test_loss": float(test["loss"]),
+            "test_accuracy": float(test["accuracy"]) if "accuracy" in test else None,
+        }, model
+
     # -- recording ----------------------------------------------------------------------------
     def record(
         self,
@@ -467,10 +482,12 @@ class Objective:
         history: dict[str, list[float]] | None = None,
         number: int | None = None,
         worker: tuple[str, int] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> TrialResult:
         """Append one finished trial to the table (used directly by backends that train natively).
 
-        ``worker`` (host, pid) names the process that trained it when that is not this one.
+        ``worker`` (host, pid) names the process that trained it when that is not this one;
+        ``extra`` holds more of the table's columns (`tuning.results.EXTRA_COLUMNS`).
         """
         result = TrialResult(
             trial=self.n_recorded if number is None else number,
@@ -502,6 +519,7 @@ class Objective:
                 "error": result.error,
                 "compile_seconds": round(compiling, 4),
                 **({"host": worker[0], "pid": worker[1]} if worker else {}),
+                **(extra or {}),
             }
         )
         log.info(

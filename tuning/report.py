@@ -213,11 +213,15 @@ def _best_overall(studies: pd.DataFrame, summaries: Mapping[str, dict], out: Pat
             continue
         top = ranked.iloc[0]
         s = summaries[top["study"]]
-        model = Path(os.path.relpath(out / top["study"] / s["model_file"], out)).as_posix()
+        if "model_file" in s:
+            model = Path(os.path.relpath(out / top["study"] / s["model_file"], out)).as_posix()
+            saved = f"model saved as `{model}`"
+        else:  # a tabular study: looked up, never trained here
+            saved = f"looked up in table `{s.get('table')}` (no model file)"
         lines.append(
             f"- {dataset}: **{top['backend']}**, seed {top['seed']} (study `{top['study']}`): "
             f"test loss {fmt(s['test_loss'])}, best val loss {fmt(s['best_val_loss'])}, "
-            f"parameters `{json.dumps(s['best_params'])}`; model saved as `{model}`."
+            f"parameters `{json.dumps(s['best_params'])}`; {saved}."
         )
     return "\n".join(lines) + "\n"
 
@@ -269,10 +273,12 @@ def write_report(
     summaries: Mapping[str, dict],
     suite: SuiteStatistics | None = None,
     importance: pd.DataFrame | None = None,
+    tabular: Sequence[str] | None = None,
 ) -> Path:
     """Write ``OUT/report.md`` from the two leaderboards, the figures and each study's summary
     (by study name); with ``suite`` (several tasks), it opens with the suite's verdict;
-    ``importance`` (`tuning.importance.importance_table`) adds which hyperparameters mattered."""
+    ``importance`` (`tuning.importance.importance_table`) adds which hyperparameters mattered;
+    ``tabular`` (`tuning.tabular_report.tabular_section`), the table and the regrets."""
     out = Path(out)
     parts = [
         f"# Tuning benchmark: {', '.join(sorted(studies['dataset'].unique()))}\n",
@@ -280,6 +286,7 @@ def write_report(
         f"{len(studies)} finished studies under `{out.name}/`. Tables: `leaderboard_by_backend.csv` "
         "(per backend) and `leaderboard.csv` (per study).\n",
         *(_suite_section(suite) if suite is not None else []),
+        *(tabular or []),
         "## Setup\n",
         _setup(studies, summaries),
     ]
@@ -307,6 +314,8 @@ def write_report(
         "best_so_far_seconds": "Best validation loss so far against wall seconds",
         "test_loss": "Test loss of each study's best model",
         "hyperparameters": "Hyperparameters tried, coloured by validation loss",
+        "regret_over_budget": "Regret of the incumbent over the budget (tabular)",
+        "landscape": "The table's landscape: validation loss over width x learning rate",
     }
     for name, path in figures.items():
         rel = Path(os.path.relpath(path, out)).as_posix()

@@ -48,6 +48,7 @@ EXTRA_COLUMNS = (
     "pid",
     "compile_seconds",
     "algorithm",
+    "table_test_loss",  # a tabular study's: the configuration's test loss in the table
 )
 ALL_COLUMNS = TRIAL_COLUMNS + EXTRA_COLUMNS
 
@@ -68,12 +69,14 @@ class TrialWriter:
 
     Each row goes to disk in one ``write`` to a file opened for appending, under an exclusive
     ``flock`` of the file (the header too, when the file is new), then fsynced: a row is in the
-    table whole or not at all, and processes appending to one table never interleave.
+    table whole or not at all, and processes appending to one table never interleave. Rows
+    appended to a table an earlier version wrote keep that table's columns.
     """
 
     def __init__(self, path: Path, key: StudyKey) -> None:
         self.path = Path(path)
         self.key = key
+        self._columns: tuple[str, ...] | None = None  # the table's header, once read
 
     def append(self, row: Mapping[str, Any]) -> dict[str, Any]:
         if row.get("status") not in STATUSES:
@@ -96,20 +99,30 @@ class TrialWriter:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             header = os.fstat(fd).st_size == 0
-            os.write(fd, _csv_lines(full, header).encode("utf-8"))
+            if header:
+                self._columns = ALL_COLUMNS
+            elif self._columns is None:
+                self._columns = _header_of(self.path)
+            os.write(fd, _csv_lines(full, header, self._columns).encode("utf-8"))
             os.fsync(fd)
         finally:
             os.close(fd)  # releases the flock
         return full
 
 
-def _csv_lines(row: Mapping[str, Any], header: bool) -> str:
+def _csv_lines(row: Mapping[str, Any], header: bool, columns: tuple[str, ...]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=ALL_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     if header:
         writer.writeheader()
-    writer.writerow({k: _cell(row.get(k)) for k in ALL_COLUMNS})
+    writer.writerow({k: _cell(row.get(k)) for k in columns})
     return buffer.getvalue()
+
+
+def _header_of(path: Path) -> tuple[str, ...]:
+    """The columns of an existing table (its first line)."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        return tuple(next(csv.reader(handle), ALL_COLUMNS))
 
 
 def _cell(value: Any) -> Any:

@@ -25,6 +25,8 @@ from tuning.results import ALL_COLUMNS, TRIALS_FILE, StudyKey, TrialWriter, read
 from tuning.resume import clear_study, finished_summary, start_or_resume
 from tuning.signals import StopSignals
 from tuning.space import SearchSpace
+from tuning.table import load_table
+from tuning.tabular import SimulatedClock, TabularObjective
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "best_model.keras"
@@ -51,12 +53,18 @@ def run_study(
     space = config.search_space()
     protocol = config.protocol()
     backend = create_backend(config.backend, **config.backend_options)
-    if dataset is None:
-        dataset = load_dataset(config.dataset, target=config.target, task=config.task)
-    dataset = dataset.head(config.max_rows)
+    table = None if config.table is None else load_table(config.table)
+    if table is not None:  # trials looked up: the table's data, its grid searched
+        table.check_space(space)
+        backend.use_table()
+        dataset = table.dataset()
+    else:
+        if dataset is None:
+            dataset = load_dataset(config.dataset, target=config.target, task=config.task)
+        dataset = dataset.head(config.max_rows)
+        if config.model is not None:
+            check_model(config, dataset, space)
     factory = config.factory()
-    if config.model is not None:
-        check_model(config, dataset, space)
     budget = config.budget()
     study_dir = writable_folder(config.study_dir, f"--out {config.out}")
     shared = backend.shares_study
@@ -84,20 +92,29 @@ def run_study(
         key = StudyKey(
             config.study, config.backend, dataset.name, config.seed, backend.algorithm_name
         )
-        meter = BudgetMeter(budget)  # the search's clock starts here
+        clock = SimulatedClock() if table is not None else time.monotonic
+        meter = BudgetMeter(budget, clock)  # the search's clock starts here
         if not shared:  # a shared study's rows are other processes' spending too
             meter.restore(len(earlier), earlier.epochs, earlier.seconds, earlier.idle_trials)
-        objective = Objective(
-            dataset,
-            protocol,
-            TrialWriter(study_dir / TRIALS_FILE, key),
-            config.seed,
-            config.model_options,
-            meter=meter,
-            finished=[TrialResult.from_row(row) for _, row in earlier.trials.iterrows()],
-            stop=stop,
-            factory=factory,
-        )
+        common = {
+            "writer": TrialWriter(study_dir / TRIALS_FILE, key),
+            "meter": meter,
+            "finished": [TrialResult.from_row(row) for _, row in earlier.trials.iterrows()],
+            "stop": stop,
+        }
+        if table is not None:
+            objective: Objective = TabularObjective(
+                table, space, protocol, clock, config.seed, **common
+            )
+        else:
+            objective = Objective(
+                dataset,
+                protocol,
+                seed=config.seed,
+                model_options=config.model_options,
+                factory=factory,
+                **common,
+            )
         log.info(
             "study %s: %s on %s, budget %s", config.study, config.backend, dataset.name, budget
         )
@@ -110,7 +127,9 @@ def run_study(
                 config.study,
                 meter.idle_trials,
             )
-        search_seconds = time.perf_counter() - started + (0 if shared else earlier.seconds)
+        search_seconds = time.perf_counter() - started
+        if not shared and table is None:  # (a tabular study's earlier rows hold simulated time)
+            search_seconds += earlier.seconds
         summary = finalize(config, objective, space, study_dir, search_seconds, started, spent)
         summary["trials_from_earlier_runs"] = len(earlier)
         summary["algorithm"] = algorithm
@@ -198,22 +217,15 @@ def finalize(
     else:
         best = complete.loc[complete["val_loss"].idxmin()]
         params = space.coerce(json.loads(best["params"]))
-        model = objective.build(params)
-        history, fit_seconds = objective.fit(model, metered=False)
-        test = model.evaluate(
-            objective.dataset.X_test, objective.dataset.y_test, verbose=0, return_dict=True
-        )
-        save_model(model, study_dir / MODEL_FILE)
+        final, model = objective.final_result(params)
+        if model is not None:
+            save_model(model, study_dir / MODEL_FILE)
+            final["model_file"] = MODEL_FILE
         summary.update(
             best_trial=int(best["trial"]),
             best_params=params,
             best_val_loss=float(best["val_loss"]),
-            final_val_loss=float(min(history["val_loss"])),
-            final_epochs=len(history["loss"]),
-            final_fit_seconds=round(fit_seconds, 3),
-            test_loss=float(test["loss"]),
-            test_accuracy=float(test["accuracy"]) if "accuracy" in test else None,
-            model_file=MODEL_FILE,
+            **final,
         )
     summary["wall_seconds"] = round(time.perf_counter() - started, 3)
     return summary

@@ -74,6 +74,12 @@ class SearchBackend(ABC):
         the summary, so that no algorithm's advantage is hidden in a default."""
         return {}
 
+    def use_table(self) -> None:
+        """The study's trials will be looked up in a table (`tuning.tabular`) rather than
+        trained. Backends that train through the objective need nothing; one whose library
+        trains otherwise (scikit-learn's estimators) adapts here, or refuses in one line."""
+        return None
+
     @property
     def shares_study(self) -> bool:
         """True when several processes work on one study through the library's own shared

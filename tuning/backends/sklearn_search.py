@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from scikeras.wrappers import KerasClassifier, KerasRegressor
 from scipy import stats
+from sklearn.base import BaseEstimator
 from sklearn.exceptions import FitFailedWarning
 from sklearn.experimental import enable_halving_search_cv  # noqa: F401  (scikit-learn's own switch)
 from sklearn.metrics import log_loss, mean_squared_error
@@ -124,6 +125,42 @@ class TimedKerasRegressor(_TimedFit, KerasRegressor):
     pass
 
 
+class TabularEstimator(BaseEstimator):
+    """The estimator of a tabular study (`tuning.tabular`): ``fit`` looks its configuration up
+    in the table for at most ``epochs`` epochs (successive halving's resource), through the
+    study's objective (which counts the budget and the simulated clock); no model, no data.
+    Parameters are the searched ones, ``model__``-prefixed as scikeras names them."""
+
+    def __init__(self, objective: Any = None, epochs: int = 1, **model_params: Any) -> None:
+        self.objective = objective
+        self.epochs = epochs
+        self.model_params = model_params
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {"objective": self.objective, "epochs": self.epochs, **self.model_params}
+
+    def set_params(self, **params: Any) -> TabularEstimator:
+        for name, value in params.items():
+            if name in ("objective", "epochs"):
+                setattr(self, name, value)
+            else:
+                self.model_params[name] = value
+        return self
+
+    def __repr__(self) -> str:
+        return f"TabularEstimator(epochs={self.epochs}, {self.model_params})"
+
+    def fit(self, X: np.ndarray, y: np.ndarray, **_fit_params: Any) -> TabularEstimator:
+        objective = self.objective
+        if objective.meter.exhausted:
+            raise BudgetSpent("the study's budget is spent")
+        params = {k[len(PREFIX) :]: v for k, v in self.model_params.items()}
+        self.history_, self.fit_seconds_ = objective.answer(
+            objective.space.coerce(params), int(self.epochs)
+        )
+        return self
+
+
 class TimedKerasClassifier(_TimedFit, KerasClassifier):
     pass
 
@@ -132,7 +169,11 @@ def score_fold(estimator: Any, X: np.ndarray, y: np.ndarray) -> dict[str, float]
     """The scorer of every fold, in whichever process fitted it: the fold's loss (negated, as
     scikit-learn maximises scores; NaN if the model diverged), epochs trained and fit seconds.
     A fold that failed to fit is never scored: scikit-learn gives it NaN for all three."""
-    if isinstance(estimator, KerasClassifier):
+    if isinstance(estimator, TabularEstimator):  # the table's validation loss, best epoch's
+        val_loss = np.asarray(estimator.history_.get("val_loss", []), dtype=float)
+        finite = val_loss.size and np.isfinite(val_loss).all()
+        loss = float(val_loss.min()) if finite else math.nan
+    elif isinstance(estimator, KerasClassifier):
         proba = estimator.predict_proba(X)
         finite = np.isfinite(proba).all()
         loss = log_loss(y, proba, labels=np.arange(proba.shape[1])) if finite else math.nan
@@ -334,14 +375,39 @@ class SklearnBackend(SearchBackend):
     }
 
     def __init__(
-        self, algorithm: str | None = None, cv: int | str = 3, scheduler: str | None = None
+        self,
+        algorithm: str | None = None,
+        cv: int | str | None = None,
+        scheduler: str | None = None,
     ) -> None:
         self.algorithm = self._choose(algorithm)
         self.cv = cv
         self.scheduler = scheduler
+        self.tabular = False  # trials looked up in a table (`use_table`)
+
+    @property
+    def folds(self) -> int | str:
+        """``cv`` as given; by default 3 (the book's), or ``holdout`` for a tabular study."""
+        if self.cv is not None:
+            return self.cv
+        return "holdout" if self.tabular else 3
+
+    def use_table(self) -> None:
+        """A table holds one validation split per configuration: each candidate is scored on
+        it (``cv="holdout"``); cross-validation folds and a Dask cluster are refused."""
+        if self.cv not in (None, "holdout"):
+            raise BackendError(
+                f"sklearn with a tabular objective: cv={self.cv!r} cannot be looked up (the "
+                "table holds the shared validation split only): drop cv, or use cv='holdout'"
+            )
+        if self.scheduler is not None:
+            raise BackendError(
+                "sklearn with a tabular objective looks trials up here: drop --scheduler"
+            )
+        self.tabular = True
 
     def settings(self, budget: Budget, max_epochs: int) -> dict[str, Any]:
-        settings: dict[str, Any] = {"cv": self.cv}
+        settings: dict[str, Any] = {"cv": self.folds}
         if self.algorithm == "halving":
             settings.update(
                 resource="epochs",
@@ -353,11 +419,11 @@ class SklearnBackend(SearchBackend):
         return settings
 
     def _splitter(self, n_train: int, n_valid: int) -> tuple[Any, int]:
-        if self.cv == "holdout":
+        if self.folds == "holdout":
             test_fold = np.r_[np.full(n_train, -1), np.zeros(n_valid)]
             return PredefinedSplit(test_fold), 1
         try:
-            folds = int(self.cv)
+            folds = int(self.folds)
         except (TypeError, ValueError):
             folds = 0
         if folds < 2:
@@ -375,26 +441,15 @@ class SklearnBackend(SearchBackend):
         d = objective.dataset
         protocol = objective.protocol
         cv, n_splits = self._splitter(len(d.X_train), len(d.X_valid))
-        if self.cv == "holdout":
-            X, y = np.concatenate([d.X_train, d.X_valid]), np.concatenate([d.y_train, d.y_valid])
+        if self.tabular:  # nothing is trained: the rows only index the split
+            X, y = np.zeros((len(d.X_train) + len(d.X_valid), 1)), np.zeros(len(cv.test_fold))
+            estimator: Any = TabularEstimator(
+                objective,
+                epochs=protocol.max_epochs,
+                **{PREFIX + p.name: _default_value(p) for p in space},
+            )
         else:
-            X, y = d.X_train, d.y_train
-        wrapper = TimedKerasClassifier if d.task == "classification" else TimedKerasRegressor
-        fit_kwargs = protocol.fit_kwargs()
-        estimator = wrapper(
-            model=objective.factory,
-            callbacks=[  # the protocol's own are the trainer's
-                BudgetCallback(objective.meter),
-                # (a cluster's workers do not get the signal: the search stops between batches)
-                *([StopCallback(objective.stop)] if objective.stop and not self.scheduler else []),
-            ],
-            batch_size=fit_kwargs["batch_size"],
-            epochs=fit_kwargs["epochs"],
-            verbose=fit_kwargs["verbose"],
-            random_state=objective.seed,
-            **{PREFIX + k: v for k, v in objective.model_kwargs().items()},
-            **{PREFIX + p.name: _default_value(p) for p in space},
-        )
+            X, y, estimator = self._estimator(objective, space)
         recorder = _CandidateRecorder(objective, space, n_splits, self.scheduler is not None)
         distributions = {PREFIX + p.name: to_sklearn_distribution(p) for p in space}
         search_options = {
@@ -404,7 +459,11 @@ class SklearnBackend(SearchBackend):
             "error_score": np.nan,
             "n_jobs": 1 if self.scheduler is None else -1,
         }
-        fit_data = {"validation_data": (d.X_valid, d.y_valid), "trainer": objective.trainer}
+        fit_data = (
+            {}
+            if self.tabular
+            else {"validation_data": (d.X_valid, d.y_valid), "trainer": objective.trainer}
+        )
         if self.algorithm == "halving":
             self._halve(
                 objective, estimator, distributions, search_options, recorder, seed, X, y, fit_data
@@ -421,6 +480,32 @@ class SklearnBackend(SearchBackend):
         search.recorder = recorder
         with self._folds_on_cluster(search, n_splits), _expected_warnings_quietly():
             search.fit(X, y, **fit_data)
+
+    def _estimator(self, objective: Objective, space: SearchSpace) -> tuple[Any, Any, Any]:
+        """The data the search splits (training rows, and the validation rows for holdout) and
+        the scikeras estimator over the study's factory, trained by the study's trainer."""
+        d = objective.dataset
+        if self.folds == "holdout":
+            X, y = np.concatenate([d.X_train, d.X_valid]), np.concatenate([d.y_train, d.y_valid])
+        else:
+            X, y = d.X_train, d.y_train
+        wrapper = TimedKerasClassifier if d.task == "classification" else TimedKerasRegressor
+        fit_kwargs = objective.protocol.fit_kwargs()
+        estimator = wrapper(
+            model=objective.factory,
+            callbacks=[  # the protocol's own are the trainer's
+                BudgetCallback(objective.meter),
+                # (a cluster's workers do not get the signal: the search stops between batches)
+                *([StopCallback(objective.stop)] if objective.stop and not self.scheduler else []),
+            ],
+            batch_size=fit_kwargs["batch_size"],
+            epochs=fit_kwargs["epochs"],
+            verbose=fit_kwargs["verbose"],
+            random_state=objective.seed,
+            **{PREFIX + k: v for k, v in objective.model_kwargs().items()},
+            **{PREFIX + p.name: _default_value(p) for p in space},
+        )
+        return X, y, estimator
 
     def _halve(
         self,

@@ -77,8 +77,8 @@ class SkoptBackend(SearchBackend):
     A failed trial is told the worst loss seen so far (the GP cannot model a NaN), so the optimizer
     learns to avoid that region without its scale being distorted by an arbitrary constant; failures
     before any success wait, untold, until there is a worst loss to tell (skopt keeps drawing
-    random initial points meanwhile). skopt keeps no state on disk: a resumed study tells a new
-    optimizer the points already in the table.
+    random initial points meanwhile). skopt keeps no state on disk: a resumed study's new
+    optimizer, seeded alike, proposes the finished trials again and is told their results.
 
     Args:
         algorithm: one of `algorithms` (default ``gp``).
@@ -141,13 +141,10 @@ class SkoptBackend(SearchBackend):
                 optimizer.tell(failed_untold, [worst] * len(failed_untold))
                 failed_untold.clear()
 
-        # A resumed study replays its finished trials into the optimizer, each after the `ask`
-        # that drew it, so the optimizer's random stream continues where the first run left it.
-        for recorded in objective.finished:
-            optimizer.ask()
-            point = [recorded.params[name] for name in space.names]
-            observe(point, recorded.ok, recorded.val_loss)
-        objective.restored(len(objective.finished))
+        # A resumed study asks again: the objective answers the finished trials from the table
+        # (`Objective.replay`, which checks that the optimizer proposes them again), and the
+        # optimizer is told its own proposals, as in the first run (a tabular study's rows hold
+        # the proposals snapped to the table's grid).
         while not objective.meter.exhausted:
             point = optimizer.ask()
             result = objective(space.coerce(dict(zip(space.names, point, strict=True))))
