@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 
 import keras
@@ -19,7 +18,7 @@ from tuning.results import read_trials
 from tuning.space import SearchSpace, default_space
 from tuning.study import run_study
 from tuning.table import load_table
-from tuning.tabulate import TableSettings, tabulate
+from tuning.tabulate import TableSettings, config_id, configurations, tabulate
 
 pytestmark = [
     pytest.mark.one_keras_backend,
@@ -142,7 +141,7 @@ def test_every_backend_searches_the_table_under_the_epoch_budget(name, table, tm
     rows = read_trials(config.study_dir)
     assert rows["epochs"].sum() == 30 and rows["cum_epochs"].iloc[-1] == 30
     assert len(rows) == summary["trials"] > 1
-    grid_points = {json.dumps(p, sort_keys=True) for p in _grid_points()}
+    grid_points = {config_id(p) for p in configurations(GRID)}
     assert set(rows["params"]) <= grid_points  # every row is a configuration of the grid
     assert rows["table_test_loss"].notna().all()
     # simulated clock: the table's seconds are spent, more than the real lookups took
@@ -152,15 +151,6 @@ def test_every_backend_searches_the_table_under_the_epoch_budget(name, table, tm
     assert summary["regret"] >= 0 and math.isfinite(summary["test_loss"])
     if name.startswith("sklearn"):
         assert summary["algorithm"]["cv"] == "holdout"
-
-
-def _grid_points() -> list[dict]:
-    return [
-        {"learning_rate": r, "n_hidden": h, "n_neurons": n}
-        for h in GRID["n_hidden"]
-        for n in GRID["n_neurons"]
-        for r in GRID["learning_rate"]
-    ]
 
 
 def test_sklearn_cross_validation_cannot_be_looked_up(table, tmp_path):

@@ -312,20 +312,21 @@ def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
     for task in tasks:
         if args.scheduler is not None:
             task.out = str(Path(task.out).resolve())  # the same path on every worker
+        own = task.space or task.model_options or task.model  # (else no Keras import here)
         if task.table is not None:  # read and checked once here, not once per worker
             from tuning.space import default_space
             from tuning.table import load_table
 
-            own = task.space or task.model_options or task.model  # (else no Keras import)
             load_table(task.table).check_space(task.search_space() if own else default_space())
         else:
             check_dataset(task.dataset, target=task.target, task=task.task)
-        if task.table is None and (task.space or task.model_options or task.model):
-            space = task.search_space()  # checked once here, not once per worker
-            if task.model is not None:  # a user's factory: built once, before any study
-                from tuning.study import check_model  # Keras: its backend is set above
+            if own:
+                space = task.search_space()  # checked once here, not once per worker
+                if task.model is not None:  # a user's factory: built once, before any study
+                    from tuning.study import check_model  # Keras: its backend is set above
 
-                check_model(task, load_dataset(task.dataset, target=task.target).head(64), space)
+                    sample = load_dataset(task.dataset, target=task.target).head(64)
+                    check_model(task, sample, space)
         configs += plan_grid(task, backends, args.seeds)
     with make_display(sys.stderr) as display:
         result = run_grid(

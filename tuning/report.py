@@ -256,7 +256,7 @@ def _suite_section(suite: SuiteStatistics) -> list[str]:
     ]
 
 
-def _configuration(params: Mapping[str, Any] | None) -> str:
+def describe_configuration(params: Mapping[str, Any] | None) -> str:
     """``name=value`` pairs of a configuration, floats to 4 significant digits."""
     if not params:
         return "-"
@@ -335,7 +335,7 @@ def write_report(
             "trials": r.trials,
             "epochs": r.epochs,
             "seconds": r.seconds,
-            "best configuration": _configuration(summaries[r.study].get("best_params")),
+            "best configuration": describe_configuration(summaries[r.study].get("best_params")),
         }
         for r in studies.itertuples(index=False)
     ]

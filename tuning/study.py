@@ -64,7 +64,6 @@ def run_study(
         dataset = dataset.head(config.max_rows)
         if config.model is not None:
             check_model(config, dataset, space)
-    factory = config.factory()
     budget = config.budget()
     study_dir = writable_folder(config.study_dir, f"--out {config.out}")
     shared = backend.shares_study
@@ -112,7 +111,7 @@ def run_study(
                 protocol,
                 seed=config.seed,
                 model_options=config.model_options,
-                factory=factory,
+                factory=config.factory(),
                 **common,
             )
         log.info(

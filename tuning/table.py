@@ -44,11 +44,6 @@ class TableEntry:
         """The seconds of one epoch (the table shares its group's time out by epochs)."""
         return self.seconds / max(1, self.epochs)
 
-    def best_until(self, epochs: int) -> float:
-        """The lowest validation loss of the first ``epochs`` epochs (NaN when none is finite)."""
-        finite = [v for v in self.val_loss[:epochs] if math.isfinite(v)]
-        return min(finite) if finite else math.nan
-
 
 class Table:
     """A finished table: its settings (``table.json``) and one `TableEntry` per configuration

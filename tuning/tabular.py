@@ -200,7 +200,7 @@ class TabularObjective(Objective):
         return self.record(
             params,
             status="complete",
-            val_loss=entry.best_until(entry.epochs),
+            val_loss=entry.best_val_loss,
             epochs=0,
             fit_seconds=0.0,
             error=f"early stopping ended this configuration after epoch {entry.epochs}",

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from tuning.plots import UNKNOWN, _panels, backend_colours, plt, save_figure
+from tuning.report import describe_configuration, fmt, markdown_table
 
 log = logging.getLogger(__name__)
 FRACTIONS = np.linspace(0.0, 1.0, 101)
@@ -27,7 +28,9 @@ REGRET_FLOOR = 1e-4  # regrets are drawn on a log axis: 0 (the table's best foun
 
 def is_tabular(summaries: Mapping[str, dict]) -> bool:
     """True when every study of the folder looked its trials up in a table."""
-    return bool(summaries) and all("regret" in s or "table" in s for s in summaries.values())
+    return bool(summaries) and all(
+        (s.get("config") or {}).get("objective") for s in summaries.values()
+    )
 
 
 def regret_over_budget(trials: pd.DataFrame, summaries: Mapping[str, dict]) -> pd.DataFrame:
@@ -45,8 +48,10 @@ def regret_over_budget(trials: pd.DataFrame, summaries: Mapping[str, dict]) -> p
         val = group["val_loss"].where(complete, np.inf).to_numpy(dtype=float)
         test = group["table_test_loss"].to_numpy(dtype=float)
         incumbent = np.minimum.accumulate(val)
-        # the test loss of the trial that holds the incumbent validation loss at each row
-        holder = np.array([int(np.argmin(val[: i + 1])) for i in range(len(val))])
+        # the row that holds the incumbent validation loss at each row: the last strict
+        # improvement (the first row of the lowest loss so far, as argmin picks)
+        improves = val < np.concatenate([[np.inf], incumbent[:-1]])
+        holder = np.maximum.accumulate(np.where(improves, np.arange(len(val)), 0))
         regret = np.where(np.isfinite(incumbent), test[holder] - best, np.nan)
         spent = group["cum_epochs"].to_numpy(dtype=float) / float(limit)
         index = np.searchsorted(spent, FRACTIONS + 1e-9, side="right") - 1
@@ -147,18 +152,12 @@ def plot_landscape(table: Any, path: Path) -> Path | None:
     best, mean = table.best_overall()
     fig.suptitle(
         f"Table {table.folder.name}: validation loss (mean of {len(table.seeds)} seeds, "
-        f"clipped at the 95th percentile); best by test loss: {_configuration(best)} "
+        f"clipped at the 95th percentile); best by test loss: {describe_configuration(best)} "
         f"({mean:.4g})",
         fontsize=9,
     )
     fig.colorbar(image, ax=axes[0].tolist(), label="log10 best val_loss")
     return save_figure(fig, path)
-
-
-def _configuration(params: Mapping[str, Any]) -> str:
-    return ", ".join(
-        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
-    )
 
 
 def regret_table(studies: pd.DataFrame, summaries: Mapping[str, dict]) -> pd.DataFrame:
@@ -190,14 +189,12 @@ def regret_table(studies: pd.DataFrame, summaries: Mapping[str, dict]) -> pd.Dat
 
 def tabular_section(table: Any, regrets: pd.DataFrame, summaries: Mapping[str, dict]) -> list[str]:
     """The report's section: the table, its best configuration, every backend's regret."""
-    from tuning.report import fmt, markdown_table
-
     first = next(iter(summaries.values()))
     lines = ["## Tabular objective\n"]
     if table is not None:
         best, mean = table.best_overall()
         per_seed = ", ".join(
-            f"seed {seed}: {_configuration(table.best(seed).params)} "
+            f"seed {seed}: {describe_configuration(table.best(seed).params)} "
             f"({fmt(table.best(seed).test_loss)})"
             for seed in table.seeds
         )
@@ -206,7 +203,7 @@ def tabular_section(table: Any, regrets: pd.DataFrame, summaries: Mapping[str, d
             f"configurations x {len(table.seeds)} seeds, trained once by `tuning tabulate`; "
             f"a study of seed s reads table seed s mod {len(table.seeds)}), not trained. The "
             f"table's best configuration (mean test loss over its seeds): "
-            f"**{_configuration(best)}**, test loss {fmt(mean)}. Best per table seed: "
+            f"**{describe_configuration(best)}**, test loss {fmt(mean)}. Best per table seed: "
             f"{per_seed}.\n"
         )
     else:
