@@ -170,6 +170,9 @@ def test_the_aggregated_leaderboard_equals_a_hand_computation(compared):
     diffs = [test[("hyperopt", s)] - test[("random", s)] for s in SEEDS]
     assert board.loc["hyperopt", "wilcoxon_p"] == pytest.approx(exact_wilcoxon_p(diffs))
     assert board.loc["hyperopt", "vs_random"] == "not significant"  # 2 seeds: p >= 0.5
+    assert board.loc["hyperopt", "wilcoxon_p_lower"] + board.loc[
+        "hyperopt", "wilcoxon_p_higher"
+    ] == pytest.approx(1.25)  # P(W+ <= w) + P(W+ >= w) = 1 + P(W+ = w): each w has 1/4
     assert board.loc["random", "vs_random"] == "baseline"
 
 
@@ -183,9 +186,12 @@ def test_statistics_helpers_on_known_values():
     seeds = pd.Index([0, 1, 2, 3, 4, 5])
     better = pd.Series([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], index=seeds)
     base = better + [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
-    n, diff, p = paired_test(better, base)
-    assert (n, diff) == (6, pytest.approx(-0.75)) and p == pytest.approx(2 / 64)
-    assert paired_test(better, better) == (6, 0.0, 1.0)
+    test = paired_test(better, base)
+    assert (test.n_pairs, test.median_diff) == (6, pytest.approx(-0.75))
+    assert test.p == pytest.approx(2 / 64) and test.p_lower == pytest.approx(1 / 64)
+    assert test.hodges_lehmann == pytest.approx(-0.75)  # Walsh averages of -0.5 .. -1.0
+    same = paired_test(better, better)
+    assert (same.n_pairs, same.median_diff) == (6, 0.0) and math.isnan(same.p)
     assert smallest_p(3) == 0.25 and smallest_p(6) == pytest.approx(0.03125)
 
 

@@ -2,16 +2,27 @@
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from tuning.suite_stats import (
+    SCORE_CAP,
+    DuplicateStudies,
+    beyond_critical_difference,
     block_matrix,
     block_ranks,
+    block_wins,
     critical_difference,
     friedman,
+    interquartile_mean,
+    interval_estimates,
+    nemenyi_p_values,
     normalized_scores,
+    rank_over_budget,
     suite_statistics,
+    task_scale,
     verdict,
 )
 
@@ -65,11 +76,12 @@ def test_normalized_scores_by_hand():
         assert scores[key] == pytest.approx(value)
 
 
-def test_a_study_without_a_model_scores_as_the_tasks_worst():
+def test_a_study_without_a_model_scores_the_cap_worse_than_any_study_with_one():
     table = dict(TABLE)
     table["A", "y"] = math.nan
     scores = normalized_scores(_studies(table)).set_index(["dataset", "backend"])["score"]
-    assert scores["A", "y"] == pytest.approx(scores["A", "random"]) == pytest.approx(1.0)
+    assert scores["A", "y"] == SCORE_CAP == 5.0
+    assert scores["A", "random"] == pytest.approx(1.0)  # best and reference from the others
 
 
 def test_ranks_and_friedman_statistic_by_hand():
@@ -161,3 +173,213 @@ def test_bootstrap_interval_of_a_constant_score_is_that_score():
     assert row["score_mean"] == pytest.approx(1.0)  # seeds 0, 1, 2
     assert row["score_mean_ci_low"] < 1.0 < row["score_mean_ci_high"]
     assert (result.friedman_statistic, result.friedman_p) == (0.0, 1.0)  # every block a tie
+
+
+# --- failed studies, degenerate scales, duplicates, empty cells, wins, rank over budget ---------
+
+
+def test_a_backend_that_fails_ranks_last_in_those_blocks_instead_of_vanishing():
+    # x is best whenever it runs, and has no model in seeds 2-4 of both tasks: 6 of 10 blocks.
+    table = {
+        (task, backend): base * factor
+        for task, base in (("A", 1.0), ("B", 2.0))
+        for backend, factor in (("x", 1.0), ("y", 1.1), ("z", 1.2), ("random", 1.3))
+    }
+    studies = _studies(table, seeds=range(5))
+    no_model = (studies["backend"] == "x") & (studies["seed"] >= 2)
+    studies.loc[no_model, "test_loss"] = math.nan
+    result = suite_statistics(studies, pd.DataFrame(), {}, reps=200)
+    board = result.board.set_index("backend")
+    # x: rank 1 in 4 blocks, 4 (last) in 6 -> 2.8; y: 2 then 1 -> 1.4; z: 3 then 2 -> 2.4
+    assert board["mean_rank"].to_dict() == pytest.approx(
+        {"x": 2.8, "y": 1.4, "z": 2.4, "random": 3.4}
+    )
+    assert list(board.index) == ["y", "z", "x", "random"]
+    assert board.loc["x", "wins"] == 4 and board.loc["y", "wins"] == 6
+    assert board.loc["x", "no_model"] == 6 and board["blocks"].iloc[0] == 10
+    assert result.failed == {"x": 6}
+    assert "x 6" in verdict(result) and "ranked last" in verdict(result)
+    # scores: x's failed studies score the cap; its seed 1 is 0.01 above the best, on scales of
+    # random's mean minus the best: 0.32 on A (1.32 - 1), 0.62 on B (2.62 - 2)
+    expected = (0.01 / 0.32 + 0.01 / 0.62 + 6 * SCORE_CAP) / 10
+    assert board.loc["x", "score_mean"] == pytest.approx(expected)
+
+
+def test_failures_tie_among_themselves_at_the_bottom():
+    losses = pd.DataFrame({"a": [np.inf], "b": [0.5], "c": [np.inf], "d": [0.7]})
+    assert block_ranks(losses).iloc[0].to_dict() == {"a": 3.5, "b": 1.0, "c": 3.5, "d": 2.0}
+
+
+def test_a_block_with_no_study_of_some_backend_is_left_out_and_named():
+    studies = _studies(seeds=range(3))
+    studies = studies[~((studies["dataset"] == "B") & (studies["backend"] == "y"))]
+    result = suite_statistics(studies, pd.DataFrame(), {}, reps=200)
+    assert result.board["blocks"].iloc[0] == 6  # tasks A and C, 3 seeds each
+    assert result.missing == {("B", 0): ["y"], ("B", 1): ["y"], ("B", 2): ["y"]}
+    assert result.tasks == ["A", "C"] and result.seeds == [0, 1, 2]
+    text = verdict(result)
+    assert "B: seed 0 (no study of y), seed 1 (no study of y), seed 2 (no study of y)" in text
+    assert "nan" not in text
+    assert result.board["score_iqm"].notna().all()  # the other cells still give intervals
+
+
+def test_with_no_complete_block_the_verdict_names_no_best():
+    studies = _studies()
+    studies = studies[~((studies["backend"] == "y") & (studies["dataset"] != "A"))]
+    studies = studies[~((studies["backend"] == "x") & (studies["dataset"] == "A"))]
+    result = suite_statistics(studies, pd.DataFrame(), {}, reps=200)
+    text = verdict(result)
+    assert result.board.empty
+    assert "nothing to rank" in text and "Best" not in text and "nan" not in text
+
+
+def test_a_tie_for_first_is_a_win_for_each_and_a_block_of_failures_has_no_winner():
+    losses = pd.DataFrame(
+        {"a": [1.0, 2.0, np.inf], "b": [1.0, 1.0, np.inf], "c": [3.0, 3.0, np.inf]}
+    )
+    assert block_wins(losses).to_dict() == {"a": 1, "b": 2, "c": 0}
+
+
+def test_two_studies_of_one_cell_are_refused_naming_both():
+    studies = _studies()
+    twice = pd.concat([studies, studies.iloc[[1]].assign(study="again")], ignore_index=True)
+    with pytest.raises(DuplicateStudies, match=r"2 studies of x on A with seed 0: A_x_s0, again"):
+        suite_statistics(twice, pd.DataFrame(), {}, reps=200)
+
+
+def _one_task(losses: dict[str, list[float]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"study": f"{b}{i}", "dataset": "T", "backend": b, "seed": i, "test_loss": loss}
+            for b, values in losses.items()
+            for i, loss in enumerate(values)
+        ]
+    )
+
+
+def test_the_reference_is_random_searchs_mean_not_its_median():
+    # random: 1, 1, 4 -> mean 2 (median 1); best 0 -> a loss of 1 scores 0.5
+    scores = normalized_scores(_one_task({"random": [1.0, 1.0, 4.0], "x": [0.0, 1.0, 1.0]}))
+    assert scores["reference"].iloc[0] == 2.0
+    assert scores.set_index(["backend", "seed"]).loc[("x", 1), "score"] == 0.5
+
+
+def test_when_random_search_is_as_good_as_the_best_the_tasks_range_is_the_scale():
+    # random's mean is the best (1.0): scores on (reference - best) would all be 0 or 1
+    scores = normalized_scores(_one_task({"random": [1.0], "x": [3.0], "y": [2.0]}))
+    by = scores.set_index("backend")["score"]
+    assert by.to_dict() == {"random": 0.0, "x": 1.0, "y": 0.5}  # range 2: (L - 1) / 2
+    # a spread of rounding noise (5e-10) is no scale either: no score near 1e9
+    noise = normalized_scores(_one_task({"random": [1.0 + 5e-10], "x": [1.0], "y": [2.0]}))
+    assert noise.set_index("backend")["score"].to_dict() == pytest.approx(
+        {"random": 5e-10, "x": 0.0, "y": 1.0}
+    )
+
+
+def test_a_task_on_which_every_study_tied_scores_zero():
+    scores = normalized_scores(_one_task({"random": [0.7, 0.7], "x": [0.7, 0.7]}))
+    assert (scores["score"] == 0.0).all()
+    assert math.isnan(task_scale(0.7, 0.7, 0.7))
+
+
+def test_scores_are_clipped_so_one_diverged_loss_cannot_decide_a_mean():
+    scores = normalized_scores(_one_task({"random": [1.0, 2.0], "x": [0.5, 1e6]}))
+    by = scores.set_index(["backend", "seed"])["score"]
+    assert by["x", 1] == SCORE_CAP
+    assert by["random", 1] == pytest.approx(1.5 / 1.0)  # reference 1.5, best 0.5: (2 - .5) / 1
+
+
+def test_interquartile_mean_is_neither_the_mean_nor_the_median():
+    scores = np.array([0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 10.0, 100.0])
+    assert interquartile_mean(scores) == pytest.approx(0.75)  # mean of 0, 0, 1, 2
+
+
+def test_the_bootstrap_is_stratified_by_task():
+    # every seed scores 0 on task A and 1 on task B: resampling seeds within each task never
+    # changes the mean; pooling the tasks would
+    samples = {"x": [np.zeros(6), np.ones(6)]}
+    estimate = interval_estimates(samples, reps=500)["x"]
+    assert estimate["mean"] == (0.5, 0.5, 0.5)
+    assert estimate["iqm"] == (0.5, 0.5, 0.5)
+
+
+def test_the_bootstrap_interval_is_a_percentile_interval():
+    scores = np.random.default_rng(1).exponential(size=12) ** 2
+    low, high = interval_estimates({"x": [scores]}, reps=5000)["x"]["mean"][1:]
+    rng = np.random.default_rng(7)  # an independent percentile bootstrap
+    means = scores[rng.integers(0, len(scores), size=(40_000, len(scores)))].mean(axis=1)
+    expected = np.percentile(means, [2.5, 97.5])
+    assert (low, high) == pytest.approx(tuple(expected), rel=0.08)  # BCa: (0.46, 12.4)
+
+
+def test_one_seed_a_task_gives_no_interval_and_says_so():
+    result = suite_statistics(_studies(), pd.DataFrame(), {}, reps=200)
+    assert result.board["score_iqm_ci_low"].isna().all()
+    assert "(no interval: one seed a task)" in verdict(result)
+
+
+def test_nemenyi_p_values_match_the_studentized_range_formula_for_each_pair():
+    # three backends over 6 blocks: a always best, b and c alternate
+    losses = pd.DataFrame(
+        {"a": [0.1] * 6, "b": [0.5, 0.9] * 3, "c": [0.9, 0.5] * 3},
+        index=pd.MultiIndex.from_product([["T"], range(6)], names=["dataset", "seed"]),
+    )
+    p = nemenyi_p_values(losses)
+    ranks = block_ranks(losses).mean()  # a 1, b 2.5, c 2.5
+    k, n = 3, 6
+    for one, other in (("a", "b"), ("a", "c"), ("b", "c")):
+        q = abs(ranks[one] - ranks[other]) / math.sqrt(k * (k + 1) / (6 * n)) * math.sqrt(2)
+        assert p.loc[one, other] == pytest.approx(stats.studentized_range.sf(q, k, np.inf))
+    assert p.loc["b", "c"] == pytest.approx(1.0) and p.loc["a", "b"] < 0.05
+
+
+def test_no_pair_is_called_different_without_a_friedman_test():
+    # two backends (Friedman needs three), x always better: the mean ranks differ by 1 > CD 0.88
+    studies = _one_task({"random": [2.0] * 5, "x": [1.0] * 5})
+    result = suite_statistics(studies, pd.DataFrame(), {}, reps=200)
+    assert result.critical_difference < 1.0
+    assert math.isnan(result.friedman_p)
+    assert result.distinguishable == [] and result.undecided == [("x", "random")]
+
+
+def test_a_difference_equal_to_the_critical_difference_is_not_enough():
+    assert not beyond_critical_difference(1.0, 2.0, 1.0)
+    assert beyond_critical_difference(1.0, 2.0, 0.999)
+
+
+def test_rank_over_budget_ignores_pruned_and_failed_trials_and_keeps_the_incumbent():
+    # a: 1.0 complete, then a pruned 0.5 and a failed trial; b: 0.8; c: 1.2
+    rows = [
+        ("a", 0, "complete", 1.0, 50),
+        ("a", 1, "pruned", 0.5, 80),
+        ("a", 2, "failed", math.nan, 100),
+        ("b", 0, "complete", 0.8, 100),
+        ("c", 0, "complete", 1.2, 100),
+    ]
+    trials = pd.DataFrame(
+        [
+            {"study": s, "trial": t, "status": st, "val_loss": v, "cum_epochs": e}
+            for s, t, st, v, e in rows
+        ]
+    )
+    studies = pd.DataFrame([{"study": b, "dataset": "T", "backend": b, "seed": 0} for b in "abc"])
+    budgets = {b: {"epochs": 100} for b in "abc"}
+    over = rank_over_budget(studies, trials, budgets, fractions=(0.5, 1.0))
+    at = over.set_index(["fraction", "backend"])["mean_rank"]
+    assert at[1.0, "b"] == 1.0 and at[1.0, "a"] == 2.0 and at[1.0, "c"] == 3.0
+    assert at[0.5, "a"] == 1.0 and at[0.5, "b"] == at[0.5, "c"] == 2.5  # none yet: tied last
+
+
+def test_rank_over_budget_ranks_a_study_without_trials_last_and_keeps_the_suites_blocks():
+    trials = pd.DataFrame(
+        [{"study": "a", "trial": 0, "status": "complete", "val_loss": 1.0, "cum_epochs": 10}]
+    )
+    studies = pd.DataFrame(
+        [
+            {"study": "a", "dataset": "T", "backend": "a", "seed": 0},
+            {"study": "b", "dataset": "T", "backend": "b", "seed": 0},
+            {"study": "a1", "dataset": "T", "backend": "a", "seed": 1},  # no b in seed 1
+        ]
+    )
+    over = rank_over_budget(studies, trials, {}, fractions=(1.0,))
+    assert over.set_index("backend")["mean_rank"].to_dict() == {"a": 1.0, "b": 2.0}

@@ -13,10 +13,13 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from tuning.suite_stats import block_wins, check_unique
 
 BASELINE = "random"
 ALPHA = 0.05
@@ -57,22 +60,64 @@ def epochs_to_target(trials: pd.DataFrame, target: float) -> float:
     return float(hit["cum_epochs"].iloc[0]) if len(hit) else math.nan
 
 
-def paired_test(losses: pd.Series, baseline: pd.Series) -> tuple[int, float, float]:
+@dataclass(frozen=True)
+class PairedTest:
+    """A Wilcoxon signed-rank test of paired losses against the baseline's (differences: the
+    backend's loss minus the baseline's, by seed).
+
+    ``p`` is two-sided; ``p_lower`` and ``p_higher`` are the one-sided p-values of "its losses
+    are lower" and "higher" than the baseline's: the verdict's direction comes from them, never
+    from a plain median (a few large differences of one sign can outweigh many small ones of
+    the other). ``hodges_lehmann`` is the estimate of the shift that goes with the test: the
+    median of the Walsh averages of the differences."""
+
+    n_pairs: int
+    median_diff: float = math.nan
+    hodges_lehmann: float = math.nan
+    p: float = math.nan
+    p_lower: float = math.nan
+    p_higher: float = math.nan
+
+    @property
+    def testable(self) -> bool:
+        """Two pairs or more, not all equal: a signed-rank test can be made."""
+        return not math.isnan(self.p)
+
+
+def hodges_lehmann(diff: np.ndarray) -> float:
+    """The one-sample Hodges-Lehmann estimate: the median of every Walsh average
+    ``(d_i + d_j) / 2``, ``i <= j``."""
+    d = np.asarray(diff, dtype=float)
+    if not len(d):
+        return math.nan
+    i, j = np.triu_indices(len(d))
+    return float(np.median((d[i] + d[j]) / 2))
+
+
+def paired_test(losses: pd.Series, baseline: pd.Series) -> PairedTest:
     """Wilcoxon signed-rank test of paired losses (indexed by seed) against the baseline's.
 
-    Returns the number of pairs, the median difference (negative: lower loss than the baseline)
-    and the two-sided p-value (1.0 when every difference is zero, NaN without pairs).
-    """
+    No test (NaN p-values) with fewer than two pairs or when every difference is zero: the
+    verdict then says why instead of printing a p-value that no test gave."""
     pairs = pd.concat([losses, baseline], axis=1, join="inner").dropna()
-    if pairs.empty:
-        return 0, math.nan, math.nan
-    diff = (pairs.iloc[:, 0] - pairs.iloc[:, 1]).to_numpy()
-    if not np.any(diff):
-        return len(diff), 0.0, 1.0
+    diff = (pairs.iloc[:, 0] - pairs.iloc[:, 1]).to_numpy(dtype=float)
+    n = len(diff)
+    if n == 0:
+        return PairedTest(0)
+    estimates = {"median_diff": float(np.median(diff)), "hodges_lehmann": hodges_lehmann(diff)}
+    if n < 2 or not np.any(diff):
+        return PairedTest(n, **estimates)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scipy warns that a small sample has low power
-        p = float(stats.wilcoxon(diff, alternative="two-sided").pvalue)
-    return len(diff), float(np.median(diff)), p
+        p = {
+            name: float(stats.wilcoxon(diff, alternative=alternative).pvalue)
+            for name, alternative in (
+                ("p", "two-sided"),
+                ("p_lower", "less"),
+                ("p_higher", "greater"),
+            )
+        }
+    return PairedTest(n, **estimates, **p)
 
 
 def smallest_p(n_pairs: int) -> float:
@@ -80,11 +125,16 @@ def smallest_p(n_pairs: int) -> float:
     return min(1.0, 2.0 / 2**n_pairs) if n_pairs else math.nan
 
 
-def verdict(n_pairs: int, median_diff: float, p: float) -> str:
-    if n_pairs == 0 or math.isnan(p):
+def verdict(test: PairedTest) -> str:
+    """The paired test's answer in words: better, worse, not significant, or why no test."""
+    if test.n_pairs == 0:
         return "no paired seeds"
-    if p < ALPHA:
-        return "better than random" if median_diff < 0 else "worse than random"
+    if test.n_pairs == 1:
+        return "no test: one paired seed"
+    if not test.testable:
+        return "no test: equal in every seed"
+    if test.p < ALPHA:
+        return "better than random" if test.p_lower < test.p_higher else "worse than random"
     return "not significant"
 
 
@@ -105,12 +155,13 @@ def by_backend(
     trial row of those studies; ``target`` is the validation loss to reach (default per dataset:
     `default_target`).
     """
+    check_unique(studies)
     rows = []
     for dataset, group in studies.groupby("dataset", sort=True):
         group = group.copy()
         by_seed = group.groupby("seed")["test_loss"]
         group["rank"] = by_seed.rank(method="average", na_option="bottom")
-        group["win"] = group["test_loss"] == by_seed.transform("min")
+        won = block_wins(group.pivot(index="seed", columns="backend", values="test_loss"))
         goal = default_target(group) if target is None else float(target)
         base = group[group["backend"] == BASELINE].set_index("seed")["test_loss"]
         for backend, mine in group.groupby("backend", sort=True):
@@ -124,7 +175,7 @@ def by_backend(
             reached = [e for e in reached if not math.isnan(e)]
             row.update(
                 mean_rank=float(mine["rank"].mean()),
-                wins=int(mine["win"].sum()),
+                wins=int(won.get(backend, 0)),
                 epochs_mean=float(mine["epochs"].mean()),
                 seconds_mean=float(mine["seconds"].mean()),
                 trials_mean=float(mine["trials"].mean()),
@@ -136,16 +187,22 @@ def by_backend(
                 row.update(
                     n_pairs=len(mine),
                     test_loss_diff_median=0.0,
+                    test_loss_diff_hl=0.0,
                     wilcoxon_p=math.nan,
+                    wilcoxon_p_lower=math.nan,
+                    wilcoxon_p_higher=math.nan,
                     vs_random="baseline",
                 )
             else:
-                n, diff, p = paired_test(mine.set_index("seed")["test_loss"], base)
+                test = paired_test(mine.set_index("seed")["test_loss"], base)
                 row.update(
-                    n_pairs=n,
-                    test_loss_diff_median=diff,
-                    wilcoxon_p=p,
-                    vs_random=verdict(n, diff, p) if len(base) else "random did not run",
+                    n_pairs=test.n_pairs,
+                    test_loss_diff_median=test.median_diff,
+                    test_loss_diff_hl=test.hodges_lehmann,
+                    wilcoxon_p=test.p,
+                    wilcoxon_p_lower=test.p_lower,
+                    wilcoxon_p_higher=test.p_higher,
+                    vs_random=verdict(test) if len(base) else "random did not run",
                 )
             rows.append(row)
     frame = pd.DataFrame(rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -287,7 +288,7 @@ def _seed_list(text: str) -> list[int]:
 
 
 def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
-    from tuning.backends import available_backends, default_backends
+    from tuning.backends import available_backends, default_backends, same_algorithms
     from tuning.config import StudyError, writable_folder
     from tuning.dask_grid import check_scheduler
     from tuning.data import check_dataset, load_dataset
@@ -295,6 +296,11 @@ def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
     from tuning.progress import make_display
 
     installed = available_backends()
+    if args.backends is not None and not args.backends:
+        raise StudyError(
+            "--backends names no backend: give names separated by commas (see `tuning "
+            "backends`), or leave the option out for each library's main algorithm"
+        )
     backends = args.backends or default_backends()
     unknown = sorted(set(backends) - set(installed))
     if unknown:
@@ -305,7 +311,10 @@ def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
         tasks = [_study_config(args, backends[0])]
     base = tasks[0]
     use_keras_backend(base.keras_backend)  # the workers inherit it
-    writable_folder(Path(base.out), f"--out {base.out}")
+    for bare, spelled in same_algorithms(backends):
+        raise StudyError(
+            f"--backends names one algorithm twice: {bare} is {spelled}; keep one of the two"
+        )
     if args.scheduler is not None:
         check_scheduler(args.scheduler)
     configs = []
@@ -328,6 +337,7 @@ def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
                     sample = load_dataset(task.dataset, target=task.target).head(64)
                     check_model(task, sample, space)
         configs += plan_grid(task, backends, args.seeds)
+    writable_folder(Path(base.out), f"--out {base.out}")  # after every check: nothing written
     with make_display(sys.stderr) as display:
         result = run_grid(
             configs,
@@ -338,11 +348,15 @@ def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
             scheduler=args.scheduler,
         )
     failed = [s for s in result.studies if s.state == "failed"]
+    held = [s for s in result.studies if s.state == "held"]
     print(
         f"{len(configs)} studies: {result.count('done')} run, {result.count('skipped')} "
-        f"finished before, {len(failed)} failed, in {result.seconds:.0f} s. "
-        f"Next: tuning compare {base.out}"
+        f"finished before, "
+        + (f"{len(held)} held by another run (not run here), " if held else "")
+        + f"{len(failed)} failed, in {result.seconds:.0f} s. Next: tuning compare {base.out}"
     )
+    for study in held:
+        print(f"held: {study.config.study}: {study.error}", file=sys.stderr)
     for study in failed:
         print(f"failed: {study.config.study}: {study.error}", file=sys.stderr)
     return 1 if failed else 0
@@ -386,11 +400,23 @@ def _compare(out: Path, target: float | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    if target is not None and not math.isfinite(target):
+        print(f"error: --target must be a finite validation loss, got {target}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         result = compare(out, target)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # a read-only folder, a full disk: nothing of the studies is touched
+        print(
+            f"error: cannot write the comparison into {exc.filename or out} ({exc.strerror}); "
+            "make the folder writable or copy it elsewhere",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    for study in result.skipped:
+        print(f"left out {study.folder}: {study.reason}", file=sys.stderr)
     shown = result.by_backend[list(BY_BACKEND_SHOWN)]
     with _pandas_display():
         print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
@@ -426,8 +452,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # every input error of the package is a ValueError subclass
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # a folder that cannot be written, a full disk: say which, no trace
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def one_line(message: str) -> str:
+    """A message as one line: a library's multi-line text joined, so that an error is one
+    line on the terminal."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
 def _dispatch(args: argparse.Namespace, stop: StopSignals) -> int:

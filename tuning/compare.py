@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from tuning.atomic import write_atomically
+from tuning.config import SUMMARY_FILE
 from tuning.results import TRIALS_FILE, read_trials
 from tuning.space import SearchSpace, default_space
+from tuning.suite_stats import DuplicateStudies, check_unique
 
 if TYPE_CHECKING:
     from tuning.suite_stats import SuiteStatistics
@@ -45,22 +48,97 @@ LEADERBOARD_COLUMNS = (
     "budget",
     "algorithm",
     "regret",  # a tabular study's: its test loss minus the table's best
+    "folder",  # the study's folder, relative to the compared one
 )
 
 
 def find_studies(out: Path) -> list[Path]:
     """Study folders under ``out`` (any depth) that hold a finished study's summary."""
-    return sorted(
-        p.parent for p in Path(out).rglob("summary.json") if (p.parent / TRIALS_FILE).exists()
-    )
+    return sorted(p.parent for p in Path(out).rglob(SUMMARY_FILE))
 
 
-def leaderboard(out: Path) -> pd.DataFrame:
-    """One row per study, best test loss first within each dataset."""
+@dataclass(frozen=True)
+class FoundStudy:
+    """A finished study read from its folder: its summary and its trial rows."""
+
+    folder: Path
+    summary: dict
+    trials: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A study folder `tuning compare` left out, and why (one line)."""
+
+    folder: Path
+    reason: str
+
+
+SUMMARY_KEYS = {"study": str, "backend": str, "dataset": str, "seed": int}
+
+
+def read_study(folder: Path) -> FoundStudy:
+    """Read one finished study; a missing, corrupt or foreign file is a ``ValueError`` whose
+    message names the file and what is wrong with it."""
+    path = folder / SUMMARY_FILE
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not text (a JSON summary was expected)") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(summary, dict):
+        raise ValueError(f"{path} holds a {type(summary).__name__}, not a study's summary")
+    for key, kind in SUMMARY_KEYS.items():
+        value = summary.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ValueError(f"{path}: {key} is {value!r}, not a {kind.__name__}")
+    for key in ("best_val_loss", "test_loss", "wall_seconds", "search_seconds", "regret"):
+        value = summary.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError(f"{path}: {key} is {value!r}, not a number")
+    for key in ("config", "budget", "spent", "algorithm", "best_params"):
+        if summary.get(key) is not None and not isinstance(summary[key], dict):
+            raise ValueError(f"{path}: {key} is {summary[key]!r}, not a table")
+    if not (folder / TRIALS_FILE).exists():
+        raise ValueError(f"{folder / TRIALS_FILE} is missing: the study's rows are gone")
+    try:
+        trials = read_trials(folder)
+    except OSError as exc:
+        raise ValueError(f"{folder / TRIALS_FILE} cannot be read ({exc.strerror})") from None
+    return FoundStudy(folder, summary, trials)
+
+
+def read_studies(out: Path) -> tuple[list[FoundStudy], list[Unreadable]]:
+    """Every finished study under ``out``, and each one that could not be read (with why): one
+    bad study does not stop the comparison of the others."""
+    found, skipped = [], []
+    for folder in find_studies(out):
+        try:
+            found.append(read_study(folder))
+        except (OSError, ValueError) as exc:
+            skipped.append(Unreadable(folder, str(exc)))
+            log.warning("left out %s: %s", folder, exc)
+    names: dict[str, Path] = {}
+    for study in found:
+        name = study.summary["study"]
+        if name in names:
+            raise DuplicateStudies(
+                f"two studies named {name}: {names[name]} and {study.folder}; compare one of "
+                "them (move the other out of the folder)"
+            )
+        names[name] = study.folder
+    return found, skipped
+
+
+def leaderboard(out: Path, found: list[FoundStudy] | None = None) -> pd.DataFrame:
+    """One row per study, best test loss first within each dataset (``found``: the studies
+    `read_studies` read, else read here)."""
+    if found is None:
+        found, _ = read_studies(out)
     rows = []
-    for study_dir in find_studies(out):
-        summary = load_summary(study_dir)
-        trials = read_trials(study_dir)
+    for study in found:
+        summary, trials = study.summary, study.trials
         params = summary.get("best_params") or {}
         rows.append(
             {
@@ -86,11 +164,13 @@ def leaderboard(out: Path) -> pd.DataFrame:
                 # the algorithm (studies of an earlier version: their backend's name)
                 "algorithm": (summary.get("algorithm") or {}).get("name", summary["backend"]),
                 "regret": summary.get("regret"),
+                "folder": Path(os.path.relpath(study.folder, out)).as_posix(),
             }
         )
     frame = pd.DataFrame(rows, columns=list(LEADERBOARD_COLUMNS))
     if frame.empty:
         return frame
+    check_unique(frame)
     return frame.sort_values(
         ["dataset", "test_loss", "best_val_loss"], na_position="last", ignore_index=True
     )
@@ -101,9 +181,11 @@ def budget_label(budget: dict[str, object]) -> str:
     return " ".join(f"{unit}={limit:g}" for unit, limit in budget.items() if limit is not None)
 
 
-def write_leaderboard(out: Path) -> tuple[pd.DataFrame, Path]:
+def write_leaderboard(
+    out: Path, found: list[FoundStudy] | None = None
+) -> tuple[pd.DataFrame, Path]:
     """Write ``OUT/leaderboard.csv`` atomically and return it with its path."""
-    frame = leaderboard(out)
+    frame = leaderboard(out, found)
     if frame.empty:
         raise FileNotFoundError(f"no finished study (summary.json + trials.csv) under {out}")
     return frame, write_csv(frame, Path(out) / LEADERBOARD_FILE)
@@ -114,10 +196,6 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     return write_atomically(path, frame.to_csv(index=False))
 
 
-def load_summary(study_dir: Path) -> dict:
-    return json.loads((Path(study_dir) / "summary.json").read_text(encoding="utf-8"))
-
-
 @dataclass
 class Comparison:
     """What `compare` wrote: the two leaderboards and every file's path."""
@@ -126,6 +204,7 @@ class Comparison:
     by_backend: pd.DataFrame
     files: dict[str, Path]
     suite: SuiteStatistics | None = None  # when the folder holds several tasks
+    skipped: list[Unreadable] = field(default_factory=list)  # studies that could not be read
 
 
 def compare(out: Path, target: float | None = None) -> Comparison:
@@ -153,11 +232,13 @@ def compare(out: Path, target: float | None = None) -> Comparison:
     )
 
     out = Path(out)
-    studies, per_study = write_leaderboard(out)
-    trials = all_trials(out)
+    found, skipped = read_studies(out)
+    check_one_kind(found)
+    studies, per_study = write_leaderboard(out, found)
+    trials = all_trials(found)
     board = by_backend(studies, trials, target)
     files = {"leaderboard": per_study, "by_backend": write_csv(board, out / BY_BACKEND_FILE)}
-    summaries = {name: load_summary(out / name) for name in studies["study"]}
+    summaries = {s.summary["study"]: s.summary for s in found}
     figures: dict[str, Path] = {}
     suite = None
     blocks = studies.groupby(["dataset", "seed"]).ngroups
@@ -188,9 +269,24 @@ def compare(out: Path, target: float | None = None) -> Comparison:
             figures["landscape"] = landscape
         tabular = tabular_section(table, regrets, summaries)
     files["report"] = write_report(
-        out, studies, board, figures, summaries, suite, importance, tabular
+        out, studies, board, figures, summaries, suite, importance, tabular, skipped
     )
-    return Comparison(studies, board, {**files, **figures}, suite)
+    return Comparison(studies, board, {**files, **figures}, suite, skipped)
+
+
+def check_one_kind(found: list[FoundStudy]) -> None:
+    """Refuse a folder that mixes tabular studies (looked up in a table) with trained ones:
+    their losses and seconds are not the same measurement, and ranking them together would
+    hide it."""
+    kinds: dict[bool, list[Path]] = {True: [], False: []}
+    for study in found:
+        kinds[bool((study.summary.get("config") or {}).get("objective"))].append(study.folder)
+    if kinds[True] and kinds[False]:
+        raise ValueError(
+            f"the folder mixes {len(kinds[True])} tabular studies (e.g. {kinds[True][0]}) with "
+            f"{len(kinds[False])} trained ones (e.g. {kinds[False][0]}): compare each kind in a "
+            "folder of its own"
+        )
 
 
 def task_spaces(studies: pd.DataFrame, summaries: dict[str, dict]) -> dict[str, SearchSpace]:
@@ -202,7 +298,7 @@ def task_spaces(studies: pd.DataFrame, summaries: dict[str, dict]) -> dict[str, 
     return spaces
 
 
-def all_trials(out: Path) -> pd.DataFrame:
-    """Every trial row of every finished study under ``out``, in one frame."""
-    frames = [read_trials(d) for d in find_studies(out)]
+def all_trials(found: list[FoundStudy]) -> pd.DataFrame:
+    """Every trial row of the studies `read_studies` found, in one frame."""
+    frames = [s.trials for s in found if len(s.trials)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 from tuning.budget import Budget
 from tuning.keras_backend import resolve_keras_backend, resolve_trainer
@@ -27,6 +27,8 @@ CONFIG_FILE = "study.json"  # the settings a study was started with, written bef
 # Settings that may differ between two runs of one study without making its results another study's.
 NOT_COMPARED = frozenset({"out"})
 DEFAULT_TRIALS = 20
+# A study's name is its folder's, one path component inside --out: never ".", ".." or hidden.
+STUDY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 # The factory's arguments that every trial takes from the dataset (attributes of `Dataset` of the
 # same names); a study never searches or fixes them.
 DATA_ARGUMENTS = ("input_shape", "n_outputs", "task")
@@ -74,9 +76,10 @@ class StudyConfig:
             self._adopt_table()
         if not self.study:
             self.study = default_study_name(self.dataset, self.backend, self.seed)
-        if not re.fullmatch(r"[A-Za-z0-9._-]+", self.study):
+        if not STUDY_NAME.fullmatch(self.study):
             raise StudyError(
-                f"study name {self.study!r} may hold only letters, digits, '.', '_', '-'"
+                f"study name {self.study!r} must be one plain folder name: letters, digits, "
+                "'.', '_', '-', starting with a letter, digit or '_' (no '.', '..' or '/')"
             )
         try:
             self.keras_backend = resolve_keras_backend(self.keras_backend)
@@ -212,6 +215,7 @@ class StudyConfig:
         """Read a study file: top-level keys are this class's fields (``[space.NAME]`` tables)."""
         path = Path(path)
         data = read_toml(path, "study file")
+        check_space_given(data, f"study file {path}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -226,6 +230,16 @@ class StudyConfig:
         return cls(**data)
 
 
+def check_space_given(settings: dict[str, Any], where: str) -> None:
+    """A ``[space]`` table that is present must name a parameter: an empty one is a mistake,
+    not a request for the book's space (which is what leaving it out means)."""
+    if "space" in settings and settings["space"] == {}:
+        raise StudyError(
+            f"{where}: [space] is empty: add a [space.NAME] table per parameter, or leave "
+            "[space] out for the book's space"
+        )
+
+
 def read_toml(path: Path, what: str) -> dict[str, Any]:
     """The tables of a TOML file; a missing or malformed file is a `StudyError` naming it as
     ``what`` ("study file", "suite")."""
@@ -233,6 +247,12 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise StudyError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise StudyError(f"{what} {path} is a folder: give a .toml file") from None
+    except UnicodeDecodeError:
+        raise StudyError(f"{what} {path} is not text (UTF-8 TOML expected)") from None
+    except OSError as exc:
+        raise StudyError(f"{what} {path} cannot be read ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise StudyError(f"{what} {path} is not valid TOML: {exc}") from None
 
@@ -254,14 +274,58 @@ def writable_folder(path: Path, field: str) -> Path:
 def default_study_name(dataset: str, backend: str, seed: int) -> str:
     """``DATASET_BACKEND_sSEED``; ``optuna:tpe+median`` is written ``optuna-tpe-median`` (a colon or plus
     is no part of a portable file name)."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset.removeprefix("csv:")).strip("_") or "data"
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset.removeprefix("csv:")).strip("._-") or "data"
     return f"{stem}_{re.sub(r'[:+]', '-', backend)}_s{seed}"
 
 
+# Query parameters of a database URL that hold a credential (libpq's and the drivers' names).
+SECRET_PARAMETER = re.compile(r"pass|pwd|secret|token|key|credential|auth", re.IGNORECASE)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secrets a URL holds: the password of its user-info and the value of each query
+    parameter that names a credential (``password=``, ``sslpassword=``, ``token=``...)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # an unparsable netloc (a bad port): take the user-info as it is written
+        parts, password = None, None
+        userinfo = url.partition("://")[2].partition("@")
+        if userinfo[1]:
+            password = userinfo[0].partition(":")[2] or None
+    secrets = [password] if password else []
+    query = parts.query if parts is not None else url.partition("?")[2]
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if value and SECRET_PARAMETER.search(name):
+            secrets.append(value)
+    return secrets
+
+
 def without_password(url: str) -> str:
-    """``url`` with its password, if it has one (``scheme://user:PASSWORD@host/...``), as ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """``url`` with every secret it holds (`url_secrets`) shown as ``***``, rebuilt part by
+    part: the user-info's password, then each credential parameter's value."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
         return url
-    user, _, host = parts.netloc.rpartition("@")
-    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
+    location, slash, tail = rest.partition("/")
+    userinfo, at, host = location.rpartition("@")
+    if at and ":" in userinfo:
+        location = f"{userinfo.partition(':')[0]}:***@{host}"
+    path, question, query = tail.partition("?")
+    if question:
+        query = "&".join(
+            f"{name}=***" if value and SECRET_PARAMETER.search(name) else pair
+            for pair in query.split("&")
+            for name, _, value in [pair.partition("=")]
+        )
+    return f"{scheme}{sep}{location}{slash}{path}{question}{query}"
+
+
+def redact(text: str, url: str) -> str:
+    """``text``, a message that may quote the URL, with the URL shown by `without_password` and
+    any other appearance of one of its secrets (raw or percent-encoded) as ``***``."""
+    text = text.replace(url, without_password(url))
+    for secret in sorted(url_secrets(url), key=len, reverse=True):
+        for form in {secret, quote(secret, safe=""), quote_plus(secret, safe="")}:
+            text = text.replace(form, "***")
+    return text

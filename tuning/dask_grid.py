@@ -78,19 +78,31 @@ def dask_client(scheduler: str) -> Iterator[Any]:
             ) from None
         with client:
             log.info("on Dask: %s", client)
+            if cluster is not None:  # every local worker ends with this process, busy or not
+                from tuning.signals import die_with_parent
+
+                client.run(die_with_parent, os.getpid())
             yield client
     finally:
         if cluster is not None:
             cluster.close()
 
 
-def run_study_on_dask_worker(config: dict[str, Any], fresh: bool) -> dict[str, Any]:
+def run_study_on_dask_worker(
+    config: dict[str, Any], fresh: bool, parent: int | None = None
+) -> dict[str, Any]:
     """Run (or resume) one study in this Dask worker; its log records go to ``STUDY/study.log``.
 
     Unlike the process-pool worker it keeps the worker's own stderr (the worker serves other
     tasks after this one) and does not pin thread counts (Keras may already be imported here).
+    ``parent``: the grid's process, when it started this worker (``local:N``): the worker then
+    ends with it (`tuning.signals.die_with_parent`).
     """
     from tuning.keras_backend import use_keras_backend
+    from tuning.signals import die_with_parent
+
+    if parent is not None and os.getppid() == parent:
+        die_with_parent(parent)
 
     study_config = StudyConfig(**config)
     study_dir = study_config.study_dir

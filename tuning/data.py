@@ -216,6 +216,11 @@ def load_csv(path: str | Path, target: str | None, task: Task | None = None) -> 
         raise DataError(f"csv file {path}: target column {target!r} has missing values")
     task = task or _infer_task(y_raw)
     if task == "classification":
+        if pd.api.types.is_float_dtype(y_raw) and not (y_raw == y_raw.round()).all():
+            raise DataError(
+                f"--target {target!r} holds non-integer numbers (e.g. {y_raw.iloc[0]!r}), not "
+                "class labels: use --task regression, or a column of labels"
+            )
         classes, y = np.unique(y_raw.to_numpy(), return_inverse=True)
         if len(classes) < 2:
             raise DataError(f"--target {target!r} has a single class; classification needs two")

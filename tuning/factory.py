@@ -51,8 +51,15 @@ def load_factory(spec: str | None) -> Callable[..., Any]:
             f"model {spec!r}: cannot import {where} ({type(exc).__name__}: {reason})"
         ) from None
     factory = getattr(module, name, None)
-    if not callable(factory):
+    if factory is None:
         raise FactoryError(f"model {spec!r}: {where} has no function {name!r}")
+    # A Python function or class, not any callable a module exposes (``os:system`` would run a
+    # searched value as a shell command during the pre-flight build).
+    if not (inspect.isfunction(factory) or inspect.isclass(factory)):
+        raise FactoryError(
+            f"model {spec!r}: {name} is a {type(factory).__name__}, not a Python function or "
+            "class: name a function that builds and compiles a Keras model"
+        )
     return factory
 
 

@@ -25,9 +25,10 @@ from typing import Any
 from tuning.config import LOG_FILE, StudyConfig, StudyError
 from tuning.dask_grid import dask_executor, run_study_on_dask_worker
 from tuning.keras_backend import pin_threads, use_keras_backend
+from tuning.lock import StudyLocked
 from tuning.results import TRIALS_FILE
 from tuning.resume import finished_summary
-from tuning.signals import StopSignals
+from tuning.signals import StopSignals, die_with_parent
 
 log = logging.getLogger(__name__)
 # A worker process runs study after study: its imports (Keras, the libraries: seconds) and the
@@ -36,12 +37,17 @@ log = logging.getLogger(__name__)
 STUDIES_PER_WORKER = None
 
 
+# The states in which a study has left the grid's queue.
+ENDED = ("done", "failed", "skipped", "held")
+
+
 @dataclass
 class StudyState:
     """What the parent knows of one study of the grid."""
 
     config: StudyConfig
-    state: str = "queued"  # queued | running | done | skipped | failed
+    # queued | running | done | skipped (finished before) | failed | held (by another run)
+    state: str = "queued"
     summary: dict[str, Any] = field(default_factory=dict)
     error: str = ""
 
@@ -103,13 +109,17 @@ def run_grid(
     started = time.monotonic()
     threads = max(1, (os.cpu_count() or 1) // min(jobs, max(1, len(todo))))
     notify = watch or (lambda _studies, _elapsed: None)
+    # the workers of a cluster started here end with this process; a remote cluster's do not
+    watched_parent = os.getpid() if scheduler and scheduler.startswith("local:") else None
     if todo:
         with _executor(scheduler, min(jobs, len(todo))) as pool:
             futures: dict[Future, StudyState] = {
                 (
                     pool.submit(run_study_in_worker, asdict(s.config), threads, fresh)
                     if scheduler is None
-                    else pool.submit(run_study_on_dask_worker, asdict(s.config), fresh)
+                    else pool.submit(
+                        run_study_on_dask_worker, asdict(s.config), fresh, watched_parent
+                    )
                 ): s
                 for s in todo
             }
@@ -133,7 +143,11 @@ def _executor(scheduler: str | None, workers: int) -> Iterator[Executor]:
         return
     context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
     with ProcessPoolExecutor(
-        workers, mp_context=context, max_tasks_per_child=STUDIES_PER_WORKER
+        workers,
+        mp_context=context,
+        max_tasks_per_child=STUDIES_PER_WORKER,
+        initializer=die_with_parent,  # a killed grid leaves no worker behind
+        initargs=(os.getpid(),),
     ) as pool:
         yield pool
 
@@ -157,6 +171,9 @@ def _wait_all(
             try:
                 study.summary = future.result()
                 study.state = "done"
+            except StudyLocked as exc:  # another run (a second grid) has it: not run twice
+                study.state, study.error = "held", str(exc)
+                log.info("study %s is held by another run: %s", study.config.study, exc)
             except Exception as exc:  # one study's crash must not end the grid
                 study.state, study.error = "failed", f"{type(exc).__name__}: {exc}"
                 log.info("study %s failed: %s", study.config.study, study.error)

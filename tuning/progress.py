@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tuning.budget import fraction_spent
+from tuning.grid import ENDED
 from tuning.results import TRIALS_FILE, whole_rows
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def study_progress(study: StudyState) -> StudyProgress:
 
 def study_fraction(study: StudyState, progress: StudyProgress) -> float:
     """How far a study is through its budget: 1 when it has ended, 0 before it starts."""
-    if study.state in ("done", "failed", "skipped"):
+    if study.state in ENDED:
         return 1.0
     spent = {"trials": progress.trials, "epochs": progress.epochs, "seconds": progress.seconds}
     return fraction_spent(study.config.budget().as_dict(), spent)
@@ -76,7 +77,7 @@ def eta_seconds(
 ) -> float | None:
     """Seconds left, assuming the rest of the grid goes at the pace of what is done so far."""
     progress = progress or read_progress(studies)
-    active = [s for s in studies if s.state != "skipped"]
+    active = [s for s in studies if s.state not in ("skipped", "held")]
     if not active:
         return 0.0
     done = sum(study_fraction(s, progress[s.config.study]) for s in active) / len(active)
@@ -100,10 +101,13 @@ def headline(
 ) -> str:
     counts = {k: sum(s.state == k for s in studies) for k in ("done", "failed", "running")}
     skipped = sum(s.state == "skipped" for s in studies)
-    ended = counts["done"] + counts["failed"] + skipped
+    held = sum(s.state == "held" for s in studies)
+    ended = counts["done"] + counts["failed"] + skipped + held
     parts = [f"studies {ended}/{len(studies)} done"]
     if skipped:
         parts.append(f"{skipped} skipped (finished before)")
+    if held:
+        parts.append(f"{held} held by another run")
     if counts["failed"]:
         parts.append(f"{counts['failed']} FAILED")
     parts.append(f"{counts['running']} running")
@@ -124,7 +128,7 @@ def backend_rows(
         mine_progress = [progress[s.config.study] for s in mine]
         vals = [p.best_val_loss for p in mine_progress if math.isfinite(p.best_val_loss)]
         tests = [s.summary["test_loss"] for s in mine if s.summary.get("test_loss") is not None]
-        ended = sum(s.state in ("done", "failed", "skipped") for s in mine)
+        ended = sum(s.state in ENDED for s in mine)
         rows.append(
             {
                 **({"task": dataset} if several_tasks else {}),
@@ -182,7 +186,10 @@ class LogDisplay:
     def __call__(self, studies: list[StudyState], elapsed: float) -> None:
         stamp = time.strftime("%H:%M:%S")
         for study in studies:
-            if study.state not in ("done", "failed") or study.config.study in self._reported:
+            if (
+                study.state not in ("done", "failed", "held")
+                or study.config.study in self._reported
+            ):
                 continue
             self._reported.add(study.config.study)
             self._write(f"{stamp} {study.config.study} {study.state}: {_outcome(study)}")
@@ -197,7 +204,7 @@ class LogDisplay:
 
 
 def _outcome(study: StudyState) -> str:
-    if study.state == "failed":
+    if study.state in ("failed", "held"):
         return study.error
     s = study.summary
     if "test_loss" not in s:

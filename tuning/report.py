@@ -15,7 +15,7 @@ import pandas as pd
 from tuning.aggregate import ALPHA, BASELINE, smallest_p
 from tuning.atomic import write_atomically
 from tuning.importance import importance_lines
-from tuning.suite_stats import SuiteStatistics, verdict
+from tuning.suite_stats import SCORE_CAP, SuiteStatistics, verdict
 
 REPORT_FILE = "report.md"
 LOSSES = {"regression": "mean squared error", "classification": "cross-entropy"}
@@ -158,13 +158,18 @@ def _in_words(board: pd.DataFrame) -> str:
                 f"- {r.backend}: the baseline, mean test loss {fmt(r.test_loss_mean)}{ci}."
             )
             continue
-        if r.n_pairs:
-            direction = "lower" if r.test_loss_diff_median < 0 else "higher"
+        if r.n_pairs and not math.isnan(r.wilcoxon_p):
+            direction = "lower" if r.wilcoxon_p_lower < r.wilcoxon_p_higher else "higher"
             test = (
                 f"paired over {r.n_pairs} seeds, its test loss is {direction} than random "
-                f"search's by a median {fmt(abs(r.test_loss_diff_median), 3)}; Wilcoxon "
-                f"signed-rank p = {fmt(r.wilcoxon_p, 3)}: **{r.vs_random}**"
+                f"search's (Hodges-Lehmann estimate of the difference "
+                f"{fmt(r.test_loss_diff_hl, 3)}, median {fmt(r.test_loss_diff_median, 3)}); "
+                f"Wilcoxon signed-rank p = {fmt(r.wilcoxon_p, 3)} (one-sided: lower "
+                f"{fmt(r.wilcoxon_p_lower, 3)}, higher {fmt(r.wilcoxon_p_higher, 3)}): "
+                f"**{r.vs_random}**"
             )
+        elif r.n_pairs:
+            test = f"**{r.vs_random}**"
         else:
             test = "no seed to pair it with random search"
         lines.append(f"- {r.backend}: mean test loss {fmt(r.test_loss_mean)}{ci}; {test}.")
@@ -214,7 +219,7 @@ def _best_overall(studies: pd.DataFrame, summaries: Mapping[str, dict], out: Pat
         top = ranked.iloc[0]
         s = summaries[top["study"]]
         if "model_file" in s:
-            model = Path(os.path.relpath(out / top["study"] / s["model_file"], out)).as_posix()
+            model = f"{top['folder']}/{s['model_file']}"
             saved = f"model saved as `{model}`"
         else:  # a tabular study: looked up, never trained here
             saved = f"looked up in table `{s.get('table')}` (no model file)"
@@ -247,12 +252,29 @@ def _suite_section(suite: SuiteStatistics) -> list[str]:
         "\nA study's **normalized score** is (its test loss - the lowest test loss any study "
         "reached on the task) / (random search's mean test loss on the task - that lowest): 0 is "
         "the best model found for the task, 1 is what random search finds on average; lower is "
-        "better. IQM is the mean of the middle half of the scores over every (task, seed); "
+        f"better. Scores are clipped to [0, {SCORE_CAP:g}]; a study without a model scores "
+        f"{SCORE_CAP:g} and ranks last in its block; where random search's mean equals the best, "
+        "the task's range (worst - best) is the scale, and a task on which every study tied "
+        "scores 0. IQM is the mean of the middle half of the scores over every (task, seed); "
         "intervals are 95% stratified-bootstrap percentile intervals (seeds resampled within "
         "each task). Ranks are taken within each (task, seed) block by test loss; the Friedman "
         "test asks whether all backends rank alike, and two backends whose mean ranks differ by "
         "more than Nemenyi's critical difference are distinguishable (Demšar 2006). Table: "
         "`leaderboard_suite.csv`. The per-task sections follow.\n",
+    ]
+
+
+def _skipped_section(skipped: Sequence[Any], out: Path) -> list[str]:
+    """The studies `tuning compare` could not read (`tuning.compare.Unreadable`), each with why."""
+    if not skipped:
+        return []
+    return [
+        f"**Left out: {len(skipped)} studies that could not be read** (the figures below are "
+        "without them):\n",
+        "\n".join(
+            f"- `{Path(os.path.relpath(s.folder, out)).as_posix()}`: {s.reason}" for s in skipped
+        )
+        + "\n",
     ]
 
 
@@ -274,6 +296,7 @@ def write_report(
     suite: SuiteStatistics | None = None,
     importance: pd.DataFrame | None = None,
     tabular: Sequence[str] | None = None,
+    skipped: Sequence[Any] = (),
 ) -> Path:
     """Write ``OUT/report.md`` from the two leaderboards, the figures and each study's summary
     (by study name); with ``suite`` (several tasks), it opens with the suite's verdict;
@@ -285,6 +308,7 @@ def write_report(
         f"Written by `tuning compare` on {time.strftime('%Y-%m-%d %H:%M')} from "
         f"{len(studies)} finished studies under `{out.name}/`. Tables: `leaderboard_by_backend.csv` "
         "(per backend) and `leaderboard.csv` (per study).\n",
+        *_skipped_section(skipped, out),
         *(_suite_section(suite) if suite is not None else []),
         *(tabular or []),
         "## Setup\n",

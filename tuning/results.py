@@ -156,11 +156,45 @@ def read_trials(path: Path) -> pd.DataFrame:
         log.warning("%s: its last row was cut off mid-write (a killed process?): dropped it", path)
     if not whole:  # not even the header was written whole
         return pd.DataFrame(columns=list(ALL_COLUMNS))
-    frame = pd.read_csv(io.BytesIO(whole), keep_default_na=True, encoding="utf-8")
+    try:
+        frame = pd.read_csv(io.BytesIO(whole), keep_default_na=True, encoding="utf-8")
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise ValueError(f"{path} is not a trials table ({reason})") from None
     missing = [c for c in TRIAL_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path} is not a trials table: columns {missing} are missing")
+    _check_cells(frame, path)
     return frame
+
+
+NUMERIC_COLUMNS = (
+    "seed",
+    "trial",
+    "val_loss",
+    "epochs",
+    "fit_seconds",
+    "cum_epochs",
+    "cum_seconds",
+)
+
+
+def _check_cells(frame: pd.DataFrame, path: Path) -> None:
+    """Refuse a table whose rows are not trial rows (a line of something else appended, a cell
+    edited by hand), naming the first bad row: every later computation trusts these types."""
+    bad = ~frame["status"].isin(STATUSES)
+    for column in NUMERIC_COLUMNS:
+        if column in frame.columns:
+            values = frame[column]
+            numbers = pd.to_numeric(values, errors="coerce")
+            bad |= numbers.isna() & values.notna()
+            frame[column] = numbers
+    if bad.any():
+        line = int(bad.to_numpy().argmax()) + 2  # 1-based, after the header
+        raise ValueError(
+            f"{path}: line {line} is not a trial row (status or a number is wrong); remove it "
+            "or start the study over with --fresh"
+        )
 
 
 def repair_table(path: Path) -> int:

@@ -31,8 +31,8 @@ def finished_summary(config: StudyConfig) -> dict[str, Any] | None:
     path = config.study_dir / SUMMARY_FILE
     if not path.exists():
         return None
-    summary = json.loads(path.read_text(encoding="utf-8"))
-    differing = config.differences(summary.get("config", {}))
+    summary = read_settings(path)
+    differing = config.differences(summary.get("config") or {})
     if differing:
         raise StudyError(
             f"{config.study_dir} holds a finished study run with other settings "
@@ -42,12 +42,41 @@ def finished_summary(config: StudyConfig) -> dict[str, Any] | None:
     return summary
 
 
+def read_settings(path: Path) -> dict[str, Any]:
+    """A study's JSON file (``study.json``, ``summary.json``) as a dict; a corrupt one is a
+    `StudyError` naming it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StudyError(
+            f"{path} is corrupt ({type(exc).__name__}): pass --fresh to start the study over"
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("config", {}), dict):
+        raise StudyError(
+            f"{path} is not a study's file (it holds {type(data).__name__} data): pass --fresh "
+            "to start the study over"
+        )
+    return data
+
+
+# What the harness writes in a study's folder; a folder holding none of them is not a study's,
+# and --fresh refuses to empty it.
+STUDY_MARKERS = (CONFIG_FILE, TRIALS_FILE, SUMMARY_FILE)
+
+
 def clear_study(study_dir: Path) -> None:
     """Delete what earlier runs left (``--fresh``), all but the lock file the caller holds and
-    the log a grid worker has open."""
-    for entry in study_dir.iterdir():
-        if entry.name in (LOCK_FILE, LOG_FILE):
-            continue
+    the log a grid worker has open. Only a folder the harness made is emptied: one that holds
+    other files but none of `STUDY_MARKERS`, or that is a link, is refused."""
+    entries = [e for e in study_dir.iterdir() if e.name not in (LOCK_FILE, LOG_FILE)]
+    if not entries:
+        return
+    if study_dir.is_symlink() or not any((study_dir / m).exists() for m in STUDY_MARKERS):
+        raise StudyError(
+            f"--fresh: {study_dir} is not a study's folder (no {CONFIG_FILE}, {TRIALS_FILE} or "
+            f"{SUMMARY_FILE}), so nothing in it is deleted; choose another --study or --out"
+        )
+    for entry in entries:
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
         else:
@@ -87,11 +116,17 @@ def start_or_resume(
                 f"{study_dir} holds trials but no {CONFIG_FILE} (an older version's study?): "
                 "pass --fresh to start it over, or --study NAME for a new one"
             )
+        others = sorted(e.name for e in study_dir.iterdir() if e.name not in (LOCK_FILE, LOG_FILE))
+        if others:  # a folder of the user's: a study there would make --fresh empty it later
+            raise StudyError(
+                f"{study_dir} already holds files that are not a study's ({', '.join(others[:3])}"
+                f"{', ...' if len(others) > 3 else ''}): choose another --study or --out"
+            )
         write_json(
             settings, {**config.recorded(), **({"algorithm": algorithm} if algorithm else {})}
         )
         return EarlierRun(pd.DataFrame())
-    differing = config.differences(json.loads(settings.read_text(encoding="utf-8")))
+    differing = config.differences(read_settings(settings))
     if differing:
         raise StudyError(
             f"study {config.study!r} in {study_dir} was started with other settings "

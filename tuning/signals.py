@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -64,3 +65,26 @@ class StopSignals:
             raise Terminated("terminated")
         if self.received is not None:
             raise KeyboardInterrupt("interrupted")
+
+
+PARENT_WATCH = "tuning-parent-watch"
+PARENT_POLL_SECONDS = 0.5
+
+
+def die_with_parent(parent: int) -> None:
+    """End this process (SIGKILL) as soon as ``parent`` is no longer its parent: a grid worker
+    whose grid was killed (``kill -9`` of the parent runs no clean-up) must not go on with the
+    queue as an orphan. The study it was running stops as a kill would stop it, and is resumed
+    by the next run, as after any crash. A watching thread polls the parent's pid; called again
+    in the same process, it starts no second thread."""
+    if any(t.name == PARENT_WATCH for t in threading.enumerate()):
+        return
+    if os.getppid() != parent:  # the parent ended before the watch began
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name=PARENT_WATCH, daemon=True).start()

@@ -165,15 +165,25 @@ class SearchSpace:
                 )
             entry = dict(entry)
             kind = entry.pop("type", None)
-            builder = _BUILDERS.get(kind)
-            if builder is None:
+            if kind not in _KEYS:
+                raise SpaceError(f"space.{name}.type must be one of {sorted(_KEYS)}, got {kind!r}")
+            required, optional = _KEYS[kind]
+            missing = [key for key in required if key not in entry]
+            unknown = sorted(set(entry) - set(required) - set(optional))
+            if missing or unknown:
                 raise SpaceError(
-                    f"space.{name}.type must be one of {sorted(_BUILDERS)}, got {kind!r}"
+                    f"space.{name} ({kind}): "
+                    + (f"give {', '.join(missing)}" if missing else "")
+                    + ("; " if missing and unknown else "")
+                    + (f"unknown keys {unknown}" if unknown else "")
+                    + f" (a {kind} takes {', '.join(required + optional)})"
                 )
-            try:
-                params.append(builder(name=name, **entry))
-            except TypeError as exc:
-                raise SpaceError(f"space.{name}: {exc}") from None
+            if kind == "categorical" and not isinstance(entry["choices"], list | tuple):
+                raise SpaceError(
+                    f"space.{name}.choices must be a list, e.g. choices = [1, 2], got "
+                    f"{entry['choices']!r}"
+                )
+            params.append(_BUILDERS[kind](name=name, **entry))
         return cls(tuple(params))
 
 
@@ -181,7 +191,13 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-_BUILDERS: dict[str | None, Any] = {
+# Per parameter type, the keys a space entry must give and those it may give.
+_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "int": (("low", "high"), ("log",)),
+    "float": (("low", "high"), ("log",)),
+    "categorical": (("choices",), ()),
+}
+_BUILDERS: dict[str, Any] = {
     "int": IntParam,
     "float": FloatParam,
     "categorical": lambda name, choices: CategoricalParam(name, tuple(choices)),

@@ -53,6 +53,7 @@ def run_study(
     space = config.search_space()
     protocol = config.protocol()
     backend = create_backend(config.backend, **config.backend_options)
+    backend.check()
     table = None if config.table is None else load_table(config.table)
     if table is not None:  # trials looked up: the table's data, its grid searched
         table.check_space(space)

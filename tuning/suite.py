@@ -28,7 +28,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from tuning.config import StudyConfig, StudyError, read_toml
+from tuning.config import StudyConfig, StudyError, check_space_given, read_toml
 
 # StudyConfig fields a suite cannot set per task: the grid's own, and one per process.
 NOT_PER_TASK = frozenset({"backend", "seed", "study", "out", "keras_backend", "trainer"})
@@ -84,6 +84,7 @@ def _settings(path: Path, where: str, table: Any) -> dict[str, Any]:
             f"suite {path}: {where} has unknown settings {unknown}; "
             f"a task may set {sorted(TASK_SETTINGS)}"
         )
+    check_space_given(table, f"suite {path}, {where}")
     return dict(table)
 
 

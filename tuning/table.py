@@ -102,6 +102,13 @@ class Table:
                         f"space.{param.name}: choices {missing} are not in the table's grid "
                         f"{self.grid[param.name]}: remove them, or tabulate them"
                     )
+                continue
+            inside = [v for v in self.grid[param.name] if param.low <= v <= param.high]
+            if not inside:  # every proposal would snap to the grid's nearest end
+                raise StudyError(
+                    f"space.{param.name}: [{param.low}, {param.high}] holds none of the table's "
+                    f"values {self.grid[param.name]}: search a range that overlaps the grid"
+                )
 
     def snap(self, params: Mapping[str, Any], space: SearchSpace) -> dict[str, Any]:
         """``params`` with each number replaced by the grid's nearest value (nearest in log for
@@ -202,10 +209,22 @@ def table_folder(objective: str) -> Path:
 def table_settings(folder: Path) -> dict[str, Any]:
     """A table's ``table.json``: what it was built with."""
     path = Path(folder) / SETTINGS_FILE
+    if Path(folder).exists() and not Path(folder).is_dir():
+        raise StudyError(
+            f"objective tabular:{folder}: {folder} is a file; give the folder that tuning "
+            "tabulate --out built"
+        )
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        settings = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise StudyError(
             f"objective tabular:{folder}: no table there ({path} is missing); build one with "
             f"tuning tabulate --out {folder}"
         ) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StudyError(f"{path} is corrupt ({type(exc).__name__}): rebuild the table") from None
+    if not isinstance(settings, dict) or not isinstance(settings.get("grid"), dict):
+        raise StudyError(f"{path} is not a table's settings (no grid): rebuild the table")
+    if not isinstance(settings.get("seeds"), list) or not settings["seeds"]:
+        raise StudyError(f"{path} is not a table's settings (no seeds): rebuild the table")
+    return settings

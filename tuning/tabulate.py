@@ -35,8 +35,10 @@ from typing import Any
 import numpy as np
 
 from tuning.atomic import write_json
-from tuning.config import StudyError, read_toml
+from tuning.config import StudyError, read_toml, writable_folder
 from tuning.factory import check_arguments, load_factory
+from tuning.lock import study_lock
+from tuning.results import whole_rows
 
 log = logging.getLogger(__name__)
 TABLE_FILE = "table.csv"
@@ -74,6 +76,8 @@ def read_grid(path: Path) -> dict[str, list[Any]]:
     for name, values in grid.items():
         if not isinstance(values, list) or not values:
             raise StudyError(f"grid file {path}: grid.{name} must be a non-empty list of values")
+        if len({json.dumps(v) for v in values}) != len(values):
+            raise StudyError(f"grid file {path}: grid.{name} lists a value twice: {values}")
     return {name: list(values) for name, values in grid.items()}
 
 
@@ -119,20 +123,53 @@ class TableSettings:
 
 
 def read_table(folder: Path) -> list[dict[str, Any]]:
-    """The rows of ``folder/table.csv`` (curves decoded), or none."""
+    """The rows of ``folder/table.csv`` (curves decoded), or none. A last row torn by a killed
+    build (no line end) is left out; any other row that is not a table row is refused, naming
+    the file and its line."""
     path = Path(folder) / TABLE_FILE
     if not path.exists():
         return []
-    with path.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    for row in rows:
-        row["seed"] = int(row["seed"])
-        row["epochs"], row["best_epoch"] = int(row["epochs"]), int(row["best_epoch"])
-        for key in ("best_val_loss", "test_loss", "seconds"):
-            row[key] = float(row[key]) if row[key] else math.nan
-        for key in ("val_loss_curve", "loss_curve", "params"):
-            row[key] = json.loads(row[key])
+    data = path.read_bytes()
+    whole = whole_rows(data)
+    if whole != data:
+        log.warning("%s: its last row was cut off mid-write (a killed build?): left out", path)
+    try:
+        rows = list(csv.DictReader(io.StringIO(whole.decode("utf-8"), newline="")))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise StudyError(f"{path} is not a table ({type(exc).__name__}): rebuild it") from None
+    for line, row in enumerate(rows, start=2):
+        try:
+            row["seed"] = int(row["seed"])
+            row["epochs"], row["best_epoch"] = int(row["epochs"]), int(row["best_epoch"])
+            for key in ("best_val_loss", "test_loss", "seconds"):
+                row[key] = float(row[key]) if row[key] else math.nan
+            for key in ("val_loss_curve", "loss_curve", "params"):
+                row[key] = json.loads(row[key])
+            if not isinstance(row["params"], dict) or not isinstance(row["config"], str):
+                raise ValueError("params")
+        except (KeyError, TypeError, ValueError):
+            raise StudyError(
+                f"{path}: line {line} is not a table row; remove it (and the lines after it) "
+                "and run the same tuning tabulate to rebuild them"
+            ) from None
     return rows
+
+
+def repair_table(folder: Path) -> None:
+    """Cut a last row torn by a killed build off ``table.csv`` (under its lock), so that the
+    resumed build appends whole rows after whole rows."""
+    path = Path(folder) / TABLE_FILE
+    if not path.exists():
+        return
+    with path.open("r+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        data = handle.read()
+        whole = whole_rows(data)
+        if whole != data:
+            log.warning("%s: its last row was cut off mid-write (a killed build?): removed", path)
+            handle.truncate(len(whole))
+            handle.flush()
+            os.fsync(handle.fileno())
 
 
 def _append_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -162,31 +199,51 @@ def tabulate(
     """Build (or finish) the table in ``out``; returns a summary (rows, groups, seconds)."""
     import keras
 
-    from tuning.compiled import VmappedTraining
     from tuning.data import load_dataset
-    from tuning.objective import build_seeded, release_models
-    from tuning.trainer import TrainingProtocol
 
     if keras.backend.backend() != "jax":
         raise StudyError("tuning tabulate trains on JAX (vmapped epochs): use --keras-backend jax")
+    for name, values in settings.grid.items():
+        if len({json.dumps(v) for v in values}) != len(values):
+            raise StudyError(f"grid.{name} lists a value twice: {values}")
     factory = load_factory(settings.model)
     check_arguments(factory, settings.model, list(settings.grid), [])
     if dataset is None:
         dataset = load_dataset(settings.dataset)
     dataset = dataset.head(settings.max_rows)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = writable_folder(Path(out), f"--out {out}")
+    with study_lock(out):  # one build of a table at a time
+        return _build(settings, out, dataset, factory, stop)
+
+
+def _build(
+    settings: TableSettings, out: Path, dataset: Any, factory: Any, stop: Any
+) -> dict[str, Any]:
+    from tuning.compiled import VmappedTraining
+    from tuning.objective import build_seeded, release_models
+    from tuning.trainer import TrainingProtocol
+
     recorded = out / SETTINGS_FILE  # written once the settings are known to work
     if recorded.exists():
-        before = json.loads(recorded.read_text(encoding="utf-8"))
+        try:
+            before = json.loads(recorded.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise StudyError(
+                f"{recorded} is corrupt ({type(exc).__name__}): use another --out"
+            ) from None
         if before != json.loads(json.dumps(settings.as_dict())):
-            changed = sorted(k for k in before if before[k] != settings.as_dict().get(k))
+            changed = sorted(
+                k
+                for k in settings.as_dict()
+                if not isinstance(before, dict) or before.get(k) != settings.as_dict()[k]
+            )
             raise StudyError(
                 f"{out} holds a table built with other settings ({', '.join(changed)}): "
                 "use another --out, or delete it"
             )
     else:
         write_json(recorded, settings.as_dict())
+    repair_table(out)
     protocol = TrainingProtocol(settings.max_epochs, settings.batch_size, settings.patience)
     done = {(row["config"], row["seed"]) for row in read_table(out)}
     todo = [

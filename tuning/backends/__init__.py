@@ -31,6 +31,7 @@ __all__ = [
     "default_backends",
     "describe_backends",
     "missing_extra",
+    "same_algorithms",
 ]
 
 
@@ -68,6 +69,21 @@ def available_backends() -> list[str]:
     """Names of the installed backends and algorithms (``optuna``, ``optuna:cmaes``, ...), sorted;
     an algorithm whose extra is not installed is left out."""
     return sorted(name for name, ep in _registry().items() if missing_extra(ep) is None)
+
+
+def same_algorithms(names: list[str]) -> list[tuple[str, str]]:
+    """Pairs of ``names`` that run one algorithm: a bare library name and its default
+    ``library:algorithm`` (``optuna`` and ``optuna:tpe``). Only a library named both ways is
+    loaded to tell (its module may import Keras)."""
+    registry = _registry()
+    pairs = []
+    for bare in (n for n in names if ":" not in n and n in registry):
+        spelled = [n for n in names if n.partition(":")[0] == bare and ":" in n]
+        if not spelled:
+            continue
+        default = getattr(registry[bare].load(), "default_algorithm", "")
+        pairs += [(bare, n) for n in spelled if n.partition(":")[2] == default]
+    return pairs
 
 
 def default_backends() -> list[str]:

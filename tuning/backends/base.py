@@ -80,6 +80,12 @@ class SearchBackend(ABC):
         trains otherwise (scikit-learn's estimators) adapts here, or refuses in one line."""
         return None
 
+    def check(self) -> None:
+        """Check the options against the world outside (a storage that must be reachable)
+        before the study writes anything: a study refused here leaves no file behind. Raise
+        `tuning.backends.BackendError` in one line; by default there is nothing to check."""
+        return None
+
     @property
     def shares_study(self) -> bool:
         """True when several processes work on one study through the library's own shared

@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 
 from tuning.backends import BackendError
 from tuning.backends.base import REDUCTION_FACTOR, Budget, SearchBackend, min_resource
-from tuning.config import without_password
+from tuning.config import redact, without_password
 from tuning.objective import Objective, PruneCallback
 from tuning.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
 
@@ -168,6 +168,12 @@ class OptunaBackend(SearchBackend):
     def shares_study(self) -> bool:
         return self.storage is not None
 
+    def check(self) -> None:
+        """A shared storage is reached once before the study writes anything: a bad URL, a
+        missing driver or a server that is not there is refused first."""
+        if self.shares_study:
+            self._storage(Path("."))
+
     def run(
         self, objective: Objective, space: SearchSpace, budget: Budget, seed: int, workdir: Path
     ) -> None:
@@ -259,7 +265,7 @@ class OptunaBackend(SearchBackend):
                     continue
                 reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise BackendError(
-                    f"--storage {without_password(self.storage)}: {reason}"
+                    f"--storage {without_password(self.storage)}: {redact(reason, self.storage)}"
                 ) from None
         raise AssertionError("unreachable: the last attempt returns or raises")
 

@@ -381,6 +381,12 @@ class SklearnBackend(SearchBackend):
         scheduler: str | None = None,
     ) -> None:
         self.algorithm = self._choose(algorithm)
+        if (
+            cv is not None
+            and cv != "holdout"
+            and (isinstance(cv, bool) or not isinstance(cv, int) or cv < 2)
+        ):
+            raise BackendError(f"cv must be an integer >= 2 or 'holdout', got {cv!r}")
         self.cv = cv
         self.scheduler = scheduler
         self.tabular = False  # trials looked up in a table (`use_table`)
