@@ -14,7 +14,7 @@ ifneq ($(wildcard $(SHARED_DATASETS)/scikit_learn_data),)
 export SCIKIT_LEARN_DATA ?= $(SHARED_DATASETS)/scikit_learn_data
 endif
 
-.PHONY: install demo test lint format benchmarks
+.PHONY: install demo test lint format benchmarks fuzz mutation
 
 $(VENV)/bin/python:
 	$(BASE_PYTHON) -m venv $(VENV)
@@ -32,6 +32,19 @@ PYTEST = $(PYTHON) -m pytest --numprocesses $(TEST_WORKERS) --dist loadfile
 test: install
 	KERAS_BACKEND=jax $(PYTEST)
 	KERAS_BACKEND=tensorflow $(PYTEST) -m "not one_keras_backend"
+
+# The CLI fuzzer's long run (the default test run tries 40 examples): FUZZ_EXAMPLES=N for more.
+FUZZ_EXAMPLES ?= 1000
+fuzz: install
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) KERAS_BACKEND=jax $(PYTHON) -m pytest tests/test_fuzz_cli.py \
+		--hypothesis-show-statistics -p no:cacheprovider
+
+# Mutation testing of the statistics modules (mutmut; see [tool.mutmut] in pyproject.toml): the
+# share of mutants the tests kill, and the survivors.
+mutation: install
+	rm -rf mutants
+	KERAS_BACKEND=jax $(PYTHON) -m mutmut run --max-children 2 || true
+	$(PYTHON) -m mutmut results
 
 # Speed, memory and same-math figures (about 25 minutes on 2 cores); see benchmarks/README.md.
 benchmarks: install

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from tuning.bayes_pairs import DECISION, pair_posterior, pairs_in_words
 from tuning.suite_stats import (
     SCORE_CAP,
     DuplicateStudies,
@@ -383,3 +384,56 @@ def test_rank_over_budget_ranks_a_study_without_trials_last_and_keeps_the_suites
     )
     over = rank_over_budget(studies, trials, {}, fractions=(1.0,))
     assert over.set_index("backend")["mean_rank"].to_dict() == {"a": 1.0, "b": 2.0}
+
+
+# --- practical equivalence -------------------------------------------------------------------
+
+
+def test_one_block_outside_the_rope_gives_the_dirichlet_process_probability_by_hand():
+    # one difference d > 2 ROPE: the weights (w0 of the prior's pseudo-observation at 0, strength
+    # 0.5; w1 of d) make "b worse" win when 2 w0 w1 + w1^2 > w0^2, i.e. w0 < 1/sqrt(2), and
+    # w0 ~ Beta(0.5, 1): P = (1/sqrt(2))^0.5 = 2^(-1/4); the rest is the ROPE (only 0 + 0 there)
+    pair = pair_posterior("a", "b", np.array([0.0]), np.array([1.0]), rope=0.1, samples=50_000)
+    assert pair.p_a_better == pytest.approx(2**-0.25, abs=0.01)
+    assert pair.p_equivalent == pytest.approx(1 - 2**-0.25, abs=0.01)
+    assert pair.p_b_better == 0.0
+    assert pair.verdict == "undecided"  # one block is not enough for 0.95
+
+
+def test_many_blocks_decide_better_equivalent_or_undecided():
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0, 1, 40)
+    assert pair_posterior("a", "b", a, a + 0.5).verdict == "a better"
+    assert pair_posterior("a", "b", a + 0.5, a).verdict == "b better"
+    assert pair_posterior("a", "b", a, a + rng.uniform(-0.01, 0.01, 40)).verdict == "equivalent"
+    mixed = pair_posterior("a", "b", np.zeros(6), np.array([0.6, -0.4, 0.5, -0.3, 0.05, 0.4]))
+    assert mixed.verdict == "undecided" and 0.5 < mixed.p_a_better < DECISION
+
+
+def test_the_suite_gives_every_pair_a_posterior_in_mean_rank_order_and_words():
+    table = {
+        (task, backend): base * factor
+        for task, base in (("A", 1.0), ("B", 2.0), ("C", 0.5))
+        for backend, factor in (("random", 1.3), ("x", 1.0), ("y", 1.0))
+    }
+    result = suite_statistics(_studies(table, seeds=range(8)), pd.DataFrame(), {}, reps=200)
+    pairs = {(p.a, p.b): p for p in result.pairs}
+    assert set(pairs) == {("x", "y"), ("x", "random"), ("y", "random")}
+    assert pairs["x", "random"].verdict == "x better" and pairs["x", "y"].verdict == "equivalent"
+    text = "\n".join(pairs_in_words(result.pairs))
+    assert "**x** better than **random**" in text and "x / y (P = 1.000)" in text
+
+
+@pytest.mark.parametrize("n", [1, 5, 30])
+def test_the_pair_posterior_is_baycomps_signed_rank_test(n):
+    baycomp = pytest.importorskip("baycomp")
+    rng = np.random.default_rng(n)
+    a, b = rng.uniform(0, 1, n), rng.uniform(0, 1, n) + 0.1
+    ours = pair_posterior("a", "b", a, b, rope=0.1, samples=20_000, seed=3)
+    left, rope, right = baycomp.SignedRankTest.probs(
+        a, b, rope=0.1, nsamples=20_000, random_state=3
+    )
+    # same draws; sums in another order can move a sample on a tie by rounding
+    assert (ours.p_b_better, ours.p_equivalent, ours.p_a_better) == pytest.approx(
+        (left, rope, right), abs=2e-4
+    )

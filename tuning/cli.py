@@ -125,6 +125,8 @@ def _add_grid_options(parser: argparse.ArgumentParser, *, out: str, seeds: list[
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from tuning.bayes_pairs import ROPE  # (numpy and pandas: only when the parser is built)
+
     parser = argparse.ArgumentParser(prog="tuning", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every trial")
@@ -157,13 +159,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="a small benchmark: every backend, one seed, the same epoch budget; then compare",
     )
     _add_grid_options(demo, out="results/demo", seeds=[0])
-    demo.set_defaults(dataset="california", budget_epochs=100, max_epochs=20, max_rows=3000)
+    demo.set_defaults(
+        dataset="california",
+        budget_epochs=100,
+        max_epochs=20,
+        max_rows=3000,
+        rope=ROPE,
+        race=False,
+    )
 
     bench = sub.add_parser(
         "benchmark",
         help="a grid of studies: every task x backend x seed, in parallel worker processes",
     )
     _add_grid_options(bench, out="results/benchmark", seeds=[0, 1, 2])
+    bench.add_argument(
+        "--race",
+        action="store_true",
+        help="run the seeds in rounds and drop, after each, the backends shown worse than the "
+        "best (F-Race); --seeds is the most seeds any backend gets",
+    )
+    bench.add_argument(
+        "--race-first",
+        type=int,
+        default=5,
+        help="seeds of the race's first round, before any backend is dropped (default 5)",
+    )
     bench.add_argument(
         "--suite",
         type=Path,
@@ -187,6 +208,18 @@ def build_parser() -> argparse.ArgumentParser:
     tab.add_argument("--max-rows", type=int, help="use only the first N rows of each split")
     tab.add_argument("--out", type=Path, required=True, help="the table's folder")
 
+    certify = sub.add_parser(
+        "certify",
+        help="the sim-to-real certificate of a tabular comparison: its studies trained for "
+        "real (proposals snapped to the table's grid), and how far the verdicts agree",
+    )
+    certify.add_argument("tabular", type=Path, help="the folder of the tabular studies")
+    certify.add_argument("--seeds", type=_seed_list, default=list(range(10)), help="default 0-9")
+    certify.add_argument("--out", required=True, help="the folder of the real studies")
+    certify.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="studies at a time (default: cores)"
+    )
+
     compare = sub.add_parser(
         "compare", help="leaderboards, figures and report.md of a results folder"
     )
@@ -195,6 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--target",
         type=float,
         help="validation loss for 'epochs to target' (default: random search's median)",
+    )
+    compare.add_argument(
+        "--rope",
+        type=float,
+        default=ROPE,
+        help="region of practical equivalence of the Bayesian pairs, in normalized-score units "
+        f"(1 = random search's distance from the best; default {ROPE:g})",
     )
     return parser
 
@@ -337,7 +377,14 @@ def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
                     sample = load_dataset(task.dataset, target=task.target).head(64)
                     check_model(task, sample, space)
         configs += plan_grid(task, backends, args.seeds)
+    if args.race and args.fresh:
+        raise StudyError(
+            "--race and --fresh exclude each other: a race resumes from its finished studies; "
+            "give another --out to race again from scratch"
+        )
     writable_folder(Path(base.out), f"--out {base.out}")  # after every check: nothing written
+    if args.race:
+        return _race(args, tasks, backends, stop)
     with make_display(sys.stderr) as display:
         result = run_grid(
             configs,
@@ -360,6 +407,45 @@ def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
     for study in failed:
         print(f"failed: {study.config.study}: {study.error}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _race(args: argparse.Namespace, tasks: list, backends: list[str], stop: StopSignals) -> int:
+    from tuning.grid import run_grid
+    from tuning.progress import make_display
+    from tuning.race import RACE_FILE, describe, race
+
+    def run_round(configs: list) -> list:
+        with make_display(sys.stderr) as display:
+            result = run_grid(
+                configs, jobs=args.jobs, watch=display, stop=stop, scheduler=args.scheduler
+            )
+        return result.studies
+
+    result = race(tasks, backends, args.seeds, run_round, first=args.race_first)
+    print("\n".join(describe(result)))
+    print(f"wrote {Path(tasks[0].out) / RACE_FILE}. Next: tuning compare {tasks[0].out}")
+    return 0
+
+
+def _certify(args: argparse.Namespace, stop: StopSignals) -> int:
+    from tuning.progress import make_display
+    from tuning.sim_to_real import certify
+
+    use_keras_backend("jax")  # the compiled trainer, as the table was built
+    if not args.tabular.is_dir():
+        print(f"error: {args.tabular} is not a folder of tabular studies", file=sys.stderr)
+        return EXIT_USAGE
+    with make_display(sys.stderr) as display:
+        outcome, files = certify(
+            args.tabular, args.seeds, Path(args.out), jobs=args.jobs, stop=stop, watch=display
+        )
+    print(
+        f"Kendall's tau {outcome.tau:.2f} [{outcome.tau_low:.2f}, {outcome.tau_high:.2f}] over "
+        f"{len(outcome.seeds)} seeds; pairs with the same leader "
+        f"{int(outcome.pairs['same_leader'].sum())}/{len(outcome.pairs)}"
+    )
+    print("wrote " + ", ".join(str(p) for p in files.values()))
+    return 0
 
 
 def _suite_tasks(args: argparse.Namespace, backend: str) -> list:
@@ -391,7 +477,7 @@ def _print_summary(summary: dict) -> None:
     )
 
 
-def _compare(out: Path, target: float | None = None) -> int:
+def _compare(out: Path, target: float | None, rope: float) -> int:
     from tuning.compare import compare
 
     if not out.is_dir():
@@ -403,8 +489,11 @@ def _compare(out: Path, target: float | None = None) -> int:
     if target is not None and not math.isfinite(target):
         print(f"error: --target must be a finite validation loss, got {target}", file=sys.stderr)
         return EXIT_USAGE
+    if not (math.isfinite(rope) and rope > 0):
+        print(f"error: --rope must be a number > 0, got {rope}", file=sys.stderr)
+        return EXIT_USAGE
     try:
-        result = compare(out, target)
+        result = compare(out, target, rope)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -482,12 +571,14 @@ def _dispatch(args: argparse.Namespace, stop: StopSignals) -> int:
         return 0
     if args.command == "tabulate":
         return _tabulate(args, stop)
+    if args.command == "certify":
+        return _certify(args, stop)
     if args.command == "compare":
-        return _compare(args.out, args.target)
+        return _compare(args.out, args.target, args.rope)
     if args.command == "benchmark":
         return _benchmark(args, stop)
     if args.command == "demo":  # a small benchmark grid, then its comparison
-        return _benchmark(args, stop) or _compare(Path(args.out))
+        return _benchmark(args, stop) or _compare(Path(args.out), None, args.rope)
 
     config = _study_config(args, args.backend)
     use_keras_backend(config.keras_backend)

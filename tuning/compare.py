@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from tuning.atomic import write_atomically
+from tuning.bayes_pairs import ROPE
 from tuning.config import SUMMARY_FILE
 from tuning.results import TRIALS_FILE, read_trials
 from tuning.space import SearchSpace, default_space
@@ -207,15 +208,17 @@ class Comparison:
     skipped: list[Unreadable] = field(default_factory=list)  # studies that could not be read
 
 
-def compare(out: Path, target: float | None = None) -> Comparison:
+def compare(out: Path, target: float | None = None, rope: float = ROPE) -> Comparison:
     """Write ``leaderboard.csv``, ``leaderboard_by_backend.csv``, ``figures/*.png`` and
-    ``report.md`` under ``out``; ``target`` is the validation loss for "epochs to target".
+    ``report.md`` under ``out``; ``target`` is the validation loss for "epochs to target",
+    ``rope`` the suite's region of practical equivalence (`tuning.bayes_pairs`).
     A folder of several tasks (a suite), or of one task with `SUITE_BLOCKS` seeds or more, also
     gets ``leaderboard_suite.csv`` and the suite's figures (`tuning.suite_stats`), and its report
     opens with the suite's verdict. Tabular studies add ``regret.csv``, the regret-over-budget
     and the table's landscape figures, and the report's section on them
     (`tuning.tabular_report`)."""
     from tuning.aggregate import BY_BACKEND_FILE, by_backend
+    from tuning.bayes_pairs import PAIRS_FILE, pairs_table
     from tuning.importance import IMPORTANCE_FILE, importance_table
     from tuning.plots import plot_all, plot_importance
     from tuning.report import write_report
@@ -244,8 +247,9 @@ def compare(out: Path, target: float | None = None) -> Comparison:
     blocks = studies.groupby(["dataset", "seed"]).ngroups
     if studies["dataset"].nunique() > 1 or blocks >= SUITE_BLOCKS:
         budgets = {name: summary.get("budget") or {} for name, summary in summaries.items()}
-        suite = suite_statistics(studies, trials, budgets)
+        suite = suite_statistics(studies, trials, budgets, rope=rope)
         files["suite"] = write_csv(suite.board, out / SUITE_FILE)
+        files["bayesian_pairs"] = write_csv(pairs_table(suite.pairs), out / PAIRS_FILE)
         figures.update(plot_suite(suite, out / "figures"))
     figures.update(plot_all(trials, studies, out / "figures"))
     importance = importance_table(trials, task_spaces(studies, summaries))

@@ -218,7 +218,7 @@ def load_csv(path: str | Path, target: str | None, task: Task | None = None) -> 
     if task == "classification":
         if pd.api.types.is_float_dtype(y_raw) and not (y_raw == y_raw.round()).all():
             raise DataError(
-                f"--target {target!r} holds non-integer numbers (e.g. {y_raw.iloc[0]!r}), not "
+                f"--target {target!r} holds non-integer numbers (e.g. {float(y_raw[y_raw != y_raw.round()].iloc[0]):g}), not "
                 "class labels: use --task regression, or a column of labels"
             )
         classes, y = np.unique(y_raw.to_numpy(), return_inverse=True)

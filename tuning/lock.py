@@ -29,11 +29,12 @@ class StudyLocked(StudyError):
 
 
 @contextmanager
-def study_lock(study_dir: Path, *, shared: bool = False) -> Iterator[Path]:
+def study_lock(study_dir: Path, *, shared: bool = False, what: str = "study") -> Iterator[Path]:
     """Hold the study's lock for the ``with`` block, or raise `StudyLocked` at once.
 
     ``shared``: the study is shared by several processes (an Optuna storage): they all hold the
     lock together, which keeps out a process that would run the study alone, and vice versa.
+    ``what``: what the folder holds, for the message (a table is built under the same lock).
     """
     path = Path(study_dir) / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -43,8 +44,9 @@ def study_lock(study_dir: Path, *, shared: bool = False) -> Iterator[Path]:
         except BlockingIOError:
             owner = _read(fd) or "another process"
             raise StudyLocked(
-                f"study {Path(study_dir).name!r} is already running ({owner}, lock {path}): "
-                "wait for it to end, or stop it first; use --study NAME to run another study"
+                f"{what} {Path(study_dir).name!r} is already running ({owner}, lock {path}): "
+                "wait for it to end, or stop it first"
+                + ("; use --study NAME to run another study" if what == "study" else "")
             ) from None
         if shared:  # the holders are many: none is named, and none clears the file
             if _read(fd) != SHARED_OWNER:

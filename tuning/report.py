@@ -14,6 +14,7 @@ import pandas as pd
 
 from tuning.aggregate import ALPHA, BASELINE, smallest_p
 from tuning.atomic import write_atomically
+from tuning.bayes_pairs import pairs_in_words
 from tuning.importance import importance_lines
 from tuning.suite_stats import SCORE_CAP, SuiteStatistics, verdict
 
@@ -248,6 +249,7 @@ def _suite_section(suite: SuiteStatistics) -> list[str]:
     return [
         "## Suite verdict\n",
         verdict(suite),
+        *(["\n".join(pairs_in_words(suite.pairs)) + "\n"] if suite.pairs else []),
         markdown_table(rows),
         "\nA study's **normalized score** is (its test loss - the lowest test loss any study "
         "reached on the task) / (random search's mean test loss on the task - that lowest): 0 is "
@@ -259,8 +261,11 @@ def _suite_section(suite: SuiteStatistics) -> list[str]:
         "intervals are 95% stratified-bootstrap percentile intervals (seeds resampled within "
         "each task). Ranks are taken within each (task, seed) block by test loss; the Friedman "
         "test asks whether all backends rank alike, and two backends whose mean ranks differ by "
-        "more than Nemenyi's critical difference are distinguishable (Demšar 2006). Table: "
-        "`leaderboard_suite.csv`. The per-task sections follow.\n",
+        "more than Nemenyi's critical difference are distinguishable (Demšar 2006). The Bayesian "
+        "signed-rank test (Benavoli et al. 2017) gives each pair the posterior probability that "
+        "one is better by more than the ROPE, that both are within it, or that the other is "
+        "(`bayesian_pairs.csv`). Table: `leaderboard_suite.csv`. The per-task sections "
+        "follow.\n",
     ]
 
 

@@ -152,6 +152,17 @@ class SearchSpace:
     def contains(self, values: Mapping[str, Any]) -> bool:
         return all(p.contains(values.get(p.name)) for p in self.params)
 
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        """The space as a study file's ``[space]`` tables (`from_dict` reads it back)."""
+        spec: dict[str, dict[str, Any]] = {}
+        for p in self.params:
+            if isinstance(p, CategoricalParam):
+                spec[p.name] = {"type": "categorical", "choices": list(p.choices)}
+            else:
+                kind = "int" if isinstance(p, IntParam) else "float"
+                spec[p.name] = {"type": kind, "low": p.low, "high": p.high, "log": p.log}
+        return spec
+
     @classmethod
     def from_dict(cls, spec: Mapping[str, Mapping[str, Any]]) -> SearchSpace:
         """Build a space from ``{name: {"type": "int"|"float"|"categorical", ...}}`` (TOML tables)."""

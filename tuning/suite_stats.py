@@ -42,6 +42,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from tuning.bayes_pairs import ROPE, PairPosterior, bayesian_pairs
+
 log = logging.getLogger(__name__)
 ALPHA = 0.05
 BASELINE = "random"
@@ -347,6 +349,8 @@ class SuiteStatistics:
     missing: dict[tuple[str, int], list[str]] = field(default_factory=dict)
     # backend -> its studies without a model in the ranked blocks (ranked last, scored the cap)
     failed: dict[str, int] = field(default_factory=dict)
+    # the Bayesian signed-rank test of each pair (`tuning.bayes_pairs`), best mean rank first
+    pairs: list[PairPosterior] = field(default_factory=list)
 
 
 def suite_statistics(
@@ -356,9 +360,11 @@ def suite_statistics(
     *,
     alpha: float = ALPHA,
     reps: int = BOOTSTRAP_REPS,
+    rope: float = ROPE,
 ) -> SuiteStatistics:
     """The suite's figures from the per-study leaderboard, the trial rows and each study's
-    budget (by study name)."""
+    budget (by study name); ``rope``: the region of practical equivalence of the Bayesian pairs,
+    in normalized-score units."""
     check_unique(studies)
     scores = normalized_scores(studies)
     losses = block_matrix(ranking_losses(scores), "test_loss")
@@ -428,6 +434,7 @@ def suite_statistics(
         undecided=undecided,
         missing=missing_blocks(studies),
         failed={r["backend"]: r["no_model"] for r in rows if r["no_model"]},
+        pairs=bayesian_pairs(block_matrix(scores, "score")[order], rope=rope) if order else [],
     )
 
 

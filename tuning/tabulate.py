@@ -212,7 +212,7 @@ def tabulate(
         dataset = load_dataset(settings.dataset)
     dataset = dataset.head(settings.max_rows)
     out = writable_folder(Path(out), f"--out {out}")
-    with study_lock(out):  # one build of a table at a time
+    with study_lock(out, what="table"):  # one build of a table at a time
         return _build(settings, out, dataset, factory, stop)
 
 

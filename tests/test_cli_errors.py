@@ -1,0 +1,429 @@
+"""Bad input, corrupt files and faults: each case an adversarial test found, pinned by name.
+
+Every refusal is one line naming the field or file, exit code 2, and comes before anything is
+written; nothing a user owns is deleted; no secret is shown; workers end with their grid.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tuning.cli import main
+from tuning.config import StudyConfig, StudyError, read_toml, redact, without_password
+from tuning.resume import clear_study, start_or_resume
+from tuning.space import SearchSpace, SpaceError
+from tuning.tabulate import read_grid, read_table, repair_table
+
+pytestmark = pytest.mark.one_keras_backend  # files and messages, not Keras
+
+TINY = ["--dataset", "iris", "--trials", "1", "--max-epochs", "1", "--max-rows", "40"]
+
+
+def refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run ``tuning ARGV``; assert exit 2 and one error line; return that line."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def files_under(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.exists() else []
+
+
+# --- data loss -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [".", "..", ".hidden", "a/b", "-x"])
+def test_a_study_name_is_one_plain_folder(name: str) -> None:
+    with pytest.raises(StudyError, match="one plain folder name"):
+        StudyConfig(backend="random", study=name)
+
+
+def test_study_dot_fresh_deletes_nothing_of_out(tmp_path: Path, capsys) -> None:
+    (tmp_path / "other_study").mkdir()
+    (tmp_path / "notes.txt").write_text("mine")
+    before = files_under(tmp_path)
+    line = refused(
+        ["run", "--backend", "random", *TINY, "--out", str(tmp_path), "--study", ".", "--fresh"],
+        capsys,
+    )
+    assert "'.'" in line and files_under(tmp_path) == before
+
+
+def test_study_dotdot_fresh_deletes_nothing_above_out(tmp_path: Path, capsys) -> None:
+    (tmp_path / "inner").mkdir()
+    (tmp_path / "notes.txt").write_text("mine")
+    before = files_under(tmp_path)
+    argv = ["run", "--backend", "random", *TINY, "--out", str(tmp_path / "inner")]
+    refused([*argv, "--study", "..", "--fresh"], capsys)
+    assert files_under(tmp_path) == before
+
+
+def test_fresh_refuses_to_empty_a_folder_the_harness_did_not_make(tmp_path: Path) -> None:
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "code.py").write_text("x = 1")
+    with pytest.raises(StudyError, match="not a study's folder"):
+        clear_study(folder)
+    assert (folder / "code.py").exists()
+
+
+def test_a_study_is_not_started_in_a_folder_of_the_users(tmp_path: Path) -> None:
+    config = StudyConfig(backend="random", out=str(tmp_path), study="src")
+    config.study_dir.mkdir()
+    (config.study_dir / "code.py").write_text("x = 1")
+    with pytest.raises(StudyError, match="already holds files that are not a study's"):
+        start_or_resume(config)
+    assert not (config.study_dir / "study.json").exists()  # so a later --fresh has no marker
+
+
+def test_fresh_empties_a_study_folder_the_harness_made(tmp_path: Path) -> None:
+    (tmp_path / "study.json").write_text("{}")
+    (tmp_path / "optuna.db").write_text("")
+    (tmp_path / "study.lock").write_text("")
+    clear_study(tmp_path)
+    assert files_under(tmp_path) == ["study.lock"]
+
+
+# --- refused before anything is written ------------------------------------------------------
+
+
+@pytest.mark.parametrize("cv", ["1", "foo", "0"])
+def test_a_bad_cv_is_refused_before_the_study_folder_exists(cv: str, tmp_path: Path, capsys):
+    out = tmp_path / "out"
+    line = refused(["run", "--backend", "sklearn", *TINY, "--out", str(out), "--cv", cv], capsys)
+    assert "cv must be an integer >= 2 or 'holdout'" in line
+    assert files_under(out) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["notaurl", "postgresql://tuner@127.0.0.1:9/db?password=S3cret&sslmode=disable"],
+)
+def test_a_bad_storage_is_refused_before_the_study_folder_exists(url, tmp_path, capsys):
+    out = tmp_path / "out"
+    line = refused(
+        ["run", "--backend", "optuna", *TINY, "--out", str(out), "--storage", url], capsys
+    )
+    assert line.startswith("error: --storage") and "S3cret" not in line
+    assert files_under(out) == []
+
+
+def test_a_suite_refused_for_an_unknown_dataset_leaves_no_folder(tmp_path: Path, capsys):
+    suite = tmp_path / "suite.toml"
+    suite.write_text("[tasks.iris]\n[tasks.nosuch]\n")
+    out = tmp_path / "out"
+    line = refused(["benchmark", "--suite", str(suite), "--out", str(out), "--seeds", "0"], capsys)
+    assert "nosuch" in line and not out.exists()
+
+
+# --- secrets ---------------------------------------------------------------------------------
+
+
+def test_every_secret_of_a_storage_url_is_masked_by_what_its_parts_mean() -> None:
+    url = "postgresql://tuner:pw1@db:5432/hpo?sslmode=require&password=S3cret&sslpassword=k%40y"
+    masked = without_password(url)
+    assert masked == (
+        "postgresql://tuner:***@db:5432/hpo?sslmode=require&password=***&sslpassword=***"
+    )
+    message = f"could not connect to {url}: password S3cret refused; key k@y"
+    shown = redact(message, url)
+    assert "S3cret" not in shown and "pw1" not in shown and "k@y" not in shown
+    assert without_password("sqlite:///study.db") == "sqlite:///study.db"
+
+
+def test_a_query_password_is_not_written_into_study_json(tmp_path: Path) -> None:
+    url = "postgresql://tuner@db/hpo?password=S3cret"
+    config = StudyConfig(backend="optuna", backend_options={"storage": url})
+    assert "S3cret" not in json.dumps(config.recorded())
+
+
+# --- tracebacks and unclear messages ---------------------------------------------------------
+
+
+def test_a_folder_given_as_a_suite_or_study_file_is_one_line(tmp_path: Path, capsys) -> None:
+    line = refused(["benchmark", "--suite", str(tmp_path), "--out", str(tmp_path / "o")], capsys)
+    assert "is a folder" in line
+    line = refused(["run", "--config", str(tmp_path), "--out", str(tmp_path / "o")], capsys)
+    assert "is a folder" in line
+
+
+def test_a_binary_suite_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "suite.toml"
+    path.write_bytes(bytes(range(256)))
+    with pytest.raises(StudyError, match=rf"suite {path} is not text"):
+        read_toml(path, "suite")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"lr": {"type": "float", "low": 0.1}}, r"space.lr \(float\): give high"),
+        ({"n": {"type": "categorical", "choices": 3}}, r"space.n.choices must be a list"),
+        ({"n": {"type": "int", "low": 0, "high": 2, "step": 1}}, r"unknown keys \['step'\]"),
+    ],
+)
+def test_space_errors_name_the_entry_not_python(spec, message) -> None:
+    with pytest.raises(SpaceError, match=message):
+        SearchSpace.from_dict(spec)
+
+
+def test_an_empty_space_table_is_refused_not_read_as_the_books(tmp_path: Path, capsys) -> None:
+    study = tmp_path / "study.toml"
+    study.write_text('dataset = "iris"\n[space]\n')
+    line = refused(["run", "--backend", "random", "--config", str(study)], capsys)
+    assert "[space] is empty" in line
+
+
+def test_tabulate_into_a_file_is_one_line(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "afile"
+    path.write_text("x")
+    line = refused(["tabulate", "--dataset", "iris", "--out", str(path)], capsys)
+    assert str(path) in line
+
+
+def test_a_tabular_objective_naming_a_file_is_one_line(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "afile"
+    path.write_text("x")
+    argv = ["run", "--backend", "random", "--objective", f"tabular:{path}"]
+    line = refused([*argv, "--out", str(tmp_path / "o")], capsys)
+    assert "is a file" in line
+
+
+def test_a_grid_that_repeats_a_value_is_refused(tmp_path: Path) -> None:
+    grid = tmp_path / "grid.toml"
+    grid.write_text("[grid]\nn_hidden = [1, 1]\nn_neurons = [3]\n")
+    with pytest.raises(StudyError, match=r"grid.n_hidden lists a value twice"):
+        read_grid(grid)
+
+
+TABLE_HEADER = (
+    "config,seed,params,status,epochs,best_epoch,best_val_loss,test_loss,seconds,"
+    "val_loss_curve,loss_curve\n"
+)
+TABLE_ROW = '"{""a"": 1}",0,"{""a"": 1}",complete,2,1,0.5,0.6,0.1,"[0.7, 0.5]","[0.9, 0.8]"\n'
+
+
+def test_a_table_torn_mid_row_is_read_without_it_and_repaired_on_resume(tmp_path, caplog):
+    path = tmp_path / "table.csv"
+    path.write_text(TABLE_HEADER + TABLE_ROW + TABLE_ROW[:30])
+    assert len(read_table(tmp_path)) == 1
+    assert "cut off mid-write" in caplog.text
+    repair_table(tmp_path)
+    assert path.read_text() == TABLE_HEADER + TABLE_ROW
+
+
+def test_a_line_that_is_not_a_table_row_is_refused_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "table.csv").write_text(TABLE_HEADER + TABLE_ROW + "junk\n")
+    with pytest.raises(StudyError, match=r"table.csv: line 3 is not a table row"):
+        read_table(tmp_path)
+
+
+def test_a_corrupt_table_json_is_named(tmp_path: Path, capsys) -> None:
+    (tmp_path / "table.json").write_text("{oops")
+    argv = ["run", "--backend", "random", "--objective", f"tabular:{tmp_path}"]
+    line = refused([*argv, "--out", str(tmp_path / "o")], capsys)
+    assert "table.json is corrupt" in line
+
+
+def test_two_builds_of_one_table_are_not_run_at_once(tmp_path: Path, capsys) -> None:
+    table = tmp_path / "table"
+    table.mkdir()
+    fd = os.open(table / "study.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as a first build holds it
+    try:
+        argv = ["tabulate", "--dataset", "iris", "--max-epochs", "1", "--out", str(table)]
+        line = refused(argv, capsys)
+    finally:
+        os.close(fd)
+    assert "already running" in line
+
+
+def test_a_factory_must_be_a_python_function_or_class(tmp_path: Path, capsys) -> None:
+    marker = tmp_path / "ran"
+    study = tmp_path / "study.toml"
+    study.write_text(
+        f'model = "os:system"\ndataset = "iris"\n[space.command]\ntype = "categorical"\n'
+        f'choices = ["touch {marker}"]\n'
+    )
+    line = refused(["run", "--backend", "random", "--config", str(study)], capsys)
+    assert "not a Python function or class" in line
+    assert not marker.exists()
+
+
+def test_classification_of_a_continuous_target_is_refused(tmp_path: Path, capsys) -> None:
+    csv = tmp_path / "data.csv"
+    csv.write_text("a,y\n" + "".join(f"{i},{i * 0.37:.3f}\n" for i in range(30)))
+    argv = ["run", "--backend", "random", "--dataset", f"csv:{csv}", "--target", "y"]
+    line = refused([*argv, "--task", "classification", "--out", str(tmp_path / "o")], capsys)
+    assert "non-integer numbers" in line
+
+
+def test_backends_that_name_nothing_or_one_algorithm_twice_are_refused(tmp_path, capsys):
+    argv = ["benchmark", *TINY, "--seeds", "0", "--out", str(tmp_path / "o")]
+    assert "names no backend" in refused([*argv, "--backends", ","], capsys)
+    line = refused([*argv, "--backends", "optuna,optuna:tpe"], capsys)
+    assert "optuna is optuna:tpe" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_compare_refuses_a_target_that_is_not_a_number(tmp_path: Path, capsys) -> None:
+    line = refused(["compare", str(tmp_path), "--target", "nan"], capsys)
+    assert "--target must be a finite" in line
+
+
+# --- corrupt results: compare reports each and goes on ---------------------------------------
+
+
+def _summary(name: str, backend: str, loss: float, **more) -> dict:
+    return {
+        "study": name,
+        "backend": backend,
+        "dataset": "d",
+        "seed": 0,
+        "test_loss": loss,
+        "best_val_loss": loss,
+        "task": "regression",
+        "config": {"max_epochs": 2, "batch_size": 32, "patience": 1, **more},
+        "budget": {"trials": 1, "epochs": None, "seconds": None},
+        "best_params": {"n_hidden": 1},
+        "split_sizes": [10, 5, 5],
+    }
+
+
+TRIALS = (
+    "study,backend,dataset,seed,trial,status,n_hidden,n_neurons,learning_rate,val_loss,epochs,"
+    "fit_seconds,cum_epochs,cum_seconds,params,error,host,pid,compile_seconds,algorithm,"
+    "table_test_loss\n"
+    '{name},{backend},d,0,0,complete,1,3,0.01,{loss},2,0.1,2,0.2,"{{""n_hidden"": 1}}",,h,1,0,'
+    "{backend},\n"
+)
+
+
+def make_study(out: Path, name: str, backend: str, loss: float, **more) -> Path:
+    folder = out / name
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps(_summary(name, backend, loss, **more)))
+    (folder / "trials.csv").write_text(TRIALS.format(name=name, backend=backend, loss=loss))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda f: (f / "summary.json").write_text("[1, 2, 3]"), "holds a list"),
+        (lambda f: (f / "summary.json").write_text("{}"), "study is None"),
+        (lambda f: (f / "summary.json").write_text("{oops"), "is not valid JSON"),
+        (lambda f: (f / "summary.json").write_bytes(b"\xff\xfe\x00"), "is not text"),
+        (lambda f: (f / "trials.csv").unlink(), "trials.csv is missing"),
+        (lambda f: (f / "trials.csv").open("a").write("not a row\n"), "line 3 is not a trial"),
+    ],
+)
+def test_compare_reports_a_study_it_cannot_read_and_compares_the_rest(
+    damage, reason, tmp_path: Path, capsys
+) -> None:
+    make_study(tmp_path, "a", "random", 1.0)
+    make_study(tmp_path, "b", "optuna", 0.5)
+    damage(make_study(tmp_path, "c", "hyperopt", 0.7))
+    assert main(["compare", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert f"left out {tmp_path / 'c'}: " in err and reason in err
+    board = (tmp_path / "leaderboard.csv").read_text()
+    assert ",random," in board and ",optuna," in board and ",hyperopt," not in board
+    report = (tmp_path / "report.md").read_text()
+    assert "Left out: 1 studies that could not be read" in report and "`c`: " in report
+
+
+def test_compare_refuses_two_runs_of_one_study_naming_both_folders(tmp_path, capsys) -> None:
+    make_study(tmp_path / "run1", "a", "random", 1.0)
+    make_study(tmp_path / "run2", "a", "random", 0.9)
+    line = refused(["compare", str(tmp_path)], capsys)
+    assert str(tmp_path / "run1" / "a") in line and str(tmp_path / "run2" / "a") in line
+
+
+def test_compare_refuses_tabular_and_trained_studies_together(tmp_path, capsys) -> None:
+    make_study(tmp_path, "a", "random", 1.0)
+    make_study(tmp_path, "b", "optuna", 0.5, objective="tabular:t")
+    line = refused(["compare", str(tmp_path)], capsys)
+    assert "mixes 1 tabular studies" in line
+
+
+# --- workers end with their grid --------------------------------------------------------------
+
+ORPHAN_PARENT = textwrap.dedent(
+    """
+    import os, time
+    from tuning.grid import _executor
+
+    with _executor({scheduler!r}, 2) as pool:
+        if {scheduler!r} is None:
+            busy = [pool.submit(time.sleep, 600) for _ in range(2)]  # two workers started
+            pids = list(pool._processes)
+        else:
+            pids = list(pool._client.run(os.getpid).values())
+        print(" ".join(map(str, sorted(pids))), flush=True)
+        time.sleep(600)
+    """
+)
+
+
+def alive(pid: int) -> bool:
+    """A process that runs (a zombie left unreaped by a container's init counts as ended)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.parametrize("scheduler", [None, "local:2"])
+def test_the_grids_workers_end_when_its_parent_is_killed(scheduler) -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN_PARENT.format(scheduler=scheduler)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        workers = [int(p) for p in parent.stdout.readline().split()]
+        assert len(workers) == 2 and all(alive(p) for p in workers)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while any(alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(alive(p) for p in workers)
+    finally:
+        parent.kill()
+
+
+def test_a_study_held_by_another_grid_is_reported_held_not_run(tmp_path: Path) -> None:
+    from tuning.grid import plan_grid, run_grid
+
+    config = StudyConfig(
+        backend="random", dataset="iris", trials=1, max_epochs=1, out=str(tmp_path)
+    )
+    (studies,) = [plan_grid(config, ["random"], [0])]
+    studies[0].study_dir.mkdir(parents=True)
+    fd = os.open(studies[0].study_dir / "study.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # the first grid is running it
+    try:
+        result = run_grid(studies, jobs=1)
+    finally:
+        os.close(fd)
+    (state,) = result.studies
+    assert state.state == "held" and "already running" in state.error
+    assert not (studies[0].study_dir / "trials.csv").exists()
+    shutil.rmtree(tmp_path, ignore_errors=True)

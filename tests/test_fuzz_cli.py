@@ -1,0 +1,302 @@
+"""The CLI under generated bad input: command lines, study and suite files, spaces, grids and
+corrupted results, through `tuning.cli.main` in this process.
+
+Whatever the input, the CLI ends with exit 0 (it worked), 1 (a study ended without a model, its
+documented outcome) or 2 (refused), never a traceback, with at most one ``error:`` line, and it
+touches no file outside ``--out``. The default run tries a fixed number of examples
+(derandomized: the same ones every time); ``make fuzz`` runs many more (``FUZZ_EXAMPLES``).
+Each failure it found is pinned as a named test in ``tests/test_cli_errors.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from tuning import cli
+from tuning.config import StudyConfig
+from tuning.grid import GridResult, StudyState
+
+pytestmark = pytest.mark.one_keras_backend  # the command line's handling, not Keras'
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=EXAMPLES <= 100,  # the default run is the same every time; a long run explores
+    suppress_health_check=list(HealthCheck),
+    database=None,
+)
+# Small work whatever the generated options say after these (argparse keeps the last value).
+TINY = ["--dataset", "iris", "--max-rows", "40", "--trials", "1", "--max-epochs", "1"]
+
+texts = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=0, max_size=12
+)
+paths = st.sampled_from(
+    [".", "..", "/", "out/..", "inputs", "inputs/study.toml", "missing", "out/a/../..", ""]
+)
+numbers = st.one_of(
+    st.integers(-3, 5),
+    st.sampled_from(["0", "-1", "1e9", "nan", "inf", "x", "", "1.5", "3"]),
+)
+toml_scalars = st.one_of(
+    st.integers(-5, 50),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    texts,
+    st.sampled_from(["iris", "california", "random", "optuna", "tabular:inputs", "csv:x.csv"]),
+)
+toml_values = st.one_of(toml_scalars, st.lists(toml_scalars, max_size=3))
+STUDY_KEYS = [
+    "backend",
+    "dataset",
+    "model",
+    "trials",
+    "budget_epochs",
+    "max_epochs",
+    "patience",
+    "seed",
+    "study",
+    "task",
+    "max_rows",
+    "objective",
+    "target",
+    "nonsense",
+]
+OPTIONS = [
+    "--backend",
+    "--dataset",
+    "--trials",
+    "--budget-epochs",
+    "--budget-seconds",
+    "--max-epochs",
+    "--patience",
+    "--batch-size",
+    "--seed",
+    "--max-rows",
+    "--study",
+    "--cv",
+    "--storage",
+    "--task",
+    "--target",
+    "--objective",
+    "--model",
+    "--config",
+    "--trainer",
+]
+
+
+def toml_value(value: object) -> str:
+    """A TOML literal of ``value`` (nan and inf as TOML writes them)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return {"nan": "nan", "inf": "inf", "-inf": "-inf"}.get(str(value), repr(value))
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(value) if isinstance(value, str) else str(value)
+
+
+@st.composite
+def spaces(draw: st.DrawFn) -> str:
+    """``[space.NAME]`` tables, of any type, with or without their keys."""
+    lines = []
+    for name in draw(st.lists(st.sampled_from(["n_hidden", "n_neurons", "lr", "x"]), max_size=3)):
+        lines.append(f"[space.{name}]")
+        kind = draw(st.sampled_from(["int", "float", "categorical", "bogus", None]))
+        if kind is not None:
+            lines.append(f'type = "{kind}"')
+        for key in draw(st.lists(st.sampled_from(["low", "high", "log", "choices", "step"]))):
+            lines.append(f"{key} = {toml_value(draw(toml_values))}")
+    if draw(st.booleans()) and not lines:
+        lines.append("[space]")
+    return "\n".join(lines)
+
+
+@st.composite
+def study_files(draw: st.DrawFn) -> bytes:
+    """A study file: random settings and a space, or bytes that are not one."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.binary(max_size=64))
+    keys = draw(st.lists(st.sampled_from(STUDY_KEYS), unique=True, max_size=4))
+    text = "\n".join(f"{k} = {toml_value(draw(toml_values))}" for k in keys)
+    text += "\n" + draw(spaces()) + "\n"
+    if draw(st.integers(0, 5)) == 0:
+        text = text[: draw(st.integers(0, len(text)))]  # cut short
+    return text.encode("utf-8")
+
+
+@st.composite
+def suite_files(draw: st.DrawFn) -> bytes:
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.binary(max_size=64))
+    lines = [f"description = {toml_value(draw(toml_scalars))}"]
+    if draw(st.booleans()):
+        lines.append("[defaults]")
+        for key in draw(st.lists(st.sampled_from(STUDY_KEYS), unique=True, max_size=3)):
+            lines.append(f"{key} = {toml_value(draw(toml_values))}")
+    for task in draw(st.lists(st.sampled_from(["iris", "wine", "nosuch", "x y"]), max_size=2)):
+        lines.append(f'[tasks."{task}"]')
+        for key in draw(st.lists(st.sampled_from(STUDY_KEYS), unique=True, max_size=2)):
+            lines.append(f"{key} = {toml_value(draw(toml_values))}")
+    return "\n".join(lines).encode("utf-8")
+
+
+@st.composite
+def grid_files(draw: st.DrawFn) -> bytes:
+    lines = ["[grid]"] if draw(st.integers(0, 5)) else []
+    for name in draw(st.lists(st.sampled_from(["n_hidden", "n_neurons", "learning_rate", "z"]))):
+        lines.append(f"{name} = {toml_value(draw(toml_values))}")
+    return "\n".join(lines).encode("utf-8")
+
+
+@st.composite
+def command_lines(draw: st.DrawFn) -> list[str]:
+    """A ``run``, ``benchmark``, ``tabulate`` or ``compare`` command with generated options."""
+    command = draw(st.sampled_from(["run", "run", "benchmark", "tabulate", "compare"]))
+    if command == "compare":
+        return ["compare", draw(st.sampled_from(["out", "inputs", "missing", "inputs/study.toml"]))]
+    if command == "tabulate":
+        argv = ["tabulate", "--dataset", "iris", "--max-epochs", "1", "--max-rows", "30"]
+        argv += ["--grid", "inputs/grid.toml", "--seeds", draw(st.sampled_from(["0", "0,0", "x"]))]
+        return [*argv, "--out", draw(st.sampled_from(["out", "out/table", "inputs/study.toml"]))]
+    argv = [command, *TINY]
+    if command == "run":
+        argv += ["--backend", draw(st.sampled_from(["random", "optuna", "sklearn", "nosuch"]))]
+    else:
+        argv += ["--seeds", "0", "--jobs", "1"]
+        argv += ["--backends", draw(st.sampled_from(["random", ",", "optuna,optuna:tpe", "x"]))]
+        if draw(st.booleans()):
+            argv += ["--suite", draw(st.sampled_from(["inputs/suite.toml", "inputs", "nosuch"]))]
+    for option in draw(st.lists(st.sampled_from(OPTIONS), max_size=4)):
+        if command == "benchmark" and option in ("--backend", "--study", "--cv", "--storage"):
+            continue
+        value = draw(
+            st.one_of(numbers.map(str), paths, texts, st.sampled_from(_VALUES.get(option, [""])))
+        )
+        argv += [option, value]
+    if draw(st.booleans()):
+        argv.append("--fresh")
+    return [*argv, "--out", "out"]
+
+
+_VALUES = {
+    "--config": ["inputs/study.toml", "inputs", "inputs/binary.toml"],
+    "--storage": ["notaurl", "postgresql://u:S3cret@127.0.0.1:9/db?password=S3cret", "sqlite://"],
+    "--objective": ["tabular:", "tabular:inputs", "tabular:inputs/study.toml", "other"],
+    "--model": ["os:system", "tuning.model:build_model", "nosuch:f", "inputs/study.toml:f"],
+    "--study": [".", "..", "a/b", "ok_name", ".hidden"],
+}
+
+
+@pytest.fixture(scope="module")
+def finished_studies(tmp_path_factory: pytest.TempPathFactory, california_small) -> Path:
+    """Two finished tiny studies, copied (then corrupted) into each example's results folder."""
+    out = tmp_path_factory.mktemp("fuzz-studies")
+    for backend in ("random", "optuna"):
+        config = StudyConfig(backend=backend, trials=2, max_epochs=2, out=str(out))
+        from tuning.study import run_study
+
+        run_study(config, dataset=california_small)
+    return out
+
+
+def snapshot(root: Path, but: Path) -> dict[str, str]:
+    """Every file under ``root`` outside ``but``, with a digest of its bytes."""
+    files = {}
+    for path in root.rglob("*"):
+        if path.is_file() and but not in path.parents:
+            files[str(path.relative_to(root))] = hashlib.sha1(path.read_bytes()).hexdigest()
+    return files
+
+
+def corrupt(folder: Path, draw: st.DrawFn) -> None:
+    """Corrupt one file of a results folder: cut short, valid JSON of the wrong shape, wrong
+    types, binary, or gone."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in (".json", ".csv"))
+    target = draw(st.sampled_from(files))
+    how = draw(st.sampled_from(["truncate", "shape", "types", "binary", "delete", "append"]))
+    data = target.read_bytes()
+    if how == "truncate":
+        target.write_bytes(data[: draw(st.integers(0, len(data)))])
+    elif how == "shape":
+        target.write_text(draw(st.sampled_from(["[1, 2, 3]", "{}", "null", '"x"', "3"])))
+    elif how == "types":
+        text = data.decode("utf-8")
+        target.write_text(text.replace("0", draw(st.sampled_from(['"x"', "nan", "[]", "-"]))))
+    elif how == "binary":
+        target.write_bytes(draw(st.binary(min_size=1, max_size=64)))
+    elif how == "append":
+        with target.open("ab") as handle:
+            handle.write(draw(st.binary(max_size=32)) + b"\n")
+    else:
+        target.unlink()
+
+
+def run_cli(argv: list[str]) -> tuple[int, str]:
+    """``tuning ARGV`` in this process; its exit code and everything it printed."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(argv)
+        except SystemExit as exit_:  # argparse's own refusal
+            code = exit_.code if isinstance(exit_.code, int) else 2
+    return code, err.getvalue() + out.getvalue()
+
+
+def fake_grid(configs, **_kwargs) -> GridResult:
+    """`run_grid` without worker processes: the grid's input checks are what is fuzzed."""
+    return GridResult([StudyState(c, state="skipped") for c in configs], 0.0)
+
+
+@FUZZ
+@given(data=st.data())
+def test_the_cli_refuses_bad_input_in_one_line_and_touches_nothing_outside_out(
+    data: st.DataObject, finished_studies: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tuning.grid.run_grid", fake_grid)
+    root = Path(tempfile.mkdtemp(prefix="fuzz-"))
+    try:
+        inputs = root / "inputs"
+        inputs.mkdir()
+        (inputs / "study.toml").write_bytes(data.draw(study_files(), label="study file"))
+        (inputs / "suite.toml").write_bytes(data.draw(suite_files(), label="suite file"))
+        (inputs / "grid.toml").write_bytes(data.draw(grid_files(), label="grid file"))
+        (inputs / "binary.toml").write_bytes(b"\x00\xff\xfe binary")
+        (root / "neighbour.txt").write_text("not the harness's")
+        if data.draw(st.booleans(), label="results exist"):
+            shutil.copytree(finished_studies, root / "out")
+            if data.draw(st.booleans(), label="corrupt them"):
+                corrupt(root / "out", data.draw)
+        argv = data.draw(command_lines(), label="argv")
+        before = snapshot(root, root / "out")
+        cwd = Path.cwd()
+        os.chdir(root)
+        try:
+            code, printed = run_cli(argv)
+        finally:
+            os.chdir(cwd)
+        event(f"{argv[0]} exit {code}")
+        assert "Traceback" not in printed, printed
+        assert code in (0, 1, 2), (code, printed)
+        if code == 1:  # the documented failure: a study ended without a model
+            assert "no trial" in printed or "failed" in printed, printed
+        errors = [line for line in printed.splitlines() if line.startswith("error")]
+        assert len(errors) <= 1, printed
+        if code == 2 and argv[0] != "compare":
+            assert errors or "usage:" in printed, printed
+        assert snapshot(root, root / "out") == before, f"touched outside --out: {argv}"
+        assert "S3cret" not in printed
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
