@@ -324,10 +324,10 @@ def make_study(out: Path, name: str, backend: str, loss: float, **more) -> Path:
 @pytest.mark.parametrize(
     ("damage", "reason"),
     [
-        (lambda f: (f / "summary.json").write_text("[1, 2, 3]"), "holds a list"),
+        (lambda f: (f / "summary.json").write_text("[1, 2, 3]"), "holds list data, not a dict"),
         (lambda f: (f / "summary.json").write_text("{}"), "study is None"),
-        (lambda f: (f / "summary.json").write_text("{oops"), "is not valid JSON"),
-        (lambda f: (f / "summary.json").write_bytes(b"\xff\xfe\x00"), "is not text"),
+        (lambda f: (f / "summary.json").write_text("{oops"), "is corrupt (JSONDecodeError)"),
+        (lambda f: (f / "summary.json").write_bytes(b"\xff\xfe\x00"), "(UnicodeDecodeError)"),
         (lambda f: (f / "trials.csv").unlink(), "trials.csv is missing"),
         (lambda f: (f / "trials.csv").open("a").write("not a row\n"), "line 3 is not a trial"),
     ],

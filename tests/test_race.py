@@ -19,7 +19,9 @@ pytestmark = pytest.mark.one_keras_backend  # no Keras
 
 def test_the_post_hoc_drops_what_conovers_critical_gap_separates_from_the_best():
     ranks = pd.DataFrame(
-        [[1, 2, 3], [1, 3, 2], [2, 1, 3], [1, 2, 3], [1, 2, 3]], columns=["a", "b", "c"], dtype=float
+        [[1, 2, 3], [1, 3, 2], [2, 1, 3], [1, 2, 3], [1, 2, 3]],
+        columns=["a", "b", "c"],
+        dtype=float,
     )
     statistic, p, critical, dropped = conover_drops(ranks, 0.05)
     # rank sums 6, 10, 14; chi2 = 12 / (n k (k+1)) sum R^2 - 3 n (k+1) = 0.2 * 332 - 60 = 6.4

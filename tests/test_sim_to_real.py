@@ -100,7 +100,9 @@ def test_certify_runs_the_real_studies_and_writes_the_certificate(tmp_path):
     grid.write_text("[grid]\nn_hidden = [0, 1]\nn_neurons = [3]\nlearning_rate = [0.01, 0.1]\n")
     table = tmp_path / "table"
     common = ["--dataset", "iris", "--max-epochs", "3", "--patience", "2", "--max-rows", "60"]
-    assert main(["tabulate", *common, "--grid", str(grid), "--seeds", "0", "--out", str(table)]) == 0
+    assert (
+        main(["tabulate", *common, "--grid", str(grid), "--seeds", "0", "--out", str(table)]) == 0
+    )
     space = {
         "n_hidden": {"type": "int", "low": 0, "high": 1},
         "n_neurons": {"type": "int", "low": 3, "high": 3},
@@ -110,8 +112,12 @@ def test_certify_runs_the_real_studies_and_writes_the_certificate(tmp_path):
     for backend in ("random", "optuna"):
         for seed in (0, 1):
             config = StudyConfig(
-                backend=backend, objective=f"tabular:{table}", trials=3, seed=seed,
-                space=space, out=str(tabular),
+                backend=backend,
+                objective=f"tabular:{table}",
+                trials=3,
+                seed=seed,
+                space=space,
+                out=str(tabular),
             )
             run_study(config)
     real = tmp_path / "real"

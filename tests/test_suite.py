@@ -1,5 +1,6 @@
 """Suites: the shipped suite files, their errors, and a suite of two tiny tasks end to end."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -107,8 +108,21 @@ def test_a_suite_of_two_tiny_tasks_end_to_end(tmp_path, capsys):
     board = pd.read_csv(out / "leaderboard_suite.csv")
     assert sorted(board["backend"]) == ["hyperopt", "optuna", "random"]
     assert set(board["tasks"]) == {2} and set(board["blocks"]) == {2}
-    assert sorted(board["mean_rank"]) == pytest.approx(sorted(board["mean_rank"]))
+    # the mean ranks, recomputed from each study's summary: rank by test loss in each task
+    summaries = [json.loads(p.read_text()) for p in out.rglob("summary.json")]
+    losses = pd.DataFrame(
+        [{"task": s["dataset"], "backend": s["backend"], "loss": s["test_loss"]} for s in summaries]
+    ).pivot(index="task", columns="backend", values="loss")
+    expected = losses.rank(axis=1).mean()
+    assert board.set_index("backend")["mean_rank"].to_dict() == pytest.approx(expected.to_dict())
     assert board["mean_rank"].sum() == pytest.approx(6.0)  # ranks 1..3 in each block, averaged
+    pairs = pd.read_csv(out / "bayesian_pairs.csv")
+    assert (
+        len(pairs) == 3
+        and (
+            pairs[["p_a_better", "p_equivalent", "p_b_better"]].sum(axis=1) == pytest.approx(1.0)
+        ).all()
+    )
     for name in ("critical_difference", "normalized_scores", "rank_over_budget"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
     report = (out / "report.md").read_text()

@@ -42,3 +42,21 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     raise TypeError(f"cannot serialise {value!r}")
+
+
+class CorruptFile(ValueError):
+    """A file of the harness's that does not hold what it should; the message names it."""
+
+
+def read_json(path: Path, remedy: str, kind: type = dict) -> Any:
+    """The JSON in ``path``, which must hold a ``kind``; a file that is not text, not JSON or of
+    another shape is a `CorruptFile` naming it, with ``remedy`` (what to do) after it."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptFile(f"{path} is corrupt ({type(exc).__name__}): {remedy}") from None
+    if not isinstance(data, kind):
+        raise CorruptFile(
+            f"{path} holds {type(data).__name__} data, not a {kind.__name__}: {remedy}"
+        )
+    return data

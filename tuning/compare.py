@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from tuning.atomic import write_atomically
+from tuning.atomic import read_json, write_atomically
 from tuning.bayes_pairs import ROPE
 from tuning.config import SUMMARY_FILE
 from tuning.results import TRIALS_FILE, read_trials
@@ -82,14 +81,7 @@ def read_study(folder: Path) -> FoundStudy:
     """Read one finished study; a missing, corrupt or foreign file is a ``ValueError`` whose
     message names the file and what is wrong with it."""
     path = folder / SUMMARY_FILE
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ValueError(f"{path} is not text (a JSON summary was expected)") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc})") from None
-    if not isinstance(summary, dict):
-        raise ValueError(f"{path} holds a {type(summary).__name__}, not a study's summary")
+    summary = read_json(path, "not a study's summary")
     for key, kind in SUMMARY_KEYS.items():
         value = summary.get(key)
         if not isinstance(value, kind) or isinstance(value, bool):

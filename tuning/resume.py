@@ -5,7 +5,6 @@ No Keras here: the grid's parent process uses it to skip finished studies.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from tuning.atomic import write_json
+from tuning.atomic import read_json, write_json
 from tuning.config import CONFIG_FILE, LOG_FILE, SUMMARY_FILE, StudyConfig, StudyError
 from tuning.lock import LOCK_FILE
 from tuning.results import TRIALS_FILE, read_trials, repair_table
@@ -43,19 +42,11 @@ def finished_summary(config: StudyConfig) -> dict[str, Any] | None:
 
 
 def read_settings(path: Path) -> dict[str, Any]:
-    """A study's JSON file (``study.json``, ``summary.json``) as a dict; a corrupt one is a
-    `StudyError` naming it."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StudyError(
-            f"{path} is corrupt ({type(exc).__name__}): pass --fresh to start the study over"
-        ) from None
-    if not isinstance(data, dict) or not isinstance(data.get("config", {}), dict):
-        raise StudyError(
-            f"{path} is not a study's file (it holds {type(data).__name__} data): pass --fresh "
-            "to start the study over"
-        )
+    """A study's JSON file (``study.json``, ``summary.json``) as a dict; a corrupt one is an
+    error naming it."""
+    data = read_json(path, "pass --fresh to start the study over")
+    if not isinstance(data.get("config", {}), dict):
+        raise StudyError(f"{path}: its config is not a table: pass --fresh to start the study over")
     return data
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from tuning.atomic import read_json
 from tuning.config import StudyError
 from tuning.space import CategoricalParam, FloatParam, IntParam, SearchSpace
 from tuning.tabulate import SETTINGS_FILE, TABLE_FILE, config_id, configurations, read_table
@@ -215,15 +216,13 @@ def table_settings(folder: Path) -> dict[str, Any]:
             "tabulate --out built"
         )
     try:
-        settings = json.loads(path.read_text(encoding="utf-8"))
+        settings = read_json(path, "rebuild the table")
     except FileNotFoundError:
         raise StudyError(
             f"objective tabular:{folder}: no table there ({path} is missing); build one with "
             f"tuning tabulate --out {folder}"
         ) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StudyError(f"{path} is corrupt ({type(exc).__name__}): rebuild the table") from None
-    if not isinstance(settings, dict) or not isinstance(settings.get("grid"), dict):
+    if not isinstance(settings.get("grid"), dict):
         raise StudyError(f"{path} is not a table's settings (no grid): rebuild the table")
     if not isinstance(settings.get("seeds"), list) or not settings["seeds"]:
         raise StudyError(f"{path} is not a table's settings (no seeds): rebuild the table")

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from tuning.atomic import write_json
+from tuning.atomic import read_json, write_json
 from tuning.config import StudyError, read_toml, writable_folder
 from tuning.factory import check_arguments, load_factory
 from tuning.lock import study_lock
@@ -225,17 +225,10 @@ def _build(
 
     recorded = out / SETTINGS_FILE  # written once the settings are known to work
     if recorded.exists():
-        try:
-            before = json.loads(recorded.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise StudyError(
-                f"{recorded} is corrupt ({type(exc).__name__}): use another --out"
-            ) from None
+        before = read_json(recorded, "use another --out")
         if before != json.loads(json.dumps(settings.as_dict())):
             changed = sorted(
-                k
-                for k in settings.as_dict()
-                if not isinstance(before, dict) or before.get(k) != settings.as_dict()[k]
+                k for k in settings.as_dict() if before.get(k) != settings.as_dict()[k]
             )
             raise StudyError(
                 f"{out} holds a table built with other settings ({', '.join(changed)}): "
