@@ -6,8 +6,18 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
-from tuning.aggregate import by_backend, hodges_lehmann, paired_test, verdict
+from tuning.aggregate import (
+    by_backend,
+    default_target,
+    epochs_to_target,
+    hodges_lehmann,
+    paired_test,
+    smallest_p,
+    summary_stats,
+    verdict,
+)
 from tuning.suite_stats import DuplicateStudies
 
 pytestmark = pytest.mark.one_keras_backend  # no Keras at all
@@ -100,3 +110,75 @@ def test_two_studies_of_one_seed_are_refused():
     twice = pd.concat([studies, studies.iloc[[0]].assign(study="copy")], ignore_index=True)
     with pytest.raises(DuplicateStudies, match="random0, copy"):
         by_backend(twice, _trials(twice))
+
+
+def test_statistics_helpers_on_known_values():
+    s = summary_stats([1.0, 2.0, 3.0, math.nan])
+    half = stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)
+    assert s == pytest.approx(
+        {"mean": 2.0, "std": 1.0, "ci_low": 2 - half, "ci_high": 2 + half, "median": 2.0}
+    )
+    assert math.isnan(summary_stats([5.0])["ci_low"])
+    seeds = pd.Index([0, 1, 2, 3, 4, 5])
+    better = pd.Series([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], index=seeds)
+    base = better + [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    test = paired_test(better, base)
+    assert (test.n_pairs, test.median_diff) == (6, pytest.approx(-0.75))
+    assert test.p == pytest.approx(2 / 64) and test.p_lower == pytest.approx(1 / 64)
+    assert test.hodges_lehmann == pytest.approx(-0.75)  # Walsh averages of -0.5 .. -1.0
+    same = paired_test(better, better)
+    assert (same.n_pairs, same.median_diff) == (6, 0.0) and math.isnan(same.p)
+    assert smallest_p(3) == 0.25 and smallest_p(6) == pytest.approx(0.03125)
+
+
+def test_epochs_to_target_is_the_first_complete_trial_at_or_below_it():
+    trials = pd.DataFrame(
+        {
+            "trial": [2, 0, 1, 3],
+            "status": ["complete", "complete", "pruned", "complete"],
+            "val_loss": [0.5, 0.9, 0.4, 0.5],
+            "cum_epochs": [30, 10, 20, 40],
+        }
+    )
+    assert epochs_to_target(trials, 0.5) == 30.0  # the pruned 0.4 at 20 does not count
+    assert epochs_to_target(trials, 0.9) == 10.0  # at the target counts
+    assert math.isnan(epochs_to_target(trials, 0.3))
+
+
+def test_the_default_target_is_random_searchs_median_else_everyones():
+    studies = pd.DataFrame(
+        {"backend": ["random", "random", "random", "x"], "best_val_loss": [1.0, 3.0, 2.0, 0.1]}
+    )
+    assert default_target(studies) == 2.0
+    studies["best_val_loss"] = [math.nan, math.nan, math.nan, 0.1]
+    assert default_target(studies) == 0.1
+
+
+def test_the_leaderboard_row_by_hand():
+    # backend x over seeds 0-2: test 1.0, 2.0, 4.0; random: 2.0, 2.0, 2.0
+    studies = _studies({"random": [2.0, 2.0, 2.0], "x": [1.0, 2.0, 4.0]})
+    studies["epochs"] = [10, 20, 30, 40, 50, 60]
+    studies["seconds"] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    studies["trials"] = [1, 2, 3, 4, 5, 6]
+    board = by_backend(studies, _trials(studies)).set_index("backend")
+    x = board.loc["x"]
+    half = stats.t.ppf(0.975, 2) * math.sqrt(7 / 3) / math.sqrt(3)  # sd of 1, 2, 4: sqrt(7/3)
+    assert (x["test_loss_mean"], x["test_loss_median"]) == (pytest.approx(7 / 3), 2.0)
+    assert x["test_loss_std"] == pytest.approx(math.sqrt(7 / 3))
+    assert (x["test_loss_ci_low"], x["test_loss_ci_high"]) == pytest.approx(
+        (7 / 3 - half, 7 / 3 + half)
+    )
+    # seed 0: x wins (rank 1); seed 1: tie (1.5 each, a win each); seed 2: random wins
+    assert x["mean_rank"] == pytest.approx((1 + 1.5 + 2) / 3) and x["wins"] == 2
+    assert board.loc["random", "mean_rank"] == pytest.approx((2 + 1.5 + 1) / 3)
+    assert board.loc["random", "wins"] == 2
+    assert (x["epochs_mean"], x["seconds_mean"], x["trials_mean"]) == (50.0, 5.0, 5.0)
+    assert x["n_seeds"] == 3 and x["n_pairs"] == 3
+    # differences -1, 0, 2: Walsh averages -1, -0.5, 0.5, 0, 1, 2 -> median 0.25
+    assert x["test_loss_diff_median"] == 0.0 and x["test_loss_diff_hl"] == pytest.approx(0.25)
+    # target: random's median best val loss 2.0; x reached it in seeds 0 and 1, at 10 epochs
+    assert x["target_val_loss"] == 2.0 and x["reached_target"] == 2
+    assert x["epochs_to_target_mean"] == 10.0
+    assert x["vs_random"] == "not significant"
+    assert board.loc["random", "vs_random"] == "baseline"
+    assert list(board.index) == ["random", "x"]  # mean rank 1.5 before 1.5: then test loss

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from tuning.aggregate import by_backend, paired_test, smallest_p, summary_stats
+from tuning.aggregate import by_backend
 from tuning.cli import _seed_list, main
 from tuning.config import StudyConfig, StudyError
 from tuning.grid import StudyState, plan_grid
@@ -174,25 +174,6 @@ def test_the_aggregated_leaderboard_equals_a_hand_computation(compared):
         "hyperopt", "wilcoxon_p_higher"
     ] == pytest.approx(1.25)  # P(W+ <= w) + P(W+ >= w) = 1 + P(W+ = w): each w has 1/4
     assert board.loc["random", "vs_random"] == "baseline"
-
-
-def test_statistics_helpers_on_known_values():
-    s = summary_stats([1.0, 2.0, 3.0, math.nan])
-    half = stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)
-    assert s == pytest.approx(
-        {"mean": 2.0, "std": 1.0, "ci_low": 2 - half, "ci_high": 2 + half, "median": 2.0}
-    )
-    assert math.isnan(summary_stats([5.0])["ci_low"])
-    seeds = pd.Index([0, 1, 2, 3, 4, 5])
-    better = pd.Series([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], index=seeds)
-    base = better + [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
-    test = paired_test(better, base)
-    assert (test.n_pairs, test.median_diff) == (6, pytest.approx(-0.75))
-    assert test.p == pytest.approx(2 / 64) and test.p_lower == pytest.approx(1 / 64)
-    assert test.hodges_lehmann == pytest.approx(-0.75)  # Walsh averages of -0.5 .. -1.0
-    same = paired_test(better, better)
-    assert (same.n_pairs, same.median_diff) == (6, 0.0) and math.isnan(same.p)
-    assert smallest_p(3) == 0.25 and smallest_p(6) == pytest.approx(0.03125)
 
 
 def test_every_backend_beats_or_loses_on_ranks_of_its_own_seed():

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from tuning.bayes_pairs import DECISION, pair_posterior, pairs_in_words
+from tuning.bayes_pairs import DECISION, pair_posterior, pairs_in_words, pairs_table
 from tuning.suite_stats import (
     SCORE_CAP,
     DuplicateStudies,
@@ -437,3 +437,166 @@ def test_the_pair_posterior_is_baycomps_signed_rank_test(n):
     assert (ours.p_b_better, ours.p_equivalent, ours.p_a_better) == pytest.approx(
         (left, rope, right), abs=2e-4
     )
+
+
+# --- the verdict's words, pinned ---------------------------------------------------------------
+
+
+def _verdict_example():
+    """x best everywhere, y second, random third over 3 tasks x 5 seeds; y has no model in
+    (A, seed 4) and random no study in (C, seed 3)."""
+    table = {
+        (task, backend): base * factor
+        for task, base in (("A", 1.0), ("B", 2.0), ("C", 0.5))
+        for backend, factor in (("random", 1.3), ("x", 1.0), ("y", 1.1))
+    }
+    studies = _studies(table, seeds=range(5))
+    failed = (studies["backend"] == "y") & (studies["seed"] == 4) & (studies["dataset"] == "A")
+    studies.loc[failed, "test_loss"] = math.nan
+    absent = (studies["backend"] == "random") & (studies["seed"] == 3) & (studies["dataset"] == "C")
+    return suite_statistics(studies[~absent], pd.DataFrame(), {}, reps=300)
+
+
+def test_the_verdict_in_words_with_every_figure_checked_by_hand():
+    # 14 blocks (15 less C/3); y: rank 2 in 13 blocks, 3 in (A, 4) -> 29/14 = 2.07; random:
+    # 41/14 = 2.93; chi2 = 12 N / (k (k+1)) (sum of squared mean ranks - k (k+1)^2 / 4)
+    # = 14 (1 + 2.0714^2 + 2.9286^2 - 12) = 26.14; CD = 2.343 sqrt(12 / 84) = 0.89
+    assert verdict(_verdict_example()) == (
+        "- 3 backends over 3 tasks and 14 (task, seed) blocks. Best mean rank: **x** (1.00; "
+        "1 = best in a block, 3 = worst); best IQM normalized score: **x**.\n"
+        "- Left out of every figure: 1 (task, seed) blocks that not every backend ran: C: seed 3 "
+        "(no study of random).\n"
+        "- Studies that produced no model (every trial failed, or none finished), ranked last in "
+        "their blocks and scored 5: y 1.\n"
+        "- Friedman test: chi2 = 26.14, p = 2.1e-06 < 0.05: the backends do not all rank alike. "
+        "Nemenyi critical difference of mean ranks at 0.05: 0.89.\n"
+        "- Distinguishable (mean ranks differ by more than the critical difference): **x** ranks "
+        "better than **y** (1.00 vs 2.07); **x** ranks better than **random** (1.00 vs 2.93).\n"
+        "- Not resolved by the test (1 pairs): y / random. More seeds or tasks narrow the "
+        "critical difference (it shrinks as 1/sqrt(blocks)).\n"
+        "- Normalized scores (0 = the best model any study found on the task, 1 = random "
+        "search's mean; lower is better), IQM with 95% stratified-bootstrap intervals: x 0.051 "
+        "[0.024, 0.082]; y 0.367 [0.341, 0.414]; random 0.998 [0.972, 1.024].\n"
+    )
+
+
+def test_the_bayesian_pairs_in_words_and_in_their_table():
+    result = _verdict_example()
+    assert "\n".join(pairs_in_words(result.pairs)) == (
+        "- Bayesian signed-rank test of each pair on the normalized scores of 14 blocks, ROPE "
+        "0.1 (scores closer than that are practically equivalent), decided at P >= 0.95:\n"
+        "  - Differ: **x** better than **y** (P = 1.000); **x** better than **random** "
+        "(P = 1.000); **y** better than **random** (P = 0.991).\n"
+        "  - Practically equivalent: no pair.\n"
+        "  - The evidence cannot settle: no pair."
+    )
+    table = pairs_table(result.pairs)
+    assert list(table.columns) == [
+        "a",
+        "b",
+        "p_a_better",
+        "p_equivalent",
+        "p_b_better",
+        "verdict",
+        "rope",
+        "blocks",
+    ]
+    row = table.iloc[2]
+    assert (row["a"], row["b"], row["verdict"], row["rope"], row["blocks"]) == (
+        "y",
+        "random",
+        "y better",
+        0.1,
+        14,
+    )
+    assert row["p_a_better"] + row["p_b_better"] + row["p_equivalent"] == pytest.approx(1.0)
+    assert pairs_in_words([]) == []
+
+
+def test_pairs_in_words_names_equivalent_and_unsettled_pairs():
+    from tuning.bayes_pairs import PairPosterior
+
+    pairs = [
+        PairPosterior("a", "b", 0.01, 0.97, 0.02, 20, 0.1),
+        PairPosterior("a", "c", 0.50, 0.20, 0.30, 20, 0.1),
+        PairPosterior("b", "c", 0.00, 0.01, 0.99, 20, 0.1),
+    ]
+    assert [p.verdict for p in pairs] == ["equivalent", "undecided", "c better"]
+    text = "\n".join(pairs_in_words(pairs))
+    assert "  - Differ: **c** better than **b** (P = 0.990)." in text
+    assert "  - Practically equivalent: a / b (P = 0.970)." in text
+    assert (
+        "  - The evidence cannot settle: a / c (P a better 0.50, equivalent 0.20, c better 0.30)."
+        in text
+    )
+
+
+@pytest.mark.parametrize(
+    ("budget", "expected_ranks"),
+    [
+        # trials: after 1 of 2 trials (50%) a has 1.0 and b 2.0; at 100% b has 0.5
+        ({"trials": 2}, {(0.5, "a"): 1.0, (0.5, "b"): 2.0, (1.0, "a"): 2.0, (1.0, "b"): 1.0}),
+        # seconds: a's second trial ends at 30 s of 40, b's at 40: at 50% (20 s) both have one
+        ({"seconds": 40}, {(0.5, "a"): 1.0, (0.5, "b"): 2.0, (1.0, "a"): 2.0, (1.0, "b"): 1.0}),
+        # epochs: each trial 50 of 100; no budget at all: the study's own last cum_epochs
+        ({"epochs": 100}, {(0.5, "a"): 1.0, (0.5, "b"): 2.0, (1.0, "a"): 2.0, (1.0, "b"): 1.0}),
+        ({}, {(0.5, "a"): 1.0, (0.5, "b"): 2.0, (1.0, "a"): 2.0, (1.0, "b"): 1.0}),
+    ],
+)
+def test_rank_over_budget_reads_the_budgets_own_unit(budget, expected_ranks):
+    rows = [
+        ("a", 0, 1.0, 50, 10.0),
+        ("a", 1, 0.9, 100, 30.0),
+        ("b", 0, 2.0, 50, 20.0),
+        ("b", 1, 0.5, 100, 40.0),
+    ]
+    trials = pd.DataFrame(
+        [
+            {
+                "study": s,
+                "trial": t,
+                "status": "complete",
+                "val_loss": v,
+                "cum_epochs": e,
+                "cum_seconds": c,
+            }
+            for s, t, v, e, c in rows
+        ]
+    )
+    studies = pd.DataFrame([{"study": b, "dataset": "T", "backend": b, "seed": 0} for b in "ab"])
+    over = rank_over_budget(studies, trials, {"a": budget, "b": budget}, fractions=(0.5, 1.0))
+    assert over.set_index(["fraction", "backend"])["mean_rank"].to_dict() == expected_ranks
+
+
+def test_rank_over_budget_by_seconds_uses_the_seconds_not_the_epochs():
+    # a spends its 100 epochs in 10 s, b in 40 s: at 25% of 40 s only a has a result
+    trials = pd.DataFrame(
+        [
+            {
+                "study": "a",
+                "trial": 0,
+                "status": "complete",
+                "val_loss": 2.0,
+                "cum_epochs": 100,
+                "cum_seconds": 10.0,
+            },
+            {
+                "study": "b",
+                "trial": 0,
+                "status": "complete",
+                "val_loss": 1.0,
+                "cum_epochs": 10,
+                "cum_seconds": 40.0,
+            },
+        ]
+    )
+    studies = pd.DataFrame([{"study": b, "dataset": "T", "backend": b, "seed": 0} for b in "ab"])
+    budgets = {"a": {"seconds": 40}, "b": {"seconds": 40}}
+    over = rank_over_budget(studies, trials, budgets, fractions=(0.25, 1.0))
+    at = over.set_index(["fraction", "backend"])["mean_rank"]
+    assert at[0.25, "a"] == 1.0 and at[0.25, "b"] == 2.0 and at[1.0, "b"] == 1.0
+    by_trials = rank_over_budget(
+        studies, trials, {"a": {"trials": 4}, "b": {"trials": 4}}, fractions=(0.25,)
+    )
+    # in trials, 25% of 4 is each study's first trial: b's 1.0 beats a's 2.0
+    assert by_trials.set_index("backend")["mean_rank"].to_dict() == {"a": 2.0, "b": 1.0}

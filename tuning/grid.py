@@ -11,6 +11,7 @@ are resumed. With ``scheduler`` the studies run on a Dask cluster's workers inst
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 # programs it compiled serve them all. (Recycling workers, `max_tasks_per_child=N`, hung a grid
 # on Python 3.11 once every worker had run its N studies: no new worker was started.)
 STUDIES_PER_WORKER = None
+EXIT_STOPPED = 143  # a worker stopped by a signal ends with 128 + SIGTERM
 
 
 # The states in which a study has left the grid's queue.
@@ -128,6 +130,12 @@ def run_grid(
             except BaseException:  # cancel the studies not started yet
                 if isinstance(pool, ProcessPoolExecutor):
                     pool.shutdown(wait=False, cancel_futures=True)
+                    # The pool has handed some queued studies to its workers already, which
+                    # cancelling cannot take back: each worker is told to stop (SIGTERM: at
+                    # its epoch's end, as Ctrl-C) and then takes no further study.
+                    for process in list(getattr(pool, "_processes", {}).values()):
+                        with contextlib.suppress(ProcessLookupError):
+                            process.terminate()
                 else:
                     pool.shutdown(wait=False)  # Dask's executor cancels them so
                 raise
@@ -203,7 +211,13 @@ def run_study_in_worker(config: dict[str, Any], threads: int, fresh: bool) -> di
     from tuning.study import run_study  # imports Keras: after its backend and threads are set
 
     with StopSignals() as stop:  # Ctrl-C reaches every worker of the terminal's process group
-        return run_study(study_config, fresh=fresh, stop=stop)
+        try:
+            return run_study(study_config, fresh=fresh, stop=stop)
+        except KeyboardInterrupt:
+            # Stopped (Ctrl-C, SIGTERM): the study is saved and resumable. The pool would hand
+            # this worker the next queued study; it ends instead.
+            logging.shutdown()
+            os._exit(EXIT_STOPPED)
 
 
 def _log_to(path: Path) -> None:
