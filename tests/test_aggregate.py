@@ -182,3 +182,49 @@ def test_the_leaderboard_row_by_hand():
     assert x["vs_random"] == "not significant"
     assert board.loc["random", "vs_random"] == "baseline"
     assert list(board.index) == ["random", "x"]  # mean rank 1.5 before 1.5: then test loss
+
+
+def test_summary_stats_of_no_value_one_value_and_two():
+    assert list(summary_stats([])) == ["mean", "std", "ci_low", "ci_high", "median"]
+    assert all(math.isnan(v) for v in summary_stats([None, math.inf]).values())
+    one = summary_stats([5.0])
+    assert (one["mean"], one["median"]) == (5.0, 5.0)
+    assert all(math.isnan(one[k]) for k in ("std", "ci_low", "ci_high"))
+    two = summary_stats([1.0, 3.0])
+    half = stats.t.ppf(0.975, 1) * math.sqrt(2) / math.sqrt(2)
+    assert two == pytest.approx(
+        {"mean": 2.0, "std": math.sqrt(2), "ci_low": 2 - half, "ci_high": 2 + half, "median": 2.0}
+    )
+
+
+def test_paired_tests_of_few_pairs_and_their_words():
+    seeds = pd.Index([0, 1, 2])
+    base = pd.Series([1.0, 1.0, 1.0], index=seeds)
+    two = paired_test(pd.Series([0.5, 0.4], index=[0, 1]), base)  # seed 2 has no pair
+    assert two.n_pairs == 2 and two.p == pytest.approx(0.5) and two.p_lower == 0.25
+    none = paired_test(pd.Series([0.5], index=[7]), base)
+    assert none.n_pairs == 0 and math.isnan(none.median_diff)
+    assert verdict(none) == "no paired seeds"
+    assert verdict(paired_test(base, base)) == "no test: equal in every seed"
+    assert verdict(two) == "not significant"
+    assert smallest_p(1) == 1.0 and math.isnan(smallest_p(0))
+
+
+def test_the_baseline_row_an_explicit_target_and_a_task_without_random_search():
+    studies = pd.concat(
+        [
+            _studies({"random": [2.0, 2.0, 2.0], "x": [1.0, 2.0, 4.0]}),
+            _studies({"x": [1.0], "y": [3.0]}).assign(dataset="e", study=["ex", "ey"]),
+        ],
+        ignore_index=True,
+    )
+    board = by_backend(studies, _trials(studies), target=0.5)
+    assert list(board.index) == list(range(4))
+    base = board[(board["dataset"] == "d") & (board["backend"] == "random")].iloc[0]
+    assert (base["n_pairs"], base["test_loss_diff_median"], base["test_loss_diff_hl"]) == (3, 0, 0)
+    assert all(math.isnan(base[k]) for k in ("wilcoxon_p", "wilcoxon_p_lower", "wilcoxon_p_higher"))
+    # target 0.5: nobody reached it
+    assert set(board["target_val_loss"]) == {0.5} and set(board["reached_target"]) == {0}
+    assert board["epochs_to_target_mean"].isna().all()
+    e = board[board["dataset"] == "e"].set_index("backend")
+    assert set(e["vs_random"]) == {"random did not run"} and e.loc["x", "wins"] == 1

@@ -600,3 +600,32 @@ def test_rank_over_budget_by_seconds_uses_the_seconds_not_the_epochs():
     )
     # in trials, 25% of 4 is each study's first trial: b's 1.0 beats a's 2.0
     assert by_trials.set_index("backend")["mean_rank"].to_dict() == {"a": 2.0, "b": 1.0}
+
+
+def test_the_left_out_blocks_are_named_task_by_task():
+    studies = _studies(seeds=range(2))
+    absent = (
+        (studies["dataset"] == "A") & (studies["seed"] == 0) & (studies["backend"] != "random")
+    ) | ((studies["dataset"] == "B") & (studies["seed"] == 1) & (studies["backend"] == "x"))
+    text = verdict(suite_statistics(studies[~absent], pd.DataFrame(), {}, reps=100))
+    assert "A: seed 0 (no study of x, y); B: seed 1 (no study of x)." in text
+    assert list(pairs_table([]).columns) == [
+        "a",
+        "b",
+        "p_a_better",
+        "p_equivalent",
+        "p_b_better",
+        "verdict",
+        "rope",
+        "blocks",
+    ]
+
+
+def test_a_task_with_one_complete_seed_joins_every_resample_as_it_is():
+    # task B has one seed: it cannot be resampled, and it must not stop the interval
+    samples = {"x": [np.array([0.0, 0.0, 1.0, 1.0]), np.array([5.0])]}
+    mean, low, high = interval_estimates(samples, reps=2000)["x"]["mean"]
+    assert mean == pytest.approx(7 / 5)
+    # each resample's mean is (k + 5) / 5, k the ones drawn from A's four seeds (0 to 4)
+    assert {round(low, 6), round(high, 6)} <= {1.0, 1.2, 1.4, 1.6, 1.8}
+    assert low < mean < high

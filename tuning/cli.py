@@ -351,7 +351,9 @@ def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
         tasks = [_study_config(args, backends[0])]
     base = tasks[0]
     use_keras_backend(base.keras_backend)  # the workers inherit it
-    for bare, spelled in same_algorithms(backends):
+    twice = same_algorithms(backends)
+    if twice:
+        bare, spelled = twice[0]
         raise StudyError(
             f"--backends names one algorithm twice: {bare} is {spelled}; keep one of the two"
         )

@@ -243,19 +243,23 @@ def interval_estimates(
         if not per_task:
             continue
         pooled = np.concatenate(per_task)
+        # a task with one seed has nothing to resample: its score joins every resample as is
+        resampled = tuple(s for s in per_task if len(s) >= 2)
+        fixed = np.concatenate([s for s in per_task if len(s) == 1] or [np.empty(0)])
         estimates[backend] = {}
         for name, aggregate in AGGREGATES.items():
 
             def statistic(*strata: np.ndarray, axis: int = -1, _f=aggregate) -> np.ndarray:
-                return _f(np.concatenate(strata, axis=axis), axis=axis)
+                parts = [*strata, np.broadcast_to(fixed, (*strata[0].shape[:-1], fixed.size))]
+                return _f(np.concatenate(parts, axis=-1), axis=-1)
 
             point = float(aggregate(pooled))
-            if max(len(s) for s in per_task) < 2:  # one seed a task: nothing to resample
+            if not resampled:  # one seed a task: nothing to resample
                 estimates[backend][name] = (point, math.nan, math.nan)
                 continue
             with np.errstate(invalid="ignore", divide="ignore"):
                 result = stats.bootstrap(
-                    per_task,
+                    resampled,
                     statistic,
                     n_resamples=reps,
                     confidence_level=1 - ALPHA,
