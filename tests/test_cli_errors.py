@@ -427,3 +427,23 @@ def test_a_study_held_by_another_grid_is_reported_held_not_run(tmp_path: Path) -
     assert state.state == "held" and "already running" in state.error
     assert not (studies[0].study_dir / "trials.csv").exists()
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _denied(path, *_args, **_kwargs):
+    raise PermissionError(13, "Permission denied", str(path))
+
+
+def test_compare_into_a_read_only_folder_is_one_line(tmp_path, capsys, monkeypatch) -> None:
+    make_study(tmp_path, "a", "random", 1.0)
+    monkeypatch.setattr("tuning.compare.write_atomically", _denied)
+    line = refused(["compare", str(tmp_path)], capsys)
+    assert "Permission denied" in line and str(tmp_path) in line
+
+
+def test_tabulate_into_a_read_only_folder_is_one_line(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr("tuning.tabulate.write_json", _denied)
+    grid = tmp_path / "grid.toml"
+    grid.write_text("[grid]\nn_hidden = [0]\nn_neurons = [2]\nlearning_rate = [0.01]\n")
+    argv = ["tabulate", "--dataset", "iris", "--grid", str(grid), "--max-epochs", "1"]
+    line = refused([*argv, "--out", str(tmp_path / "table")], capsys)
+    assert line == f"error: {tmp_path / 'table' / 'table.json'}: Permission denied"
