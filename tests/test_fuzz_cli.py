@@ -182,9 +182,10 @@ def command_lines(draw: st.DrawFn) -> list[str]:
     for option in draw(st.lists(st.sampled_from(OPTIONS), max_size=4)):
         if command == "benchmark" and option in ("--backend", "--study", "--cv", "--storage"):
             continue
-        value = draw(
-            st.one_of(numbers.map(str), paths, texts, st.sampled_from(_VALUES.get(option, [""])))
-        )
+        if option in _VALUES and draw(st.integers(0, 2)):  # the risky values, two times in three
+            value = draw(st.sampled_from(_VALUES[option]))
+        else:
+            value = draw(st.one_of(numbers.map(str), paths, texts))
         argv += [option, value]
     if draw(st.booleans()):
         argv.append("--fresh")
@@ -275,11 +276,16 @@ def test_the_cli_refuses_bad_input_in_one_line_and_touches_nothing_outside_out(
         (inputs / "grid.toml").write_bytes(data.draw(grid_files(), label="grid file"))
         (inputs / "binary.toml").write_bytes(b"\x00\xff\xfe binary")
         (root / "neighbour.txt").write_text("not the harness's")
+        corrupted = False
         if data.draw(st.booleans(), label="results exist"):
             shutil.copytree(finished_studies, root / "out")
-            if data.draw(st.booleans(), label="corrupt them"):
+            corrupted = data.draw(st.booleans(), label="corrupt them")
+            if corrupted:
                 corrupt(root / "out", data.draw)
         argv = data.draw(command_lines(), label="argv")
+        if corrupted and data.draw(st.booleans(), label="compare them"):
+            argv = ["compare", "out"]
+        finished_before = len(list((root / "out").rglob("summary.json")))
         before = snapshot(root, root / "out")
         cwd = Path.cwd()
         os.chdir(root)
@@ -297,6 +303,8 @@ def test_the_cli_refuses_bad_input_in_one_line_and_touches_nothing_outside_out(
         if code == 2 and argv[0] != "compare":
             assert errors or "usage:" in printed, printed
         assert snapshot(root, root / "out") == before, f"touched outside --out: {argv}"
+        # --fresh starts one study over: no other finished study in --out may go
+        assert len(list((root / "out").rglob("summary.json"))) >= finished_before - 1, argv
         assert "S3cret" not in printed
     finally:
         shutil.rmtree(root, ignore_errors=True)
