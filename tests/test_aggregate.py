@@ -228,3 +228,20 @@ def test_the_baseline_row_an_explicit_target_and_a_task_without_random_search():
     assert board["epochs_to_target_mean"].isna().all()
     e = board[board["dataset"] == "e"].set_index("backend")
     assert set(e["vs_random"]) == {"random did not run"} and e.loc["x", "wins"] == 1
+
+
+def test_the_verdict_takes_its_direction_from_the_smaller_one_sided_p():
+    from tuning.aggregate import PairedTest
+
+    better = PairedTest(10, -0.1, -0.1, p=0.01, p_lower=0.005, p_higher=0.996)
+    worse = PairedTest(10, -0.1, 0.2, p=0.01, p_lower=0.996, p_higher=0.005)
+    assert verdict(better) == "better than random" and verdict(worse) == "worse than random"
+    at_alpha = PairedTest(10, -0.1, -0.1, p=0.05, p_lower=0.025, p_higher=0.98)
+    assert verdict(at_alpha) == "not significant"  # p must be below 0.05
+
+
+def test_the_leaderboard_is_ordered_by_mean_rank_and_renumbered():
+    # "a" sorts before "random" by name but ranks after it in every seed
+    studies = _studies({"a": [3.0, 3.0], "random": [1.0, 1.0]})
+    board = by_backend(studies, _trials(studies))
+    assert list(board["backend"]) == ["random", "a"] and list(board.index) == [0, 1]

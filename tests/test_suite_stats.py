@@ -629,3 +629,25 @@ def test_a_task_with_one_complete_seed_joins_every_resample_as_it_is():
     # each resample's mean is (k + 5) / 5, k the ones drawn from A's four seeds (0 to 4)
     assert {round(low, 6), round(high, 6)} <= {1.0, 1.2, 1.4, 1.6, 1.8}
     assert low < mean < high
+
+
+def test_pairs_in_words_with_no_difference_and_several_pairs_of_each_kind():
+    from tuning.bayes_pairs import PairPosterior
+
+    pairs = [
+        PairPosterior("a", "b", 0.02, 0.96, 0.02, 9, 0.05),
+        PairPosterior("a", "c", 0.01, 0.98, 0.01, 9, 0.05),
+        PairPosterior("b", "c", 0.40, 0.30, 0.30, 9, 0.05),
+        PairPosterior("b", "d", 0.30, 0.30, 0.40, 9, 0.05),
+    ]
+    assert pairs_in_words(pairs) == [
+        "- Bayesian signed-rank test of each pair on the normalized scores of 9 blocks, ROPE 0.05 "
+        "(scores closer than that are practically equivalent), decided at P >= 0.95:",
+        "  - Differ: no pair.",
+        "  - Practically equivalent: a / b (P = 0.960); a / c (P = 0.980).",
+        "  - The evidence cannot settle: b / c (P b better 0.40, equivalent 0.30, c better 0.30); "
+        "b / d (P b better 0.30, equivalent 0.30, d better 0.40).",
+    ]
+    at_threshold = PairPosterior("a", "b", 0.95, 0.05, 0.0, 9, 0.05)
+    assert at_threshold.verdict == "a better"
+    assert "**a** better than **b** (P = 0.950)" in pairs_in_words([at_threshold])[1]
