@@ -16,6 +16,7 @@ from tuning.suite_stats import (
     block_ranks,
     block_wins,
     critical_difference,
+    decide_pairs,
     friedman,
     interquartile_mean,
     interval_estimates,
@@ -651,3 +652,82 @@ def test_pairs_in_words_with_no_difference_and_several_pairs_of_each_kind():
     at_threshold = PairPosterior("a", "b", 0.95, 0.05, 0.0, 9, 0.05)
     assert at_threshold.verdict == "a better"
     assert "**a** better than **b** (P = 0.950)" in pairs_in_words([at_threshold])[1]
+
+
+def test_pairs_are_called_different_only_when_friedman_rejects():
+    ranks = pd.Series({"a": 1.0, "b": 2.0, "c": 3.0})
+    assert decide_pairs(ranks, 1.5, 0.01) == ([("a", "c")], [("a", "b"), ("b", "c")])
+    assert decide_pairs(ranks, 1.5, 0.20) == ([], [("a", "b"), ("a", "c"), ("b", "c")])
+    assert decide_pairs(ranks, 1.5, math.nan)[0] == []
+    assert decide_pairs(ranks, 1.5, 0.05)[0] == []  # p must be below alpha
+
+
+def test_a_diverged_infinite_loss_is_no_model_and_not_the_tasks_range():
+    # random's mean is the best (1.0): the scale is the range among studies with a model (1.0)
+    scores = normalized_scores(_one_task({"random": [1.0], "x": [math.inf], "y": [2.0]}))
+    assert scores.set_index("backend")["score"].to_dict() == {"random": 0.0, "x": 5.0, "y": 1.0}
+
+
+def test_without_random_search_the_reference_is_every_studys_mean():
+    scores = normalized_scores(_one_task({"x": [1.0], "y": [3.0]}))
+    assert scores["reference"].iloc[0] == 2.0
+    assert scores.set_index("backend")["score"].to_dict() == {"x": 0.0, "y": 2.0}
+
+
+def test_the_noise_tolerance_is_relative_to_the_losses_size():
+    # losses near 3000 (diabetes' MSE): a scale of 0.001 is rounding noise there
+    scores = normalized_scores(_one_task({"random": [3000.001], "x": [3000.0], "y": [3100.0]}))
+    by = scores.set_index("backend")["score"]
+    assert by["y"] == pytest.approx(1.0) and by["random"] == pytest.approx(1e-5)
+
+
+def test_the_suite_board_row_by_row():
+    board = _verdict_example().board.set_index("backend")
+    assert list(board.columns) == [
+        "tasks",
+        "studies",
+        "mean_rank",
+        "wins",
+        "no_model",
+        "score_mean",
+        "score_mean_ci_low",
+        "score_mean_ci_high",
+        "score_iqm",
+        "score_iqm_ci_low",
+        "score_iqm_ci_high",
+        "blocks",
+        "friedman_chi2",
+        "friedman_p",
+        "critical_difference",
+        "better_than",
+        "not_distinguishable_from",
+    ]
+    assert board["tasks"].to_dict() == {"x": 3, "y": 3, "random": 3}
+    assert board["studies"].to_dict() == {"x": 15, "y": 15, "random": 14}
+    assert board["wins"].to_dict() == {"x": 14, "y": 0, "random": 0}
+    assert board["no_model"].to_dict() == {"x": 0, "y": 1, "random": 0}
+    assert board["better_than"].to_dict() == {"x": "y;random", "y": "", "random": ""}
+    assert board["not_distinguishable_from"].to_dict() == {"x": "", "y": "random", "random": "y"}
+    assert set(board["friedman_chi2"].round(2)) == {26.14} and set(board["blocks"]) == {14}
+    assert set(board["critical_difference"].round(3)) == {round(critical_difference(3, 14), 3)}
+
+
+def test_the_verdict_without_blocks_and_without_a_friedman_test():
+    studies = _studies()
+    studies = studies[~((studies["backend"] == "y") & (studies["dataset"] != "A"))]
+    studies = studies[~((studies["backend"] == "x") & (studies["dataset"] == "A"))]
+    text = verdict(suite_statistics(studies, pd.DataFrame(), {}, reps=100))
+    assert text.endswith(
+        "- No (task, seed) block holds a study of every backend: nothing to rank.\n"
+    )
+    two = _one_task({"random": [2.0, 1.0], "x": [1.0, 1.5]})
+    two.loc[two["backend"] == "x", "test_loss"] = [math.nan, 1.5]
+    text = verdict(suite_statistics(two, pd.DataFrame(), {}, reps=100))
+    assert (
+        "- The Friedman test needs at least 3 backends and 2 blocks: no test of differences.\n"
+        in text
+    )
+    assert (
+        "no model (every trial failed, or none finished), ranked last in their blocks and scored 5: x 1."
+        in text.replace("produced no model", "no model")
+    )

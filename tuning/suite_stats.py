@@ -195,6 +195,22 @@ def beyond_critical_difference(rank: float, other: float, cd: float) -> bool:
     return abs(other - rank) > cd
 
 
+def decide_pairs(
+    mean_ranks: pd.Series, cd: float, friedman_p: float, alpha: float = ALPHA
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Each pair of backends (``mean_ranks`` in order, best first) as distinguishable (the
+    better first) or undecided: distinguishable only when the Friedman test rejects at
+    ``alpha`` and their mean ranks differ by more than ``cd``."""
+    rejects = not math.isnan(friedman_p) and friedman_p < alpha
+    distinguishable, undecided = [], []
+    for a, b in combinations(mean_ranks.index, 2):
+        if rejects and beyond_critical_difference(mean_ranks[a], mean_ranks[b], cd):
+            distinguishable.append((a, b))
+        else:
+            undecided.append((a, b))
+    return distinguishable, undecided
+
+
 def nemenyi_p_values(losses: pd.DataFrame) -> pd.DataFrame:
     """Pairwise p-values of the Nemenyi test after Friedman (scikit-posthocs), by backend."""
     import scikit_posthocs
@@ -249,9 +265,13 @@ def interval_estimates(
         estimates[backend] = {}
         for name, aggregate in AGGREGATES.items():
 
-            def statistic(*strata: np.ndarray, axis: int = -1, _f=aggregate) -> np.ndarray:
-                parts = [*strata, np.broadcast_to(fixed, (*strata[0].shape[:-1], fixed.size))]
-                return _f(np.concatenate(parts, axis=-1), axis=-1)
+            def statistic(
+                *strata: np.ndarray, axis: int = -1, _f=aggregate, _fixed=fixed
+            ) -> np.ndarray:
+                shape = (*strata[0].shape[:-1], _fixed.size)
+                return _f(
+                    np.concatenate([*strata, np.broadcast_to(_fixed, shape)], axis=-1), axis=-1
+                )
 
             point = float(aggregate(pooled))
             if not resampled:  # one seed a task: nothing to resample
@@ -379,19 +399,15 @@ def suite_statistics(
     mean_ranks = ranks.mean()
     wins = block_wins(losses)
     intervals = interval_estimates(score_samples(scores), reps=reps)
-    friedman_rejects = not math.isnan(p_value) and p_value < alpha
+    order = [] if ranks.empty else sorted(ranks.columns, key=lambda c: (mean_ranks[c], c))
+    distinguishable, undecided = decide_pairs(mean_ranks[order], cd, p_value, alpha)
     better: dict[str, list[str]] = {b: [] for b in ranks.columns}
     same: dict[str, list[str]] = {b: [] for b in ranks.columns}
-    distinguishable, undecided = [], []
-    order = [] if ranks.empty else sorted(ranks.columns, key=lambda c: (mean_ranks[c], c))
-    for a, b in combinations(order, 2):
-        if friedman_rejects and beyond_critical_difference(mean_ranks[a], mean_ranks[b], cd):
-            better[a].append(b)
-            distinguishable.append((a, b))
-        else:
-            same[a].append(b)
-            same[b].append(a)
-            undecided.append((a, b))
+    for a, b in distinguishable:
+        better[a].append(b)
+    for a, b in undecided:
+        same[a].append(b)
+        same[b].append(a)
     rows = []
     for backend in order:
         own = scores[scores["backend"] == backend]
