@@ -447,3 +447,28 @@ def test_tabulate_into_a_read_only_folder_is_one_line(tmp_path, capsys, monkeypa
     argv = ["tabulate", "--dataset", "iris", "--grid", str(grid), "--max-epochs", "1"]
     line = refused([*argv, "--out", str(tmp_path / "table")], capsys)
     assert line == f"error: {tmp_path / 'table' / 'table.json'}: Permission denied"
+
+
+class StopAtOnce:
+    """A `StopSignals` that has received SIGTERM before the grid's first look."""
+
+    def raise_if_stopped(self) -> None:
+        from tuning.signals import Terminated
+
+        raise Terminated("terminated")
+
+
+def test_a_stopped_grid_stops_its_workers_and_raises_the_stop(tmp_path: Path) -> None:
+    from tuning.grid import plan_grid, run_grid
+    from tuning.signals import Terminated
+
+    config = StudyConfig(
+        backend="random", dataset="iris", trials=50, max_epochs=50, out=str(tmp_path)
+    )
+    with pytest.raises(Terminated):
+        run_grid(plan_grid(config, ["random"], [0, 1, 2]), jobs=2, stop=StopAtOnce())
+    time.sleep(1)
+    children = subprocess.run(
+        ["ps", "-o", "pid=,args=", "--ppid", str(os.getpid())], capture_output=True, text=True
+    ).stdout
+    assert "spawn_main" not in children

@@ -129,11 +129,13 @@ def run_grid(
                 _wait_all(futures, notify, started, studies, refresh_seconds, stop)
             except BaseException:  # cancel the studies not started yet
                 if isinstance(pool, ProcessPoolExecutor):
-                    pool.shutdown(wait=False, cancel_futures=True)
                     # The pool has handed some queued studies to its workers already, which
                     # cancelling cannot take back: each worker is told to stop (SIGTERM: at
-                    # its epoch's end, as Ctrl-C) and then takes no further study.
-                    for process in list(getattr(pool, "_processes", {}).values()):
+                    # its epoch's end, as Ctrl-C) and then takes no further study. (Read the
+                    # workers first: shutting down forgets them.)
+                    workers = list((getattr(pool, "_processes", None) or {}).values())
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    for process in workers:
                         with contextlib.suppress(ProcessLookupError):
                             process.terminate()
                 else:
