@@ -481,6 +481,9 @@ def test_the_verdict_in_words_with_every_figure_checked_by_hand():
     )
 
 
+PAIRS_COLUMNS = ["a", "b", "p_a_better", "p_equivalent", "p_b_better", "verdict", "rope", "blocks"]
+
+
 def test_the_bayesian_pairs_in_words_and_in_their_table():
     result = _verdict_example()
     assert "\n".join(pairs_in_words(result.pairs)) == (
@@ -492,16 +495,7 @@ def test_the_bayesian_pairs_in_words_and_in_their_table():
         "  - The evidence cannot settle: no pair."
     )
     table = pairs_table(result.pairs)
-    assert list(table.columns) == [
-        "a",
-        "b",
-        "p_a_better",
-        "p_equivalent",
-        "p_b_better",
-        "verdict",
-        "rope",
-        "blocks",
-    ]
+    assert list(table.columns) == PAIRS_COLUMNS
     row = table.iloc[2]
     assert (row["a"], row["b"], row["verdict"], row["rope"], row["blocks"]) == (
         "y",
@@ -610,16 +604,7 @@ def test_the_left_out_blocks_are_named_task_by_task():
     ) | ((studies["dataset"] == "B") & (studies["seed"] == 1) & (studies["backend"] == "x"))
     text = verdict(suite_statistics(studies[~absent], pd.DataFrame(), {}, reps=100))
     assert "A: seed 0 (no study of x, y); B: seed 1 (no study of x)." in text
-    assert list(pairs_table([]).columns) == [
-        "a",
-        "b",
-        "p_a_better",
-        "p_equivalent",
-        "p_b_better",
-        "verdict",
-        "rope",
-        "blocks",
-    ]
+    assert list(pairs_table([]).columns) == PAIRS_COLUMNS
 
 
 def test_a_task_with_one_complete_seed_joins_every_resample_as_it_is():
