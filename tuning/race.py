@@ -148,11 +148,7 @@ def race(
         losses = (
             pd.DataFrame(
                 {
-                    b: [
-                        summaries[(t.dataset, b, s)].get("test_loss") or np.inf
-                        for t in tasks
-                        for s in used
-                    ]
+                    b: [_loss(summaries[(t.dataset, b, s)]) for t in tasks for s in used]
                     for b in alive
                 },
                 index=pd.MultiIndex.from_tuples([(t.dataset, s) for t in tasks for s in used]),
@@ -183,6 +179,12 @@ def race(
             break
         used.append(seeds[len(used)])
     return _result(rounds, alive, seeds, tasks, backends, summaries)
+
+
+def _loss(summary: dict) -> float:
+    """A study's test loss; +inf for a study without a model (it ranks last)."""
+    loss = summary.get("test_loss")
+    return np.inf if loss is None else float(loss)
 
 
 def _result(rounds, alive, seeds, tasks, backends, summaries) -> RaceResult:
