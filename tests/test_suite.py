@@ -117,12 +117,8 @@ def test_a_suite_of_two_tiny_tasks_end_to_end(tmp_path, capsys):
     assert board.set_index("backend")["mean_rank"].to_dict() == pytest.approx(expected.to_dict())
     assert board["mean_rank"].sum() == pytest.approx(6.0)  # ranks 1..3 in each block, averaged
     pairs = pd.read_csv(out / "bayesian_pairs.csv")
-    assert (
-        len(pairs) == 3
-        and (
-            pairs[["p_a_better", "p_equivalent", "p_b_better"]].sum(axis=1) == pytest.approx(1.0)
-        ).all()
-    )
+    probabilities = pairs[["p_a_better", "p_equivalent", "p_b_better"]].sum(axis=1)
+    assert len(pairs) == 3 and probabilities.to_numpy() == pytest.approx(1.0)
     for name in ("critical_difference", "normalized_scores", "rank_over_budget"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
     report = (out / "report.md").read_text()
