@@ -197,17 +197,15 @@ def _check_cells(frame: pd.DataFrame, path: Path) -> None:
         )
 
 
-def repair_table(path: Path) -> int:
-    """Make ``trials.csv`` safe to append to again; returns how many whole rows it holds.
-
-    A last row torn by a kill is cut off (with a warning): the next row must start on a line of
-    its own. A table whose header is not this version's columns is refused.
-    """
+def cut_torn_tail(path: Path) -> bytes:
+    """Cut a last row torn by a kill off the table at ``path`` (under its file lock, so not while
+    a row is being appended; with a warning), so that the next row starts on a line of its own;
+    returns the whole rows. A missing file holds none."""
     path = Path(path)
     if not path.exists():
-        return 0
+        return b""
     with path.open("r+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # not while a row is being appended
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         data = handle.read()
         whole = whole_rows(data)
         if whole != data:
@@ -217,6 +215,16 @@ def repair_table(path: Path) -> int:
             handle.truncate(len(whole))
             handle.flush()
             os.fsync(handle.fileno())
+    return whole
+
+
+def repair_table(path: Path) -> int:
+    """Make ``trials.csv`` safe to append to again; returns how many whole rows it holds.
+
+    A last row torn by a kill is cut off (`cut_torn_tail`). A table whose header is not this
+    version's columns is refused.
+    """
+    whole = cut_torn_tail(path)
     if not whole:
         return 0
     header, *rows = whole.decode("utf-8").splitlines()

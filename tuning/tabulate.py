@@ -38,7 +38,7 @@ from tuning.atomic import read_json, write_json
 from tuning.config import StudyError, read_toml, writable_folder
 from tuning.factory import check_arguments, load_factory
 from tuning.lock import study_lock
-from tuning.results import whole_rows
+from tuning.results import cut_torn_tail, whole_rows
 
 log = logging.getLogger(__name__)
 TABLE_FILE = "table.csv"
@@ -156,20 +156,9 @@ def read_table(folder: Path) -> list[dict[str, Any]]:
 
 
 def repair_table(folder: Path) -> None:
-    """Cut a last row torn by a killed build off ``table.csv`` (under its lock), so that the
-    resumed build appends whole rows after whole rows."""
-    path = Path(folder) / TABLE_FILE
-    if not path.exists():
-        return
-    with path.open("r+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        data = handle.read()
-        whole = whole_rows(data)
-        if whole != data:
-            log.warning("%s: its last row was cut off mid-write (a killed build?): removed", path)
-            handle.truncate(len(whole))
-            handle.flush()
-            os.fsync(handle.fileno())
+    """Cut a last row torn by a killed build off ``table.csv`` (`tuning.results.cut_torn_tail`),
+    so that the resumed build appends whole rows after whole rows."""
+    cut_torn_tail(Path(folder) / TABLE_FILE)
 
 
 def _append_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
