@@ -56,6 +56,7 @@ benchmarks: install
 lint:
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
+	$(PYTHON) -c "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports())"
 
 format:
 	$(PYTHON) -m ruff format .

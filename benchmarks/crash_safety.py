@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tuning.backends import available_backends
-from tuning.results import TRIALS_FILE, read_trials
+from tuning.core.results import TRIALS_FILE, read_trials
+from tuning.search import available_backends
 
 TRIALS = 8
 KILL_AFTER_ROW = Path(__file__).with_name("kill_after_row.py")

@@ -11,12 +11,12 @@ import os
 import signal
 import sys
 
-import tuning.results
+import tuning.core.results
 from tuning.cli import main
 
 
 def die_after_row(limit: int) -> None:
-    append = tuning.results.TrialWriter.append
+    append = tuning.core.results.TrialWriter.append
 
     def append_then_die(writer, row):
         written = append(writer, row)
@@ -24,7 +24,7 @@ def die_after_row(limit: int) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         return written
 
-    tuning.results.TrialWriter.append = append_then_die
+    tuning.core.results.TrialWriter.append = append_then_die
 
 
 if __name__ == "__main__":

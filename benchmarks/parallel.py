@@ -1,6 +1,6 @@
 """Parallel speed-up of the grid runner: two studies one after the other, then side by side.
 
-Both runs are `tuning.grid.run_grid` on the same two studies (random search, seeds 0 and 1, the full
+Both runs are `tuning.run.grid.run_grid` on the same two studies (random search, seeds 0 and 1, the full
 California data, an epoch budget each, trials of at most 20 epochs): first with one worker process
 at a time (each given every core), then two at once (each pinned to half the cores), on each
 Keras backend. Wall time includes starting the worker processes, the search, the winner's
@@ -19,9 +19,9 @@ from dataclasses import replace
 
 from _measure import machine
 
-from tuning.config import StudyConfig
-from tuning.grid import plan_grid, run_grid
-from tuning.keras_backend import KERAS_BACKENDS
+from tuning.evaluation.keras.environment import KERAS_BACKENDS
+from tuning.run.config import StudyConfig
+from tuning.run.grid import plan_grid, run_grid
 
 
 def main() -> None:

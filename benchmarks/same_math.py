@@ -40,11 +40,11 @@ def main() -> None:
     import numpy as np
     from scipy import stats
 
-    from tuning.compiled import CompiledTrainer
-    from tuning.data import load_dataset
-    from tuning.model import build_model
-    from tuning.objective import build_seeded, release_models
-    from tuning.trainer import KerasTrainer, TrainingProtocol
+    from tuning.evaluation.data import load_dataset
+    from tuning.evaluation.keras.compiled import CompiledTrainer
+    from tuning.evaluation.keras.model import build_model
+    from tuning.evaluation.keras.objective import build_seeded, release_models
+    from tuning.evaluation.keras.trainer import KerasTrainer, TrainingProtocol
 
     if keras.backend.backend() != "jax":
         raise SystemExit("run on JAX: KERAS_BACKEND=jax")

@@ -23,13 +23,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from tuning.backends import available_backends, default_backends
+from tuning.analysis.compare import find_studies, load_summary
 from tuning.cli import _seed_list
-from tuning.compare import find_studies, load_summary
-from tuning.config import StudyConfig
-from tuning.grid import plan_grid, run_grid
-from tuning.keras_backend import use_keras_backend
-from tuning.table import table_settings
+from tuning.evaluation.keras.environment import use_keras_backend
+from tuning.evaluation.tabular.table import table_settings
+from tuning.run.config import StudyConfig
+from tuning.run.grid import plan_grid, run_grid
+from tuning.search import available_backends, default_backends
 
 FULL_TRAININGS = 30
 RUN_FILE = "tabular_search.json"

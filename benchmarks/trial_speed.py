@@ -56,11 +56,11 @@ LEARNING_RATE = 3e-3
 def child(result_path: str, variant: str, epochs: int) -> None:
     import keras
 
-    from tuning.data import load_dataset
-    from tuning.model import build_model
-    from tuning.objective import Objective
-    from tuning.results import StudyKey, TrialWriter
-    from tuning.trainer import TrainingProtocol
+    from tuning.core.results import StudyKey, TrialWriter
+    from tuning.evaluation.data import load_dataset
+    from tuning.evaluation.keras.model import build_model
+    from tuning.evaluation.keras.objective import Objective
+    from tuning.evaluation.keras.trainer import TrainingProtocol
 
     data = load_dataset("california", download=False)
     if variant == "bare":

@@ -7,8 +7,8 @@ results/algorithms/. Options given here override these (finished studies are ski
 
 import sys
 
-from tuning.backends import available_backends
 from tuning.cli import build_parser, main
+from tuning.search import available_backends
 
 ALGORITHMS = [name for name in available_backends() if ":" in name] + ["random"]
 STUDY = (

@@ -58,7 +58,7 @@ needs_fashion = pytest.mark.skipif(
 
 @pytest.fixture(scope="session")
 def california():
-    from tuning.data import load_dataset
+    from tuning.evaluation.data import load_dataset
 
     if not (SKLEARN_CACHE / "cal_housing_py3.pkz").is_file():
         pytest.skip(f"California housing cache not found under {SKLEARN_CACHE}")
@@ -73,7 +73,7 @@ def california_small(california):
 
 @pytest.fixture(scope="session")
 def digits_small():
-    from tuning.data import load_dataset
+    from tuning.evaluation.data import load_dataset
 
     return load_dataset("digits").head(300)
 
@@ -81,7 +81,7 @@ def digits_small():
 @contextlib.contextmanager
 def interrupted_after_row(last: int) -> Iterator[None]:
     """Ctrl-C, as it were, right after trial ``last``'s row reached the table."""
-    from tuning.results import TrialWriter
+    from tuning.core.results import TrialWriter
 
     append = TrialWriter.append
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from tuning.aggregate import (
+from tuning.analysis.aggregate import (
     by_backend,
     default_target,
     epochs_to_target,
@@ -18,7 +18,7 @@ from tuning.aggregate import (
     summary_stats,
     verdict,
 )
-from tuning.suite_stats import DuplicateStudies
+from tuning.analysis.suite_stats import DuplicateStudies
 
 pytestmark = pytest.mark.one_keras_backend  # no Keras at all
 
@@ -231,7 +231,7 @@ def test_the_baseline_row_an_explicit_target_and_a_task_without_random_search():
 
 
 def test_the_verdict_takes_its_direction_from_the_smaller_one_sided_p():
-    from tuning.aggregate import PairedTest
+    from tuning.analysis.aggregate import PairedTest
 
     better = PairedTest(10, -0.1, -0.1, p=0.01, p_lower=0.005, p_higher=0.996)
     worse = PairedTest(10, -0.1, 0.2, p=0.01, p_lower=0.996, p_higher=0.005)

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 from conftest import interrupted_after_row
 
-import tuning.objective
-from tuning.backends import BackendError, available_backends, create_backend, default_backends
+import tuning.evaluation.keras.objective
 from tuning.cli import main
-from tuning.config import StudyConfig
-from tuning.objective import ResumeError
-from tuning.results import read_trials
-from tuning.study import run_study
+from tuning.core.results import read_trials
+from tuning.evaluation.keras.objective import ResumeError
+from tuning.run.config import StudyConfig
+from tuning.run.study import run_study
+from tuning.search import BackendError, available_backends, create_backend, default_backends
 
 ALGORITHMS = {
     "optuna": ["tpe", "cmaes", "qmc", "random", "tpe+hyperband", "tpe+asha", "tpe+median"],
@@ -115,9 +115,9 @@ def test_each_algorithm_spends_its_epoch_budget_exactly_resumes_and_repeats_its_
             run_study(resumed_config, dataset=california_small)
         return
     trained = []
-    record = tuning.objective.Objective.record
+    record = tuning.evaluation.keras.objective.Objective.record
     monkeypatch.setattr(
-        tuning.objective.Objective,
+        tuning.evaluation.keras.objective.Objective,
         "record",
         lambda objective, params, **kw: trained.append(params) or record(objective, params, **kw),
     )

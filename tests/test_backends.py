@@ -9,13 +9,13 @@ import keras
 import numpy as np
 import pytest
 
-import tuning.model
-from tuning.backends import BackendError, Budget, available_backends, create_backend
-from tuning.config import StudyConfig, StudyError
-from tuning.model import build_model
-from tuning.results import TRIAL_COLUMNS, read_trials
-from tuning.space import default_space
-from tuning.study import run_study
+import tuning.evaluation.keras.model
+from tuning.core.results import TRIAL_COLUMNS, read_trials
+from tuning.core.space import default_space
+from tuning.evaluation.keras.model import build_model
+from tuning.run.config import StudyConfig, StudyError
+from tuning.run.study import run_study
+from tuning.search import BackendError, Budget, available_backends, create_backend
 
 BACKENDS = ["sklearn", "keras_tuner", "optuna", "hyperopt", "skopt", "random"]
 TRIALS, MAX_EPOCHS = 3, 3
@@ -31,8 +31,8 @@ def factory_calls(monkeypatch):
         calls.append(kwargs)
         return build_model(*args, **kwargs)
 
-    # the default factory, as a study loads it (`tuning.factory.load_factory`)
-    monkeypatch.setattr(tuning.model, "build_model", spy)
+    # the default factory, as a study loads it (`tuning.evaluation.keras.factory.load_factory`)
+    monkeypatch.setattr(tuning.evaluation.keras.model, "build_model", spy)
     return calls
 
 
@@ -184,7 +184,7 @@ def test_hyperband_promotes_the_best_trial_and_records_only_the_epochs_it_traine
     # max_epochs=3, factor=3: one bracket of 3 configurations at 1 epoch, then the best one
     # continues from its saved weights (epoch 1) to epoch 3: two more epochs, not three.
     weights_in, weights_out = [], []
-    train = tuning.objective.Objective.train
+    train = tuning.evaluation.keras.objective.Objective.train
 
     def watched_train(self, model, params, **kwargs):
         weights_in.append(model.get_weights())
@@ -192,7 +192,7 @@ def test_hyperband_promotes_the_best_trial_and_records_only_the_epochs_it_traine
         weights_out.append(model.get_weights())
         return result
 
-    monkeypatch.setattr(tuning.objective.Objective, "train", watched_train)
+    monkeypatch.setattr(tuning.evaluation.keras.objective.Objective, "train", watched_train)
     config = StudyConfig(backend="keras_tuner", trials=4, max_epochs=3, out=str(tmp_path))
     run_study(config, dataset=california_small)
     rows = read_trials(config.study_dir)
@@ -226,8 +226,8 @@ THIRD_PARTY_BACKEND = """
 import math
 import random
 
-from tuning.backends import SearchBackend
-from tuning.space import CategoricalParam, FloatParam, IntParam
+from tuning.search import SearchBackend
+from tuning.core.space import CategoricalParam, FloatParam, IntParam
 
 
 def draw(rng, param):

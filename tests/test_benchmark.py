@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from tuning.aggregate import by_backend
+from tuning.analysis.aggregate import by_backend
 from tuning.cli import _seed_list, main
-from tuning.config import StudyConfig, StudyError
-from tuning.grid import StudyState, plan_grid
-from tuning.progress import LiveDisplay, LogDisplay, eta_seconds, headline
-from tuning.results import read_trials
+from tuning.core.results import read_trials
+from tuning.run.config import StudyConfig, StudyError
+from tuning.run.grid import StudyState, plan_grid
+from tuning.run.progress import LiveDisplay, LogDisplay, eta_seconds, headline
 
 BACKENDS, SEEDS, BUDGET = ("random", "hyperopt"), (0, 1), 9
 GRID = [
@@ -65,7 +65,10 @@ def test_every_study_of_the_grid_runs_to_its_epoch_budget(grid):
         assert summary["budget"] == {"trials": None, "epochs": BUDGET, "seconds": None}
         assert "test_loss" in summary
         # the worker's own log holds its records; the progress display says it ended
-        assert "INFO tuning.objective: trial 0" in (out / study / "study.log").read_text()
+        assert (
+            "INFO tuning.evaluation.keras.objective: trial 0"
+            in (out / study / "study.log").read_text()
+        )
         assert f"{study} done: best val_loss" in progress
 
 

@@ -5,11 +5,11 @@ import math
 
 import pytest
 
-from tuning.budget import Budget, BudgetError, BudgetMeter, fraction_spent
 from tuning.cli import main
-from tuning.config import StudyConfig, StudyError
-from tuning.results import read_trials
-from tuning.study import run_study
+from tuning.core.budget import Budget, BudgetError, BudgetMeter, fraction_spent
+from tuning.core.results import read_trials
+from tuning.run.config import StudyConfig, StudyError
+from tuning.run.study import run_study
 
 BACKENDS = ["sklearn", "keras_tuner", "optuna", "hyperopt", "skopt", "random"]
 

@@ -11,9 +11,9 @@ import keras
 import pandas as pd
 import pytest
 
+from tuning.analysis.compare import LEADERBOARD_COLUMNS
 from tuning.cli import _study_config, build_parser, main
-from tuning.compare import LEADERBOARD_COLUMNS
-from tuning.config import StudyConfig
+from tuning.run.config import StudyConfig
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--trials", "2", "--max-epochs", "2", "--max-rows", "200", "--seed", "3"]
@@ -181,7 +181,10 @@ def test_space_parameter_the_factory_does_not_take_is_rejected(tmp_path, capsys)
     )
     assert main(["run", "--config", str(config), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "space parameter 'dropout' is not an argument of model tuning.model:build_model" in err
+    assert (
+        "space parameter 'dropout' is not an argument of model tuning.evaluation.keras.model:build_model"
+        in err
+    )
     assert "'learning_rate'" in err and "'input_shape'" not in err
 
 

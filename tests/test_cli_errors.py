@@ -20,10 +20,13 @@ from pathlib import Path
 import pytest
 
 from tuning.cli import main
-from tuning.config import StudyConfig, StudyError, read_toml, redact, without_password
-from tuning.resume import clear_study, start_or_resume
-from tuning.space import SearchSpace, SpaceError
-from tuning.tabulate import read_grid, read_table, repair_table
+from tuning.core.errors import StudyError
+from tuning.core.files import read_toml
+from tuning.core.space import SearchSpace, SpaceError
+from tuning.core.urls import redact, without_password
+from tuning.evaluation.tabular.build import read_grid, read_table, repair_table
+from tuning.run.config import StudyConfig
+from tuning.run.resume import clear_study, start_or_resume
 
 pytestmark = pytest.mark.one_keras_backend  # files and messages, not Keras
 
@@ -366,7 +369,7 @@ def test_compare_refuses_tabular_and_trained_studies_together(tmp_path, capsys) 
 ORPHAN_PARENT = textwrap.dedent(
     """
     import os, time
-    from tuning.grid import _executor
+    from tuning.run.grid import _executor
 
     with _executor({scheduler!r}, 2) as pool:
         if {scheduler!r} is None:
@@ -410,7 +413,7 @@ def test_the_grids_workers_end_when_its_parent_is_killed(scheduler) -> None:
 
 
 def test_a_study_held_by_another_grid_is_reported_held_not_run(tmp_path: Path) -> None:
-    from tuning.grid import plan_grid, run_grid
+    from tuning.run.grid import plan_grid, run_grid
 
     config = StudyConfig(
         backend="random", dataset="iris", trials=1, max_epochs=1, out=str(tmp_path)
@@ -435,13 +438,13 @@ def _denied(path, *_args, **_kwargs):
 
 def test_compare_into_a_read_only_folder_is_one_line(tmp_path, capsys, monkeypatch) -> None:
     make_study(tmp_path, "a", "random", 1.0)
-    monkeypatch.setattr("tuning.compare.write_atomically", _denied)
+    monkeypatch.setattr("tuning.analysis.compare.write_atomically", _denied)
     line = refused(["compare", str(tmp_path)], capsys)
     assert "Permission denied" in line and str(tmp_path) in line
 
 
 def test_tabulate_into_a_read_only_folder_is_one_line(tmp_path, capsys, monkeypatch) -> None:
-    monkeypatch.setattr("tuning.tabulate.write_json", _denied)
+    monkeypatch.setattr("tuning.evaluation.tabular.build.write_json", _denied)
     grid = tmp_path / "grid.toml"
     grid.write_text("[grid]\nn_hidden = [0]\nn_neurons = [2]\nlearning_rate = [0.01]\n")
     argv = ["tabulate", "--dataset", "iris", "--grid", str(grid), "--max-epochs", "1"]
@@ -453,14 +456,14 @@ class StopAtOnce:
     """A `StopSignals` that has received SIGTERM before the grid's first look."""
 
     def raise_if_stopped(self) -> None:
-        from tuning.signals import Terminated
+        from tuning.core.signals import Terminated
 
         raise Terminated("terminated")
 
 
 def test_a_stopped_grid_stops_its_workers_and_raises_the_stop(tmp_path: Path) -> None:
-    from tuning.grid import plan_grid, run_grid
-    from tuning.signals import Terminated
+    from tuning.core.signals import Terminated
+    from tuning.run.grid import plan_grid, run_grid
 
     config = StudyConfig(
         backend="random", dataset="iris", trials=50, max_epochs=50, out=str(tmp_path)

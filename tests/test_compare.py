@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tuning.compare import LEADERBOARD_COLUMNS, leaderboard, write_leaderboard
-from tuning.config import StudyConfig
-from tuning.plots import band, best_so_far, plot_best_so_far
-from tuning.results import read_trials
-from tuning.study import run_study
+from tuning.analysis.compare import LEADERBOARD_COLUMNS, leaderboard, write_leaderboard
+from tuning.analysis.plots import band, best_so_far, plot_best_so_far
+from tuning.core.results import read_trials
+from tuning.run.config import StudyConfig
+from tuning.run.study import run_study
 
 pytestmark = pytest.mark.one_keras_backend  # tables and figures: no Keras backend
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from conftest import needs_fashion
 
-from tuning.data import DataError, load_csv, load_dataset
+from tuning.evaluation.data import DataError, load_csv, load_dataset
 
 pytestmark = pytest.mark.one_keras_backend  # the loaders: no Keras backend in it
 

@@ -20,10 +20,10 @@ import pandas as pd
 import pytest
 
 from tuning.cli import main
-from tuning.config import StudyConfig
-from tuning.grid import plan_grid, run_grid
-from tuning.results import read_trials
-from tuning.study import run_study
+from tuning.core.results import read_trials
+from tuning.run.config import StudyConfig
+from tuning.run.grid import plan_grid, run_grid
+from tuning.run.study import run_study
 
 pytestmark = pytest.mark.one_keras_backend  # Dask and files: the same on either Keras backend
 REPO = Path(__file__).resolve().parents[1]

@@ -11,11 +11,11 @@ import pytest
 from conftest import REPO, needs_fashion
 
 from tuning.cli import main
-from tuning.config import StudyConfig, StudyError
-from tuning.factory import FactoryError, check_arguments, load_factory
-from tuning.model import build_model
-from tuning.results import read_trials
-from tuning.study import run_study
+from tuning.core.results import read_trials
+from tuning.evaluation.keras.factory import FactoryError, check_arguments, load_factory
+from tuning.evaluation.keras.model import build_model
+from tuning.run.config import StudyConfig, StudyError
+from tuning.run.study import run_study
 
 # A factory of another shape than the book's: a categorical activation, a float dropout, a width,
 # and the harness's own arguments taken by name (input_shape, n_outputs, seed; not task).
@@ -60,7 +60,7 @@ def test_a_factory_is_found_by_module_or_by_file(user_module):
     assert by_module.__name__ == by_file.__name__ == "wide_and_shallow"
     assert (
         load_factory(None) is build_model
-        and load_factory("tuning.model:build_model") is build_model
+        and load_factory("tuning.evaluation.keras.model:build_model") is build_model
     )
 
 
@@ -170,7 +170,7 @@ def test_compare_reports_which_parameters_of_any_space_mattered(
 
 @needs_fashion
 def test_the_cnn_example_of_six_hyperparameters_trains_on_fashion_mnist(tmp_path, monkeypatch):
-    from tuning.data import load_dataset
+    from tuning.evaluation.data import load_dataset
 
     monkeypatch.chdir(REPO)  # the study file's model path is relative to the repository
     config = StudyConfig.from_toml(

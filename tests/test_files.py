@@ -6,11 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tuning.atomic import write_atomically
-from tuning.config import StudyConfig
-from tuning.grid import StudyState
-from tuning.progress import study_progress
-from tuning.results import StudyKey, TrialWriter, read_trials
+from tuning.core.atomic import write_atomically
+from tuning.core.results import StudyKey, TrialWriter, read_trials
+from tuning.run.config import StudyConfig
+from tuning.run.grid import StudyState
+from tuning.run.progress import study_progress
 
 pytestmark = pytest.mark.one_keras_backend  # no Keras in these
 
@@ -27,7 +27,7 @@ def test_a_row_torn_by_a_kill_is_dropped_with_a_warning(tmp_path, caplog):
     with writer.path.open("a", encoding="utf-8") as handle:
         handle.write("s,random,california,0,3,compl")  # the kill came mid-row
 
-    with caplog.at_level(logging.WARNING, logger="tuning.results"):
+    with caplog.at_level(logging.WARNING, logger="tuning.core.results"):
         rows = read_trials(tmp_path)
 
     assert list(rows["trial"]) == [0, 1, 2]
@@ -44,7 +44,7 @@ def test_a_table_torn_inside_its_header_reads_as_no_trials(tmp_path):
 def test_a_whole_table_is_read_without_a_warning(tmp_path, caplog):
     writer = TrialWriter(tmp_path / "trials.csv", StudyKey("s", "random", "california", 0))
     writer.append(_row(0))
-    with caplog.at_level(logging.WARNING, logger="tuning.results"):
+    with caplog.at_level(logging.WARNING, logger="tuning.core.results"):
         assert list(read_trials(tmp_path)["val_loss"]) == [0.5]
     assert caplog.text == ""
 

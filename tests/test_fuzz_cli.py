@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tuning import cli
-from tuning.config import StudyConfig
-from tuning.grid import GridResult, StudyState
+from tuning.run.config import StudyConfig
+from tuning.run.grid import GridResult, StudyState
 
 pytestmark = pytest.mark.one_keras_backend  # the command line's handling, not Keras'
 
@@ -196,7 +196,12 @@ _VALUES = {
     "--config": ["inputs/study.toml", "inputs", "inputs/binary.toml"],
     "--storage": ["notaurl", "postgresql://u:S3cret@127.0.0.1:9/db?password=S3cret", "sqlite://"],
     "--objective": ["tabular:", "tabular:inputs", "tabular:inputs/study.toml", "other"],
-    "--model": ["os:system", "tuning.model:build_model", "nosuch:f", "inputs/study.toml:f"],
+    "--model": [
+        "os:system",
+        "tuning.evaluation.keras.model:build_model",
+        "nosuch:f",
+        "inputs/study.toml:f",
+    ],
     "--study": [".", "..", "a/b", "ok_name", ".hidden"],
 }
 
@@ -207,7 +212,7 @@ def finished_studies(tmp_path_factory: pytest.TempPathFactory, california_small)
     out = tmp_path_factory.mktemp("fuzz-studies")
     for backend in ("random", "optuna"):
         config = StudyConfig(backend=backend, trials=2, max_epochs=2, out=str(out))
-        from tuning.study import run_study
+        from tuning.run.study import run_study
 
         run_study(config, dataset=california_small)
     return out
@@ -266,7 +271,7 @@ def fake_grid(configs, **_kwargs) -> GridResult:
 def test_the_cli_refuses_bad_input_in_one_line_and_touches_nothing_outside_out(
     data: st.DataObject, finished_studies: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("tuning.grid.run_grid", fake_grid)
+    monkeypatch.setattr("tuning.run.grid.run_grid", fake_grid)
     root = Path(tempfile.mkdtemp(prefix="fuzz-"))
     try:
         inputs = root / "inputs"

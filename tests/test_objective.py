@@ -4,8 +4,8 @@ import keras
 import pandas as pd
 import pytest
 
-from tuning.objective import Objective, TrainingProtocol, score_history
-from tuning.results import TRIAL_COLUMNS, StudyKey, TrialWriter, read_trials
+from tuning.core.results import TRIAL_COLUMNS, StudyKey, TrialWriter, read_trials
+from tuning.evaluation.keras.objective import Objective, TrainingProtocol, score_history
 
 PARAMS = {"n_hidden": 1, "n_neurons": 8, "learning_rate": 1e-2}
 

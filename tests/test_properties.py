@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tuning.results import StudyKey, TrialWriter, read_trials, repair_table
-from tuning.space import SearchSpace, SpaceError
+from tuning.core.results import StudyKey, TrialWriter, read_trials, repair_table
+from tuning.core.space import SearchSpace, SpaceError
 
 pytestmark = pytest.mark.one_keras_backend  # no Keras in these
 

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from tuning.config import StudyConfig
-from tuning.grid import StudyState
-from tuning.race import RACE_FILE, conover_drops, decide, describe, race
+from tuning.run.config import StudyConfig
+from tuning.run.grid import StudyState
+from tuning.run.race import RACE_FILE, conover_drops, decide, describe, race
 
 pytestmark = pytest.mark.one_keras_backend  # no Keras
 

@@ -24,13 +24,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import tuning.objective
+import tuning.evaluation.keras.objective
 from tuning.cli import main
-from tuning.config import StudyConfig, StudyError
-from tuning.lock import LOCK_FILE, StudyLocked, study_lock
-from tuning.results import TRIALS_FILE, TrialWriter, read_trials
-from tuning.signals import StopSignals, Terminated
-from tuning.study import run_study
+from tuning.core.lock import LOCK_FILE, StudyLocked, study_lock
+from tuning.core.results import TRIALS_FILE, TrialWriter, read_trials
+from tuning.core.signals import StopSignals, Terminated
+from tuning.run.config import StudyConfig, StudyError
+from tuning.run.study import run_study
 
 # Files, processes and the libraries' own state: the same on either Keras backend.
 pytestmark = pytest.mark.one_keras_backend
@@ -106,7 +106,10 @@ class _ReplaySpy:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.replayed = 0
         self.recorded = 0
-        replay, record = tuning.objective.Objective.replay, tuning.objective.Objective.record
+        replay, record = (
+            tuning.evaluation.keras.objective.Objective.replay,
+            tuning.evaluation.keras.objective.Objective.record,
+        )
 
         def spy_replay(objective, params):
             result = replay(objective, params)
@@ -117,8 +120,8 @@ class _ReplaySpy:
             self.recorded += 1
             return record(objective, params, **kwargs)
 
-        monkeypatch.setattr(tuning.objective.Objective, "replay", spy_replay)
-        monkeypatch.setattr(tuning.objective.Objective, "record", spy_record)
+        monkeypatch.setattr(tuning.evaluation.keras.objective.Objective, "replay", spy_replay)
+        monkeypatch.setattr(tuning.evaluation.keras.objective.Objective, "record", spy_record)
 
 
 # How many of the finished trials each backend answers from the table after a kill that came
@@ -258,7 +261,7 @@ def test_resuming_with_other_settings_is_refused_naming_them(tmp_path, californi
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from tuning.lock import study_lock
+from tuning.core.lock import study_lock
 
 with study_lock(Path(sys.argv[1])):
     print("locked", flush=True)
@@ -386,7 +389,7 @@ def test_ctrl_c_stops_a_study_within_the_next_trial(
 # -- concurrent writers ------------------------------------------------------------------------
 APPEND_ROWS = """
 import sys
-from tuning.results import StudyKey, TrialWriter
+from tuning.core.results import StudyKey, TrialWriter
 
 writer = TrialWriter(sys.argv[1], StudyKey("s", sys.argv[2], "d", 0))
 for trial in range(int(sys.argv[3])):

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tuning.sim_to_real import agreement, build_on_grid, snap_to_grid
+from tuning.run.certify import agreement, build_on_grid, snap_to_grid
 
 GRID = {"n_hidden": [0, 1, 2], "n_neurons": [1, 10, 100], "learning_rate": [0.001, 0.01, 0.1]}
 
@@ -91,8 +91,8 @@ def test_certify_runs_the_real_studies_and_writes_the_certificate(tmp_path):
     import keras
 
     from tuning.cli import main
-    from tuning.config import StudyConfig
-    from tuning.study import run_study
+    from tuning.run.config import StudyConfig
+    from tuning.run.study import run_study
 
     if keras.backend.backend() != "jax":
         pytest.skip("tables are built on JAX")
@@ -132,6 +132,6 @@ def test_certify_runs_the_real_studies_and_writes_the_certificate(tmp_path):
     same = winners[winners["seed"] == 0]
     assert np.allclose(same["real_test_loss"], same["table_test_loss"], rtol=1e-4)
     summaries = [json.loads(p.read_text()) for p in real.rglob("summary.json")]
-    assert {s["config"]["model"] for s in summaries} == {"tuning.sim_to_real:build_on_grid"}
+    assert {s["config"]["model"] for s in summaries} == {"tuning.run.certify:build_on_grid"}
     assert all(s["trials"] == 3 for s in summaries)
     assert "Kendall's tau" in (real / "sim_to_real.md").read_text()

@@ -8,12 +8,7 @@ import pytest
 import skopt
 from sklearn.model_selection import ParameterSampler
 
-from tuning.backends.hyperopt_search import to_hyperopt
-from tuning.backends.keras_tuner_search import to_keras_tuner
-from tuning.backends.optuna_search import suggest
-from tuning.backends.sklearn_search import PREFIX, to_sklearn_distribution
-from tuning.backends.skopt_search import to_skopt
-from tuning.space import (
+from tuning.core.space import (
     CategoricalParam,
     FloatParam,
     IntParam,
@@ -21,6 +16,11 @@ from tuning.space import (
     SpaceError,
     default_space,
 )
+from tuning.search.hyperopt_search import to_hyperopt
+from tuning.search.keras_tuner_search import to_keras_tuner
+from tuning.search.optuna_search import suggest
+from tuning.search.sklearn_search import PREFIX, to_sklearn_distribution
+from tuning.search.skopt_search import to_skopt
 
 pytestmark = pytest.mark.one_keras_backend  # the space and its translations
 

@@ -9,19 +9,19 @@ import sys
 import keras
 import pytest
 
-from tuning.budget import BudgetMeter
 from tuning.cli import main
-from tuning.config import StudyConfig, StudyError
-from tuning.keras_backend import (
+from tuning.core.budget import BudgetMeter
+from tuning.core.results import StudyKey, TrialWriter, read_trials
+from tuning.evaluation.keras.environment import (
     DEFAULT_KERAS_BACKEND,
     KerasBackendError,
     pin_threads,
     resolve_keras_backend,
     use_keras_backend,
 )
-from tuning.objective import Objective, TrainingProtocol
-from tuning.results import StudyKey, TrialWriter, read_trials
-from tuning.study import run_study
+from tuning.evaluation.keras.objective import Objective, TrainingProtocol
+from tuning.run.config import StudyConfig, StudyError
+from tuning.run.study import run_study
 
 BACKENDS = ["sklearn", "keras_tuner", "optuna", "hyperopt", "skopt", "random"]
 PARAMS = {"n_hidden": 2, "n_neurons": 16, "learning_rate": 0.01}
@@ -140,15 +140,15 @@ def test_cli_runs_a_study_on_the_other_keras_backend(tmp_path):
 TRIALS_IN_A_PROCESS = """
 import sys
 from pathlib import Path
-from tuning.data import load_dataset
-from tuning.objective import Objective, TrainingProtocol
-from tuning.results import StudyKey, TrialWriter
+from tuning.evaluation.data import load_dataset
+from tuning.evaluation.keras.objective import Objective, TrainingProtocol
+from tuning.core.results import StudyKey, TrialWriter
 data = load_dataset("california", download=False).head(200)
 writer = TrialWriter(Path(sys.argv[1]) / "trials.csv", StudyKey("s", "test", data.name, 0))
 objective = Objective(data, TrainingProtocol(max_epochs=2), writer, seed=0)
 statuses = [objective(p).status for p in ({"n_hidden": 1}, {"n_hidden": 2})]
-from tuning.config import StudyConfig
-from tuning.study import run_study
+from tuning.run.config import StudyConfig
+from tuning.run.study import run_study
 summary = run_study(StudyConfig(backend="random", trials=1, max_epochs=2, out=sys.argv[1]), dataset=data)
 import keras
 keras.models.load_model(Path(sys.argv[1]) / summary["study"] / "best_model.keras")

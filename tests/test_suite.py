@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from tuning.cli import main
-from tuning.data import check_dataset
-from tuning.suite import load_suite, suite_configs
+from tuning.evaluation.data import check_dataset
+from tuning.run.suite import load_suite, suite_configs
 
 pytestmark = pytest.mark.one_keras_backend  # files and processes, not Keras
 REPO = Path(__file__).resolve().parents[1]
@@ -131,9 +131,9 @@ def test_a_suite_of_two_tiny_tasks_end_to_end(tmp_path, capsys):
 
 
 def test_the_live_display_has_a_row_per_task_and_backend_in_a_suite():
-    from tuning.config import StudyConfig
-    from tuning.grid import StudyState
-    from tuning.progress import StudyProgress, backend_rows
+    from tuning.run.config import StudyConfig
+    from tuning.run.grid import StudyState
+    from tuning.run.progress import StudyProgress, backend_rows
 
     studies = [
         StudyState(StudyConfig(backend=b, dataset=d, seed=s, out="o"))

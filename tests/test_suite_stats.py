@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from tuning.bayes_pairs import DECISION, pair_posterior, pairs_in_words, pairs_table
-from tuning.suite_stats import (
+from tuning.analysis.bayes_pairs import DECISION, pair_posterior, pairs_in_words, pairs_table
+from tuning.analysis.suite_stats import (
     SCORE_CAP,
     DuplicateStudies,
     beyond_critical_difference,
@@ -509,7 +509,7 @@ def test_the_bayesian_pairs_in_words_and_in_their_table():
 
 
 def test_pairs_in_words_names_equivalent_and_unsettled_pairs():
-    from tuning.bayes_pairs import PairPosterior
+    from tuning.analysis.bayes_pairs import PairPosterior
 
     pairs = [
         PairPosterior("a", "b", 0.01, 0.97, 0.02, 20, 0.1),
@@ -618,7 +618,7 @@ def test_a_task_with_one_complete_seed_joins_every_resample_as_it_is():
 
 
 def test_pairs_in_words_with_no_difference_and_several_pairs_of_each_kind():
-    from tuning.bayes_pairs import PairPosterior
+    from tuning.analysis.bayes_pairs import PairPosterior
 
     pairs = [
         PairPosterior("a", "b", 0.02, 0.96, 0.02, 9, 0.05),

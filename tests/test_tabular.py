@@ -10,15 +10,15 @@ import pandas as pd
 import pytest
 from conftest import interrupted_after_row
 
-from tuning.backends import default_backends
+from tuning.analysis.compare import compare
 from tuning.cli import main
-from tuning.compare import compare
-from tuning.config import StudyConfig, StudyError
-from tuning.results import read_trials
-from tuning.space import SearchSpace, default_space
-from tuning.study import run_study
-from tuning.table import load_table
-from tuning.tabulate import TableSettings, config_id, configurations, tabulate
+from tuning.core.results import read_trials
+from tuning.core.space import SearchSpace, default_space
+from tuning.evaluation.tabular.build import TableSettings, config_id, configurations, tabulate
+from tuning.evaluation.tabular.table import load_table
+from tuning.run.config import StudyConfig, StudyError
+from tuning.run.study import run_study
+from tuning.search import default_backends
 
 pytestmark = [
     pytest.mark.one_keras_backend,

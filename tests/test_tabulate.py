@@ -8,13 +8,13 @@ import keras
 import numpy as np
 import pytest
 
-import tuning.compiled
-import tuning.tabulate
+import tuning.evaluation.keras.compiled
+import tuning.evaluation.tabular.build
 from tuning.cli import main
-from tuning.config import StudyError
-from tuning.objective import Objective
-from tuning.results import StudyKey, TrialWriter
-from tuning.tabulate import (
+from tuning.core.results import StudyKey, TrialWriter
+from tuning.evaluation.keras.objective import Objective
+from tuning.evaluation.keras.trainer import TrainingProtocol
+from tuning.evaluation.tabular.build import (
     TABLE_FILE,
     TableSettings,
     config_id,
@@ -23,7 +23,7 @@ from tuning.tabulate import (
     read_table,
     tabulate,
 )
-from tuning.trainer import TrainingProtocol
+from tuning.run.config import StudyError
 
 pytestmark = [
     pytest.mark.one_keras_backend,
@@ -112,7 +112,7 @@ def test_a_table_entry_equals_a_real_trial_of_that_configuration_and_seed(
 def test_a_killed_build_resumes_without_training_a_group_again(
     tmp_path, california_small, monkeypatch
 ):
-    append = tuning.tabulate._append_rows
+    append = tuning.evaluation.tabular.build._append_rows
     calls = []
 
     def append_then_die(path, rows):
@@ -121,15 +121,15 @@ def test_a_killed_build_resumes_without_training_a_group_again(
         if len(calls) == 1:
             raise KeyboardInterrupt  # as a kill right after the first group's rows
 
-    monkeypatch.setattr(tuning.tabulate, "_append_rows", append_then_die)
+    monkeypatch.setattr(tuning.evaluation.tabular.build, "_append_rows", append_then_die)
     with pytest.raises(KeyboardInterrupt):
         tabulate(_settings(), tmp_path, dataset=california_small)
     first = read_table(tmp_path)
     assert len(first) == calls[0] == 8  # the depth-0 group
     trained = []
-    run = tuning.compiled.VmappedTraining.run
+    run = tuning.evaluation.keras.compiled.VmappedTraining.run
     monkeypatch.setattr(
-        tuning.compiled.VmappedTraining,
+        tuning.evaluation.keras.compiled.VmappedTraining,
         "run",
         lambda self, models, seeds: trained.append(len(models)) or run(self, models, seeds),
     )

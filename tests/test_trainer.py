@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tuning.config import StudyConfig, StudyError
-from tuning.model import build_model
-from tuning.objective import build_seeded, release_models
-from tuning.results import read_trials
-from tuning.trainer import KerasTrainer, TrainingProtocol, create_trainer
+from tuning.core.results import read_trials
+from tuning.evaluation.keras.model import build_model
+from tuning.evaluation.keras.objective import build_seeded, release_models
+from tuning.evaluation.keras.trainer import KerasTrainer, TrainingProtocol
+from tuning.evaluation.keras.trainers import create_trainer
+from tuning.run.config import StudyConfig, StudyError
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "jax", reason="the compiled trainer runs on JAX only"
@@ -24,7 +25,7 @@ EPOCHS = 20
 
 
 def _trainers():
-    from tuning.compiled import CompiledTrainer
+    from tuning.evaluation.keras.compiled import CompiledTrainer
 
     return KerasTrainer, CompiledTrainer
 
@@ -136,7 +137,7 @@ def test_a_callback_that_reads_the_model_sees_each_epochs_weights(california_sma
 
 
 def test_one_program_per_architecture_whatever_the_learning_rate(california_small):
-    from tuning.compiled import CompiledTrainer
+    from tuning.evaluation.keras.compiled import CompiledTrainer
 
     trainer = CompiledTrainer(TrainingProtocol(max_epochs=2, patience=2))
     data = california_small
@@ -148,7 +149,7 @@ def test_one_program_per_architecture_whatever_the_learning_rate(california_smal
 
 
 def test_a_model_not_compiled_is_refused_in_one_line(california_small):
-    from tuning.compiled import CompiledTrainer
+    from tuning.evaluation.keras.compiled import CompiledTrainer
 
     model = keras.Sequential([keras.layers.Input((8,)), keras.layers.Dense(1)])
     d = california_small
@@ -170,7 +171,7 @@ def test_the_trainer_travels_to_another_process_as_a_fresh_one_of_the_same_proto
 def test_the_trainer_is_a_recorded_setting_and_checked_against_the_keras_backend(
     tmp_path, california_small
 ):
-    from tuning.study import run_study
+    from tuning.run.study import run_study
 
     assert StudyConfig(backend="random", keras_backend="jax").trainer == "compiled"
     assert StudyConfig(backend="random", keras_backend="tensorflow").trainer == "keras"
@@ -207,7 +208,7 @@ def test_the_trainer_is_a_recorded_setting_and_checked_against_the_keras_backend
 
 
 def test_models_share_a_program_only_when_their_epoch_is_the_same_computation():
-    from tuning.compiled import build_training_state, structure_key
+    from tuning.evaluation.keras.compiled import build_training_state, structure_key
 
     def key(n_neurons=8, learning_rate=0.01, seed=0, optimizer="sgd", l2=None, dropout=None):
         layers = [keras.layers.Input((4,))]
@@ -259,8 +260,8 @@ def test_models_share_a_program_only_when_their_epoch_is_the_same_computation():
 def test_every_backend_trains_every_model_through_the_compiled_trainer(
     backend, fits, tmp_path, california_small, monkeypatch
 ):
-    from tuning.compiled import CompiledTrainer
-    from tuning.study import run_study
+    from tuning.evaluation.keras.compiled import CompiledTrainer
+    from tuning.run.study import run_study
 
     calls = {"compiled": 0, "keras": 0}
     for trainer in (CompiledTrainer, KerasTrainer):
@@ -280,9 +281,9 @@ CACHED_TRIAL = """
 import sys
 from pathlib import Path
 import jax
-from tuning.data import load_dataset
-from tuning.objective import Objective, TrainingProtocol
-from tuning.results import StudyKey, TrialWriter
+from tuning.evaluation.data import load_dataset
+from tuning.evaluation.keras.objective import Objective, TrainingProtocol
+from tuning.core.results import StudyKey, TrialWriter
 data = load_dataset("california", download=False).head(100)
 writer = TrialWriter(Path(sys.argv[1]) / "trials.csv", StudyKey("s", "test", data.name, 0))
 objective = Objective(data, TrainingProtocol(max_epochs=2), writer, seed=0)

@@ -24,17 +24,17 @@ __all__ = [
 ]
 
 _EXPORTS = {
-    "build_model": "tuning.model",
-    "load_dataset": "tuning.data",
-    "Dataset": "tuning.data",
-    "SearchSpace": "tuning.space",
-    "IntParam": "tuning.space",
-    "FloatParam": "tuning.space",
-    "CategoricalParam": "tuning.space",
-    "default_space": "tuning.space",
-    "TrainingProtocol": "tuning.trainer",
-    "StudyConfig": "tuning.config",
-    "run_study": "tuning.study",
+    "build_model": "tuning.evaluation.keras.model",
+    "load_dataset": "tuning.evaluation.data",
+    "Dataset": "tuning.evaluation.data",
+    "SearchSpace": "tuning.core.space",
+    "IntParam": "tuning.core.space",
+    "FloatParam": "tuning.core.space",
+    "CategoricalParam": "tuning.core.space",
+    "default_space": "tuning.core.space",
+    "TrainingProtocol": "tuning.evaluation.keras.trainer",
+    "StudyConfig": "tuning.run.config",
+    "run_study": "tuning.run.study",
 }
 
 

@@ -10,13 +10,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tuning.keras_backend import (
+from tuning.core.signals import StopSignals, Terminated
+from tuning.evaluation.keras.environment import (
     DEFAULT_KERAS_BACKEND,
     KERAS_BACKENDS,
     TRAINERS,
     use_keras_backend,
 )
-from tuning.signals import StopSignals, Terminated
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1  # a study ended without a model: every trial failed, or none finished
@@ -125,7 +125,9 @@ def _add_grid_options(parser: argparse.ArgumentParser, *, out: str, seeds: list[
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tuning.bayes_pairs import ROPE  # (numpy and pandas: only when the parser is built)
+    from tuning.analysis.bayes_pairs import (
+        ROPE,  # (numpy and pandas: only when the parser is built)
+    )
 
     parser = argparse.ArgumentParser(prog="tuning", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -241,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _given_settings(args: argparse.Namespace, backend: str | None) -> dict[str, object]:
     """The study settings typed on the command line (None where an option was not given)."""
-    from tuning.dask_grid import check_scheduler
+    from tuning.core.cluster import check_scheduler
 
     overrides: dict[str, object] = {
         "backend": backend,
@@ -276,7 +278,8 @@ def _given_settings(args: argparse.Namespace, backend: str | None) -> dict[str, 
 
 
 def _study_config(args: argparse.Namespace, backend: str | None):
-    from tuning.config import StudyConfig, StudyError
+    from tuning.core.errors import StudyError
+    from tuning.run.config import StudyConfig
 
     overrides = _given_settings(args, backend)
     if getattr(args, "config", None) is not None:
@@ -288,7 +291,7 @@ def _study_config(args: argparse.Namespace, backend: str | None):
 
 def _tabulate(args: argparse.Namespace, stop: StopSignals) -> int:
     use_keras_backend("jax")  # vmapped epochs: JAX only
-    from tuning.tabulate import TableSettings, default_grid, read_grid, tabulate
+    from tuning.evaluation.tabular.build import TableSettings, default_grid, read_grid, tabulate
 
     settings = TableSettings(
         dataset=args.dataset,
@@ -328,12 +331,13 @@ def _seed_list(text: str) -> list[int]:
 
 
 def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
-    from tuning.backends import available_backends, default_backends, same_algorithms
-    from tuning.config import StudyError, writable_folder
-    from tuning.dask_grid import check_scheduler
-    from tuning.data import check_dataset, load_dataset
-    from tuning.grid import plan_grid, run_grid
-    from tuning.progress import make_display
+    from tuning.core.cluster import check_scheduler
+    from tuning.core.errors import StudyError
+    from tuning.core.files import writable_folder
+    from tuning.evaluation.data import check_dataset, load_dataset
+    from tuning.run.grid import plan_grid, run_grid
+    from tuning.run.progress import make_display
+    from tuning.search import available_backends, default_backends, same_algorithms
 
     installed = available_backends()
     if args.backends is not None and not args.backends:
@@ -365,8 +369,8 @@ def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
             task.out = str(Path(task.out).resolve())  # the same path on every worker
         own = task.space or task.model_options or task.model  # (else no Keras import here)
         if task.table is not None:  # read and checked once here, not once per worker
-            from tuning.space import default_space
-            from tuning.table import load_table
+            from tuning.core.space import default_space
+            from tuning.evaluation.tabular.table import load_table
 
             load_table(task.table).check_space(task.search_space() if own else default_space())
         else:
@@ -374,7 +378,7 @@ def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
             if own:
                 space = task.search_space()  # checked once here, not once per worker
                 if task.model is not None:  # a user's factory: built once, before any study
-                    from tuning.study import check_model  # Keras: its backend is set above
+                    from tuning.run.study import check_model  # Keras: its backend is set above
 
                     sample = load_dataset(task.dataset, target=task.target).head(64)
                     check_model(task, sample, space)
@@ -412,9 +416,9 @@ def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
 
 
 def _race(args: argparse.Namespace, tasks: list, backends: list[str], stop: StopSignals) -> int:
-    from tuning.grid import run_grid
-    from tuning.progress import make_display
-    from tuning.race import RACE_FILE, describe, race
+    from tuning.run.grid import run_grid
+    from tuning.run.progress import make_display
+    from tuning.run.race import RACE_FILE, describe, race
 
     def run_round(configs: list) -> list:
         with make_display(sys.stderr) as display:
@@ -430,8 +434,8 @@ def _race(args: argparse.Namespace, tasks: list, backends: list[str], stop: Stop
 
 
 def _certify(args: argparse.Namespace, stop: StopSignals) -> int:
-    from tuning.progress import make_display
-    from tuning.sim_to_real import certify
+    from tuning.run.certify import certify
+    from tuning.run.progress import make_display
 
     use_keras_backend("jax")  # the compiled trainer, as the table was built
     if not args.tabular.is_dir():
@@ -452,8 +456,8 @@ def _certify(args: argparse.Namespace, stop: StopSignals) -> int:
 
 def _suite_tasks(args: argparse.Namespace, backend: str) -> list:
     """One base config per task of ``--suite``, the options typed over the suite's settings."""
-    from tuning.config import StudyError
-    from tuning.suite import load_suite, suite_configs
+    from tuning.core.errors import StudyError
+    from tuning.run.suite import load_suite, suite_configs
 
     for option in ("dataset", "config"):
         if getattr(args, option, None) is not None:
@@ -480,7 +484,7 @@ def _print_summary(summary: dict) -> None:
 
 
 def _compare(out: Path, target: float | None, rope: float) -> int:
-    from tuning.compare import compare
+    from tuning.analysis.compare import compare
 
     if not out.is_dir():
         print(
@@ -562,12 +566,12 @@ def one_line(message: str) -> str:
 def _dispatch(args: argparse.Namespace, stop: StopSignals) -> int:
     if args.command == "backends":
         use_keras_backend(None)  # (listing imports Keras Tuner, hence Keras)
-        from tuning.backends import describe_backends
+        from tuning.search import describe_backends
 
         print("\n".join(describe_backends()))
         return 0
     if args.command == "datasets":
-        from tuning.data import describe_datasets
+        from tuning.evaluation.data import describe_datasets
 
         print("\n".join(describe_datasets()))
         return 0
@@ -584,7 +588,7 @@ def _dispatch(args: argparse.Namespace, stop: StopSignals) -> int:
 
     config = _study_config(args, args.backend)
     use_keras_backend(config.keras_backend)
-    from tuning.study import run_study  # imports Keras: after its backend is chosen
+    from tuning.run.study import run_study  # imports Keras: after its backend is chosen
 
     summary = run_study(config, fresh=args.fresh, stop=stop)
     _print_summary(summary)

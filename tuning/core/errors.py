@@ -1,0 +1,15 @@
+"""The errors a user can fix: each message names the field or file and the fix.
+
+The CLI prints them as one line; no layer below the CLI lets a library's traceback through
+where a bad input is the cause.
+"""
+
+from __future__ import annotations
+
+
+class StudyError(ValueError):
+    """A study that cannot run as configured; the message names the field and the fix."""
+
+
+class ResumeError(StudyError):
+    """The library's search, restarted, does not retrace the trials already in the table."""

@@ -1,0 +1,78 @@
+"""One process per study (or one group of processes sharing it through an Optuna storage): a lock
+file in the study's folder, holding the owner's pid and host.
+
+The lock is an advisory ``flock`` on that file, which the kernel releases when its process ends,
+however it ends (``kill -9`` included). So a lock left by a dead process is never in the way: the
+next run takes it over (and says whose it was), and there is no window in which two processes
+can both decide that a lock is stale. The file stays behind between runs; only the lock matters.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tuning.core.errors import StudyError
+
+log = logging.getLogger(__name__)
+LOCK_FILE = "study.lock"
+SHARED_OWNER = "processes sharing it through an Optuna storage"
+
+
+class StudyLocked(StudyError):
+    """Another live process is running this study."""
+
+
+@contextmanager
+def study_lock(study_dir: Path, *, shared: bool = False, what: str = "study") -> Iterator[Path]:
+    """Hold the study's lock for the ``with`` block, or raise `StudyLocked` at once.
+
+    ``shared``: the study is shared by several processes (an Optuna storage): they all hold the
+    lock together, which keeps out a process that would run the study alone, and vice versa.
+    ``what``: what the folder holds, for the message (a table is built under the same lock).
+    """
+    path = Path(study_dir) / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = _read(fd) or "another process"
+            raise StudyLocked(
+                f"{what} {Path(study_dir).name!r} is already running ({owner}, lock {path}): "
+                "wait for it to end, or stop it first"
+                + ("; use --study NAME to run another study" if what == "study" else "")
+            ) from None
+        if shared:  # the holders are many: none is named, and none clears the file
+            if _read(fd) != SHARED_OWNER:
+                _write(fd, SHARED_OWNER + "\n")
+            yield path
+            return
+        previous = _read(fd)
+        if previous:
+            log.warning(
+                "%s: taking over the lock of %s, which ended without releasing it", path, previous
+            )
+        _write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n")
+        try:
+            yield path
+        finally:
+            _write(fd, "")  # released: the next owner finds no one to report
+    finally:
+        os.close(fd)  # closing the file releases the flock
+
+
+def _read(fd: int) -> str:
+    os.lseek(fd, 0, os.SEEK_SET)
+    return os.read(fd, 4096).decode("utf-8", "replace").strip()
+
+
+def _write(fd: int, text: str) -> None:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, text.encode("utf-8"), 0)
+    os.fsync(fd)

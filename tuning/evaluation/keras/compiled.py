@@ -1,0 +1,602 @@
+"""The compiled trainer (JAX backend): each epoch of a fit is one XLA program.
+
+Keras `fit` on JAX runs one jitted step per batch and returns to Python between them (about
+30-40 ms an epoch of California's 11,610 rows, batch 32, on 2 CPU cores); the arithmetic takes
+a few. Here one jitted function runs a whole epoch (`EpochProgram`): the rows in the epoch's
+seeded order, a ``lax.scan`` of the model's own ``train_step`` over the full batches, one more
+step for the last partial batch (so the math is Keras', batch by batch), then the validation
+pass, with one transfer to the host at its end. ``train_step``/``test_step`` are Keras'
+stateless steps (`model.stateless_call`, the optimizer's ``stateless_apply``, the compiled loss
+and metrics), so a factory's model is trained as Keras trains it, custom steps included.
+
+The protocol (early stopping with the best weights kept, the NaN guard) runs on the host once
+per epoch, on the epoch's two losses; callbacks are called once per epoch as Keras calls them,
+and a callback that reads the model (Keras Tuner's checkpoints) first gets the weights written
+back into the model's variables.
+
+Compilation is part of every trial's cost, so it is paid as rarely as possible:
+
+- programs are kept per *structure* (`structure_key`: the layers' classes and settings
+  without names, seeds and initializers, the variables' shapes, the optimizer's settings but
+  a numeric learning rate, which is a variable, the loss and metrics; and the data's shapes):
+  a later trial of the same architecture reuses the compiled epoch of an earlier one,
+  whatever its learning rate or initial weights;
+- JAX's persistent compilation cache (`tuning.evaluation.keras.jax_cache`) keeps compiled programs on disk,
+  shared by every process of a grid and by later runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+import jax
+import keras
+import numpy as np
+from jax import lax
+
+from tuning.evaluation.keras.trainer import (
+    History,
+    Trainer,
+    TrainingProtocol,
+    ValidationData,
+    check_fit_options,
+)
+
+State = tuple[list[jax.Array], list[jax.Array], list[jax.Array]]  # trainable, other, optimizer
+
+log = logging.getLogger(__name__)
+
+
+def structure_key(model: keras.Model) -> str:
+    """What a compiled epoch of ``model`` depends on, as text: two models with the same key
+    share a program.
+
+    Read from the objects themselves, not from ``get_config`` (Keras' serialization imports
+    TensorFlow to check a type: seconds, on JAX): the model's and each layer's class and public
+    settings, its dtype policy, every variable's shape and dtype, the optimizer's class and
+    settings, and what `compile` was given (loss, metrics). Names, seeds and initializers are
+    left out (they make the initial values, which are the program's inputs), and so is a
+    numeric learning rate (a variable of the optimizer's; a schedule is kept).
+    """
+    layers = [
+        [_describe(layer), layer.dtype_policy.name]
+        for layer in model._flatten_layers(include_self=False)
+    ]
+    optimizer = model.optimizer
+    schedule = getattr(optimizer, "_learning_rate", None)
+    if isinstance(schedule, keras.Variable):
+        schedule = None
+    compiled_with = getattr(getattr(model, "_compile_config", None), "config", {})
+    described = {
+        "model": _describe(model),
+        "layers": layers,
+        "variables": [
+            [list(v.shape), str(v.dtype)]
+            for v in (*model.variables, *optimizer.variables, *model.metrics_variables)
+        ],
+        "optimizer": [_describe(optimizer), _describe(schedule)],
+        "compile": {
+            key: _describe(value, keep_names=True)
+            for key, value in compiled_with.items()
+            if key not in ("optimizer", "steps_per_execution")
+        },
+    }
+    return json.dumps(described, sort_keys=True)
+
+
+# Attributes that never change a compiled epoch (or are described apart, or are state).
+_NOT_IN_PROGRAM = frozenset(
+    {
+        "name",
+        "seed",
+        "built",
+        "build",
+        "quantize",
+        "call_signature_parameters",
+        "train_function",
+        "test_function",
+        "predict_function",
+        "stop_training",
+        "compiled",
+        "steps_per_execution",
+        "optimizer",
+        "history",
+    }
+)
+
+
+def _describe(value: Any, depth: int = 0, *, keep_names: bool = False) -> Any:
+    """``value`` as JSON-able data: plain values as they are, functions by qualified name,
+    arrays and variables by shape and dtype, layers by class (each is described on its own),
+    other objects by class and public attributes (`_NOT_IN_PROGRAM` and initializers left
+    out), to a few levels deep."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [_describe(v, depth + 1, keep_names=keep_names) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _describe(v, depth + 1, keep_names=keep_names) for k, v in value.items()}
+    if isinstance(value, type):
+        return f"{value.__module__}.{value.__qualname__}"
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return ["array", [int(d) if d is not None else None for d in value.shape], str(value.dtype)]
+    kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    if callable(value) and hasattr(value, "__qualname__"):  # a function
+        return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
+    if isinstance(value, keras.layers.Layer) and depth > 0:
+        return kind
+    attributes = {}
+    if depth < 3:
+        for key, attribute in sorted(getattr(value, "__dict__", {}).items()):
+            ignored = key in _NOT_IN_PROGRAM and not (keep_names and key == "name")
+            if key.startswith("_") or ignored or key.endswith("_initializer"):
+                continue
+            attributes[key] = _describe(attribute, depth + 1, keep_names=keep_names)
+    return [kind, attributes]
+
+
+def build_training_state(model: keras.Model, x: np.ndarray, y: np.ndarray) -> None:
+    """Create what `fit` would before its first step: the layers' weights, the optimizer's
+    variables, the compiled loss and metrics (for data shaped like ``x``, ``y``)."""
+    if not getattr(model, "compiled", False) or model.optimizer is None:
+        raise ValueError("the model is not compiled: the factory must return a compiled model")
+    # Keras' own set-up before fit or evaluate (private: Keras has no public one)
+    model._symbolic_build(data_batch=(x[:1], y[:1]))
+
+
+class EpochProgram:
+    """One epoch of training and validation, compiled for models of one structure and data of
+    one shape; ``template`` is the model whose ``train_step``/``test_step`` it was traced
+    from. Call `compile` once, then call it with the state of any model of that structure.
+
+    Its inputs: the model's state (trainable, non-trainable and optimizer variables), the
+    metrics' reset values, the four data arrays, and the order of the training rows for this
+    epoch (`shuffled_order`). The training rows are gathered in that order once, then the
+    full batches run in one ``lax.scan`` and the last, smaller batch as a step of its own, as
+    Keras batches them. The validation rows are evaluated in as few ``test_step`` calls as
+    `VALID_VALUES_PER_CALL` allows (all at once for an MLP): the metrics are means over rows,
+    so only the rounding differs from Keras' batches of ``batch_size``.
+    """
+
+    def __init__(self, template: keras.Model, batch_size: int) -> None:
+        self.template = template
+        self.batch_size = batch_size
+        self._compiled: Any = None
+
+    def compile(self, *args: Any) -> None:
+        """Trace and compile for ``args`` (loaded from JAX's persistent cache if there)."""
+        self._compiled = jax.jit(self._epoch).lower(*args).compile()
+
+    def __call__(self, *args: Any) -> tuple[State, dict[str, jax.Array], dict[str, jax.Array]]:
+        return self._compiled(*args)
+
+    def _epoch(
+        self,
+        state: State,
+        metrics_reset: list[jax.Array],
+        x: jax.Array,
+        y: jax.Array,
+        x_valid: jax.Array,
+        y_valid: jax.Array,
+        order: jax.Array,
+    ) -> tuple[State, dict[str, jax.Array], dict[str, jax.Array]]:
+        model = self.template
+
+        def train(step_state: tuple, batch: tuple) -> tuple[tuple, None]:
+            return model.train_step(step_state, batch)[1], None
+
+        step_state = (*state, metrics_reset)
+        step_state = _scan_batches(train, step_state, (x[order], y[order]), self.batch_size)
+        train_logs = _metrics(model, step_state[3])
+        trainable, non_trainable, optimizer_variables, _ = step_state
+
+        valid_logs = evaluate(
+            model, trainable, non_trainable, metrics_reset, x_valid, y_valid, self.batch_size
+        )
+        return (trainable, non_trainable, optimizer_variables), train_logs, valid_logs
+
+
+def evaluate(
+    model: keras.Model,
+    trainable: list[jax.Array],
+    non_trainable: list[jax.Array],
+    metrics_reset: list[jax.Array],
+    x: jax.Array,
+    y: jax.Array,
+    batch_size: int,
+) -> dict[str, jax.Array]:
+    """The loss and metrics of these weights on ``x``, ``y`` through the model's own
+    ``test_step``, in as few calls as `VALID_VALUES_PER_CALL` allows (all at once for an MLP):
+    the metrics are means over rows, so only the rounding differs from Keras' batches."""
+
+    def test(step_state: tuple, batch: tuple) -> tuple[tuple, None]:
+        return model.test_step(step_state, batch)[1], None
+
+    values_per_row = max(1, math.prod(x.shape[1:]))
+    rows = max(batch_size, VALID_VALUES_PER_CALL // values_per_row)
+    final = _scan_batches(test, (trainable, non_trainable, metrics_reset), (x, y), rows)
+    return _metrics(model, final[2])
+
+
+def _metrics(model: keras.Model, metrics_variables: list[jax.Array]) -> dict[str, jax.Array]:
+    """The model's metric results (``loss`` and the compiled metrics) for these values."""
+    mapping = list(zip(model.metrics_variables, metrics_variables, strict=True))
+    with keras.StatelessScope(state_mapping=mapping):
+        return dict(model.get_metrics_result())
+
+
+# Validation rows evaluated in one call: at most this many input values (16 MiB of float32).
+VALID_VALUES_PER_CALL = 2**22
+
+
+def shuffled_order(n_rows: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
+    """The order of the training rows in ``epoch``: a permutation drawn from (seed, epoch), the
+    same in every process; 0..n-1 when ``shuffle`` is off."""
+    if not shuffle:
+        return np.arange(n_rows, dtype=np.int32)
+    return np.random.default_rng([seed, epoch]).permutation(n_rows).astype(np.int32)
+
+
+def _scan_batches(step: Any, state: tuple, data: tuple, size: int) -> tuple:
+    """``step`` over ``data`` (arrays of the same length) in consecutive batches of ``size``:
+    the full batches in one ``lax.scan``, then the last, smaller one as a step of its own."""
+    n_full, rest = divmod(data[0].shape[0], size)
+    if n_full == 1 and not rest:
+        return step(state, data)[0]
+    if n_full:
+        batches = tuple(a[: n_full * size].reshape(n_full, size, *a.shape[1:]) for a in data)
+        state, _ = lax.scan(step, state, batches)
+    if rest:
+        state, _ = step(state, tuple(a[n_full * size :] for a in data))
+    return state
+
+
+def device_array(array: np.ndarray) -> jax.Array:
+    """``array`` on the device as Keras would feed it: floats as ``floatx``, integers as int32."""
+    array = np.asarray(array)
+    dtype = keras.backend.floatx() if np.issubdtype(array.dtype, np.floating) else np.int32
+    return jax.device_put(array.astype(dtype, copy=False))
+
+
+class CompiledTrainer(Trainer):
+    """Trains through `EpochProgram`s: compiled once per structure, data on the device once.
+
+    ``MAX_PROGRAMS`` compiled epochs and ``MAX_ARRAYS`` arrays on the device are kept, the
+    least recently used dropped first, so memory stays bounded over any number of trials.
+    """
+
+    name = "compiled"
+    MAX_PROGRAMS = 32
+    MAX_ARRAYS = 8
+
+    def __init__(self, protocol: TrainingProtocol, seed: int = 0) -> None:
+        super().__init__(protocol, seed)
+        self._programs: OrderedDict[Hashable, EpochProgram] = OrderedDict()
+        self._arrays: OrderedDict[tuple, tuple[np.ndarray, jax.Array]] = OrderedDict()
+        self._compile_seconds = 0.0
+        self.programs_compiled = 0
+        self.programs_reused = 0
+
+    @property
+    def compile_seconds(self) -> float:
+        return self._compile_seconds
+
+    def fit(
+        self,
+        model: keras.Model,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        validation_data: ValidationData,
+        epochs: int | None = None,
+        initial_epoch: int = 0,
+        callbacks: Sequence[keras.callbacks.Callback] = (),
+        **fit_options: Any,
+    ) -> History:
+        check_fit_options(fit_options, self.protocol)
+        epochs = self.protocol.max_epochs if epochs is None else epochs
+        x_valid, y_valid = validation_data
+        build_training_state(model, x, y)
+        data = [self._on_device(a) for a in (x, y, x_valid, y_valid)]
+        model.reset_metrics()
+        metrics_reset = [v.value for v in model.metrics_variables]
+        state = model_state(model)
+        n_rows = data[0].shape[0]
+        program = self._program(model, state, metrics_reset, data)
+
+        reads_model = any(
+            getattr(cb, "reads_model", True) and not isinstance(cb, keras.callbacks.History)
+            for cb in callbacks
+        )
+        for cb in callbacks:
+            cb.set_model(model)
+            cb.set_params({"epochs": epochs, "verbose": 0, "steps": None})
+        model.stop_training = False
+        for cb in callbacks:
+            cb.on_train_begin()
+
+        stopping = _EarlyStopping(self.protocol.patience, model)
+        history: History = {}
+        for epoch in range(initial_epoch, epochs):
+            for cb in callbacks:
+                cb.on_epoch_begin(epoch)
+            order = shuffled_order(n_rows, self.seed, epoch, self.protocol.shuffle)
+            state, train_logs, valid_logs = program(state, metrics_reset, *data, order)
+            train_logs, valid_logs = jax.device_get((train_logs, valid_logs))
+            logs = {k: float(v) for k, v in train_logs.items()}
+            logs.update({f"val_{k}": float(v) for k, v in valid_logs.items()})
+            for key, value in logs.items():
+                history.setdefault(key, []).append(value)
+            stop = stopping.update(epoch, logs["val_loss"], state)
+            stop |= not math.isfinite(logs["loss"])  # the NaN guard, at the epoch's end
+            if reads_model:
+                _write_back(model, state)
+            for cb in callbacks:
+                cb.on_epoch_end(epoch, logs)
+            if stop or model.stop_training:
+                break
+        _write_back(model, stopping.restored(state))
+        for cb in callbacks:
+            cb.on_train_end()
+        return history
+
+    def _on_device(self, array: np.ndarray) -> jax.Array:
+        """``array`` on the device, as Keras would feed it (floats as ``floatx``, integers as
+        int32); the study's arrays are put there once and kept."""
+        key = (id(array), array.shape, str(array.dtype))
+        if key in self._arrays:
+            self._arrays.move_to_end(key)
+            return self._arrays[key][1]
+        array = np.asarray(array)
+        on_device = device_array(array)
+        self._arrays[key] = (array, on_device)  # the array kept: its id stays its own
+        while len(self._arrays) > self.MAX_ARRAYS:
+            self._arrays.popitem(last=False)
+        return on_device
+
+    def _program(
+        self,
+        model: keras.Model,
+        state: State,
+        metrics_reset: list[jax.Array],
+        data: list[jax.Array],
+    ) -> EpochProgram:
+        shapes = tuple((a.shape, str(a.dtype)) for a in data)
+        key = (structure_key(model), shapes, self.protocol.batch_size)
+        program = self._programs.get(key)
+        if program is not None:
+            self._programs.move_to_end(key)
+            self.programs_reused += 1
+            return program
+        started = time.perf_counter()
+        program = EpochProgram(model, self.protocol.batch_size)
+        order = shuffled_order(data[0].shape[0], self.seed, 0)
+        program.compile(state, metrics_reset, *data, order)
+        seconds = time.perf_counter() - started
+        self._compile_seconds += seconds
+        self.programs_compiled += 1
+        log.debug("compiled an epoch program in %.3f s", seconds)
+        self._programs[key] = program
+        while len(self._programs) > self.MAX_PROGRAMS:
+            self._programs.popitem(last=False)
+        return program
+
+
+class _EarlyStopping:
+    """`keras.callbacks.EarlyStopping(monitor="val_loss", patience, restore_best_weights=True)`,
+    rule for rule, on the device's arrays: the best epoch's weights are kept by reference (JAX
+    arrays never change), not copied."""
+
+    def __init__(self, patience: int, model: keras.Model) -> None:
+        self.patience = patience
+        self.best = math.inf
+        self.wait = 0
+        self.best_state: State | None = None
+        # `model.get_weights()`: the non-trainable variables that are weights (not seed states)
+        weights = {id(w) for w in model.non_trainable_weights}
+        self.is_weight = [id(v) in weights for v in model.non_trainable_variables]
+
+    def update(self, epoch: int, val_loss: float, state: State) -> bool:
+        """Record the epoch; True when patience has run out."""
+        if self.best_state is None:  # never improved yet: the first epoch's weights
+            self.best_state = state
+        self.wait += 1
+        if val_loss < self.best:
+            self.best, self.best_state, self.wait = val_loss, state, 0
+            return False
+        return self.wait >= self.patience and epoch > 0
+
+    def restored(self, state: State) -> State:
+        """``state`` with the best epoch's weights (the optimizer's variables stay the last)."""
+        if self.best_state is None:
+            return state
+        trainable, non_trainable, _ = self.best_state
+        kept = [
+            best if weight else last
+            for best, last, weight in zip(non_trainable, state[1], self.is_weight, strict=True)
+        ]
+        return trainable, kept, state[2]
+
+
+def _state_variables(model: keras.Model) -> tuple[list, list, list]:
+    """The variables a `State` holds the values of, in its order."""
+    return model.trainable_variables, model.non_trainable_variables, model.optimizer.variables
+
+
+def model_state(model: keras.Model) -> State:
+    """The current values of ``model``'s variables, as the epoch programs take them."""
+    trainable, non_trainable, optimizer = _state_variables(model)
+    return (
+        [v.value for v in trainable],
+        [v.value for v in non_trainable],
+        [v.value for v in optimizer],
+    )
+
+
+def _write_back(model: keras.Model, state: State) -> None:
+    """Put ``state`` into the model's variables (what `fit` leaves behind)."""
+    for refs, values in zip(_state_variables(model), state, strict=True):
+        for ref, value in zip(refs, values, strict=True):
+            ref.assign(value)
+
+
+class TabulatedRun:
+    """One model's training in a `VmappedTraining` group, as a table row holds it."""
+
+    def __init__(self) -> None:
+        self.loss: list[float] = []
+        self.val_loss: list[float] = []
+        self.status = "complete"
+        self.test_loss = math.nan
+        self.seconds = 0.0
+
+    @property
+    def epochs(self) -> int:
+        return len(self.val_loss)
+
+    @property
+    def best_epoch(self) -> int:
+        """The epoch (from 1) whose weights early stopping kept: the first lowest val loss."""
+        finite = [v if math.isfinite(v) else math.inf for v in self.val_loss]
+        return int(np.argmin(finite)) + 1 if finite else 0
+
+    @property
+    def best_val_loss(self) -> float:
+        finite = [v for v in self.val_loss if math.isfinite(v)]
+        return min(finite) if finite else math.nan
+
+
+class VmappedTraining:
+    """Trains models of one structure together, as `CompiledTrainer` trains each: the epoch
+    program under ``jax.vmap`` over their stacked states and their seeds' row orders, early
+    stopping (Keras' rules, as `_EarlyStopping`) and the NaN guard per model on the host, the
+    best weights kept per model on the device; then each model's test loss with its best
+    weights. Programs are kept per structure and group size."""
+
+    def __init__(self, protocol: TrainingProtocol, dataset: Any) -> None:
+        self.protocol = protocol
+        self.dataset = dataset
+        self.compile_seconds = 0.0
+        self._programs: dict[Hashable, tuple[Any, Any, Any]] = {}
+        self._data: list[jax.Array] | None = None
+
+    def _arrays(self) -> list[jax.Array]:
+        if self._data is None:
+            d = self.dataset
+            arrays = (d.X_train, d.y_train, d.X_valid, d.y_valid, d.X_test, d.y_test)
+            self._data = [device_array(a) for a in arrays]
+        return self._data
+
+    def run(self, models: Sequence[keras.Model], seeds: Sequence[int]) -> list[TabulatedRun]:
+        import jax.numpy as jnp
+
+        started = time.perf_counter()
+        x, y, x_valid, y_valid, x_test, y_test = self._arrays()
+        for model in models:
+            build_training_state(model, self.dataset.X_train, self.dataset.y_train)
+        template = models[0]
+        template.reset_metrics()
+        metrics_reset = [v.value for v in template.metrics_variables]
+        states = [model_state(m) for m in models]
+        state = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
+        n_rows = x.shape[0]
+
+        def orders(epoch: int) -> np.ndarray:
+            return np.stack(
+                [shuffled_order(n_rows, s, epoch, self.protocol.shuffle) for s in seeds]
+            )
+
+        epoch_fn, keep_fn, test_fn = self._program(
+            template, state, metrics_reset, (x, y, x_valid, y_valid, x_test, y_test), orders(0)
+        )
+        k = len(models)
+        runs = [TabulatedRun() for _ in models]
+        active = np.ones(k, dtype=bool)
+        best = np.full(k, math.inf)
+        wait = np.zeros(k, dtype=int)
+        best_state = None
+        for epoch in range(self.protocol.max_epochs):
+            state, train_logs, valid_logs = epoch_fn(
+                state, metrics_reset, x, y, x_valid, y_valid, orders(epoch)
+            )
+            loss = np.asarray(jax.device_get(train_logs["loss"]), dtype=float)
+            val = np.asarray(jax.device_get(valid_logs["loss"]), dtype=float)
+            for i in np.flatnonzero(active):
+                runs[i].loss.append(float(loss[i]))
+                runs[i].val_loss.append(float(val[i]))
+            if best_state is None:  # Keras: never improved yet, the first epoch's weights
+                best_state = state
+            wait[active] += 1
+            improved = active & (val < best)
+            best = np.where(improved, val, best)
+            wait[improved] = 0
+            best_state = keep_fn(jnp.asarray(improved), state, best_state)
+            diverged = active & ~(np.isfinite(loss) & np.isfinite(val))
+            stopped = active & ~improved & (wait >= self.protocol.patience) & (epoch > 0)
+            for i in np.flatnonzero(diverged):
+                runs[i].status = "failed"
+            active &= ~(diverged | stopped)
+            if not active.any():
+                break
+        test_loss = np.asarray(
+            jax.device_get(test_fn(best_state, metrics_reset, x_test, y_test)), dtype=float
+        )
+        seconds = time.perf_counter() - started
+        total_epochs = sum(run.epochs for run in runs) or 1
+        for run, value in zip(runs, test_loss, strict=True):
+            run.test_loss = float(value) if run.status == "complete" else math.nan
+            run.seconds = seconds * run.epochs / total_epochs  # a group's time, by epochs
+        return runs
+
+    def _program(
+        self,
+        template: keras.Model,
+        state: State,
+        metrics_reset: list[jax.Array],
+        data: tuple[jax.Array, ...],
+        order: np.ndarray,
+    ) -> tuple[Any, Any, Any]:
+        import jax.numpy as jnp
+
+        shapes = tuple((a.shape, str(a.dtype)) for a in data)
+        key = (structure_key(template), shapes, order.shape[0], self.protocol.batch_size)
+        if key in self._programs:
+            return self._programs[key]
+        started = time.perf_counter()
+        program = EpochProgram(template, self.protocol.batch_size)
+        x, y, x_valid, y_valid, x_test, y_test = data
+        epoch_fn = (
+            jax.jit(jax.vmap(program._epoch, in_axes=(0, None, None, None, None, None, 0)))
+            .lower(state, metrics_reset, x, y, x_valid, y_valid, order)
+            .compile()
+        )
+
+        def keep(improved: jax.Array, new: State, best: State) -> State:
+            def pick(n: jax.Array, b: jax.Array) -> jax.Array:
+                return jnp.where(improved.reshape(-1, *([1] * (n.ndim - 1))), n, b)
+
+            return jax.tree.map(pick, new, best)
+
+        keep_fn = jax.jit(keep).lower(jnp.ones(order.shape[0], bool), state, state).compile()
+
+        def test(one: State, reset: list[jax.Array], xs: jax.Array, ys: jax.Array) -> jax.Array:
+            trainable, non_trainable, _ = one
+            logs = evaluate(
+                template, trainable, non_trainable, reset, xs, ys, self.protocol.batch_size
+            )
+            return logs["loss"]
+
+        test_fn = (
+            jax.jit(jax.vmap(test, in_axes=(0, None, None, None)))
+            .lower(state, metrics_reset, x_test, y_test)
+            .compile()
+        )
+        self.compile_seconds += time.perf_counter() - started
+        self._programs[key] = (epoch_fn, keep_fn, test_fn)
+        return self._programs[key]

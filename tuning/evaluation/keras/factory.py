@@ -1,0 +1,151 @@
+"""The model factory every trial of a study builds through: the book's `build_model` by default, or
+a user's, named ``package.module:function`` or ``path/to/file.py:function``.
+
+A factory takes the searched parameters (the space's names) and the study's fixed
+``model_options`` as keyword arguments, and each of `OFFERED_ARGUMENTS` that its signature
+accepts (``input_shape``, ``n_outputs``, ``task``, ``seed``, ``steps_per_execution``); it returns
+a compiled Keras model. `check_factory` refuses, in one line naming it, a factory that cannot be
+imported, lacks a searched argument, or does not return a compiled model, before a study starts.
+No Keras import here: the user's module imports what it needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from tuning.core.errors import StudyError
+from tuning.evaluation.data import DATA_ARGUMENTS
+
+# The factory's arguments that the training protocol sets (speed, and the study's seed of the
+# initial weights); never searched either.
+PROTOCOL_ARGUMENTS = ("steps_per_execution", "seed")
+
+DEFAULT_FACTORY = "tuning.evaluation.keras.model:build_model"
+# What the harness offers every factory, where the factory's signature takes it.
+OFFERED_ARGUMENTS = (*DATA_ARGUMENTS, *PROTOCOL_ARGUMENTS)
+
+
+class FactoryError(StudyError):
+    """A model factory that cannot be used: the message names it and says what to fix."""
+
+
+def load_factory(spec: str | None) -> Callable[..., Any]:
+    """The function ``spec`` names (default: the book's `build_model`)."""
+    spec = spec or DEFAULT_FACTORY
+    where, colon, name = spec.rpartition(":")
+    if not colon or not where or not name.isidentifier():
+        raise FactoryError(
+            f"model {spec!r}: write package.module:function or path/to/file.py:function"
+        )
+    try:
+        module = (
+            _from_file(Path(where)) if where.endswith(".py") else importlib.import_module(where)
+        )
+    except FactoryError:
+        raise
+    except Exception as exc:  # the user's module may raise anything while it is imported
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        raise FactoryError(
+            f"model {spec!r}: cannot import {where} ({type(exc).__name__}: {reason})"
+        ) from None
+    factory = getattr(module, name, None)
+    if factory is None:
+        raise FactoryError(f"model {spec!r}: {where} has no function {name!r}")
+    # A Python function or class, not any callable a module exposes (``os:system`` would run a
+    # searched value as a shell command during the pre-flight build).
+    if not (inspect.isfunction(factory) or inspect.isclass(factory)):
+        raise FactoryError(
+            f"model {spec!r}: {name} is a {type(factory).__name__}, not a Python function or "
+            "class: name a function that builds and compiles a Keras model"
+        )
+    return factory
+
+
+def _from_file(path: Path) -> Any:
+    if not path.is_file():
+        raise FactoryError(
+            f"model: {path} does not exist (paths are relative to the working folder)"
+        )
+    resolved = path.resolve()
+    # one module per file, under a name of its own (the same in every process)
+    digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:8]
+    module_name = f"tuning_user_model_{resolved.stem}_{digest}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, resolved)
+    if spec is None or spec.loader is None:
+        raise FactoryError(f"model: {path} is not a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # pickling its functions (a Dask worker) finds it
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module
+
+
+def _parameters(factory: Callable[..., Any]) -> tuple[set[str], bool]:
+    """The keyword arguments ``factory`` takes, and whether it takes any (``**kwargs``)."""
+    parameters = inspect.signature(factory).parameters.values()
+    named = {
+        p.name
+        for p in parameters
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+    return named, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def offered_arguments(factory: Callable[..., Any], offered: Mapping[str, Any]) -> dict[str, Any]:
+    """The harness's arguments (`OFFERED_ARGUMENTS`) that ``factory``'s signature accepts."""
+    named, any_keyword = _parameters(factory)
+    return {k: v for k, v in offered.items() if any_keyword or k in named}
+
+
+def check_arguments(
+    factory: Callable[..., Any], spec: str | None, searched: Iterable[str], fixed: Iterable[str]
+) -> None:
+    """Every searched parameter and ``model_options`` key must be an argument of ``factory``
+    that the harness does not set itself."""
+    spec = spec or DEFAULT_FACTORY
+    named, any_keyword = _parameters(factory)
+    tunable = named - set(OFFERED_ARGUMENTS)
+    for where, names in (("space parameter", searched), ("model_options key", fixed)):
+        for name in names:
+            if name in OFFERED_ARGUMENTS:
+                raise FactoryError(f"{where} {name!r}: the harness sets {name} itself; remove it")
+            if name not in named and not any_keyword:
+                raise FactoryError(
+                    f"{where} {name!r} is not an argument of model {spec}; "
+                    f"its arguments: {sorted(tunable)}"
+                )
+
+
+def check_builds(
+    factory: Callable[..., Any], spec: str | None, arguments: Mapping[str, Any]
+) -> None:
+    """Build one model with ``arguments``: it must be a compiled Keras model."""
+    import keras
+
+    spec = spec or DEFAULT_FACTORY
+    try:
+        model = factory(**arguments)
+    except Exception as exc:
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        raise FactoryError(
+            f"model {spec} failed to build {dict(arguments)}: {type(exc).__name__}: {reason}"
+        ) from None
+    if not isinstance(model, keras.Model):
+        raise FactoryError(f"model {spec} returned {type(model).__name__}, not a keras.Model")
+    if not getattr(model, "compiled", False):
+        raise FactoryError(
+            f"model {spec} returned a model that is not compiled: call model.compile(...) "
+            "with its optimizer and loss before returning it"
+        )

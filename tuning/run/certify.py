@@ -1,0 +1,353 @@
+"""The sim-to-real certificate of a tabular comparison: the same studies trained for real.
+
+A tabular verdict (``--objective tabular:TABLE``) is a claim about real training. `certify`
+runs, for the backends and seeds of a tabular comparison, the matching real studies: the same
+backends with the same backend options (scikit-learn's holdout), budget, data and protocol as
+the table, on the compiled trainer, each proposal snapped to the table's grid before it is
+built (`build_on_grid`), so that only training noise (the real study's own seed) differs. It
+then reports how far the two agree (`agreement`):
+
+- each backend's mean rank of test loss over the seeds, in the table and in real runs, and
+  Kendall's tau between the two orders with a 95% percentile bootstrap interval over seeds;
+- for each pair of backends, which is ahead in each (mean rank) and whether a paired Wilcoxon
+  test calls it (p < 0.05), and whether the two agree;
+- each study's winner: the real test loss of its retrained model against the table's test loss
+  of the same (snapped) configuration at the table seed the tabular study read.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from tuning.analysis.suite_stats import block_ranks
+from tuning.core.atomic import write_atomically
+from tuning.core.errors import StudyError
+from tuning.run.config import StudyConfig
+
+SNAPPING_FACTORY = "tuning.run.certify:build_on_grid"
+BOOTSTRAP_REPS = 2000
+ALPHA = 0.05
+REPORT_FILE = "sim_to_real.md"
+BACKENDS_FILE = "sim_to_real.csv"
+PAIRS_FILE = "sim_to_real_pairs.csv"
+WINNERS_FILE = "sim_to_real_winners.csv"
+
+
+@functools.lru_cache(maxsize=4)
+def _table_grid(folder: str) -> tuple[dict[str, list[Any]], str | None]:
+    from tuning.evaluation.tabular.table import table_settings
+
+    settings = table_settings(Path(folder))
+    return {k: list(v) for k, v in settings["grid"].items()}, settings.get("model")
+
+
+def snap_to_grid(
+    params: dict[str, Any], grid: dict[str, list[Any]], log: Sequence[str] = ()
+) -> dict[str, Any]:
+    """``params`` with each gridded number moved to the grid's nearest value (in log for the
+    names in ``log``), as a tabular study snaps its proposals; other arguments unchanged."""
+    from tuning.evaluation.tabular.table import _nearest
+
+    snapped = dict(params)
+    for name, values in grid.items():
+        value = params.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            snapped[name] = _nearest(values, value, log=name in log)
+    return snapped
+
+
+def build_on_grid(*, table: str, log: Sequence[str] = (), **arguments: Any) -> Any:
+    """A model factory: the table's own factory (the book's by default) building the grid
+    configuration nearest to ``arguments`` (the searched values; the harness's own arguments
+    pass through). ``table``: the table's folder; ``log``: the parameters snapped in log."""
+    from tuning.evaluation.keras.factory import load_factory, offered_arguments
+
+    grid, model = _table_grid(str(table))
+    factory = load_factory(model)
+    snapped = snap_to_grid(arguments, grid, log)
+    searched = {k: v for k, v in snapped.items() if k in grid}
+    others = offered_arguments(factory, {k: v for k, v in snapped.items() if k not in grid})
+    return factory(**searched, **others)
+
+
+def real_configs(tabular: list[dict[str, Any]], seeds: Sequence[int], out: Path) -> list:
+    """The real studies matching a tabular comparison's (one summary per backend, any seed):
+    the same backend, backend options, budget, data, protocol and space; the factory snaps."""
+    configs = []
+    for summary in tabular:
+        recorded = dict(summary["config"])
+        table = str(Path(recorded["objective"].partition(":")[2]))
+        space = recorded.get("space") or _book_space()
+        logged = [name for name, spec in space.items() if spec.get("log")]
+        base = {
+            k: v
+            for k, v in recorded.items()
+            if k not in ("objective", "study", "out", "seed", "model", "model_options", "space")
+        }
+        resolved = summary.get("algorithm") or {}
+        if "cv" in resolved:  # scikit-learn scored the table's one validation split: holdout
+            base["backend_options"] = {**base.get("backend_options", {}), "cv": resolved["cv"]}
+        config = StudyConfig(
+            **{
+                **base,
+                "model": SNAPPING_FACTORY,
+                "model_options": {"table": table, "log": logged, **recorded["model_options"]},
+                "space": space,
+                "out": str(out),
+                "trainer": "compiled",
+                "keras_backend": "jax",
+            }
+        )
+        configs += [replace(config, seed=s, study="") for s in seeds]
+    return configs
+
+
+def _book_space() -> dict[str, dict[str, Any]]:
+    from tuning.core.space import default_space
+
+    return default_space().as_dict()
+
+
+@dataclass
+class Agreement:
+    """What `agreement` found; the frames are the CSV files."""
+
+    backends: pd.DataFrame
+    pairs: pd.DataFrame
+    winners: pd.DataFrame
+    tau: float
+    tau_low: float
+    tau_high: float
+    seeds: list[int]
+    notes: list[str] = field(default_factory=list)
+
+
+def _ranks(losses: pd.DataFrame) -> pd.DataFrame:
+    """Ranks of each seed (row) by test loss; no model ranks last."""
+    return block_ranks(losses.astype(float).fillna(np.inf))
+
+
+def _kendall(a: pd.Series, b: pd.Series) -> float:
+    tau = stats.kendalltau(a.to_numpy(), b.to_numpy()).statistic
+    return float(tau) if tau is not None else math.nan
+
+
+def agreement(
+    table_losses: pd.DataFrame,
+    real_losses: pd.DataFrame,
+    winners: pd.DataFrame,
+    *,
+    reps: int = BOOTSTRAP_REPS,
+    seed: int = 0,
+) -> Agreement:
+    """The agreement of a tabular comparison and its real counterpart: ``table_losses`` and
+    ``real_losses`` hold the test loss of each (seed: row, backend: column) study, NaN where a
+    study has no model; ``winners`` one row per real study with ``table_test_loss`` and
+    ``real_test_loss`` of its winner."""
+    seeds = sorted(set(table_losses.index) & set(real_losses.index))
+    backends = sorted(set(table_losses.columns) & set(real_losses.columns))
+    table = table_losses.loc[seeds, backends]
+    real = real_losses.loc[seeds, backends]
+    table_ranks, real_ranks = _ranks(table), _ranks(real)
+    tau = _kendall(table_ranks.mean(), real_ranks.mean())
+    rng = np.random.default_rng(seed)
+    taus = []
+    for _ in range(reps):
+        rows = rng.integers(0, len(seeds), len(seeds))
+        taus.append(_kendall(table_ranks.iloc[rows].mean(), real_ranks.iloc[rows].mean()))
+    taus = np.array([t for t in taus if not math.isnan(t)])
+    low, high = np.percentile(taus, [2.5, 97.5]) if len(taus) else (math.nan, math.nan)
+    by_backend = pd.DataFrame(
+        {
+            "backend": backends,
+            "table_mean_rank": table_ranks.mean().to_numpy(),
+            "real_mean_rank": real_ranks.mean().to_numpy(),
+            "table_test_loss_mean": table.mean().to_numpy(),
+            "real_test_loss_mean": real.mean().to_numpy(),
+        }
+    ).sort_values("table_mean_rank", ignore_index=True)
+    pairs = []
+    for a, b in combinations(by_backend["backend"], 2):
+        row: dict[str, Any] = {"a": a, "b": b}
+        for name, losses, ranks in (("table", table, table_ranks), ("real", real, real_ranks)):
+            ahead = ranks[a].mean() - ranks[b].mean()
+            row[f"{name}_ahead"] = a if ahead < 0 else b if ahead > 0 else "tie"
+            row[f"{name}_p"] = _wilcoxon(losses[a], losses[b])
+            row[f"{name}_verdict"] = (
+                f"{row[f'{name}_ahead']} better"
+                if row[f"{name}_p"] < ALPHA and row[f"{name}_ahead"] != "tie"
+                else "not significant"
+            )
+        row["same_leader"] = row["table_ahead"] == row["real_ahead"]
+        row["same_verdict"] = row["table_verdict"] == row["real_verdict"]
+        pairs.append(row)
+    return Agreement(by_backend, pd.DataFrame(pairs), winners, tau, float(low), float(high), seeds)
+
+
+def _wilcoxon(a: pd.Series, b: pd.Series) -> float:
+    diff = (a.fillna(np.inf) - b.fillna(np.inf)).replace([np.inf, -np.inf], np.nan).dropna()
+    if len(diff) < 2 or not np.any(diff.to_numpy()):
+        return math.nan
+    return float(stats.wilcoxon(diff.to_numpy()).pvalue)
+
+
+def certificate_text(result: Agreement, seconds: float, table: str) -> str:
+    """``sim_to_real.md``: the certificate in words and tables."""
+    from tuning.analysis.report import markdown_table
+
+    pairs = result.pairs
+    agree = pairs[pairs["same_leader"]]
+    disagree = pairs[~pairs["same_leader"]]
+    w = result.winners
+    diff = w["real_test_loss"] - w["table_test_loss"]
+    lines = [
+        "# Sim-to-real certificate\n",
+        f"Table `{table}`; the tabular studies and their real counterparts over seeds "
+        f"{', '.join(map(str, result.seeds))} ({len(result.seeds)} seeds, "
+        f"{len(result.backends)} backends); real studies trained with proposals snapped to the "
+        f"table's grid, compiled trainer; {seconds / 60:.1f} minutes.\n",
+        f"- **Kendall's tau** between the backends' mean ranks in the table and in real runs: "
+        f"**{result.tau:.2f}** (95% bootstrap interval over seeds [{result.tau_low:.2f}, "
+        f"{result.tau_high:.2f}]; 1 = the same order).",
+        f"- Pairs with the same leader in both: {len(agree)} of {len(pairs)}"
+        + (
+            "; different: "
+            + ", ".join(
+                f"{r.a} / {r.b} (table: {r.table_ahead}, real: {r.real_ahead})"
+                for r in disagree.itertuples()
+            )
+            if len(disagree)
+            else ""
+        )
+        + ".",
+        f"- Pairwise verdicts (paired Wilcoxon at {ALPHA}) that agree: "
+        f"{int(pairs['same_verdict'].sum())} of {len(pairs)}"
+        + "".join(
+            f"; {r.a} / {r.b}: table says {r.table_verdict}, real says {r.real_verdict}"
+            for r in pairs[~pairs["same_verdict"]].itertuples()
+        )
+        + ".",
+        f"- Winners: the real test loss of each study's retrained winner minus the table's test "
+        f"loss of the same configuration: mean {diff.mean():+.4f}, median {diff.median():+.4f}, "
+        f"|difference| at most {diff.abs().max():.4f} over {len(w)} studies; correlation "
+        f"{w['real_test_loss'].corr(w['table_test_loss']):.2f}.\n",
+        "## Backends\n",
+        markdown_table(result.backends.to_dict("records")),
+        "\n## Pairs\n",
+        markdown_table(pairs.to_dict("records")),
+    ]
+    return "\n".join(lines)
+
+
+def certify(
+    tabular_folder: Path,
+    seeds: Sequence[int],
+    out: Path,
+    *,
+    jobs: int,
+    fresh: bool = False,
+    stop: Any = None,
+    watch: Any = None,
+) -> tuple[Agreement, dict[str, Path]]:
+    """Run the real studies matching the tabular comparison in ``tabular_folder`` for ``seeds``
+    (skipping those finished), then write the certificate into ``out``."""
+    from tuning.analysis.compare import read_studies
+    from tuning.run.grid import run_grid
+
+    found, skipped = read_studies(tabular_folder)
+    tabular = [s.summary for s in found if (s.summary.get("config") or {}).get("objective")]
+    if not tabular:
+        raise StudyError(f"{tabular_folder} holds no tabular study: give a tabular comparison")
+    wanted = set(seeds)
+    by_backend: dict[str, dict] = {}
+    for summary in tabular:
+        by_backend.setdefault(summary["backend"], summary)
+    missing = sorted(
+        (b, s)
+        for b in by_backend
+        for s in wanted
+        if not any(t["backend"] == b and t["seed"] == s for t in tabular)
+    )
+    if missing:
+        raise StudyError(
+            f"{tabular_folder} has no tabular study of {missing[0][0]} with seed {missing[0][1]}"
+            f" ({len(missing)} missing): run the tabular benchmark for those seeds first"
+        )
+    configs = real_configs(list(by_backend.values()), sorted(wanted), out)
+    started = time.monotonic()
+    result = run_grid(configs, jobs=jobs, fresh=fresh, stop=stop, watch=watch)
+    seconds = time.monotonic() - started
+    failed = [s for s in result.studies if s.state in ("failed", "held")]
+    if failed:
+        raise StudyError(
+            f"{len(failed)} real studies did not finish (e.g. {failed[0].config.study}: "
+            f"{failed[0].error}): run the same command again"
+        )
+    table_losses = _losses([t for t in tabular if t["seed"] in wanted])
+    real = [s.summary for s in result.studies]
+    real_losses = _losses(real)
+    winners = _winners(real, tabular)
+    outcome = agreement(table_losses, real_losses, winners)
+    table = str(tabular[0]["config"]["objective"].partition(":")[2])
+    files = {
+        "backends": out / BACKENDS_FILE,
+        "pairs": out / PAIRS_FILE,
+        "winners": out / WINNERS_FILE,
+        "report": out / REPORT_FILE,
+    }
+    write_atomically(files["backends"], outcome.backends.to_csv(index=False))
+    write_atomically(files["pairs"], outcome.pairs.to_csv(index=False))
+    write_atomically(files["winners"], winners.to_csv(index=False))
+    total = seconds + sum(
+        s.summary.get("wall_seconds", 0.0) for s in result.studies if s.state == "skipped"
+    )
+    write_atomically(files["report"], certificate_text(outcome, total, table))
+    return outcome, files
+
+
+def _losses(summaries: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        [
+            {"seed": s["seed"], "backend": s["backend"], "test_loss": s.get("test_loss")}
+            for s in summaries
+        ]
+    )
+    return frame.pivot(index="seed", columns="backend", values="test_loss").astype(float)
+
+
+def _winners(real: list[dict], tabular: list[dict]) -> pd.DataFrame:
+    """Each real study's winner: its real test loss, and the table's test loss of the same
+    configuration snapped to the grid, at the table seed the tabular study of that seed read."""
+    from tuning.core.space import SearchSpace
+    from tuning.evaluation.tabular.table import load_table
+
+    rows = []
+    for summary in real:
+        if summary.get("best_params") is None:
+            continue
+        options = summary["config"]["model_options"]
+        table = load_table(Path(options["table"]))
+        space = SearchSpace.from_dict(summary["config"]["space"])
+        snapped = table.snap(space.coerce(summary["best_params"]), space)
+        entry = table.entry(snapped, table.table_seed(summary["seed"]))
+        rows.append(
+            {
+                "backend": summary["backend"],
+                "seed": summary["seed"],
+                "params": snapped,
+                "real_test_loss": summary["test_loss"],
+                "table_test_loss": entry.test_loss,
+            }
+        )
+    return pd.DataFrame(rows)

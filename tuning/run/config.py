@@ -1,0 +1,236 @@
+"""What defines a study: `StudyConfig`, built in code or read from a TOML file.
+
+No Keras here: the grid runner's parent process plans and checks studies without importing it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuning.core.budget import Budget
+from tuning.core.errors import StudyError
+from tuning.core.files import read_toml
+from tuning.core.space import SearchSpace, default_space
+from tuning.core.urls import without_password
+from tuning.evaluation.keras.environment import resolve_keras_backend, resolve_trainer
+
+if TYPE_CHECKING:
+    from tuning.evaluation.keras.trainer import TrainingProtocol
+
+# Settings that may differ between two runs of one study without making its results another study's.
+NOT_COMPARED = frozenset({"out"})
+DEFAULT_TRIALS = 20
+# A study's name is its folder's, one path component inside --out: never ".", ".." or hidden.
+STUDY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+# The settings a tabular study takes from its table (`tuning tabulate` built it with them).
+TABLE_SETTINGS = ("dataset", "max_rows", "max_epochs", "batch_size", "patience", "model")
+
+
+@dataclass
+class StudyConfig:
+    """Everything that defines a study. Build it in code or from a TOML file (`from_toml`)."""
+
+    backend: str
+    dataset: str = "california"
+    model: str | None = None  # the factory, package.module:function; default tuning.build_model
+    trials: int | None = None  # the budget in trials; 20 when no budget at all is given
+    budget_epochs: int | None = None
+    budget_seconds: float | None = None
+    max_epochs: int = 100
+    batch_size: int = 32
+    patience: int = 10
+    seed: int = 0
+    out: str = "results"
+    study: str = ""
+    target: str | None = None
+    task: str | None = None
+    max_rows: int | None = None
+    keras_backend: str | None = None  # jax or tensorflow; default: KERAS_BACKEND, else jax
+    trainer: str | None = None  # compiled or keras; default: compiled on JAX, keras elsewhere
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    model_options: dict[str, Any] = field(default_factory=dict)
+    space: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # None: every trial is trained; "tabular:TABLE": looked up in a table (`tuning.evaluation.tabular.lookup`)
+    objective: str | None = None
+
+    def __post_init__(self) -> None:
+        self._check_types()
+        if self.objective is not None:
+            self._adopt_table()
+        if not self.study:
+            self.study = default_study_name(self.dataset, self.backend, self.seed)
+        if not STUDY_NAME.fullmatch(self.study):
+            raise StudyError(
+                f"study name {self.study!r} must be one plain folder name: letters, digits, "
+                "'.', '_', '-', starting with a letter, digit or '_' (no '.', '..' or '/')"
+            )
+        try:
+            self.keras_backend = resolve_keras_backend(self.keras_backend)
+            self.trainer = resolve_trainer(self.trainer, self.keras_backend)
+        except ValueError as exc:
+            raise StudyError(str(exc)) from None
+        if self.trials is None and self.budget_epochs is None and self.budget_seconds is None:
+            self.trials = DEFAULT_TRIALS
+        for name in ("trials", "budget_epochs", "max_epochs", "batch_size", "patience"):
+            value = getattr(self, name)
+            if value is None and name.startswith(("trials", "budget")):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise StudyError(f"{name} must be an integer >= 1, got {value!r}")
+        seconds = self.budget_seconds
+        if seconds is not None and (
+            isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0
+        ):
+            raise StudyError(f"budget_seconds must be a number > 0, got {seconds!r}")
+        if self.max_rows is not None and (not isinstance(self.max_rows, int) or self.max_rows < 8):
+            raise StudyError(f"max_rows must be an integer >= 8, got {self.max_rows!r}")
+        if self.task not in (None, "regression", "classification"):
+            raise StudyError(f"task must be 'regression' or 'classification', got {self.task!r}")
+
+    def _check_types(self) -> None:
+        """The fields' types, as a study file may get them wrong; ranges are checked after."""
+        for name in ("backend", "dataset", "out", "study"):
+            if not isinstance(getattr(self, name), str):
+                raise StudyError(f"{name} must be a string, got {getattr(self, name)!r}")
+        for name in ("model", "target", "task", "keras_backend", "trainer", "objective"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise StudyError(f"{name} must be a string, got {getattr(self, name)!r}")
+        for name in ("backend_options", "model_options", "space"):
+            if not isinstance(getattr(self, name), dict):
+                raise StudyError(
+                    f"{name} must be a table ([{name}] in a study file), got {getattr(self, name)!r}"
+                )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise StudyError(f"seed must be an integer >= 0, got {self.seed!r}")
+
+    def _adopt_table(self) -> None:
+        """A tabular study's data and protocol are its table's: a setting left at its default
+        takes the table's value; one set to another value is refused."""
+        from tuning.evaluation.tabular.table import table_folder, table_settings
+
+        folder = table_folder(self.objective)
+        built = table_settings(folder)
+        defaults = {f.name: f.default for f in fields(self)}
+        for name in TABLE_SETTINGS:
+            value, theirs = getattr(self, name), built.get(name)
+            if value == theirs:
+                continue
+            if value != defaults[name]:
+                raise StudyError(
+                    f"{name} {value!r} differs from the {theirs!r} table {folder} was built "
+                    f"with: leave {name} out (a tabular study takes the table's)"
+                )
+            setattr(self, name, theirs)
+
+    @property
+    def table(self) -> Path | None:
+        """The folder of a tabular study's table; None for a study that trains."""
+        if self.objective is None:
+            return None
+        from tuning.evaluation.tabular.table import table_folder
+
+        return table_folder(self.objective)
+
+    @property
+    def study_dir(self) -> Path:
+        return Path(self.out) / self.study
+
+    def recorded(self) -> dict[str, Any]:
+        """The settings as a study's files hold them: `dataclasses.asdict`, but with the password
+        of a storage URL hidden (a password is not a setting, and files get shared)."""
+        settings = asdict(self)
+        storage = settings["backend_options"].get("storage")
+        if isinstance(storage, str):
+            settings["backend_options"]["storage"] = without_password(storage)
+        return settings
+
+    def differences(self, recorded: dict[str, Any]) -> list[str]:
+        """``'field: old -> new'`` for each setting (bar `NOT_COMPARED`) in which this config
+        differs from ``recorded``, an earlier run's settings (`recorded`)."""
+        new = self.recorded()
+        return [
+            f"{name}: {recorded.get(name)!r} -> {new[name]!r}"
+            for name in sorted(new)
+            if name not in NOT_COMPARED and recorded.get(name) != new[name]
+        ]
+
+    def factory(self) -> Callable[..., Any]:
+        """The model factory (`tuning.evaluation.keras.factory`), imported: the user's module is run."""
+        from tuning.evaluation.keras.factory import load_factory
+
+        return load_factory(self.model)
+
+    def search_space(self) -> SearchSpace:
+        """The space to search; it and ``model_options`` must name arguments of the factory
+        (imported to check its signature)."""
+        from tuning.evaluation.keras.factory import DEFAULT_FACTORY, check_arguments
+
+        factory = self.factory()
+        if self.space:
+            space = SearchSpace.from_dict(self.space)
+        elif self.model in (None, DEFAULT_FACTORY):
+            space = default_space()
+        else:
+            raise StudyError(
+                f"model {self.model}: give its search space ([space.NAME] tables in a study "
+                "or suite file); the default space is the book's MLP's"
+            )
+        check_arguments(factory, self.model, space.names, self.model_options)
+        both = sorted(set(space.names) & set(self.model_options))
+        if both:
+            raise StudyError(
+                f"model_options {both} are also searched in the space: remove them from one of the two"
+            )
+        return space
+
+    def budget(self) -> Budget:
+        return Budget(self.trials, self.budget_epochs, self.budget_seconds)
+
+    def protocol(self) -> TrainingProtocol:
+        from tuning.evaluation.keras.trainer import (
+            TrainingProtocol,  # Keras: only when a study runs
+        )
+
+        return TrainingProtocol(
+            self.max_epochs, self.batch_size, self.patience, trainer=self.trainer
+        )
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **overrides: Any) -> StudyConfig:
+        """Read a study file: top-level keys are this class's fields (``[space.NAME]`` tables)."""
+        path = Path(path)
+        data = read_toml(path, "study file")
+        check_space_given(data, f"study file {path}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise StudyError(
+                f"study file {path}: unknown keys {unknown}; known keys: {sorted(known)}"
+            )
+        for key, value in overrides.items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key] = {**data[key], **value}  # --cv adds to the file's [backend_options]
+            elif value is not None:
+                data[key] = value
+        return cls(**data)
+
+
+def check_space_given(settings: dict[str, Any], where: str) -> None:
+    """A ``[space]`` table that is present must name a parameter: an empty one is a mistake,
+    not a request for the book's space (which is what leaving it out means)."""
+    if "space" in settings and settings["space"] == {}:
+        raise StudyError(
+            f"{where}: [space] is empty: add a [space.NAME] table per parameter, or leave "
+            "[space] out for the book's space"
+        )
+
+
+def default_study_name(dataset: str, backend: str, seed: int) -> str:
+    """``DATASET_BACKEND_sSEED``; ``optuna:tpe+median`` is written ``optuna-tpe-median`` (a colon or plus
+    is no part of a portable file name)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset.removeprefix("csv:")).strip("._-") or "data"
+    return f"{stem}_{re.sub(r'[:+]', '-', backend)}_s{seed}"

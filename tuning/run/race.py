@@ -1,0 +1,235 @@
+"""Racing: spend seeds where the verdict is undecided (F-Race).
+
+``tuning benchmark ... --race`` runs the grid's seeds in rounds instead of all at once. The first
+round runs ``first`` seeds of every task for every backend; after each round the backends still
+in the race are ranked within each (task, seed) block by test loss (a study without a model
+last) and tested as F-Race does (Birattari, Stützle, Paquete, Varrentrapp 2002; the procedure
+of irace): the Friedman test of "they all rank alike" and, when it rejects at ``alpha``, the
+post-hoc comparison of each backend's rank sum with the best one's (Conover 1999: a backend
+whose rank sum exceeds the best's by more than
+``t_{1-alpha/2,(n-1)(k-1)} * sqrt(2 (n A - sum R_j^2) / ((n-1)(k-1)))``, ``A`` the sum of the
+squared ranks, is dropped). With two backends left, the paired Wilcoxon test decides. The next
+round adds one seed for the backends left; the race ends when one backend remains or the seeds
+run out.
+
+Every round's studies are ordinary grid studies: finished ones are skipped, so a race that was
+stopped resumes by running the same command, and its decisions, made from the same results, are
+the same. Each decision is recorded in ``OUT/race.json`` (round, seeds, statistic, p, what was
+dropped and by how much).
+
+Repeated testing: each round tests at ``alpha`` with no correction for the rounds before it (as
+F-Race and irace do), so over r rounds the chance of wrongly dropping a backend is larger than
+``alpha`` (at most about r x alpha); the race trades that risk for the seeds it saves, and its
+survivors are "not shown worse", not "shown best".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from tuning.analysis.suite_stats import block_ranks, friedman
+from tuning.core.atomic import write_json
+from tuning.core.errors import StudyError
+from tuning.run.config import StudyConfig
+
+RACE_FILE = "race.json"
+FIRST_SEEDS = 5  # irace's firstTest: no elimination before this many seeds
+ALPHA = 0.05
+
+
+@dataclass
+class Round:
+    """One round's decision."""
+
+    round: int
+    seeds: list[int]
+    blocks: int
+    alive: list[str]
+    test: str  # "friedman", "wilcoxon" (two left) or "none" (too few blocks)
+    statistic: float
+    p: float
+    critical: float  # the rank-sum gap beyond which a backend is dropped (Friedman rounds)
+    rank_sums: dict[str, float] = field(default_factory=dict)
+    dropped: list[str] = field(default_factory=list)
+
+
+def conover_drops(ranks: pd.DataFrame, alpha: float) -> tuple[float, float, float, list[str]]:
+    """F-Race's test of one round: ``ranks`` (blocks x backends). Returns the Friedman
+    statistic, its p-value, the critical rank-sum gap (NaN when Friedman does not reject) and
+    the backends whose rank sum exceeds the best's by more than it."""
+    n, k = ranks.shape
+    statistic, p = friedman(ranks)
+    if math.isnan(p) or p >= alpha:
+        return statistic, p, math.nan, []
+    sums = ranks.sum()
+    squares = float((ranks.to_numpy() ** 2).sum())
+    dof = (n - 1) * (k - 1)
+    spread = 2 * (n * squares - float((sums**2).sum())) / dof
+    critical = float(stats.t.ppf(1 - alpha / 2, dof) * math.sqrt(max(spread, 0.0)))
+    best = sums.min()
+    return statistic, p, critical, sorted(b for b in sums.index if sums[b] - best > critical)
+
+
+def wilcoxon_drop(losses: pd.DataFrame, alpha: float) -> tuple[float, float, list[str]]:
+    """Two backends left: the paired Wilcoxon test of their losses, the worse one dropped when
+    p < ``alpha``. No model (+inf) counts as worse than any loss: it is given a value past the
+    largest finite one, which keeps the differences' ranks."""
+    finite = losses.to_numpy()[np.isfinite(losses.to_numpy())]
+    worst = float(np.abs(finite).max()) * 10 + 1 if len(finite) else 1.0
+    a, b = losses.columns
+    diff = (losses[a].replace(np.inf, worst) - losses[b].replace(np.inf, worst)).to_numpy()
+    if len(diff) < 2 or not np.any(diff):
+        return math.nan, math.nan, []
+    result = stats.wilcoxon(diff)
+    ranks = block_ranks(losses)
+    worse = a if ranks[a].mean() > ranks[b].mean() else b
+    return float(result.statistic), float(result.pvalue), [worse] if result.pvalue < alpha else []
+
+
+def decide(losses: pd.DataFrame, alpha: float) -> tuple[str, float, float, float, list[str]]:
+    """One round's test on ``losses`` (blocks x backends still racing; +inf: no model)."""
+    if losses.shape[1] == 2:
+        statistic, p, dropped = wilcoxon_drop(losses, alpha)
+        return "wilcoxon", statistic, p, math.nan, dropped
+    if losses.shape[0] < 2:
+        return "none", math.nan, math.nan, math.nan, []
+    statistic, p, critical, dropped = conover_drops(block_ranks(losses), alpha)
+    return "friedman", statistic, p, critical, dropped
+
+
+@dataclass
+class RaceResult:
+    rounds: list[Round]
+    survivors: list[str]
+    studies_run: int
+    epochs_spent: int
+    full_studies: int
+    full_epochs: int | None
+    seeds: list[int]
+
+
+def race(
+    tasks: Sequence[StudyConfig],
+    backends: Sequence[str],
+    seeds: Sequence[int],
+    run: Callable[[list[StudyConfig]], list[Any]],
+    *,
+    first: int = FIRST_SEEDS,
+    alpha: float = ALPHA,
+) -> RaceResult:
+    """Race ``backends`` on ``tasks`` over at most ``seeds``; ``run(configs)`` runs a round's
+    studies (skipping finished ones) and returns their `tuning.run.grid.StudyState`s."""
+    from tuning.run.grid import plan_grid
+
+    if first < 2 or first > len(seeds):
+        raise StudyError(
+            f"--race-first must be between 2 and the number of --seeds ({len(seeds)}), got {first}"
+        )
+    alive, used, rounds = list(backends), list(seeds[:first]), []
+    summaries: dict[tuple[str, str, int], dict] = {}
+    out = Path(tasks[0].out)
+    while True:
+        configs = [c for task in tasks for c in plan_grid(task, alive, used)]
+        for state in run(configs):
+            if state.state in ("failed", "held"):
+                raise StudyError(
+                    f"race: study {state.config.study} {state.state} ({state.error}): the round "
+                    "cannot be decided; run the same command again"
+                )
+            key = (state.config.dataset, state.config.backend, state.config.seed)
+            summaries[key] = state.summary
+        losses = (
+            pd.DataFrame(
+                {
+                    b: [_loss(summaries[(t.dataset, b, s)]) for t in tasks for s in used]
+                    for b in alive
+                },
+                index=pd.MultiIndex.from_tuples([(t.dataset, s) for t in tasks for s in used]),
+            )
+            .astype(float)
+            .fillna(np.inf)
+        )
+        test, statistic, p, critical, dropped = decide(losses, alpha)
+        if len(dropped) == len(alive):  # (every backend failed alike: nothing to tell apart)
+            dropped = []
+        rounds.append(
+            Round(
+                round=len(rounds) + 1,
+                seeds=list(used),
+                blocks=len(losses),
+                alive=list(alive),
+                test=test,
+                statistic=statistic,
+                p=p,
+                critical=critical,
+                rank_sums={b: float(v) for b, v in block_ranks(losses).sum().items()},
+                dropped=dropped,
+            )
+        )
+        alive = [b for b in alive if b not in dropped]
+        _record(out, rounds, alive, seeds, tasks, backends, summaries)
+        if len(alive) == 1 or len(used) == len(seeds):
+            break
+        used.append(seeds[len(used)])
+    return _result(rounds, alive, seeds, tasks, backends, summaries)
+
+
+def _loss(summary: dict) -> float:
+    """A study's test loss; +inf for a study without a model (it ranks last)."""
+    loss = summary.get("test_loss")
+    return np.inf if loss is None else float(loss)
+
+
+def _result(rounds, alive, seeds, tasks, backends, summaries) -> RaceResult:
+    per_study = [t.budget_epochs for t in tasks]
+    full_epochs = sum(e * len(backends) * len(seeds) for e in per_study) if all(per_study) else None
+    return RaceResult(
+        rounds=rounds,
+        survivors=list(alive),
+        studies_run=len(summaries),
+        epochs_spent=int(sum(s.get("epochs", 0) for s in summaries.values())),
+        full_studies=len(tasks) * len(backends) * len(seeds),
+        full_epochs=full_epochs,
+        seeds=list(seeds),
+    )
+
+
+def _record(out, rounds, alive, seeds, tasks, backends, summaries) -> None:
+    result = _result(rounds, alive, seeds, tasks, backends, summaries)
+    data = asdict(result)
+    for item in data["rounds"]:  # JSON has no NaN
+        for key in ("statistic", "p", "critical"):
+            if isinstance(item[key], float) and math.isnan(item[key]):
+                item[key] = None
+    write_json(Path(out) / RACE_FILE, data)
+
+
+def describe(result: RaceResult) -> list[str]:
+    """The race in lines for the terminal."""
+    lines = []
+    for r in result.rounds:
+        test = (
+            f"Friedman chi2 {r.statistic:.2f}, p {r.p:.3g}"
+            + (f", critical rank-sum gap {r.critical:.1f}" if not math.isnan(r.critical) else "")
+            if r.test == "friedman"
+            else f"Wilcoxon p {r.p:.3g}"
+            if r.test == "wilcoxon"
+            else "no test"
+        )
+        lines.append(
+            f"round {r.round}: {len(r.seeds)} seeds, {r.blocks} blocks, {len(r.alive)} backends; "
+            f"{test}; dropped: {', '.join(r.dropped) or 'none'}"
+        )
+    spent = f"{result.studies_run} of {result.full_studies} studies"
+    if result.full_epochs:
+        spent += f", {result.epochs_spent} of {result.full_epochs} training epochs"
+    lines.append(f"survivors: {', '.join(result.survivors)}; spent {spent} of the full design")
+    return lines

@@ -1,0 +1,143 @@
+"""What an earlier run left in a study's folder: finished, half done, or started with other settings.
+
+No Keras here: the grid's parent process uses it to skip finished studies.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tuning.core.atomic import read_json, write_json
+from tuning.core.errors import StudyError
+from tuning.core.files import CONFIG_FILE, LOG_FILE, SUMMARY_FILE
+from tuning.core.lock import LOCK_FILE
+from tuning.core.results import TRIALS_FILE, read_trials, repair_table
+from tuning.run.config import StudyConfig
+
+log = logging.getLogger(__name__)
+
+
+def finished_summary(config: StudyConfig) -> dict[str, Any] | None:
+    """The summary of an already finished study of this config, or None if it has to run.
+
+    A finished study that was run with other settings is an error: its results would be mixed
+    into a comparison they do not belong to.
+    """
+    path = config.study_dir / SUMMARY_FILE
+    if not path.exists():
+        return None
+    summary = read_settings(path)
+    differing = config.differences(summary.get("config") or {})
+    if differing:
+        raise StudyError(
+            f"{config.study_dir} holds a finished study run with other settings "
+            f"({', '.join(differing)}): pass --fresh to run it again, or choose another --out "
+            "or --study"
+        )
+    return summary
+
+
+def read_settings(path: Path) -> dict[str, Any]:
+    """A study's JSON file (``study.json``, ``summary.json``) as a dict; a corrupt one is an
+    error naming it."""
+    data = read_json(path, "pass --fresh to start the study over")
+    if not isinstance(data.get("config", {}), dict):
+        raise StudyError(f"{path}: its config is not a table: pass --fresh to start the study over")
+    return data
+
+
+# What the harness writes in a study's folder; a folder holding none of them is not a study's,
+# and --fresh refuses to empty it.
+STUDY_MARKERS = (CONFIG_FILE, TRIALS_FILE, SUMMARY_FILE)
+
+
+def clear_study(study_dir: Path) -> None:
+    """Delete what earlier runs left (``--fresh``), all but the lock file the caller holds and
+    the log a grid worker has open. Only a folder the harness made is emptied: one that holds
+    other files but none of `STUDY_MARKERS`, or that is a link, is refused."""
+    entries = [e for e in study_dir.iterdir() if e.name not in (LOCK_FILE, LOG_FILE)]
+    if not entries:
+        return
+    if study_dir.is_symlink() or not any((study_dir / m).exists() for m in STUDY_MARKERS):
+        raise StudyError(
+            f"--fresh: {study_dir} is not a study's folder (no {CONFIG_FILE}, {TRIALS_FILE} or "
+            f"{SUMMARY_FILE}), so nothing in it is deleted; choose another --study or --out"
+        )
+    for entry in entries:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+@dataclass(frozen=True)
+class EarlierRun:
+    """The trials an interrupted run of the study finished, and what they spent."""
+
+    trials: pd.DataFrame
+    epochs: int = 0
+    seconds: float = 0.0
+    idle_trials: int = 0  # trials at the end that trained no epoch (see `BudgetMeter`)
+
+    def __len__(self) -> int:
+        return len(self.trials)
+
+
+def start_or_resume(
+    config: StudyConfig, *, shared: bool = False, algorithm: dict[str, Any] | None = None
+) -> EarlierRun:
+    """Record the study's settings on its first run; on a later run check that they are the
+    same, make the table safe to append to, and return what the earlier runs finished.
+    ``algorithm``: the backend's algorithm and the settings it resolved (`SearchBackend.settings`),
+    recorded beside the study's settings for the reader (the settings decide them).
+
+    Call it holding the study's lock, after `finished_summary` found the study unfinished.
+    ``shared``: several processes add rows to the table (see `SearchBackend.shares_study`), in
+    the order their trials end: the trial numbers are checked to be unique, not in order.
+    """
+    study_dir = config.study_dir
+    settings, table = study_dir / CONFIG_FILE, study_dir / TRIALS_FILE
+    if not settings.exists():
+        if table.exists():
+            raise StudyError(
+                f"{study_dir} holds trials but no {CONFIG_FILE} (an older version's study?): "
+                "pass --fresh to start it over, or --study NAME for a new one"
+            )
+        others = sorted(e.name for e in study_dir.iterdir() if e.name not in (LOCK_FILE, LOG_FILE))
+        if others:  # a folder of the user's: a study there would make --fresh empty it later
+            raise StudyError(
+                f"{study_dir} already holds files that are not a study's ({', '.join(others[:3])}"
+                f"{', ...' if len(others) > 3 else ''}): choose another --study or --out"
+            )
+        write_json(
+            settings, {**config.recorded(), **({"algorithm": algorithm} if algorithm else {})}
+        )
+        return EarlierRun(pd.DataFrame())
+    differing = config.differences(read_settings(settings))
+    if differing:
+        raise StudyError(
+            f"study {config.study!r} in {study_dir} was started with other settings "
+            f"({', '.join(differing)}): run it with the same ones to resume it, pass --fresh to "
+            "start it over, or --study NAME for a new one"
+        )
+    if not repair_table(table):
+        return EarlierRun(pd.DataFrame())
+    trials = read_trials(table)
+    numbers = trials["trial"].tolist()
+    if (not shared and numbers != list(range(len(trials)))) or len(set(numbers)) != len(numbers):
+        raise StudyError(
+            f"{table}: trial numbers are not 0..{len(trials) - 1} in order (rows from elsewhere?): "
+            "pass --fresh to start the study over"
+        )
+    cum_epochs = trials["cum_epochs"].astype(int).tolist()
+    idle = 0
+    for before, after in zip([0, *cum_epochs], cum_epochs, strict=False):
+        idle = idle + 1 if after == before else 0
+    log.info("study %s: resuming after %d finished trials", config.study, len(trials))
+    return EarlierRun(trials, cum_epochs[-1], float(trials["cum_seconds"].iloc[-1]), idle)

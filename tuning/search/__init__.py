@@ -1,0 +1,143 @@
+"""Search backends, registered by name through the ``tuning.backends`` entry-point group.
+
+A backend is a `SearchBackend` subclass in its own module plus one line per algorithm under
+``[project.entry-points."tuning.backends"]`` in its package's ``pyproject.toml``; nothing else
+in this repository needs editing, and a third-party package can add one the same way.
+
+Names are ``library:algorithm`` (``optuna:cmaes``, ``skopt:forest``); a bare library name
+(``optuna``) is the library's main algorithm, the one the harness compared before algorithms
+were listed. An entry point may carry an extra (``optuna:gp = ...:OptunaBackend [gp]``): the
+algorithm is listed only where that extra's requirements are installed. Listing, validating
+and checking a name import no library: the grid's parent process checks names without Keras.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import metadata
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+from tuning.search.base import Budget, SearchBackend
+
+ENTRY_POINT_GROUP = "tuning.backends"
+
+__all__ = [
+    "BackendError",
+    "Budget",
+    "SearchBackend",
+    "available_backends",
+    "create_backend",
+    "default_backends",
+    "describe_backends",
+    "missing_extra",
+    "same_algorithms",
+]
+
+
+class BackendError(ValueError):
+    """An unknown backend, or options it does not take."""
+
+
+def _registry() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _installed(requirement: str) -> bool:
+    name = re.split(r"[\s\[<>=!~;(]", requirement.strip(), maxsplit=1)[0]
+    try:
+        metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def missing_extra(ep: EntryPoint) -> str | None:
+    """The extra of ``ep``'s distribution whose requirements are not all installed, or None."""
+    if not ep.extras or ep.dist is None:
+        return None
+    requirements = ep.dist.requires or []
+    for extra in ep.extras:
+        marker = re.compile(rf"extra\s*==\s*['\"]{re.escape(extra)}['\"]")
+        needed = [r.split(";")[0] for r in requirements if marker.search(r)]
+        if not all(_installed(r) for r in needed):
+            return extra
+    return None
+
+
+def available_backends() -> list[str]:
+    """Names of the installed backends and algorithms (``optuna``, ``optuna:cmaes``, ...), sorted;
+    an algorithm whose extra is not installed is left out."""
+    return sorted(name for name, ep in _registry().items() if missing_extra(ep) is None)
+
+
+def same_algorithms(names: list[str]) -> list[tuple[str, str]]:
+    """Pairs of ``names`` that run one algorithm: a bare library name and its default
+    ``library:algorithm`` (``optuna`` and ``optuna:tpe``). Only a library named both ways is
+    loaded to tell (its module may import Keras)."""
+    registry = _registry()
+    pairs = []
+    for bare in (n for n in names if ":" not in n and n in registry):
+        spelled = [n for n in names if n.partition(":")[0] == bare and ":" in n]
+        if not spelled:
+            continue
+        default = getattr(registry[bare].load(), "default_algorithm", "")
+        pairs += [(bare, n) for n in spelled if n.partition(":")[2] == default]
+    return pairs
+
+
+def default_backends() -> list[str]:
+    """The bare library names: each library's main algorithm, compared when none is named."""
+    return [name for name in available_backends() if ":" not in name]
+
+
+def create_backend(name: str, **options: Any) -> SearchBackend:
+    """Load the backend registered as ``name`` and construct it with its own ``options``; for
+    ``library:algorithm`` the class is constructed with ``algorithm=ALGORITHM``."""
+    registry = _registry()
+    if name not in registry:
+        raise BackendError(f"backend {name!r} is unknown; choose one of {available_backends()}")
+    extra = missing_extra(registry[name])
+    if extra is not None:
+        dist = registry[name].dist
+        package = dist.metadata["Name"] if dist is not None else "tuning"
+        raise BackendError(
+            f"backend {name!r} needs the {extra!r} extra: pip install '{package}[{extra}]'"
+        )
+    cls = registry[name].load()
+    if not (isinstance(cls, type) and issubclass(cls, SearchBackend)):
+        raise BackendError(f"entry point {name!r} does not name a SearchBackend subclass")
+    algorithm = name.partition(":")[2]
+    if algorithm:
+        if algorithm not in cls.algorithms:
+            raise BackendError(
+                f"entry point {name!r}: {cls.__name__} has no algorithm {algorithm!r}; "
+                f"it has {sorted(cls.algorithms)}"
+            )
+        options = {**options, "algorithm": algorithm}
+    try:
+        return cls(**options)
+    except TypeError:
+        raise BackendError(f"backend {name!r} does not take options {sorted(options)}") from None
+
+
+def describe_backends() -> list[str]:
+    """One line per installed algorithm, for ``tuning backends``: its name, its library and that
+    library's installed version, and what it does; a bare library name says which algorithm it
+    stands for. Imports every backend's library."""
+    registry = _registry()
+    lines = []
+    for name in available_backends():
+        cls = registry[name].load()
+        algorithm = name.partition(":")[2]
+        if not algorithm and cls.algorithms:
+            lines.append(f"{name:<22} = {name}:{cls.default_algorithm}")
+            continue
+        library = cls.library or "-"
+        try:
+            version = metadata.version(library) if cls.library else ""
+        except metadata.PackageNotFoundError:
+            version = "?"
+        description = cls.algorithms.get(algorithm) or (cls.__doc__ or "").strip().splitlines()[0]
+        lines.append(f"{name:<22} {library + ' ' + version:<24} {description}")
+    return lines

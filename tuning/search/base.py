@@ -1,0 +1,104 @@
+"""The backend contract: translate the neutral space, drive the library's own loop, call the objective."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from tuning.core.budget import Budget
+
+if TYPE_CHECKING:  # the contract needs no Keras import at registration time
+    from tuning.core.space import SearchSpace
+    from tuning.evaluation.keras.objective import Objective
+
+# Multi-fidelity algorithms (Optuna's pruners, scikit-learn's successive halving) keep one trial
+# in REDUCTION_FACTOR at each rung, as Keras Tuner's Hyperband (factor 3) does.
+REDUCTION_FACTOR = 3
+
+
+def min_resource(max_epochs: int) -> int:
+    """The epochs every trial trains before a multi-fidelity algorithm may stop it: the lowest
+    rung of three reductions by `REDUCTION_FACTOR` (``max_epochs // 27``), at least one."""
+    return max(1, max_epochs // REDUCTION_FACTOR**3)
+
+
+class SearchBackend(ABC):
+    """One hyperparameter-search library.
+
+    The constructor only stores the backend's own options (scikit-learn style); `run` does the work.
+    `run` must call ``objective`` (or ``objective.record`` when the library trains natively) once per
+    trial, and start no new trial once ``objective.meter.exhausted`` (the study's `Budget` in
+    trials, epochs or seconds is spent; a fit running then is stopped at its epoch's end). It stops
+    the library through the library's own means (a callback, a stop condition, its loop bound) and
+    may keep its own state under ``workdir``.
+
+    Resuming: when a study is run again after it was interrupted, ``workdir`` holds what the
+    library saved, ``objective.finished`` the trials already in the table, and the meter their
+    spend. The backend reloads its library's state and calls ``objective.restored(n)`` with the
+    number of those trials the state holds; the objective answers the rest from the table when
+    the library asks for them again (`Objective.replay`), so they are not trained twice. A
+    backend that draws a seeded stream and saves nothing needs no code for this: its stream
+    asks for the same configurations again. One that cannot retrace them fails with
+    `tuning.evaluation.keras.objective.ResumeError`, which tells the user to pass ``--fresh``.
+    """
+
+    name: ClassVar[str]
+    # The library's algorithms this class drives (name -> one line for `tuning backends`), the
+    # one a bare ``name`` means, and the distribution whose version is reported. A backend of
+    # one algorithm leaves ``algorithms`` empty.
+    algorithms: ClassVar[dict[str, str]] = {}
+    default_algorithm: ClassVar[str] = ""
+    library: ClassVar[str] = ""
+    algorithm: str = ""
+
+    @property
+    def algorithm_name(self) -> str:
+        """``library:algorithm`` (``optuna:tpe`` also for a backend created as ``optuna``), or
+        the bare name of a one-algorithm backend: what the rows and summary record."""
+        algorithm = self.algorithm or self.default_algorithm
+        return f"{self.name}:{algorithm}" if algorithm else self.name
+
+    def _choose(self, algorithm: str | None) -> str:
+        """The constructor's ``algorithm`` argument, checked (default: ``default_algorithm``)."""
+        algorithm = algorithm or self.default_algorithm
+        if algorithm not in self.algorithms:
+            raise ValueError(
+                f"{self.name}: no algorithm {algorithm!r}; choose one of {sorted(self.algorithms)}"
+            )
+        return algorithm
+
+    def settings(self, budget: Budget, max_epochs: int) -> dict[str, Any]:
+        """The options that matter for fairness, resolved for this budget (random start,
+        a pruner's minimum resource and reduction factor, ...): written to ``study.json`` and
+        the summary, so that no algorithm's advantage is hidden in a default."""
+        return {}
+
+    def use_table(self) -> None:
+        """The study's trials will be looked up in a table (`tuning.evaluation.tabular.lookup`) rather than
+        trained. Backends that train through the objective need nothing; one whose library
+        trains otherwise (scikit-learn's estimators) adapts here, or refuses in one line."""
+        return None
+
+    def check(self) -> None:
+        """Check the options against the world outside (a storage that must be reachable)
+        before the study writes anything: a study refused here leaves no file behind. Raise
+        `tuning.backends.BackendError` in one line; by default there is nothing to check."""
+        return None
+
+    @property
+    def shares_study(self) -> bool:
+        """True when several processes work on one study through the library's own shared
+        storage (Optuna with ``storage``): each process then adds its trials, numbered by the
+        library, to the one table, and none has the study to itself."""
+        return False
+
+    @abstractmethod
+    def run(
+        self,
+        objective: Objective,
+        space: SearchSpace,
+        budget: Budget,
+        seed: int,
+        workdir: Path,
+    ) -> None: ...

@@ -1,0 +1,135 @@
+"""Hyperopt: `fmin` with one of its algorithms (`tpe.suggest`, `anneal.suggest`, `rand.suggest`)
+and a `Trials` object, saved after every trial."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import pickle
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import hyperopt
+import hyperopt.exceptions
+import numpy as np
+from hyperopt import hp
+from hyperopt.pyll import scope
+
+from tuning.core.atomic import write_atomically
+from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
+from tuning.evaluation.keras.objective import Objective
+from tuning.search.base import Budget, SearchBackend
+
+log = logging.getLogger(__name__)
+TRIALS_FILE = "hyperopt_trials.pkl"
+
+
+def to_hyperopt(param: Param) -> Any:
+    """One parameter of the neutral space as a Hyperopt expression."""
+    if isinstance(param, IntParam):
+        if param.low == param.high:  # hp.uniformint needs low < high; a constant is a valid space
+            return param.low
+        if param.log:
+            return scope.int(
+                hp.qloguniform(param.name, math.log(param.low), math.log(param.high), 1)
+            )
+        return scope.int(hp.uniformint(param.name, param.low, param.high))
+    if isinstance(param, FloatParam):
+        if param.log:
+            return hp.loguniform(param.name, math.log(param.low), math.log(param.high))
+        return hp.uniform(param.name, param.low, param.high)
+    if isinstance(param, CategoricalParam):
+        return hp.choice(param.name, list(param.choices))
+    raise TypeError(f"unsupported parameter {param!r}")
+
+
+class HyperoptBackend(SearchBackend):
+    """`hyperopt.fmin(algo)` over the translated space, with a `Trials` object saved in the
+    study folder after every trial.
+
+    The search is Hyperopt's documented way to resume: `fmin` called again with the same `Trials`
+    and ``max_evals`` one higher, once per trial, each call seeded with ``(seed, trial number)``.
+    So a study resumed from its saved `Trials` asks for exactly what an uninterrupted one would.
+    A trial finished after the last save (a kill between the two) is replayed from the table.
+
+    Args:
+        algorithm: one of `algorithms` (default ``tpe``).
+        n_startup_jobs: random trials before TPE models the results (default: a third of the
+            budget's expected trials, at most 10; see `Budget.random_start`).
+    """
+
+    name = "hyperopt"
+    library = "hyperopt"
+    default_algorithm = "tpe"
+    algorithms = {
+        "tpe": "Tree-structured Parzen Estimator (tpe.suggest)",
+        "anneal": "simulated annealing around the best point so far (anneal.suggest)",
+        "rand": "independent random sampling (rand.suggest)",
+    }
+
+    def __init__(self, algorithm: str | None = None, n_startup_jobs: int | None = None) -> None:
+        self.algorithm = self._choose(algorithm)
+        self.n_startup_jobs = n_startup_jobs
+
+    def settings(self, budget: Budget, max_epochs: int) -> dict[str, Any]:
+        if self.algorithm != "tpe":
+            return {"suggest": f"{self.algorithm}.suggest"}
+        startup = budget.random_start(self.n_startup_jobs, max_epochs)
+        return {"suggest": "tpe.suggest", "n_startup_jobs": startup}
+
+    def _algo(self, budget: Budget, max_epochs: int) -> Any:
+        if self.algorithm == "tpe":
+            startup = budget.random_start(self.n_startup_jobs, max_epochs)
+            return partial(hyperopt.tpe.suggest, n_startup_jobs=startup)
+        return getattr(hyperopt, self.algorithm).suggest
+
+    def run(
+        self, objective: Objective, space: SearchSpace, budget: Budget, seed: int, workdir: Path
+    ) -> None:
+        def evaluate(sample: dict[str, Any]) -> dict[str, Any]:
+            # Hyperopt hands back numpy scalars (np.float64(44.0) for an integer): coerce first.
+            result = objective(space.coerce(sample))
+            if not result.ok:
+                return {"status": hyperopt.STATUS_FAIL, "error": result.error}
+            return {"status": hyperopt.STATUS_OK, "loss": result.val_loss, "epochs": result.epochs}
+
+        algo = self._algo(budget, objective.protocol.max_epochs)
+        domain = {p.name: to_hyperopt(p) for p in space}
+        saved = workdir / TRIALS_FILE
+        trials = load_trials(saved)
+        objective.restored(len(trials))
+        while not objective.meter.exhausted:
+            step = len(trials)
+            # fmin raises AllTrialsFailed when it looks up its best point and no trial has
+            # succeeded yet: the failed trials are in the table, and the search goes on.
+            with contextlib.suppress(hyperopt.exceptions.AllTrialsFailed):
+                hyperopt.fmin(
+                    evaluate,
+                    domain,
+                    algo=algo,
+                    max_evals=step + 1,
+                    trials=trials,
+                    rstate=np.random.default_rng([seed, step]),
+                    show_progressbar=False,
+                )
+            if len(trials) == step:  # hyperopt drew nothing: its space is exhausted
+                break
+            write_atomically(saved, pickle.dumps(trials))
+
+
+def load_trials(path: Path) -> hyperopt.Trials:
+    """The `Trials` saved in ``path``, or a new one when there is none (or it cannot be read:
+    the table then replays every trial)."""
+    if not path.exists():
+        return hyperopt.Trials()
+    try:
+        trials = pickle.loads(path.read_bytes())
+    except Exception as exc:  # a file from another hyperopt version, or damaged
+        log.warning("%s cannot be read (%s): rebuilding it from the table", path, exc)
+        return hyperopt.Trials()
+    if not isinstance(trials, hyperopt.Trials):
+        log.warning("%s holds no hyperopt Trials: rebuilding it from the table", path)
+        return hyperopt.Trials()
+    return trials

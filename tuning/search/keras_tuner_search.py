@@ -1,0 +1,241 @@
+"""Keras Tuner: its Hyperband (scheduling its own brackets; every round a trial trains is a row),
+Bayesian-optimization and random-search oracles, each through its own tuner loop."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import keras_tuner as kt
+
+from tuning.core.atomic import write_atomically
+from tuning.core.budget import BudgetMeter
+from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
+from tuning.evaluation.keras.objective import Objective
+from tuning.search.base import Budget, SearchBackend
+
+PROJECT_DIR = "keras_tuner"
+
+
+def to_keras_tuner(hp: kt.HyperParameters, param: Param) -> Any:
+    """Declare one parameter of the neutral space on a Keras Tuner `HyperParameters` object."""
+    sampling = "log" if getattr(param, "log", False) else "linear"
+    if isinstance(param, IntParam):
+        return hp.Int(param.name, param.low, param.high, sampling=sampling)
+    if isinstance(param, FloatParam):
+        return hp.Float(param.name, param.low, param.high, sampling=sampling)
+    if isinstance(param, CategoricalParam):
+        return hp.Choice(param.name, list(param.choices))
+    raise TypeError(f"unsupported parameter {param!r}")
+
+
+class _HarnessHyperModel(kt.HyperModel):
+    """Builds through the shared factory and trains through the shared objective."""
+
+    def __init__(self, objective: Objective, space: SearchSpace) -> None:
+        super().__init__(name="tuning", tunable=True)
+        self.objective = objective
+        self.space = space
+
+    def params(self, hp: kt.HyperParameters) -> dict[str, Any]:
+        return self.space.coerce({p.name: to_keras_tuner(hp, p) for p in self.space})
+
+    def build(self, hp: kt.HyperParameters):
+        return self.objective.build(self.params(hp))
+
+    def fit(
+        self,
+        hp: kt.HyperParameters,
+        model,
+        *args,
+        epochs: int,
+        initial_epoch: int = 0,
+        callbacks=(),
+        **kwargs,
+    ) -> dict[str, float]:
+        # Hyperband hands each round its epoch target and, for a promoted trial, the epoch its
+        # parent's weights (already loaded into `model`) stopped at: only the difference is trained.
+        result = self.objective.train(
+            model,
+            self.params(hp),
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks,
+        )
+        if not result.ok:
+            raise kt.errors.FailedTrialError(result.error)
+        return {"val_loss": result.val_loss}
+
+
+class _Budgeted:
+    """Mixin for a Keras Tuner oracle: it also ends the search once the study's budget is spent.
+
+    `populate_space` is the oracle's own hook for "what runs next"; answering ``STOPPED`` there
+    makes `Tuner.search` return, as when Hyperband runs out of brackets.
+    """
+
+    def __init__(self, meter: BudgetMeter, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.meter = meter
+
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
+        if self.meter.exhausted:
+            return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
+        return super().populate_space(trial_id)
+
+    # Keras Tuner writes its JSON state in place; a kill mid-write would leave a file that
+    # cannot be reloaded. These write the same JSON through a temporary file and a rename.
+    def save(self) -> None:
+        write_atomically(self._get_oracle_fname(), json.dumps(self.get_state()))
+
+    def _save_trial(self, trial: kt.engine.trial.Trial) -> None:
+        path = Path(self._get_trial_dir(trial.trial_id)) / "trial.json"
+        write_atomically(path, json.dumps(trial.get_state()))
+
+
+class _BudgetedHyperbandOracle(_Budgeted, kt.oracles.HyperbandOracle):
+    pass
+
+
+class _BudgetedBayesianOracle(_Budgeted, kt.oracles.BayesianOptimizationOracle):
+    pass
+
+
+class _BudgetedRandomOracle(_Budgeted, kt.oracles.RandomSearchOracle):
+    pass
+
+
+class _AtomicSave:
+    """Mixin for a tuner: `BaseTuner.save`, atomically (see `_Budgeted.save`)."""
+
+    def save(self) -> None:
+        self.oracle.save()
+        write_atomically(self._get_tuner_fname(), json.dumps(self.get_state()))
+
+
+class _BudgetedHyperband(_AtomicSave, kt.Hyperband):
+    """`kt.Hyperband` (its rounds' epochs and weight hand-over) driven by a budgeted oracle.
+
+    `kt.Hyperband.__init__` only builds a `HyperbandOracle`; this builds the budgeted one and
+    hands it to `kt.Tuner.__init__` the same way.
+    """
+
+    def __init__(self, hypermodel: kt.HyperModel, oracle: kt.Oracle, **kwargs: Any) -> None:
+        kt.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
+
+
+class _BudgetedTuner(_AtomicSave, kt.Tuner):
+    """`kt.Tuner`, the loop of `kt.BayesianOptimization` and `kt.RandomSearch` (which only
+    build their oracle and hand it to it)."""
+
+
+class KerasTunerBackend(SearchBackend):
+    """One of Keras Tuner's oracles and its tuner, until the budget is spent.
+
+    ``hyperband`` (``max_epochs=protocol.max_epochs``, ``factor=3``): the budget in trials counts
+    Hyperband's rounds (each is a row); an epoch budget counts every epoch of every round, so
+    the 2-epoch rounds of its first bracket cost what they train. ``bayesian`` and ``random``
+    train every trial up to the protocol's epoch cap, like the other libraries.
+
+    Args:
+        algorithm: one of `algorithms` (default ``hyperband``).
+        factor, hyperband_iterations: Hyperband's.
+        num_initial_points: random trials before the Bayesian oracle's GP models the results
+            (default: a third of the budget's expected trials, at most 10).
+    """
+
+    name = "keras_tuner"
+    library = "keras-tuner"
+    default_algorithm = "hyperband"
+    algorithms = {
+        "hyperband": "Hyperband brackets, promoted trials resume from their weights (Hyperband)",
+        "bayesian": "Gaussian-process Bayesian optimization (BayesianOptimization)",
+        "random": "random search (RandomSearch)",
+    }
+
+    def __init__(
+        self,
+        algorithm: str | None = None,
+        factor: int = 3,
+        hyperband_iterations: int = 100,
+        num_initial_points: int | None = None,
+    ) -> None:
+        self.algorithm = self._choose(algorithm)
+        self.factor = factor
+        self.hyperband_iterations = hyperband_iterations
+        self.num_initial_points = num_initial_points
+
+    def settings(self, budget: Budget, max_epochs: int) -> dict[str, Any]:
+        if self.algorithm == "hyperband":
+            return {"oracle": "HyperbandOracle", "max_epochs": max_epochs, "factor": self.factor}
+        if self.algorithm == "bayesian":
+            startup = budget.random_start(self.num_initial_points, max_epochs)
+            return {"oracle": "BayesianOptimizationOracle", "num_initial_points": startup}
+        return {"oracle": "RandomSearchOracle"}
+
+    def _oracle(self, objective: Objective, budget: Budget, seed: int) -> kt.Oracle:
+        common = {
+            "objective": "val_loss",
+            # The oracle takes seed 0 for "no seed" (`seed or random.randint(1, 10000)`), which
+            # made study seed 0 draw other configurations in each process: shift by one.
+            "seed": seed + 1,
+            # A run of diverging trials is recorded, not fatal: the budget ends the search.
+            "max_consecutive_failed_trials": sys.maxsize,
+        }
+        max_epochs = objective.protocol.max_epochs
+        if self.algorithm == "hyperband":
+            oracle = _BudgetedHyperbandOracle(
+                objective.meter,
+                max_epochs=max_epochs,
+                factor=self.factor,
+                # Enough brackets for any budget: the budget, not the bracket count, stops it.
+                hyperband_iterations=self.hyperband_iterations,
+                **common,
+            )
+            # Hyperband's oracle takes no max_trials argument; its base Oracle honours it.
+            oracle.max_trials = budget.trials
+            return oracle
+        max_trials = budget.trials or sys.maxsize  # else the budget's epochs or seconds stop it
+        if self.algorithm == "bayesian":
+            return _BudgetedBayesianOracle(
+                objective.meter,
+                max_trials=max_trials,
+                num_initial_points=budget.random_start(self.num_initial_points, max_epochs),
+                **common,
+            )
+        return _BudgetedRandomOracle(objective.meter, max_trials=max_trials, **common)
+
+    def run(
+        self, objective: Objective, space: SearchSpace, budget: Budget, seed: int, workdir: Path
+    ) -> None:
+        oracle = self._oracle(objective, budget, seed)
+        tuner_class = _BudgetedHyperband if self.algorithm == "hyperband" else _BudgetedTuner
+        tuner = tuner_class(
+            hypermodel=_HarnessHyperModel(objective, space),
+            oracle=oracle,
+            directory=str(workdir),
+            project_name=PROJECT_DIR,
+            overwrite=False,  # a resumed study reloads the project: its trials and brackets
+        )
+        # The reloaded oracle holds every trial that ended; a trial whose row was written just
+        # before a kill is retried by Keras Tuner and answered from the table.
+        objective.restored(len(oracle.end_order))
+        # Hyperband sets each round's epochs itself; the other tuners pass this to every fit.
+        try:
+            tuner.search(verbose=0, epochs=objective.protocol.max_epochs)
+        finally:
+            _forget_oracle(oracle)
+
+
+def _forget_oracle(oracle: kt.Oracle) -> None:
+    """Keras Tuner keeps every oracle it ever ran in two module-level dicts (a lock and a
+    thread name per oracle, `keras_tuner.src.engine.oracle.LOCKS`/`THREADS`), and with it every
+    trial: a grid worker running study after study grew by ~11,000 objects a study, and the
+    library's own garbage collection before each build slowed with them (28 ms a trial after
+    four tabular studies, from 1.4). The search has ended: its entries are dropped."""
+    from keras_tuner.src.engine import oracle as oracle_module
+
+    for registry in (getattr(oracle_module, "LOCKS", {}), getattr(oracle_module, "THREADS", {})):
+        registry.pop(oracle, None)

@@ -1,0 +1,315 @@
+"""Optuna: a study stored in SQLite inside the study folder, which a resumed study loads again
+(`optuna.create_study(load_if_exists=True)`), sampled by one of Optuna's samplers and, for the
+``+pruner`` algorithms, cut short per epoch by one of its pruners (`trial.report` and
+`trial.should_prune` at every epoch's end)."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.exceptions import ExperimentalWarning
+from optuna.trial import TrialState
+
+from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
+from tuning.core.urls import redact, without_password
+from tuning.evaluation.keras.objective import Objective, PruneCallback
+from tuning.search import BackendError
+from tuning.search.base import REDUCTION_FACTOR, Budget, SearchBackend, min_resource
+
+STORAGE_FILE = "optuna.db"
+JOURNAL_FILE = "optuna.journal"  # a tabular study's storage (`OptunaBackend.use_table`)
+ROW = "row"  # user attribute: the trial's number in the study's table
+HEARTBEAT_SECONDS = 10  # shared storage: a trial whose process is silent 30 s is failed
+STORAGE_ATTEMPTS = 5
+_ENDED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+
+
+def suggest(trial: optuna.Trial, param: Param) -> Any:
+    """Ask an Optuna trial for one parameter of the neutral space."""
+    if isinstance(param, IntParam):
+        return trial.suggest_int(param.name, param.low, param.high, log=param.log)
+    if isinstance(param, FloatParam):
+        return trial.suggest_float(param.name, param.low, param.high, log=param.log)
+    if isinstance(param, CategoricalParam):
+        return trial.suggest_categorical(param.name, list(param.choices))
+    raise TypeError(f"unsupported parameter {param!r}")
+
+
+class OptunaBackend(SearchBackend):
+    """`optuna.create_study` with a seeded sampler (and pruner); trials run through
+    `study.optimize`. A pruned trial is recorded ``pruned`` with the epochs it trained (the
+    budget counts them) and its best validation loss so far, and told to Optuna as pruned; it
+    is never the study's winner.
+
+    Args:
+        algorithm: one of `algorithms` (default ``tpe``).
+        n_startup_trials: random trials before a model-based sampler (TPE, CMA-ES, GP) models
+            the results, and trials a median pruner lets finish before it prunes (default: a
+            third of the budget's expected trials, at most 10; see `Budget.random_start`).
+        storage: an Optuna RDB URL (``postgresql://USER@HOST/DB``, ``sqlite:///PATH``) shared by
+            several ``tuning run`` processes, on one machine or several, working on one study
+            (same ``--study`` and settings): each asks the storage for new trials, numbered by
+            Optuna across all of them. A budget in trials is the study's total; an epoch or
+            seconds budget is each process's own. A process that dies leaves its trial RUNNING
+            until the others' heartbeat checks mark it FAIL. Default: a SQLite file in the study
+            folder, the study's own.
+    """
+
+    name = "optuna"
+    library = "optuna"
+    default_algorithm = "tpe"
+    algorithms = {
+        "tpe": "Tree-structured Parzen Estimator (TPESampler)",
+        "cmaes": "CMA-ES evolution strategy (CmaEsSampler, the cmaes package)",
+        "gp": "Gaussian-process Bayesian optimization (GPSampler; PyTorch: the gp extra)",
+        "qmc": "scrambled Sobol quasi-random sequence (QMCSampler)",
+        "random": "independent uniform sampling (RandomSampler)",
+        "tpe+hyperband": "TPE, trials pruned per epoch by HyperbandPruner",
+        "tpe+asha": "TPE, trials pruned per epoch by SuccessiveHalvingPruner (asynchronous)",
+        "tpe+median": "TPE, trials pruned per epoch by MedianPruner",
+    }
+
+    def __init__(
+        self,
+        algorithm: str | None = None,
+        n_startup_trials: int | None = None,
+        storage: str | None = None,
+    ) -> None:
+        self.algorithm = self._choose(algorithm)
+        self.n_startup_trials = n_startup_trials
+        self.storage = storage
+        self.journal = False
+
+    def use_table(self) -> None:
+        """Trials looked up cost microseconds, and SQLite's transactions (about 60 ms a trial
+        here) would be most of a tabular study's time: its own storage is Optuna's journal
+        file instead (`JournalFileBackend`: appended operations, resumable the same way)."""
+        if self.storage is None:
+            self.journal = True
+
+    @property
+    def _sampler_name(self) -> str:
+        return self.algorithm.partition("+")[0]
+
+    @property
+    def _pruner_name(self) -> str:
+        return self.algorithm.partition("+")[2]
+
+    def settings(self, budget: Budget, max_epochs: int) -> dict[str, Any]:
+        startup = budget.random_start(self.n_startup_trials, max_epochs)
+        sampler = self._sampler_name
+        settings: dict[str, Any] = {
+            "sampler": type(self._sampler(0, startup)).__name__,
+            "n_startup_trials": startup if sampler in ("tpe", "cmaes", "gp") else 0,
+        }
+        pruner = self._pruner(budget, max_epochs)
+        if pruner is not None:
+            settings["pruner"] = type(pruner).__name__
+            if self._pruner_name == "median":
+                settings.update(
+                    pruner_n_startup_trials=startup, n_warmup_steps=min_resource(max_epochs)
+                )
+            else:
+                settings.update(
+                    min_resource=min_resource(max_epochs), reduction_factor=REDUCTION_FACTOR
+                )
+                if self._pruner_name == "hyperband":
+                    settings["max_resource"] = max_epochs
+        return settings
+
+    def _sampler(self, seed: int, startup: int) -> optuna.samplers.BaseSampler:
+        sampler = self._sampler_name
+        with warnings.catch_warnings():  # QMC and GP are "experimental" to Optuna
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            if sampler == "tpe":
+                return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+            if sampler == "cmaes":
+                return optuna.samplers.CmaEsSampler(
+                    seed=seed, n_startup_trials=startup, warn_independent_sampling=False
+                )
+            if sampler == "gp":
+                return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
+            if sampler == "qmc":
+                return optuna.samplers.QMCSampler(
+                    qmc_type="sobol", scramble=True, seed=seed, warn_asynchronous_seeding=False
+                )
+            return optuna.samplers.RandomSampler(seed=seed)
+
+    def _pruner(self, budget: Budget, max_epochs: int) -> optuna.pruners.BasePruner | None:
+        pruner = self._pruner_name
+        if pruner == "hyperband":
+            return optuna.pruners.HyperbandPruner(
+                min_resource=min_resource(max_epochs),
+                max_resource=max_epochs,
+                reduction_factor=REDUCTION_FACTOR,
+            )
+        if pruner == "asha":
+            return optuna.pruners.SuccessiveHalvingPruner(
+                min_resource=min_resource(max_epochs), reduction_factor=REDUCTION_FACTOR
+            )
+        if pruner == "median":
+            return optuna.pruners.MedianPruner(
+                n_startup_trials=budget.random_start(self.n_startup_trials, max_epochs),
+                n_warmup_steps=min_resource(max_epochs),
+            )
+        return None
+
+    @property
+    def shares_study(self) -> bool:
+        return self.storage is not None
+
+    def check(self) -> None:
+        """A shared storage is reached once before the study writes anything: a bad URL, a
+        missing driver or a server that is not there is refused first."""
+        if self.shares_study:
+            self._storage(Path("."))
+
+    def run(
+        self, objective: Objective, space: SearchSpace, budget: Budget, seed: int, workdir: Path
+    ) -> None:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        max_epochs = objective.protocol.max_epochs
+        study = optuna.create_study(
+            study_name=workdir.name,
+            storage=self._storage(workdir),
+            direction="minimize",
+            load_if_exists=True,  # a resumed study continues from its storage
+            pruner=self._pruner(budget, max_epochs) or optuna.pruners.NopPruner(),
+        )
+        if self.shares_study:
+            objective.restored(len(objective.finished))  # the other processes' rows: no replay
+        else:
+            settle_interrupted(study, objective)
+        study.sampler = self._sampler(
+            self._sampler_seed(seed, len(study.trials)),
+            budget.random_start(self.n_startup_trials, max_epochs),
+        )
+        pruning = self._pruner_name != ""
+
+        def evaluate(trial: optuna.Trial) -> float:
+            if self.shares_study and budget.trials is not None and trial.number >= budget.trials:
+                # Optuna numbers the shared study's trials in one sequence: those past the
+                # budget are not trained, so the study ends with exactly the budget's trials.
+                study.stop()
+                raise optuna.TrialPruned("beyond the study's trial budget")
+            params = space.coerce({p.name: suggest(trial, p) for p in space})
+            callbacks = [PruneCallback(partial(report, trial))] if pruning else []
+            if self.shares_study:  # the table's numbers are Optuna's
+                result = objective(params, number=trial.number, callbacks=callbacks)
+            else:
+                trial.set_user_attr(ROW, objective.n_recorded)  # stored before it trains
+                result = objective(params, callbacks=callbacks)
+            trial.set_user_attr("epochs", result.epochs)
+            if result.status == "pruned":
+                raise optuna.TrialPruned(result.error)
+            if not result.ok:
+                trial.set_user_attr("error", result.error)
+                return math.nan  # Optuna records a NaN objective as a FAILED trial
+            return result.val_loss
+
+        def stop_when_spent(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+            if objective.meter.exhausted:  # an epoch or seconds budget, or the trial count
+                study.stop()
+
+        remaining = None if budget.trials is None else budget.trials - objective.meter.trials
+        if self.shares_study:
+            remaining = None  # the trial numbers stop it (in `evaluate`)
+        study.optimize(evaluate, n_trials=remaining, callbacks=[stop_when_spent], catch=())
+        if self.shares_study:
+            wait_for_the_others(study)
+
+    def _sampler_seed(self, seed: int, stored: int) -> int:
+        """The sampler's seed: the study's, for a new study of its own. The sampler's stream does
+        not depend on the trials already stored: a resumed study seeded as its first run was
+        would draw that run's first configurations again, and so would a second process
+        sharing the study."""
+        if not stored and not self.shares_study:
+            return seed
+        entropy = [seed, stored, os.getpid()] if self.shares_study else [seed, stored]
+        return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+    def _storage(self, workdir: Path) -> str | optuna.storages.BaseStorage:
+        if self.journal:
+            from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+            path = str((workdir / JOURNAL_FILE).resolve())
+            return optuna.storages.JournalStorage(
+                JournalFileBackend(path, lock_obj=JournalFileOpenLock(path))
+            )
+        if not self.shares_study:
+            return f"sqlite:///{(workdir / STORAGE_FILE).resolve()}"
+        for attempt in range(1, STORAGE_ATTEMPTS + 1):
+            try:
+                with _heartbeats_quietly():
+                    return optuna.storages.RDBStorage(
+                        self.storage,
+                        heartbeat_interval=HEARTBEAT_SECONDS,
+                        grace_period=3 * HEARTBEAT_SECONDS,
+                    )
+            except Exception as exc:  # a bad URL, a missing driver, a server that is not there
+                # Processes started together race to create Optuna's tables in a new database;
+                # the loser's next attempt finds them made.
+                racing = "IntegrityError" in repr(exc) or "already exists" in str(exc)
+                if racing and attempt < STORAGE_ATTEMPTS:
+                    time.sleep(0.5 * attempt)
+                    continue
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise BackendError(
+                    f"--storage {without_password(self.storage)}: {redact(reason, self.storage)}"
+                ) from None
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def report(trial: optuna.Trial, epochs: int, val_loss: float) -> bool:
+    """Report an epoch's validation loss to the trial (its step: the epochs trained) and ask the
+    study's pruner whether to stop it."""
+    trial.report(val_loss, epochs)
+    return trial.should_prune()
+
+
+def settle_interrupted(study: optuna.Study, objective: Objective) -> None:
+    """End the trials that an earlier, killed run left RUNNING in the storage.
+
+    One whose row reached the table (the kill came after the row, before Optuna's own record)
+    is told the row's result; one killed while it trained is marked FAIL, and its configuration
+    is not in the table. Then every row of the table is one of the storage's finished trials.
+    """
+    finished = objective.finished
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        row = trial.user_attrs.get(ROW)
+        if row is not None and row < len(finished) and finished[row].ok:
+            study.tell(trial.number, finished[row].val_loss)
+        elif row is not None and row < len(finished) and finished[row].status == "pruned":
+            study.tell(trial.number, state=TrialState.PRUNED)
+        else:
+            study.tell(trial.number, state=TrialState.FAIL)
+    in_storage = {t.user_attrs.get(ROW) for t in study.get_trials(deepcopy=False, states=_ENDED)}
+    objective.restored(len(finished) if in_storage >= set(range(len(finished))) else 0)
+
+
+def wait_for_the_others(study: optuna.Study) -> None:
+    """Return once no trial of the shared study is running in another process, so that this
+    process's summary covers every trial (a dead process's trial is failed by the heartbeat)."""
+    while study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        with _heartbeats_quietly():
+            optuna.storages.fail_stale_trials(study)
+        time.sleep(1.0)
+
+
+@contextmanager
+def _heartbeats_quietly() -> Iterator[None]:
+    """Optuna calls its heartbeats experimental and warns at each use; a user of the harness
+    can do nothing about it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        yield

@@ -1,0 +1,594 @@
+"""scikit-learn: `RandomizedSearchCV` or `HalvingRandomSearchCV` over a scikeras
+`KerasRegressor`/`KerasClassifier`.
+
+The randomized search is the book's: the shared factory wrapped by scikeras, cross-validated (``cv=3`` by default,
+or ``cv="holdout"`` for the shared validation split through `PredefinedSplit`), early stopping on
+the shared validation set. Each fold is scored by a multi-metric scorer, so ``cv_results_`` carries
+the loss, the epochs trained and the fit time of every fold; a candidate's row is written as soon as
+its last fold is scored, and the rows are checked against ``cv_results_`` when the search ends.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import os
+import socket
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+from scikeras.wrappers import KerasClassifier, KerasRegressor
+from scipy import stats
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import FitFailedWarning
+from sklearn.experimental import enable_halving_search_cv  # noqa: F401  (scikit-learn's own switch)
+from sklearn.metrics import log_loss, mean_squared_error
+from sklearn.model_selection import (
+    HalvingRandomSearchCV,
+    ParameterSampler,
+    PredefinedSplit,
+    RandomizedSearchCV,
+)
+
+from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
+from tuning.evaluation.keras.objective import (
+    BudgetCallback,
+    Objective,
+    ResumeError,
+    StopCallback,
+    release_models,
+)
+from tuning.evaluation.keras.trainer import Trainer
+from tuning.search import BackendError
+from tuning.search.base import REDUCTION_FACTOR, Budget, SearchBackend, min_resource
+
+log = logging.getLogger(__name__)
+PREFIX = "model__"  # scikeras routes these parameters to the model-building function
+
+
+class _LogUniformInt:
+    """An integer drawn log-uniformly in [low, high] (scipy has no such distribution)."""
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low, self.high = low, high
+        self._float = stats.loguniform(low, high + 1)
+
+    def rvs(self, random_state=None) -> int:
+        return min(int(self._float.rvs(random_state=random_state)), self.high)
+
+
+def to_sklearn_distribution(param: Param) -> Any:
+    """One parameter of the neutral space as a `ParameterSampler` distribution.
+
+    A linear integer range becomes a ``range`` (sampled uniformly by index, as the book's
+    ``np.arange(1, 100)`` is), a log float becomes ``scipy.stats.loguniform`` (the book's
+    ``reciprocal``): with ``random_state=42`` the book's candidates come back.
+    """
+    if isinstance(param, IntParam):
+        return (
+            _LogUniformInt(param.low, param.high) if param.log else range(param.low, param.high + 1)
+        )
+    if isinstance(param, FloatParam):
+        if param.log:
+            return stats.loguniform(param.low, param.high)
+        return stats.uniform(param.low, param.high - param.low)
+    if isinstance(param, CategoricalParam):
+        return list(param.choices)
+    raise TypeError(f"unsupported parameter {param!r}")
+
+
+class BudgetSpent(RuntimeError):
+    """Raised instead of fitting a fold once the study's budget is spent."""
+
+
+class _TimedFit:
+    """Mixin recording how long `fit` took, so every fold's row can carry it; a fold that would
+    start after the study's budget is spent is not trained. The previous fold's model is freed
+    first, as the objective does before each trial. scikeras' own call of ``model.fit`` is
+    handed to the study's trainer (the ``trainer`` fit parameter, which the search passes to
+    every fold as it passes ``validation_data``), so each fold trains as every other trial does
+    (compiled on JAX)."""
+
+    def fit(self, X, y, *, trainer: Trainer, **kwargs):
+        self.trainer_ = trainer
+        if any(isinstance(cb, BudgetCallback) and cb.meter.exhausted for cb in self.callbacks):
+            raise BudgetSpent("the study's budget is spent")
+        release_models()
+        started = time.perf_counter()
+        super().fit(X, y, **kwargs)
+        self.fit_seconds_ = time.perf_counter() - started
+        return self
+
+    def _fit_keras_model(self, X, y, *args, **kwargs):
+        trainer, model = self.trainer_, self.model_
+
+        def fit(*, x, y, **fit_args):
+            return SimpleNamespace(history=trainer.fit(model, x, y, **fit_args))
+
+        # scikeras calls `self.model_.fit(x=..., y=..., **fit_args)` and reads `.history`
+        object.__setattr__(model, "fit", fit)
+        try:
+            return super()._fit_keras_model(X, y, *args, **kwargs)
+        finally:
+            object.__delattr__(model, "fit")
+
+
+class TimedKerasRegressor(_TimedFit, KerasRegressor):
+    pass
+
+
+class TabularEstimator(BaseEstimator):
+    """The estimator of a tabular study (`tuning.evaluation.tabular.lookup`): ``fit`` looks its configuration up
+    in the table for at most ``epochs`` epochs (successive halving's resource), through the
+    study's objective (which counts the budget and the simulated clock); no model, no data.
+    Parameters are the searched ones, ``model__``-prefixed as scikeras names them."""
+
+    def __init__(self, objective: Any = None, epochs: int = 1, **model_params: Any) -> None:
+        self.objective = objective
+        self.epochs = epochs
+        self.model_params = model_params
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {"objective": self.objective, "epochs": self.epochs, **self.model_params}
+
+    def set_params(self, **params: Any) -> TabularEstimator:
+        for name, value in params.items():
+            if name in ("objective", "epochs"):
+                setattr(self, name, value)
+            else:
+                self.model_params[name] = value
+        return self
+
+    def __repr__(self) -> str:
+        return f"TabularEstimator(epochs={self.epochs}, {self.model_params})"
+
+    def fit(self, X: np.ndarray, y: np.ndarray, **_fit_params: Any) -> TabularEstimator:
+        objective = self.objective
+        if objective.meter.exhausted:
+            raise BudgetSpent("the study's budget is spent")
+        params = {k[len(PREFIX) :]: v for k, v in self.model_params.items()}
+        self.history_, self.fit_seconds_ = objective.answer(
+            objective.space.coerce(params), int(self.epochs)
+        )
+        return self
+
+
+class TimedKerasClassifier(_TimedFit, KerasClassifier):
+    pass
+
+
+def score_fold(estimator: Any, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """The scorer of every fold, in whichever process fitted it: the fold's loss (negated, as
+    scikit-learn maximises scores; NaN if the model diverged), epochs trained and fit seconds.
+    A fold that failed to fit is never scored: scikit-learn gives it NaN for all three."""
+    if isinstance(estimator, TabularEstimator):  # the table's validation loss, best epoch's
+        val_loss = np.asarray(estimator.history_.get("val_loss", []), dtype=float)
+        finite = val_loss.size and np.isfinite(val_loss).all()
+        loss = float(val_loss.min()) if finite else math.nan
+    elif isinstance(estimator, KerasClassifier):
+        proba = estimator.predict_proba(X)
+        finite = np.isfinite(proba).all()
+        loss = log_loss(y, proba, labels=np.arange(proba.shape[1])) if finite else math.nan
+    else:
+        pred = estimator.predict(X)
+        loss = mean_squared_error(y, pred) if np.isfinite(pred).all() else math.nan
+    return {
+        "score": -float(loss),  # the one successive halving ranks by (as "mean_test_score")
+        "loss": -float(loss),
+        "epochs": float(len(estimator.history_.get("loss", []))),
+        "fit_seconds": float(getattr(estimator, "fit_seconds_", math.nan)),
+        "pid": float(os.getpid()),  # the worker that fitted it (a number: scores must be)
+    }
+
+
+class _CandidateRecorder:
+    """Writes one row per candidate from what `evaluate_candidates` returns for it: its folds'
+    scores (`score_fold`), wherever they were computed.
+
+    ``count_epochs``: the folds ran in other processes (a Dask cluster), whose budget callbacks
+    counted into copies of the meter: the study's meter gets their epochs here.
+    """
+
+    def __init__(
+        self, objective: Objective, space: SearchSpace, n_splits: int, count_epochs: bool
+    ) -> None:
+        self.objective = objective
+        self.space = space
+        self.n_splits = n_splits
+        self.count_epochs = count_epochs
+        self.hosts: dict[int, str] = {}  # pid -> host of the cluster's workers
+
+    def params_of(self, candidate: Mapping[str, Any]) -> dict[str, Any]:
+        """A candidate of the search (``model__``-prefixed names) as a configuration (without
+        the ``epochs`` successive halving gives it as its resource)."""
+        return self.space.coerce(
+            {k[len(PREFIX) :]: v for k, v in candidate.items() if k.startswith(PREFIX)}
+        )
+
+    def evaluate(
+        self, evaluate_candidates: Any, candidates: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Cross-validate ``candidates`` (their folds in parallel where joblib runs them so)
+        through the search, then write their rows in order; returns the search's results."""
+        results = evaluate_candidates(candidates)
+        first = len(results["params"]) - len(candidates)
+        for index, candidate in enumerate(candidates, start=first):
+            folds = [
+                tuple(
+                    float(results[f"split{k}_test_{metric}"][index])
+                    for metric in ("loss", "epochs", "fit_seconds")
+                )
+                for k in range(self.n_splits)
+            ]
+            pid = float(results["split0_test_pid"][index])
+            worker = None
+            if self.count_epochs and not math.isnan(pid):  # its first fold's worker
+                worker = (self.hosts.get(int(pid), "?"), int(pid))
+            self._record(self.params_of(candidate), folds, worker)
+        return results
+
+    def _record(
+        self,
+        params: dict[str, Any],
+        folds: list[tuple[float, ...]],
+        worker: tuple[str, int] | None = None,
+    ) -> None:
+        scored = [(-loss, e, seconds) for loss, e, seconds in folds if not math.isnan(e)]
+        epochs = int(sum(f[1] for f in scored))
+        meter = self.objective.meter
+        if self.count_epochs:
+            meter.add_epoch(epochs)
+        n, done = self.n_splits, len(scored)
+        error, status = "", "failed"
+        if done < n and meter.exhausted:
+            error = f"the budget ran out after {done} of {n} folds"
+            status = "pruned"
+        elif done == 0:
+            error = "every fold failed to fit"
+        elif done < n:
+            error = f"{n - done} of {n} folds failed to fit"
+        elif not all(math.isfinite(f[0]) for f in scored):
+            error = "validation loss became non-finite in a fold: diverged"
+        self.objective.record(
+            params,
+            status=status if error else "complete",
+            val_loss=math.nan if error else float(np.mean([f[0] for f in scored])),
+            epochs=epochs,
+            fit_seconds=sum(f[2] for f in scored),
+            error=error,
+            worker=worker,
+        )
+
+
+class BudgetedRandomizedSearchCV(RandomizedSearchCV):
+    """`RandomizedSearchCV` that stops drawing candidates once the study's budget is spent.
+
+    `_run_search` is scikit-learn's extension point for search strategies (the successive-halving
+    searches override it too). The candidates are the same `ParameterSampler` stream, drawn
+    lazily and evaluated one by one, each writing its row before the next starts;
+    ``cv_results_`` holds the candidates that were evaluated. A resumed study draws the same
+    stream and skips the candidates whose rows the table already holds (`Objective.replay`).
+    """
+
+    # set by the backend (scikit-learn estimators take no new constructor arguments)
+    recorder: _CandidateRecorder | None = None
+    candidates_at_once: int = 1  # more when the folds run on a cluster
+
+    def _run_search(self, evaluate_candidates, **_callback_context) -> None:
+        recorder = self.recorder
+        if recorder is None:
+            raise RuntimeError("set the search's recorder before fitting it")
+        sampler = ParameterSampler(
+            self.param_distributions, self.n_iter, random_state=self.random_state
+        )
+        batch: list[dict[str, Any]] = []
+        for candidate in sampler:
+            if recorder.objective.replay(recorder.params_of(candidate)) is not None:
+                continue  # finished by an earlier run of the study
+            if recorder.objective.meter.exhausted:
+                break
+            batch.append(dict(candidate))
+            if len(batch) == self.candidates_at_once:
+                recorder.evaluate(evaluate_candidates, batch)
+                batch = []
+        if batch and not recorder.objective.meter.exhausted:
+            recorder.evaluate(evaluate_candidates, batch)
+
+
+class _SearchEnded(Exception):
+    """The study's budget is spent: successive halving stops between two candidates."""
+
+
+class BudgetedHalvingRandomSearchCV(HalvingRandomSearchCV):
+    """`HalvingRandomSearchCV` (resource: the training epochs) whose candidates are evaluated
+    one at a time, each writing its row as it ends, until the study's budget is spent.
+
+    scikit-learn's own `_run_search` runs the rounds (which candidates go on, at how many
+    epochs); only its ``evaluate_candidates`` is wrapped, to evaluate a round's candidates one
+    by one and stop between two of them once the budget is spent (`_SearchEnded`).
+    """
+
+    recorder: _CandidateRecorder | None = None  # set by the backend
+
+    def _run_search(self, evaluate_candidates, *, callback_ctx=None) -> None:
+        recorder = self.recorder
+        if recorder is None:
+            raise RuntimeError("set the search's recorder before fitting it")
+        latest: dict[str, Any] = {}
+
+        def one_at_a_time(candidates, cv=None, more_results=None, **_context):
+            for index, candidate in enumerate(candidates):
+                if recorder.objective.meter.exhausted:
+                    raise _SearchEnded
+                # (its own per-round `more_results`: the round and epochs of this candidate)
+                more = {key: [values[index]] for key, values in (more_results or {}).items()}
+                latest.update(
+                    recorder.evaluate(
+                        lambda c, more=more: evaluate_candidates(c, cv, more_results=more),
+                        [candidate],
+                    )
+                )
+            return latest
+
+        super()._run_search(one_at_a_time, callback_ctx=callback_ctx)
+        # `refit=False` with a scorer of several values leaves no best index, which the
+        # halving search's `fit` reads at its end: the best of the search's last round.
+        last_round = np.flatnonzero(np.asarray(latest["iter"]) == max(latest["iter"]))
+        scores = np.asarray(latest["mean_test_score"], dtype=float)[last_round]
+        best = last_round[int(np.nanargmax(scores))] if np.isfinite(scores).any() else 0
+        self.best_index_ = int(best)
+
+
+class SklearnBackend(SearchBackend):
+    """`RandomizedSearchCV(cv=cv, random_state=seed)` (``randomized``) or
+    `HalvingRandomSearchCV` (``halving``: the training epochs are the resource, from
+    ``min_resource(max_epochs)`` to ``max_epochs``, ``factor=3``, as many candidates as its
+    first round can train at the least epochs) over scikeras, until the budget is spent.
+    Successive halving ranks each round's candidates and trains the best third again, from
+    scratch, for three times the epochs; when a whole search ends within the budget, another
+    starts with the next seed. It cannot resume an interrupted study (its rounds keep no
+    state): a resumed ``sklearn:halving`` study says so and asks for ``--fresh``.
+
+    Args:
+        cv: number of cross-validation folds on the training split (the book's 3), or
+            ``"holdout"`` to score each candidate once on the shared validation split.
+        scheduler: a Dask cluster (``local:N``, ``tcp://HOST:PORT``) whose workers fit the
+            folds, through joblib's Dask backend: as many candidates at a time as its worker
+            threads can take all folds of. Their epochs are counted as each batch ends, so
+            the budget must be in trials or seconds.
+    """
+
+    name = "sklearn"
+    library = "scikit-learn"
+    default_algorithm = "randomized"
+    algorithms = {
+        "randomized": "randomized search, cross-validated (RandomizedSearchCV; the book's)",
+        "halving": "successive halving over the epochs, cross-validated (HalvingRandomSearchCV)",
+    }
+
+    def __init__(
+        self,
+        algorithm: str | None = None,
+        cv: int | str | None = None,
+        scheduler: str | None = None,
+    ) -> None:
+        self.algorithm = self._choose(algorithm)
+        if (
+            cv is not None
+            and cv != "holdout"
+            and (isinstance(cv, bool) or not isinstance(cv, int) or cv < 2)
+        ):
+            raise BackendError(f"cv must be an integer >= 2 or 'holdout', got {cv!r}")
+        self.cv = cv
+        self.scheduler = scheduler
+        self.tabular = False  # trials looked up in a table (`use_table`)
+
+    @property
+    def folds(self) -> int | str:
+        """``cv`` as given; by default 3 (the book's), or ``holdout`` for a tabular study."""
+        if self.cv is not None:
+            return self.cv
+        return "holdout" if self.tabular else 3
+
+    def use_table(self) -> None:
+        """A table holds one validation split per configuration: each candidate is scored on
+        it (``cv="holdout"``); cross-validation folds and a Dask cluster are refused."""
+        if self.cv not in (None, "holdout"):
+            raise BackendError(
+                f"sklearn with a tabular objective: cv={self.cv!r} cannot be looked up (the "
+                "table holds the shared validation split only): drop cv, or use cv='holdout'"
+            )
+        if self.scheduler is not None:
+            raise BackendError(
+                "sklearn with a tabular objective looks trials up here: drop --scheduler"
+            )
+        self.tabular = True
+
+    def settings(self, budget: Budget, max_epochs: int) -> dict[str, Any]:
+        settings: dict[str, Any] = {"cv": self.folds}
+        if self.algorithm == "halving":
+            settings.update(
+                resource="epochs",
+                min_resources=min_resource(max_epochs),
+                max_resources=max_epochs,
+                factor=REDUCTION_FACTOR,
+                n_candidates="exhaust",
+            )
+        return settings
+
+    def _splitter(self, n_train: int, n_valid: int) -> tuple[Any, int]:
+        if self.folds == "holdout":
+            test_fold = np.r_[np.full(n_train, -1), np.zeros(n_valid)]
+            return PredefinedSplit(test_fold), 1
+        try:
+            folds = int(self.folds)
+        except (TypeError, ValueError):
+            folds = 0
+        if folds < 2:
+            raise ValueError(f"cv must be an integer >= 2 or 'holdout', got {self.cv!r}")
+        return folds, folds
+
+    def run(
+        self, objective: Objective, space: SearchSpace, budget: Budget, seed: int, workdir: Path
+    ) -> None:
+        if self.scheduler is not None and budget.epochs is not None:
+            raise BackendError(
+                "sklearn with --scheduler: folds fitted on other processes cannot stop at the "
+                "study's epoch budget; give the budget in --trials or --budget-seconds"
+            )
+        d = objective.dataset
+        protocol = objective.protocol
+        cv, n_splits = self._splitter(len(d.X_train), len(d.X_valid))
+        if self.tabular:  # nothing is trained: the rows only index the split
+            X, y = np.zeros((len(d.X_train) + len(d.X_valid), 1)), np.zeros(len(cv.test_fold))
+            estimator: Any = TabularEstimator(
+                objective,
+                epochs=protocol.max_epochs,
+                **{PREFIX + p.name: _default_value(p) for p in space},
+            )
+        else:
+            X, y, estimator = self._estimator(objective, space)
+        recorder = _CandidateRecorder(objective, space, n_splits, self.scheduler is not None)
+        distributions = {PREFIX + p.name: to_sklearn_distribution(p) for p in space}
+        search_options = {
+            "cv": cv,
+            "scoring": score_fold,
+            "refit": False,
+            "error_score": np.nan,
+            "n_jobs": 1 if self.scheduler is None else -1,
+        }
+        fit_data = (
+            {}
+            if self.tabular
+            else {"validation_data": (d.X_valid, d.y_valid), "trainer": objective.trainer}
+        )
+        if self.algorithm == "halving":
+            self._halve(
+                objective, estimator, distributions, search_options, recorder, seed, X, y, fit_data
+            )
+            return
+        search = BudgetedRandomizedSearchCV(
+            estimator,
+            distributions,
+            # drawn lazily: without a trial budget the meter ends the stream
+            n_iter=budget.trials or sys.maxsize,
+            random_state=seed,
+            **search_options,
+        )
+        search.recorder = recorder
+        with self._folds_on_cluster(search, n_splits), _expected_warnings_quietly():
+            search.fit(X, y, **fit_data)
+
+    def _estimator(self, objective: Objective, space: SearchSpace) -> tuple[Any, Any, Any]:
+        """The data the search splits (training rows, and the validation rows for holdout) and
+        the scikeras estimator over the study's factory, trained by the study's trainer."""
+        d = objective.dataset
+        if self.folds == "holdout":
+            X, y = np.concatenate([d.X_train, d.X_valid]), np.concatenate([d.y_train, d.y_valid])
+        else:
+            X, y = d.X_train, d.y_train
+        wrapper = TimedKerasClassifier if d.task == "classification" else TimedKerasRegressor
+        fit_kwargs = objective.protocol.fit_kwargs()
+        estimator = wrapper(
+            model=objective.factory,
+            callbacks=[  # the protocol's own are the trainer's
+                BudgetCallback(objective.meter),
+                # (a cluster's workers do not get the signal: the search stops between batches)
+                *([StopCallback(objective.stop)] if objective.stop and not self.scheduler else []),
+            ],
+            batch_size=fit_kwargs["batch_size"],
+            epochs=fit_kwargs["epochs"],
+            verbose=fit_kwargs["verbose"],
+            random_state=objective.seed,
+            **{PREFIX + k: v for k, v in objective.model_kwargs().items()},
+            **{PREFIX + p.name: _default_value(p) for p in space},
+        )
+        return X, y, estimator
+
+    def _halve(
+        self,
+        objective: Objective,
+        estimator: Any,
+        distributions: dict[str, Any],
+        search_options: dict[str, Any],
+        recorder: _CandidateRecorder,
+        seed: int,
+        X: np.ndarray,
+        y: np.ndarray,
+        fit_data: dict[str, Any],
+    ) -> None:
+        """Successive-halving searches, one after another (search ``k`` seeded with
+        ``(seed, k)``; the first with ``seed``), until the budget is spent."""
+        if objective.finished:
+            raise ResumeError(
+                f"sklearn:halving cannot resume study {objective.writer.key.study!r} "
+                "(scikit-learn's successive halving keeps no state between its rounds): "
+                "pass --fresh to start it over"
+            )
+        if self.scheduler is not None:
+            raise BackendError("sklearn:halving runs its folds here: drop --scheduler")
+        max_epochs = objective.protocol.max_epochs
+        for index in itertools.count():
+            rows_before = objective.n_recorded
+            search = BudgetedHalvingRandomSearchCV(
+                estimator,
+                distributions,
+                resource="epochs",
+                min_resources=min_resource(max_epochs),
+                max_resources=max_epochs,
+                factor=REDUCTION_FACTOR,
+                n_candidates="exhaust",
+                return_train_score=False,  # (its default scores every fold's training data too)
+                random_state=seed
+                if index == 0
+                else int(np.random.SeedSequence([seed, index]).generate_state(1)[0]),
+                **search_options,
+            )
+            search.recorder = recorder
+            try:
+                with _expected_warnings_quietly():
+                    search.fit(X, y, **fit_data)
+            except _SearchEnded:
+                return
+            if objective.meter.exhausted or objective.n_recorded == rows_before:
+                return
+
+    @contextmanager
+    def _folds_on_cluster(
+        self, search: BudgetedRandomizedSearchCV, n_splits: int
+    ) -> Iterator[None]:
+        if self.scheduler is None:
+            yield
+            return
+        import joblib
+
+        from tuning.core.cluster import dask_client
+
+        with dask_client(self.scheduler) as client, joblib.parallel_backend("dask"):
+            threads = sum(client.nthreads().values())
+            search.candidates_at_once = max(1, threads // n_splits)
+            hosts, pids = client.run(socket.gethostname), client.run(os.getpid)
+            search.recorder.hosts = {pids[address]: hosts[address] for address in pids}
+            yield
+
+
+@contextmanager
+def _expected_warnings_quietly() -> Iterator[None]:
+    """A diverged candidate's NaN score, and a fold that failed (or was not started because the
+    budget ran out), are expected in a search: their rows already say so."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "One or more of the test scores are non-finite")
+        warnings.filterwarnings("ignore", category=FitFailedWarning)
+        yield
+
+
+def _default_value(param: Param) -> Any:
+    return param.choices[0] if isinstance(param, CategoricalParam) else param.low
