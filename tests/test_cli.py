@@ -11,7 +11,7 @@ import keras
 import pandas as pd
 import pytest
 
-from tuning.analysis.compare import LEADERBOARD_COLUMNS
+from tuning.analysis.compare import LEADERBOARD_COLUMNS, leaderboard_columns
 from tuning.cli import _study_config, build_parser, main
 from tuning.run.config import StudyConfig
 
@@ -115,7 +115,10 @@ def test_run_then_compare(tmp_path, capsys):
     table = capsys.readouterr().out
     assert "hyperopt" in table and "optuna" in table and "report.md" in table
     board = pd.read_csv(out / "leaderboard.csv")
-    assert tuple(board.columns[: len(LEADERBOARD_COLUMNS)]) == LEADERBOARD_COLUMNS
+    book = leaderboard_columns(["n_hidden", "n_neurons", "learning_rate"])
+    assert list(board.columns) == book and book[-len(LEADERBOARD_COLUMNS) :] == list(
+        LEADERBOARD_COLUMNS
+    )
     assert len(board) == 2 and set(board["trials"]) == {2} and set(board["budget"]) == {"trials=2"}
     assert len(pd.read_csv(out / "leaderboard_by_backend.csv")) == 2
     assert (out / "figures" / "best_so_far_epochs.png").stat().st_size > 5_000

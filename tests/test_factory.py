@@ -7,6 +7,7 @@ import math
 import textwrap
 
 import keras
+import pandas as pd
 import pytest
 from conftest import REPO, needs_fashion
 
@@ -127,11 +128,15 @@ def test_a_users_factory_and_space_run_through_a_backend(
     summary = run_study(config, dataset=california_small)
     rows = read_trials(config.study_dir)
     assert len(rows) == 3 and set(rows["status"]) == {"complete"}
-    # the book's columns are empty: this space has none of them; the params hold the space
-    assert rows[["n_hidden", "n_neurons", "learning_rate"]].isna().all().all()
-    for params in map(json.loads, rows["params"]):
+    # each of the space's parameters has its own column, in the space's order, after status;
+    # the book's are not there; the params JSON holds the same values
+    assert list(rows.columns[5:10]) == ["status", "width", "dropout", "activation", "val_loss"]
+    assert not {"n_hidden", "n_neurons", "learning_rate"} & set(rows.columns)
+    for (_, row), params in zip(rows.iterrows(), map(json.loads, rows["params"]), strict=True):
         assert set(params) == set(SPACE) and params["activation"] in ("relu", "tanh")
         assert 2 <= params["width"] <= 16 and 0.0 <= params["dropout"] <= 0.5
+        assert (row["width"], row["activation"]) == (params["width"], params["activation"])
+        assert row["dropout"] == pytest.approx(params["dropout"], rel=1e-12)
     assert set(summary["best_params"]) == set(SPACE) and math.isfinite(summary["test_loss"])
     saved = keras.models.load_model(config.study_dir / "best_model.keras")
     hidden = [layer for layer in saved.layers if isinstance(layer, keras.layers.Dense)][0]
@@ -166,6 +171,9 @@ def test_compare_reports_which_parameters_of_any_space_mattered(
     assert "- Model: user_models:wide_and_shallow." in report
     assert (out / "figures" / "importance.png").stat().st_size > 0
     assert "figures/exploration.png" in report  # how each parameter was explored
+    board = pd.read_csv(out / "leaderboard.csv")  # the best trial's parameters, a column each
+    assert list(board.columns[6:9]) == ["width", "dropout", "activation"]
+    assert board["activation"].isin(["relu", "tanh"]).all() and board["width"].between(2, 16).all()
 
 
 @needs_fashion

@@ -14,8 +14,9 @@ from tuning.analysis.compare import compare
 from tuning.cli import main
 from tuning.core.results import read_trials
 from tuning.core.space import SearchSpace, default_space
-from tuning.evaluation.tabular.build import TableSettings, config_id, configurations, tabulate
+from tuning.evaluation.tabular.build import tabulate
 from tuning.evaluation.tabular.table import load_table
+from tuning.evaluation.tabular.table_file import TableSettings, config_id, configurations
 from tuning.run.config import StudyConfig, StudyError
 from tuning.run.study import run_study
 from tuning.search import default_backends

@@ -12,16 +12,16 @@ import tuning.evaluation.keras.compiled
 import tuning.evaluation.tabular.build
 from tuning.cli import main
 from tuning.core.results import StudyKey, TrialWriter
+from tuning.core.space import default_grid
 from tuning.evaluation.keras.objective import Objective
 from tuning.evaluation.keras.trainer import TrainingProtocol
-from tuning.evaluation.tabular.build import (
+from tuning.evaluation.tabular.build import tabulate
+from tuning.evaluation.tabular.table_file import (
     TABLE_FILE,
     TableSettings,
     config_id,
     configurations,
-    default_grid,
     read_table,
-    tabulate,
 )
 from tuning.run.config import StudyError
 

@@ -291,7 +291,9 @@ def _study_config(args: argparse.Namespace, backend: str | None):
 
 def _tabulate(args: argparse.Namespace, stop: StopSignals) -> int:
     use_keras_backend("jax")  # vmapped epochs: JAX only
-    from tuning.evaluation.tabular.build import TableSettings, default_grid, read_grid, tabulate
+    from tuning.core.space import default_grid
+    from tuning.evaluation.tabular.build import read_grid, tabulate
+    from tuning.evaluation.tabular.table_file import TableSettings
 
     settings = TableSettings(
         dataset=args.dataset,

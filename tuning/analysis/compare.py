@@ -14,7 +14,7 @@ from tuning.analysis.bayes_pairs import ROPE
 from tuning.analysis.suite_stats import DuplicateStudies, check_unique
 from tuning.core.atomic import read_json, write_atomically
 from tuning.core.files import SUMMARY_FILE
-from tuning.core.results import TRIALS_FILE, read_trials
+from tuning.core.results import TRIALS_FILE, parameters_in, read_trials
 from tuning.core.space import SearchSpace, default_space
 
 if TYPE_CHECKING:
@@ -26,16 +26,9 @@ REGRET_FILE = "regret.csv"  # tabular studies: regret and seconds per trial, per
 # One task with this many seeds or more also gets the suite's statistics (ranks per seed,
 # Friedman, Nemenyi's critical difference): enough blocks for them to say something.
 SUITE_BLOCKS = 10
+# The best trial's parameters follow test_loss, one column each (`leaderboard_columns`).
+LEADING_COLUMNS = ("study", "backend", "dataset", "seed", "best_val_loss", "test_loss")
 LEADERBOARD_COLUMNS = (
-    "study",
-    "backend",
-    "dataset",
-    "seed",
-    "best_val_loss",
-    "test_loss",
-    "n_hidden",
-    "n_neurons",
-    "learning_rate",
     "trials",
     "epochs",
     "wall_seconds",
@@ -50,6 +43,7 @@ LEADERBOARD_COLUMNS = (
     "regret",  # a tabular study's: its test loss minus the table's best
     "folder",  # the study's folder, relative to the compared one
 )
+LEADERBOARD_FIXED = frozenset(LEADING_COLUMNS + LEADERBOARD_COLUMNS)
 
 
 def find_studies(out: Path) -> list[Path]:
@@ -130,8 +124,10 @@ def leaderboard(out: Path, found: list[FoundStudy] | None = None) -> pd.DataFram
     if found is None:
         found, _ = read_studies(out)
     rows = []
+    parameters: dict[str, None] = {}  # every study's parameter columns, in order of appearance
     for study in found:
         summary, trials = study.summary, study.trials
+        parameters.update(dict.fromkeys(parameters_in(trials.columns)))
         params = summary.get("best_params") or {}
         rows.append(
             {
@@ -141,9 +137,7 @@ def leaderboard(out: Path, found: list[FoundStudy] | None = None) -> pd.DataFram
                 "seed": summary["seed"],
                 "best_val_loss": summary.get("best_val_loss"),
                 "test_loss": summary.get("test_loss"),
-                "n_hidden": params.get("n_hidden"),
-                "n_neurons": params.get("n_neurons"),
-                "learning_rate": params.get("learning_rate"),
+                **{n: v for n, v in params.items() if n not in LEADERBOARD_FIXED},
                 "trials": len(trials),
                 "epochs": int(trials["epochs"].sum()),
                 # the search's wall seconds as its budget counted them
@@ -160,13 +154,20 @@ def leaderboard(out: Path, found: list[FoundStudy] | None = None) -> pd.DataFram
                 "folder": Path(os.path.relpath(study.folder, out)).as_posix(),
             }
         )
-    frame = pd.DataFrame(rows, columns=list(LEADERBOARD_COLUMNS))
+    columns = leaderboard_columns([p for p in parameters if p not in LEADERBOARD_FIXED])
+    frame = pd.DataFrame(rows).reindex(columns=columns)
     if frame.empty:
         return frame
     check_unique(frame)
     return frame.sort_values(
         ["dataset", "test_loss", "best_val_loss"], na_position="last", ignore_index=True
     )
+
+
+def leaderboard_columns(parameters: list[str]) -> list[str]:
+    """The leaderboard's columns: `LEADING_COLUMNS`, one per searched parameter (those of the
+    studies' ``trials.csv``), then `LEADERBOARD_COLUMNS`."""
+    return [*LEADING_COLUMNS, *parameters, *LEADERBOARD_COLUMNS]
 
 
 def budget_label(budget: dict[str, object]) -> str:

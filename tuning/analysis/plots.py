@@ -147,10 +147,16 @@ def searched_params(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def numeric_params(params: pd.DataFrame) -> list[str]:
-    """The searched parameters with numbers for values, the book's two first when present."""
+    """The searched parameters with numbers for values, those with the most distinct values
+    first (a continuous rate before a width before a depth)."""
     numeric = [c for c in params.columns if pd.api.types.is_numeric_dtype(params[c])]
-    preferred = [c for c in ("learning_rate", "n_neurons") if c in numeric]
-    return preferred + [c for c in numeric if c not in preferred]
+    return sorted(numeric, key=lambda c: -params[c].nunique())
+
+
+def _spans_decades(values: pd.Series) -> bool:
+    """Positive values over a decade or more: drawn on a log axis."""
+    values = values.dropna()
+    return bool(len(values)) and values.min() > 0 and values.max() >= 10 * values.min()
 
 
 def _panel_grid(
@@ -205,7 +211,7 @@ def plot_hyperparameters(trials: pd.DataFrame, params: pd.DataFrame, path: Path)
         )
         ax.scatter(params.loc[bad.index, x], ys(bad), marker="x", color="0.6", s=18)
         ax.set(title=f"{dataset}: {backend} ({len(rows)} trials)", xlabel=x, ylabel=y or "val_loss")
-        if x == "learning_rate":
+        if _spans_decades(params[x]):
             ax.set_xscale("log")
         ax.grid(alpha=0.3)
     if points is not None and norm is not None:

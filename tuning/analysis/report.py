@@ -17,11 +17,11 @@ from tuning.analysis.bayes_pairs import pairs_in_words
 from tuning.analysis.importance import importance_lines
 from tuning.analysis.suite_stats import SCORE_CAP, SuiteStatistics, verdict
 from tuning.core.atomic import write_atomically
+from tuning.core.space import default_space, describe_space
 
 REPORT_FILE = "report.md"
 LOSSES = {"regression": "mean squared error", "classification": "cross-entropy"}
 BOOK_MODEL = "the book's MLP, tuning.build_model"
-BOOK_SPACE = "the book's: n_hidden 0-3, n_neurons 1-99, learning_rate 3e-4 to 3e-2 (log-uniform)"
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -60,7 +60,7 @@ def _setup(studies: pd.DataFrame, summaries: Mapping[str, dict]) -> str:
     space_line = (
         ", ".join(f"{name} {json.dumps(spec)}" for name, spec in space.items())
         if space
-        else BOOK_SPACE
+        else f"the book's: {describe_space(default_space())}"
     )
     protocols = {(c["max_epochs"], c["batch_size"], c["patience"]) for c in configs}
     max_epochs, batch, patience = sorted(protocols)[0]

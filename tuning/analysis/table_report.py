@@ -119,36 +119,42 @@ def load_study_table(summaries: Mapping[str, dict]) -> Any:
     return load_table(Path(folder))
 
 
+def _tick(value: Any) -> str:
+    return f"{value:.1e}" if isinstance(value, float) else str(value)
+
+
 def plot_landscape(table: Any, path: Path) -> Path | None:
-    """The table's own landscape: best validation loss (mean over its seeds) over width x
-    learning rate, one panel per depth. Needs the book's three parameters in the grid."""
+    """The table's own landscape: best validation loss (mean over its seeds) over a grid of
+    three parameters: one panel per value of the one with fewest values, the other two as rows
+    and columns (the one with the most values across). Other grids get no figure."""
     grid = table.grid
-    if not {"n_hidden", "n_neurons", "learning_rate"} <= set(grid):
+    if len(grid) != 3:
         return None
+    panel_name, row_name, column_name = sorted(grid, key=lambda name: (len(grid[name]), name))
     rows = [
         {**entry.params, "seed": seed, "best_val_loss": entry.best_val_loss}
         for (_, seed), entry in table.entries.items()
     ]
     frame = pd.DataFrame(rows)
-    depths = sorted(grid["n_hidden"])
+    panels = sorted(grid[panel_name])
     fig, axes = plt.subplots(
-        1, len(depths), figsize=(4.2 * len(depths), 4.0), squeeze=False, layout="constrained"
+        1, len(panels), figsize=(4.2 * len(panels), 4.0), squeeze=False, layout="constrained"
     )
-    means = frame.groupby(["n_hidden", "n_neurons", "learning_rate"])["best_val_loss"].mean()
+    means = frame.groupby([panel_name, row_name, column_name])["best_val_loss"].mean()
     finite = means[np.isfinite(means)]
     low, high = float(finite.min()), float(finite.quantile(0.95))
     image = None
-    for ax, depth in zip(axes[0], depths, strict=True):
-        panel = means.loc[depth].unstack("learning_rate")
+    for ax, value in zip(axes[0], panels, strict=True):
+        panel = means.loc[value].unstack(column_name)
         values = np.clip(panel.to_numpy(dtype=float), low, high)
         image = ax.imshow(
             np.log10(values), origin="lower", aspect="auto", cmap="viridis_r",
             vmin=math.log10(low), vmax=math.log10(high),
         )  # fmt: skip
-        rates, widths = panel.columns.to_numpy(), panel.index.to_numpy()
-        ax.set_xticks(range(len(rates))[::2], [f"{r:.1e}" for r in rates[::2]], rotation=45)
-        ax.set_yticks(range(len(widths)), [str(w) for w in widths])
-        ax.set(title=f"n_hidden = {depth}", xlabel="learning_rate", ylabel="n_neurons")
+        columns, rows_ = panel.columns.to_numpy(), panel.index.to_numpy()
+        ax.set_xticks(range(len(columns))[::2], [_tick(c) for c in columns[::2]], rotation=45)
+        ax.set_yticks(range(len(rows_)), [_tick(r) for r in rows_])
+        ax.set(title=f"{panel_name} = {value}", xlabel=column_name, ylabel=row_name)
     best, mean = table.best_overall()
     fig.suptitle(
         f"Table {table.folder.name}: validation loss (mean of {len(table.seeds)} seeds, "

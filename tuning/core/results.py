@@ -13,7 +13,7 @@ import logging
 import math
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,21 +26,10 @@ log = logging.getLogger(__name__)
 TRIALS_FILE = "trials.csv"
 STATUSES = ("complete", "failed", "pruned")
 
-# These columns come first, in this order, in every trials.csv; more may follow.
-TRIAL_COLUMNS = (
-    "study",
-    "backend",
-    "dataset",
-    "seed",
-    "trial",
-    "status",
-    "n_hidden",
-    "n_neurons",
-    "learning_rate",
-    "val_loss",
-    "epochs",
-    "fit_seconds",
-)
+# Every trials.csv begins with these, then one column per searched parameter (named after it, in
+# the space's order), then `RESULT_COLUMNS`, then `EXTRA_COLUMNS`.
+KEY_COLUMNS = ("study", "backend", "dataset", "seed", "trial", "status")
+RESULT_COLUMNS = ("val_loss", "epochs", "fit_seconds")
 EXTRA_COLUMNS = (
     "cum_epochs",
     "cum_seconds",
@@ -52,7 +41,33 @@ EXTRA_COLUMNS = (
     "algorithm",
     "table_test_loss",  # a tabular study's: the configuration's test loss in the table
 )
-ALL_COLUMNS = TRIAL_COLUMNS + EXTRA_COLUMNS
+FIXED_COLUMNS = frozenset(KEY_COLUMNS + RESULT_COLUMNS + EXTRA_COLUMNS)
+
+
+def parameter_columns(names: Sequence[str]) -> tuple[str, ...]:
+    """The columns of the searched parameters ``names``: each its own, bar a name that is one of
+    the row's own columns (``seed``, ``epochs``...): that one is in ``params`` only."""
+    return tuple(name for name in names if name not in FIXED_COLUMNS)
+
+
+def trial_columns(names: Sequence[str]) -> tuple[str, ...]:
+    """The columns every row of a study searching ``names`` has, in order (`EXTRA_COLUMNS` follow)."""
+    return KEY_COLUMNS + parameter_columns(names) + RESULT_COLUMNS
+
+
+def all_columns(names: Sequence[str]) -> tuple[str, ...]:
+    return trial_columns(names) + EXTRA_COLUMNS
+
+
+def parameters_in(columns: Sequence[str]) -> list[str]:
+    """The parameter columns of a table with these ``columns``: those between ``status`` and
+    ``val_loss`` (a table written before rows took their columns from the space has the book's
+    three there)."""
+    columns = list(columns)
+    try:
+        return columns[columns.index("status") + 1 : columns.index("val_loss")]
+    except ValueError:
+        return []
 
 
 @dataclass(frozen=True)
@@ -75,9 +90,11 @@ class TrialWriter:
     appended to a table an earlier version wrote keep that table's columns.
     """
 
-    def __init__(self, path: Path, key: StudyKey) -> None:
+    def __init__(self, path: Path, key: StudyKey, parameters: Sequence[str] = ()) -> None:
         self.path = Path(path)
         self.key = key
+        self.parameters = parameter_columns(parameters)  # the space's names with a column
+        self.allowed = frozenset(all_columns(self.parameters))
         self._columns: tuple[str, ...] | None = None  # the table's header, once read
 
     def append(self, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -93,14 +110,14 @@ class TrialWriter:
             "pid": os.getpid(),
             **row,
         }
-        unknown = set(full) - set(ALL_COLUMNS)
+        unknown = set(full) - self.allowed
         if unknown:
             raise ValueError(f"unknown trial columns {sorted(unknown)}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
         def render(header: bool) -> str:
             if header:
-                self._columns = ALL_COLUMNS
+                self._columns = all_columns(self.parameters)
             elif self._columns is None:
                 self._columns = _header_of(self.path)
             return _csv_lines(full, header, self._columns)
@@ -121,7 +138,7 @@ def _csv_lines(row: Mapping[str, Any], header: bool, columns: tuple[str, ...]) -
 def _header_of(path: Path) -> tuple[str, ...]:
     """The columns of an existing table (its first line)."""
     with path.open(encoding="utf-8", newline="") as handle:
-        return tuple(next(csv.reader(handle), ALL_COLUMNS))
+        return tuple(next(csv.reader(handle), ()))
 
 
 def _cell(value: Any) -> Any:
@@ -154,13 +171,13 @@ def read_trials(path: Path) -> pd.DataFrame:
     if whole != data:
         log.warning("%s: its last row was cut off mid-write (a killed process?): dropped it", path)
     if not whole:  # not even the header was written whole
-        return pd.DataFrame(columns=list(ALL_COLUMNS))
+        return pd.DataFrame(columns=list(all_columns(())))
     try:
         frame = pd.read_csv(io.BytesIO(whole), keep_default_na=True, encoding="utf-8")
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         reason = str(exc).strip().splitlines()[0]
         raise ValueError(f"{path} is not a trials table ({reason})") from None
-    missing = [c for c in TRIAL_COLUMNS if c not in frame.columns]
+    missing = [c for c in KEY_COLUMNS + RESULT_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path} is not a trials table: columns {missing} are missing")
     _check_cells(frame, path)
@@ -217,17 +234,17 @@ def cut_torn_tail(path: Path) -> bytes:
     return whole
 
 
-def repair_table(path: Path) -> int:
+def repair_table(path: Path, columns: Sequence[str] | None = None) -> int:
     """Make ``trials.csv`` safe to append to again; returns how many whole rows it holds.
 
-    A last row torn by a kill is cut off (`cut_torn_tail`). A table whose header is not this
-    version's columns is refused.
+    A last row torn by a kill is cut off (`cut_torn_tail`). A table whose header is not
+    ``columns`` (the study's: `all_columns` of its space) is refused; ``None`` checks nothing.
     """
     whole = cut_torn_tail(path)
     if not whole:
         return 0
     header, *rows = whole.decode("utf-8").splitlines()
-    if next(csv.reader([header])) != list(ALL_COLUMNS):
+    if columns is not None and next(csv.reader([header])) != list(columns):
         raise ValueError(
             f"{path} has other columns than this version writes: it cannot be continued; "
             "pass --fresh to start the study over"

@@ -224,3 +224,24 @@ def default_space() -> SearchSpace:
             FloatParam("learning_rate", 3e-4, 3e-2, log=True),
         )
     )
+
+
+def default_grid() -> dict[str, list[Any]]:
+    """The book's space, discretized for a table (`tuning tabulate`): depth 0-3, ten widths from
+    1 to 99 (log-spaced, rounded), twelve learning rates from 3e-4 to 3e-2 (log-spaced)."""
+    widths = sorted({int(round(99 ** (i / 9))) for i in range(10)})
+    rates = [float(f"{3e-4 * 100 ** (i / 11):.6g}") for i in range(12)]
+    return {"n_hidden": [0, 1, 2, 3], "n_neurons": widths, "learning_rate": rates}
+
+
+def describe_space(space: SearchSpace) -> str:
+    """One line per study report: ``name low-high (log)`` or ``name {choices}``, comma-separated."""
+    parts = []
+    for param in space:
+        if isinstance(param, CategoricalParam):
+            parts.append(f"{param.name} {list(param.choices)}")
+        else:
+            parts.append(
+                f"{param.name} {param.low:g} to {param.high:g}" + (" (log)" if param.log else "")
+            )
+    return ", ".join(parts)

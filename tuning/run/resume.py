@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,11 @@ class EarlierRun:
 
 
 def start_or_resume(
-    config: StudyConfig, *, shared: bool = False, algorithm: dict[str, Any] | None = None
+    config: StudyConfig,
+    *,
+    shared: bool = False,
+    algorithm: dict[str, Any] | None = None,
+    columns: Sequence[str] | None = None,
 ) -> EarlierRun:
     """Record the study's settings on its first run; on a later run check that they are the
     same, make the table safe to append to, and return what the earlier runs finished.
@@ -126,7 +131,7 @@ def start_or_resume(
             f"({', '.join(differing)}): run it with the same ones to resume it, pass --fresh to "
             "start it over, or --study NAME for a new one"
         )
-    if not repair_table(table):
+    if not repair_table(table, columns):
         return EarlierRun(pd.DataFrame())
     trials = read_trials(table)
     numbers = trials["trial"].tolist()

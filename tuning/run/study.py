@@ -17,7 +17,7 @@ from tuning.core.budget import BudgetMeter
 from tuning.core.errors import StudyError
 from tuning.core.files import SUMMARY_FILE, writable_folder
 from tuning.core.lock import study_lock
-from tuning.core.results import ALL_COLUMNS, TRIALS_FILE, StudyKey, TrialWriter, read_trials
+from tuning.core.results import TRIALS_FILE, StudyKey, TrialWriter, all_columns, read_trials
 from tuning.core.signals import StopSignals
 from tuning.core.space import SearchSpace
 from tuning.evaluation.data import Dataset, load_dataset
@@ -95,7 +95,9 @@ def run_study(
             "name": backend.algorithm_name,
             **backend.settings(budget, protocol.max_epochs),
         }
-        earlier = start_or_resume(config, shared=shared, algorithm=algorithm)
+        earlier = start_or_resume(
+            config, shared=shared, algorithm=algorithm, columns=all_columns(space.names)
+        )
         key = StudyKey(
             config.study, config.backend, dataset.name, config.seed, backend.algorithm_name
         )
@@ -104,7 +106,7 @@ def run_study(
         if not shared:  # a shared study's rows are other processes' spending too
             meter.restore(len(earlier), earlier.epochs, earlier.seconds, earlier.idle_trials)
         common = {
-            "writer": TrialWriter(study_dir / TRIALS_FILE, key),
+            "writer": TrialWriter(study_dir / TRIALS_FILE, key, space.names),
             "meter": meter,
             "finished": [TrialResult.from_row(row) for _, row in earlier.trials.iterrows()],
             "stop": stop,
@@ -195,7 +197,7 @@ def finalize(
     if (study_dir / TRIALS_FILE).exists():
         trials = read_trials(study_dir)
     else:  # the budget ran out before a trial finished
-        trials = pd.DataFrame(columns=list(ALL_COLUMNS))
+        trials = pd.DataFrame(columns=list(all_columns(space.names)))
     complete = trials[trials["status"] == "complete"].dropna(subset=["val_loss"])
     summary: dict[str, Any] = {
         "config": config.recorded(),

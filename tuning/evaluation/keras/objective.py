@@ -506,9 +506,7 @@ class Objective:
             {
                 "trial": result.trial,
                 "status": result.status,
-                "n_hidden": params.get("n_hidden"),
-                "n_neurons": params.get("n_neurons"),
-                "learning_rate": params.get("learning_rate"),
+                **{name: params.get(name) for name in self.writer.parameters},
                 "val_loss": result.val_loss,
                 "epochs": result.epochs,
                 "fit_seconds": round(result.fit_seconds, 4),

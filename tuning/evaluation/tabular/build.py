@@ -28,8 +28,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from tuning.core.atomic import append_locked, read_json, write_json
 from tuning.core.errors import StudyError
 from tuning.core.files import read_toml, writable_folder
@@ -48,14 +46,6 @@ from tuning.evaluation.tabular.table_file import (
 
 log = logging.getLogger(__name__)
 GROUP_LIMIT = 64  # models trained together at most (memory: states, and their best copies)
-
-
-def default_grid() -> dict[str, list[Any]]:
-    """The book's space, discretized: depth 0-3, ten widths from 1 to 99 (log-spaced, rounded),
-    twelve learning rates from 3e-4 to 3e-2 (log-spaced)."""
-    widths = sorted({int(round(w)) for w in np.geomspace(1, 99, 10)})
-    rates = [float(f"{r:.6g}") for r in np.geomspace(3e-4, 3e-2, 12)]
-    return {"n_hidden": [0, 1, 2, 3], "n_neurons": widths, "learning_rate": rates}
 
 
 def read_grid(path: Path) -> dict[str, list[Any]]:
