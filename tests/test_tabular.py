@@ -55,7 +55,7 @@ def _config(table, tmp_path, **changes) -> StudyConfig:
         "seed": 1,
         "out": str(tmp_path),
     }
-    return StudyConfig(**{**settings, **changes})
+    return StudyConfig(**{**settings, **changes}).resolve()
 
 
 def test_a_tabular_study_takes_its_tables_data_and_protocol_and_refuses_others(table, tmp_path):

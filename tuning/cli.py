@@ -283,10 +283,10 @@ def _study_config(args: argparse.Namespace, backend: str | None):
 
     overrides = _given_settings(args, backend)
     if getattr(args, "config", None) is not None:
-        return StudyConfig.from_toml(args.config, **overrides)
+        return StudyConfig.from_toml(args.config, **overrides).resolve()
     if not backend:
         raise StudyError("--backend is required (or --config FILE); see `tuning backends`")
-    return StudyConfig(**{k: v for k, v in overrides.items() if v is not None})
+    return StudyConfig(**{k: v for k, v in overrides.items() if v is not None}).resolve()
 
 
 def _tabulate(args: argparse.Namespace, stop: StopSignals) -> int:

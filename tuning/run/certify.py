@@ -108,7 +108,7 @@ def real_configs(tabular: list[dict[str, Any]], seeds: Sequence[int], out: Path)
                 "trainer": "compiled",
                 "keras_backend": "jax",
             }
-        )
+        ).resolve()
         configs += [replace(config, seed=s, study="") for s in seeds]
     return configs
 

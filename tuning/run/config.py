@@ -1,13 +1,16 @@
 """What defines a study: `StudyConfig`, built in code or read from a TOML file.
 
-No Keras here: the grid runner's parent process plans and checks studies without importing it.
+A config is inert data: constructing one checks its values and reads nothing. What its settings
+name outside it (a table's settings, the Keras backend the environment chooses) is read once,
+by `resolve`, in the process that plans the studies; the resolved config travels to the
+workers as data. No Keras here: the grid's parent plans and checks studies without importing it.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,13 +57,15 @@ class StudyConfig:
     backend_options: dict[str, Any] = field(default_factory=dict)
     model_options: dict[str, Any] = field(default_factory=dict)
     space: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # None: every trial is trained; "tabular:TABLE": looked up in a table (`tuning.evaluation.tabular.lookup`)
+    # None: every trial is trained; "tabular:TABLE": looked up in a table
     objective: str | None = None
+    # True once `resolve` has read what the settings name; never recorded
+    resolved: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._check_types()
         if self.objective is not None:
-            self._adopt_table()
+            table_format(self.objective)
         if not self.study:
             self.study = default_study_name(self.dataset, self.backend, self.seed)
         if not STUDY_NAME.fullmatch(self.study):
@@ -69,8 +74,11 @@ class StudyConfig:
                 "'.', '_', '-', starting with a letter, digit or '_' (no '.', '..' or '/')"
             )
         try:
-            self.keras_backend = resolve_keras_backend(self.keras_backend)
-            self.trainer = resolve_trainer(self.trainer, self.keras_backend)
+            if self.keras_backend is not None:
+                self.keras_backend = resolve_keras_backend(self.keras_backend)
+            if self.trainer is not None or self.keras_backend is not None:
+                # (no backend given: the trainer's name is checked, its backend on `resolve`)
+                self.trainer = resolve_trainer(self.trainer, self.keras_backend or "jax")
         except ValueError as exc:
             raise StudyError(str(exc)) from None
         if self.trials is None and self.budget_epochs is None and self.budget_seconds is None:
@@ -107,14 +115,30 @@ class StudyConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise StudyError(f"seed must be an integer >= 0, got {self.seed!r}")
 
-    def _adopt_table(self) -> None:
-        """A tabular study's data and protocol are its table's: a setting left at its default
-        takes the table's value; one set to another value is refused."""
-        from tuning.evaluation.tabular.table import table_folder, table_settings
+    def resolve(self) -> StudyConfig:
+        """This config with what its settings name read in (once; a resolved config is
+        returned as it is): a tabular study's data and protocol from its table (a setting left
+        at its default takes the table's value, one set to another value is refused), and the
+        Keras backend (``KERAS_BACKEND``, else JAX) and trainer when not given."""
+        if self.resolved:
+            return self
+        changes: dict[str, Any] = {"resolved": True}
+        if self.objective is not None:
+            changes.update(self._table_settings())
+        try:
+            backend = resolve_keras_backend(self.keras_backend)
+            changes.update(keras_backend=backend, trainer=resolve_trainer(self.trainer, backend))
+        except ValueError as exc:
+            raise StudyError(str(exc)) from None
+        return replace(self, **changes)
 
-        folder = table_folder(self.objective)
+    def _table_settings(self) -> dict[str, Any]:
+        from tuning.evaluation.tabular.table import table_settings
+
+        folder = self.table
         built = table_settings(folder)
         defaults = {f.name: f.default for f in fields(self)}
+        adopted = {}
         for name in TABLE_SETTINGS:
             value, theirs = getattr(self, name), built.get(name)
             if value == theirs:
@@ -124,16 +148,13 @@ class StudyConfig:
                     f"{name} {value!r} differs from the {theirs!r} table {folder} was built "
                     f"with: leave {name} out (a tabular study takes the table's)"
                 )
-            setattr(self, name, theirs)
+            adopted[name] = theirs
+        return adopted
 
     @property
     def table(self) -> Path | None:
         """The folder of a tabular study's table; None for a study that trains."""
-        if self.objective is None:
-            return None
-        from tuning.evaluation.tabular.table import table_folder
-
-        return table_folder(self.objective)
+        return None if self.objective is None else table_format(self.objective)
 
     @property
     def study_dir(self) -> Path:
@@ -143,6 +164,7 @@ class StudyConfig:
         """The settings as a study's files hold them: `dataclasses.asdict`, but with the password
         of a storage URL hidden (a password is not a setting, and files get shared)."""
         settings = asdict(self)
+        del settings["resolved"]
         storage = settings["backend_options"].get("storage")
         if isinstance(storage, str):
             settings["backend_options"]["storage"] = without_password(storage)
@@ -217,6 +239,16 @@ class StudyConfig:
             elif value is not None:
                 data[key] = value
         return cls(**data)
+
+
+def table_format(objective: str) -> Path:
+    """The table's folder of an ``objective`` setting, which must read ``tabular:TABLE``."""
+    kind, _, folder = objective.partition(":")
+    if kind != "tabular" or not folder:
+        raise StudyError(
+            f"objective {objective!r}: write tabular:TABLE, TABLE a folder built by tuning tabulate"
+        )
+    return Path(folder)
 
 
 def check_space_given(settings: dict[str, Any], where: str) -> None:

@@ -43,7 +43,7 @@ def run_study_on_dask_worker(
     if parent is not None and os.getppid() == parent:
         die_with_parent(parent)
 
-    study_config = StudyConfig(**config)
+    study_config = StudyConfig(**config).resolve()  # (resolved by the grid's parent: as is)
     study_dir = study_config.study_dir
     study_dir.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(study_dir / LOG_FILE, encoding="utf-8")

@@ -207,7 +207,7 @@ def run_study_in_worker(config: dict[str, Any], threads: int, fresh: bool) -> di
     """Run (or resume) one study in this worker process (a worker runs many in turn); its log
     goes to ``STUDY/study.log``. ``fresh`` deletes what an
     earlier run left, under the study's lock."""
-    study_config = StudyConfig(**config)
+    study_config = StudyConfig(**config).resolve()  # (resolved by the grid's parent: as is)
     study_dir = study_config.study_dir
     study_dir.mkdir(parents=True, exist_ok=True)
     _log_to(study_dir / LOG_FILE)

@@ -56,6 +56,7 @@ def run_study(
     they stop writes no row.
     """
     started = time.perf_counter()
+    config = config.resolve()  # (a resolved config, as the grid's workers get: as it is)
     use_keras_backend(config.keras_backend)  # only checks: Keras is imported by now
     space = config.search_space()
     protocol = config.protocol()

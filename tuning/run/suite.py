@@ -93,11 +93,12 @@ def _settings(path: Path, where: str, table: Any) -> dict[str, Any]:
 def suite_configs(suite: Suite, given: dict[str, Any]) -> list[StudyConfig]:
     """Each task's config: its settings, with the settings ``given`` on the command line (the
     backend, the output folder, and any option typed) over them. Each is checked
-    (`StudyConfig.__post_init__`), so a bad value names its task."""
+    (`StudyConfig.__post_init__`) and resolved (`StudyConfig.resolve`: its table read), so a
+    bad value names its task."""
     configs = []
     for name, settings in suite.tasks.items():
         try:
-            configs.append(StudyConfig(**{**settings, **given}))
+            configs.append(StudyConfig(**{**settings, **given}).resolve())
         except StudyError as exc:
             raise StudyError(f"suite {suite.path}, task {name!r}: {exc}") from None
         except TypeError as exc:  # a value of the wrong kind for a field

@@ -203,16 +203,6 @@ def _read_table(folder: Path, modified_ns: int) -> Table:
     return table
 
 
-def table_folder(objective: str) -> Path:
-    """The table's folder of an ``objective`` setting, ``tabular:TABLE``."""
-    kind, _, folder = objective.partition(":")
-    if kind != "tabular" or not folder:
-        raise StudyError(
-            f"objective {objective!r}: write tabular:TABLE, TABLE a folder built by tuning tabulate"
-        )
-    return Path(folder)
-
-
 def table_settings(folder: Path) -> dict[str, Any]:
     """A table's ``table.json``: what it was built with."""
     path = Path(folder) / SETTINGS_FILE
