@@ -34,6 +34,7 @@ from tuning.evaluation.tabular.table import load_table
 from tuning.run.config import StudyConfig
 from tuning.run.resume import clear_study, finished_summary, start_or_resume
 from tuning.search import create_backend
+from tuning.search.base import SearchTask
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "best_model.keras"
@@ -129,7 +130,17 @@ def run_study(
             "study %s: %s on %s, budget %s", config.study, config.backend, dataset.name, budget
         )
         if not meter.exhausted:  # else killed after its last trial: only the retraining is left
-            backend.run(objective, space, budget, config.seed, study_dir)
+            task = SearchTask(
+                evaluator=objective,
+                meter=meter,
+                ledger=objective.ledger,
+                space=space,
+                budget=budget,
+                seed=config.seed,
+                max_epochs=protocol.max_epochs,
+                workdir=study_dir,
+            )
+            backend.search(task)
         spent = meter.spent()  # the search's spend, before the winner is retrained
         if meter.idle_trials >= meter.MAX_IDLE_TRIALS:
             log.warning(

@@ -1,16 +1,38 @@
-"""The backend contract: translate the neutral space, drive the library's own loop, call the objective."""
+"""The backend contract: translate the neutral space, drive the library's own loop, ask the
+evaluator for each trial."""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from tuning.core.budget import Budget
+from tuning.core.budget import Budget, BudgetMeter
+from tuning.core.evaluator import Evaluator
+from tuning.core.ledger import ResumeLedger
+from tuning.core.space import SearchSpace
 
-if TYPE_CHECKING:  # the contract needs no Keras import at registration time
-    from tuning.core.space import SearchSpace
+if TYPE_CHECKING:  # the first interface's objective; nothing here imports Keras
     from tuning.evaluation.keras.objective import Objective
+
+
+@dataclass(frozen=True)
+class SearchTask:
+    """What a backend's `SearchBackend.search` gets: the evaluator (the one way to evaluate a
+    configuration), the study's budget meter and resume ledger, and the search's settings.
+    ``max_epochs`` is the protocol's epoch cap (a multi-fidelity algorithm's top rung);
+    ``workdir`` the study folder, where the library may keep its own state."""
+
+    evaluator: Evaluator
+    meter: BudgetMeter
+    ledger: ResumeLedger
+    space: SearchSpace
+    budget: Budget
+    seed: int
+    max_epochs: int
+    workdir: Path
+
 
 # Multi-fidelity algorithms (Optuna's pruners, scikit-learn's successive halving) keep one trial
 # in REDUCTION_FACTOR at each rung, as Keras Tuner's Hyperband (factor 3) does.
@@ -26,21 +48,26 @@ def min_resource(max_epochs: int) -> int:
 class SearchBackend(ABC):
     """One hyperparameter-search library.
 
-    The constructor only stores the backend's own options (scikit-learn style); `run` does the work.
-    `run` must call ``objective`` (or ``objective.record`` when the library trains natively) once per
-    trial, and start no new trial once ``objective.meter.exhausted`` (the study's `Budget` in
-    trials, epochs or seconds is spent; a fit running then is stopped at its epoch's end). It stops
-    the library through the library's own means (a callback, a stop condition, its loop bound) and
-    may keep its own state under ``workdir``.
+    The constructor only stores the backend's own options (scikit-learn style); `search` does
+    the work. `search` must call ``task.evaluator.evaluate`` once per trial and start no new
+    trial once ``task.meter.exhausted`` (the study's `Budget` in trials, epochs or seconds is
+    spent; an evaluation running then stops at its epoch's end). It stops the library through
+    the library's own means (a callback, a stop condition, its loop bound) and may keep its own
+    state under ``task.workdir``. It reads and writes nothing else of the evaluator.
 
-    Resuming: when a study is run again after it was interrupted, ``workdir`` holds what the
-    library saved, ``objective.finished`` the trials already in the table, and the meter their
-    spend. The backend reloads its library's state and calls ``objective.restored(n)`` with the
-    number of those trials the state holds; the objective answers the rest from the table when
-    the library asks for them again (`Objective.replay`), so they are not trained twice. A
-    backend that draws a seeded stream and saves nothing needs no code for this: its stream
-    asks for the same configurations again. One that cannot retrace them fails with
-    `tuning.evaluation.keras.objective.ResumeError`, which tells the user to pass ``--fresh``.
+    Resuming: when a study is run again after it was interrupted, ``task.workdir`` holds what
+    the library saved, ``task.ledger.finished`` the trials already in the table, and the meter
+    their spend. The backend reloads its library's state and calls ``task.ledger.restored(n)``
+    with the number of those trials the state holds; the evaluator answers the rest from the
+    table when the library asks for them again, so they are not trained twice. A backend that
+    draws a seeded stream and saves nothing needs no code for this: its stream asks for the
+    same configurations again. One that cannot retrace them fails with
+    `tuning.core.errors.ResumeError`, which tells the user to pass ``--fresh``.
+
+    The first interface, ``run(objective, space, budget, seed, workdir)`` (the objective: the
+    evaluator itself, with ``objective(params)``, ``objective.meter``, ``objective.finished``,
+    ``objective.restored(n)`` and ``objective.protocol.max_epochs``), is still called for a
+    backend that defines `run` instead of `search`.
     """
 
     name: ClassVar[str]
@@ -93,7 +120,16 @@ class SearchBackend(ABC):
         library, to the one table, and none has the study to itself."""
         return False
 
-    @abstractmethod
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.search is SearchBackend.search and cls.run is SearchBackend.run:
+            raise TypeError(f"{cls.__name__} must define search(task) (or the first run(...))")
+
+    def search(self, task: SearchTask) -> None:
+        """Search until the budget is spent. By default: the first interface's `run`, handed
+        the evaluator as its objective."""
+        self.run(task.evaluator, task.space, task.budget, task.seed, task.workdir)  # type: ignore[arg-type]
+
     def run(
         self,
         objective: Objective,
@@ -101,4 +137,6 @@ class SearchBackend(ABC):
         budget: Budget,
         seed: int,
         workdir: Path,
-    ) -> None: ...
+    ) -> None:
+        """The first interface (see the class); a backend defines this or `search`."""
+        raise NotImplementedError(f"{type(self).__name__} defines search(task), not run")

@@ -18,9 +18,8 @@ from hyperopt import hp
 from hyperopt.pyll import scope
 
 from tuning.core.atomic import write_atomically
-from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
-from tuning.evaluation.keras.objective import Objective
-from tuning.search.base import Budget, SearchBackend
+from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param
+from tuning.search.base import Budget, SearchBackend, SearchTask
 
 log = logging.getLogger(__name__)
 TRIALS_FILE = "hyperopt_trials.pkl"
@@ -85,22 +84,22 @@ class HyperoptBackend(SearchBackend):
             return partial(hyperopt.tpe.suggest, n_startup_jobs=startup)
         return getattr(hyperopt, self.algorithm).suggest
 
-    def run(
-        self, objective: Objective, space: SearchSpace, budget: Budget, seed: int, workdir: Path
-    ) -> None:
+    def search(self, task: SearchTask) -> None:
+        space, seed = task.space, task.seed
+
         def evaluate(sample: dict[str, Any]) -> dict[str, Any]:
             # Hyperopt hands back numpy scalars (np.float64(44.0) for an integer): coerce first.
-            result = objective(space.coerce(sample))
+            result = task.evaluator.evaluate(space.coerce(sample))
             if not result.ok:
                 return {"status": hyperopt.STATUS_FAIL, "error": result.error}
             return {"status": hyperopt.STATUS_OK, "loss": result.val_loss, "epochs": result.epochs}
 
-        algo = self._algo(budget, objective.protocol.max_epochs)
+        algo = self._algo(task.budget, task.max_epochs)
         domain = {p.name: to_hyperopt(p) for p in space}
-        saved = workdir / TRIALS_FILE
+        saved = task.workdir / TRIALS_FILE
         trials = load_trials(saved)
-        objective.restored(len(trials))
-        while not objective.meter.exhausted:
+        task.ledger.restored(len(trials))
+        while not task.meter.exhausted:
             step = len(trials)
             # fmin raises AllTrialsFailed when it looks up its best point and no trial has
             # succeeded yet: the failed trials are in the table, and the search goes on.

@@ -20,11 +20,11 @@ import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.trial import TrialState
 
-from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
+from tuning.core.ledger import ResumeLedger
+from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param
 from tuning.core.urls import redact, without_password
-from tuning.evaluation.keras.objective import Objective, PruneCallback
 from tuning.search import BackendError
-from tuning.search.base import REDUCTION_FACTOR, Budget, SearchBackend, min_resource
+from tuning.search.base import REDUCTION_FACTOR, Budget, SearchBackend, SearchTask, min_resource
 
 STORAGE_FILE = "optuna.db"
 JOURNAL_FILE = "optuna.journal"  # a tabular study's storage (`OptunaBackend.use_table`)
@@ -174,11 +174,15 @@ class OptunaBackend(SearchBackend):
         if self.shares_study:
             self._storage(Path("."))
 
-    def run(
-        self, objective: Objective, space: SearchSpace, budget: Budget, seed: int, workdir: Path
-    ) -> None:
+    def search(self, task: SearchTask) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        max_epochs = objective.protocol.max_epochs
+        space, budget, seed, workdir = task.space, task.budget, task.seed, task.workdir
+        evaluator, ledger, meter, max_epochs = (
+            task.evaluator,
+            task.ledger,
+            task.meter,
+            task.max_epochs,
+        )
         study = optuna.create_study(
             study_name=workdir.name,
             storage=self._storage(workdir),
@@ -187,9 +191,9 @@ class OptunaBackend(SearchBackend):
             pruner=self._pruner(budget, max_epochs) or optuna.pruners.NopPruner(),
         )
         if self.shares_study:
-            objective.restored(len(objective.finished))  # the other processes' rows: no replay
+            ledger.restored(len(ledger.finished))  # the other processes' rows: no replay
         else:
-            settle_interrupted(study, objective)
+            settle_interrupted(study, ledger)
         study.sampler = self._sampler(
             self._sampler_seed(seed, len(study.trials)),
             budget.random_start(self.n_startup_trials, max_epochs),
@@ -203,12 +207,12 @@ class OptunaBackend(SearchBackend):
                 study.stop()
                 raise optuna.TrialPruned("beyond the study's trial budget")
             params = space.coerce({p.name: suggest(trial, p) for p in space})
-            callbacks = [PruneCallback(partial(report, trial))] if pruning else []
+            listener = partial(report, trial) if pruning else None
             if self.shares_study:  # the table's numbers are Optuna's
-                result = objective(params, number=trial.number, callbacks=callbacks)
+                result = evaluator.evaluate(params, number=trial.number, report=listener)
             else:
-                trial.set_user_attr(ROW, objective.n_recorded)  # stored before it trains
-                result = objective(params, callbacks=callbacks)
+                trial.set_user_attr(ROW, ledger.next_number())  # stored before it trains
+                result = evaluator.evaluate(params, report=listener)
             trial.set_user_attr("epochs", result.epochs)
             if result.status == "pruned":
                 raise optuna.TrialPruned(result.error)
@@ -218,10 +222,10 @@ class OptunaBackend(SearchBackend):
             return result.val_loss
 
         def stop_when_spent(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
-            if objective.meter.exhausted:  # an epoch or seconds budget, or the trial count
+            if meter.exhausted:  # an epoch or seconds budget, or the trial count
                 study.stop()
 
-        remaining = None if budget.trials is None else budget.trials - objective.meter.trials
+        remaining = None if budget.trials is None else budget.trials - meter.trials
         if self.shares_study:
             remaining = None  # the trial numbers stop it (in `evaluate`)
         study.optimize(evaluate, n_trials=remaining, callbacks=[stop_when_spent], catch=())
@@ -277,14 +281,14 @@ def report(trial: optuna.Trial, epochs: int, val_loss: float) -> bool:
     return trial.should_prune()
 
 
-def settle_interrupted(study: optuna.Study, objective: Objective) -> None:
+def settle_interrupted(study: optuna.Study, ledger: ResumeLedger) -> None:
     """End the trials that an earlier, killed run left RUNNING in the storage.
 
     One whose row reached the table (the kill came after the row, before Optuna's own record)
     is told the row's result; one killed while it trained is marked FAIL, and its configuration
     is not in the table. Then every row of the table is one of the storage's finished trials.
     """
-    finished = objective.finished
+    finished = ledger.finished
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         row = trial.user_attrs.get(ROW)
         if row is not None and row < len(finished) and finished[row].ok:
@@ -294,7 +298,7 @@ def settle_interrupted(study: optuna.Study, objective: Objective) -> None:
         else:
             study.tell(trial.number, state=TrialState.FAIL)
     in_storage = {t.user_attrs.get(ROW) for t in study.get_trials(deepcopy=False, states=_ENDED)}
-    objective.restored(len(finished) if in_storage >= set(range(len(finished))) else 0)
+    ledger.restored(len(finished) if in_storage >= set(range(len(finished))) else 0)
 
 
 def wait_for_the_others(study: optuna.Study) -> None:

@@ -1,7 +1,7 @@
 """Random search: the floor every library is measured against.
 
 Independent draws from the neutral space (log ranges log-uniform, integers uniform over their
-values, categories uniform), through the same objective and budget as every other backend, with no
+values, categories uniform), through the same evaluator and budget as every other backend, with no
 library in between. Unlike the ``sklearn`` backend it trains each candidate once on the shared
 split, as the other backends do, so it is the like-for-like baseline.
 """
@@ -9,14 +9,12 @@ split, as the other backends do, so it is the like-for-like baseline.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
-from tuning.evaluation.keras.objective import Objective
-from tuning.search.base import Budget, SearchBackend
+from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param
+from tuning.search.base import SearchBackend, SearchTask
 
 
 def draw(param: Param, rng: np.random.Generator) -> Any:
@@ -42,9 +40,7 @@ class RandomBackend(SearchBackend):
     name = "random"
     library = "numpy"
 
-    def run(
-        self, objective: Objective, space: SearchSpace, budget: Budget, seed: int, workdir: Path
-    ) -> None:
-        rng = np.random.default_rng(seed)
-        while not objective.meter.exhausted:
-            objective({p.name: draw(p, rng) for p in space})
+    def search(self, task: SearchTask) -> None:
+        rng = np.random.default_rng(task.seed)
+        while not task.meter.exhausted:
+            task.evaluator.evaluate({p.name: draw(p, rng) for p in task.space})

@@ -3,7 +3,6 @@ trees as its surrogate) driven through ask/tell."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import skopt
@@ -11,9 +10,8 @@ from sklearn.ensemble import GradientBoostingRegressor
 from skopt.learning import GradientBoostingQuantileRegressor
 from skopt.space import Categorical, Dimension, Integer, Real
 
-from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
-from tuning.evaluation.keras.objective import Objective
-from tuning.search.base import Budget, SearchBackend
+from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param
+from tuning.search.base import Budget, SearchBackend, SearchTask
 
 
 def to_skopt(param: Param) -> Dimension:
@@ -116,10 +114,9 @@ class SkoptBackend(SearchBackend):
             "n_initial_points": budget.random_start(self.n_initial_points, max_epochs),
         }
 
-    def run(
-        self, objective: Objective, space: SearchSpace, budget: Budget, seed: int, workdir: Path
-    ) -> None:
-        settings = self.settings(budget, objective.protocol.max_epochs)
+    def search(self, task: SearchTask) -> None:
+        space, seed = task.space, task.seed
+        settings = self.settings(task.budget, task.max_epochs)
         optimizer = skopt.Optimizer(
             dimensions=[to_skopt(p) for p in space],
             base_estimator=_surrogate(settings["base_estimator"], seed),
@@ -141,11 +138,12 @@ class SkoptBackend(SearchBackend):
                 optimizer.tell(failed_untold, [worst] * len(failed_untold))
                 failed_untold.clear()
 
-        # A resumed study asks again: the objective answers the finished trials from the table
-        # (`Objective.replay`, which checks that the optimizer proposes them again), and the
-        # optimizer is told its own proposals, as in the first run (a tabular study's rows hold
-        # the proposals snapped to the table's grid).
-        while not objective.meter.exhausted:
+        # A resumed study asks again: the evaluator answers the finished trials from the table
+        # (the resume ledger checks that the optimizer proposes them again), and the optimizer
+        # is told its own proposals, as in the first run (a tabular study's rows hold the
+        # proposals snapped to the table's grid).
+        while not task.meter.exhausted:
             point = optimizer.ask()
-            result = objective(space.coerce(dict(zip(space.names, point, strict=True))))
+            params = space.coerce(dict(zip(space.names, point, strict=True)))
+            result = task.evaluator.evaluate(params)
             observe(point, result.ok, result.val_loss)

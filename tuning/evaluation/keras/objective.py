@@ -14,9 +14,7 @@ import math
 import random
 import sys
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import keras
@@ -24,6 +22,8 @@ import numpy as np
 
 from tuning.core.budget import BudgetMeter
 from tuning.core.errors import ResumeError
+from tuning.core.evaluator import Evaluator, Report
+from tuning.core.ledger import ResumeLedger, TrialResult, same_params
 from tuning.core.results import TrialWriter
 from tuning.core.signals import StopSignals
 from tuning.evaluation.data import DATA_ARGUMENTS, Dataset
@@ -36,10 +36,12 @@ __all__ = [  # the protocol's names, imported from here by earlier code
     "BudgetCallback",
     "Objective",
     "PruneCallback",
+    "ResumeError",
     "StopCallback",
     "StopOnNonFiniteLoss",
     "TrainingProtocol",
     "TrialResult",
+    "same_params",
 ]
 
 log = logging.getLogger(__name__)
@@ -195,52 +197,6 @@ def build_seeded(
     return factory(**params, **arguments)
 
 
-@dataclass
-class TrialResult:
-    """One trained configuration, as recorded in the results table."""
-
-    trial: int
-    params: dict[str, Any]
-    status: str
-    val_loss: float
-    epochs: int
-    fit_seconds: float
-    error: str = ""
-    history: dict[str, list[float]] = field(default_factory=dict, repr=False)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "complete"
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> TrialResult:
-        """A trial as an earlier run of the study wrote it (a row of `tuning.core.results.read_trials`)."""
-        error = row.get("error")
-        return cls(
-            trial=int(row["trial"]),
-            params=json.loads(row["params"]),
-            status=str(row["status"]),
-            val_loss=float(row["val_loss"]),
-            epochs=int(row["epochs"]),
-            fit_seconds=float(row["fit_seconds"]),
-            error=error if isinstance(error, str) else "",
-        )
-
-
-def same_params(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    """Equal configurations; floats equal to 12 digits (a float's trip through the table)."""
-    if a.keys() != b.keys():
-        return False
-    for name, value in a.items():
-        other = b[name]
-        if isinstance(value, float) and isinstance(other, float):
-            if not math.isclose(value, other, rel_tol=1e-12):
-                return False
-        elif value != other:
-            return False
-    return True
-
-
 def score_history(history: Mapping[str, Sequence[float]]) -> tuple[float, str]:
     """A trial's score is its best validation loss; any non-finite loss makes it a failure."""
     for key in ("loss", "val_loss"):
@@ -254,7 +210,7 @@ def score_history(history: Mapping[str, Sequence[float]]) -> tuple[float, str]:
     return float(np.min(val)), ""
 
 
-class Objective:
+class Objective(Evaluator):
     """Train one configuration under the protocol and append its row to the study's table.
 
     Every trial of a study is seeded with the study's seed, so two trials differ only by their
@@ -287,39 +243,27 @@ class Objective:
         self.seed = seed
         self.model_options = dict(model_options or {})
         self.meter = meter or BudgetMeter(None)
-        self.finished = list(finished)
-        self.n_recorded = len(self.finished)
-        self._pending = deque(self.finished)
+        self.ledger = ResumeLedger(finished, writer.key.backend)
         self.stop = stop
+
+    @property
+    def finished(self) -> list[TrialResult]:
+        return self.ledger.finished
+
+    @property
+    def n_recorded(self) -> int:
+        return self.ledger.recorded
 
     def _before_training(self) -> None:
         if self.stop is not None:
             self.stop.raise_if_stopped()
 
-    # -- resuming -----------------------------------------------------------------------------
+    # -- resuming (the ledger's; kept here for backends written against the first interface) --
     def restored(self, n_trials: int) -> None:
-        """The library's own saved state already holds the first ``n_trials`` finished trials:
-        only the ones after them are left to replay."""
-        if not 0 <= n_trials <= len(self.finished):
-            raise ResumeError(
-                f"the {self.writer.key.backend} state in the study folder holds {n_trials} trials "
-                f"but its table only {len(self.finished)}: pass --fresh to start the study over"
-            )
-        self._pending = deque(self.finished[n_trials:])
+        self.ledger.restored(n_trials)
 
     def replay(self, params: Mapping[str, Any]) -> TrialResult | None:
-        """The next finished trial's recorded result for ``params``, or None when none is left."""
-        if not self._pending:
-            return None
-        recorded = self._pending.popleft()
-        if not same_params(recorded.params, params):
-            raise ResumeError(
-                f"cannot resume: {self.writer.key.backend} asked for {dict(params)} as trial "
-                f"{recorded.trial}, but the table's trial {recorded.trial} is {recorded.params}; "
-                "pass --fresh to start the study over"
-            )
-        log.info("trial %d replayed from the table", recorded.trial)
-        return recorded
+        return self.ledger.replay(params)
 
     # -- building -----------------------------------------------------------------------------
     def model_kwargs(self) -> dict[str, Any]:
@@ -336,12 +280,25 @@ class Objective:
         )
 
     # -- training -----------------------------------------------------------------------------
+    def evaluate(
+        self,
+        params: Mapping[str, Any],
+        *,
+        epochs: int | None = None,
+        report: Report | None = None,
+        number: int | None = None,
+    ) -> TrialResult:
+        """`tuning.core.evaluator.Evaluator.evaluate`: build, train and record one trial."""
+        callbacks = [PruneCallback(report)] if report is not None else []
+        return self(params, number=number, callbacks=callbacks, epochs=epochs)
+
     def __call__(
         self,
         params: Mapping[str, Any],
         *,
         number: int | None = None,
         callbacks: Sequence[keras.callbacks.Callback] = (),
+        epochs: int | None = None,
     ) -> TrialResult:
         """Build, train and record one trial; a failure is recorded, never raised.
 
@@ -367,7 +324,11 @@ class Objective:
                 number=number,
             )
         return self.train(
-            model, params, epochs=self.protocol.max_epochs, callbacks=callbacks, number=number
+            model,
+            params,
+            epochs=self.protocol.max_epochs if epochs is None else epochs,
+            callbacks=callbacks,
+            number=number,
         )
 
     def train(
@@ -489,7 +450,7 @@ class Objective:
         ``extra`` holds more of the table's columns (`tuning.core.results.EXTRA_COLUMNS`).
         """
         result = TrialResult(
-            trial=self.n_recorded if number is None else number,
+            trial=self.ledger.next_number() if number is None else number,
             params=dict(params),
             status=status,
             val_loss=float(val_loss),
@@ -498,7 +459,7 @@ class Objective:
             error=error,
             history=history or {},
         )
-        self.n_recorded += 1
+        self.ledger.count()
         self.meter.add_trial()
         compiling = self.trainer.compile_seconds - self._compile_seconds_recorded
         self._compile_seconds_recorded = self.trainer.compile_seconds
