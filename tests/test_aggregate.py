@@ -245,3 +245,59 @@ def test_the_leaderboard_is_ordered_by_mean_rank_and_renumbered():
     studies = _studies({"a": [3.0, 3.0], "random": [1.0, 1.0]})
     board = by_backend(studies, _trials(studies))
     assert list(board["backend"]) == ["random", "a"] and list(board.index) == [0, 1]
+
+
+# --- what the mutation run found untested ----------------------------------------------------
+
+
+def test_the_leaderboards_paired_tests_are_scipys_wilcoxon_on_the_paired_differences():
+    random_ = [1.0, 1.2, 0.9, 1.1, 1.3, 1.05]
+    x = [0.8, 1.25, 0.7, 0.95, 1.0, 0.9]  # better on five seeds of six
+    y = [2.0, 2.2, 1.9, 2.1, 2.3, 2.05]  # worse on every seed: never first
+    studies = _studies({"y": y, "x": x, "random": random_})
+    board = by_backend(studies, _trials(studies)).set_index("backend")
+    d = np.subtract(x, random_)
+    for column, alternative in (
+        ("wilcoxon_p", "two-sided"),
+        ("wilcoxon_p_lower", "less"),
+        ("wilcoxon_p_higher", "greater"),
+    ):
+        assert board.loc["x", column] == pytest.approx(
+            stats.wilcoxon(d, alternative=alternative).pvalue
+        )
+    assert (
+        board.loc["y", "wilcoxon_p_higher"] < 0.05
+        and board.loc["y", "vs_random"] == "worse than random"
+    )
+    assert (
+        board.loc["y", "wins"] == 0
+        and board.loc["x", "wins"] == 5
+        and board.loc["random", "wins"] == 1
+    )
+    for column in ("wilcoxon_p", "wilcoxon_p_lower", "wilcoxon_p_higher"):
+        assert math.isnan(board.loc["random", column])  # the baseline is not tested against itself
+
+
+def test_one_seed_leaves_every_p_value_column_empty_not_missing():
+    studies = _studies({"random": [1.0], "x": [0.5]})
+    board = by_backend(studies, _trials(studies))
+    for column in ("wilcoxon_p", "wilcoxon_p_lower", "wilcoxon_p_higher"):
+        assert board[column].dtype == float and board[column].isna().all()
+
+
+def test_backends_tied_on_rank_and_loss_are_listed_by_name_within_a_task_by_name():
+    studies = pd.concat(
+        [
+            _studies({"z": [1.0, 2.0], "random": [2.0, 1.0], "m": [1.0, 2.0]}).assign(dataset="t2"),
+            _studies({"random": [1.0, 1.0]}).assign(dataset="t1"),
+        ],
+        ignore_index=True,
+    )
+    studies["study"] = studies["dataset"] + studies["study"]
+    board = by_backend(studies, _trials(studies))
+    assert board[["dataset", "backend"]].values.tolist() == [
+        ["t1", "random"],
+        ["t2", "m"],
+        ["t2", "random"],
+        ["t2", "z"],
+    ]

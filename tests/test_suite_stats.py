@@ -15,6 +15,7 @@ from tuning.analysis.suite_stats import (
     block_matrix,
     block_ranks,
     block_wins,
+    check_unique,
     critical_difference,
     decide_pairs,
     friedman,
@@ -716,3 +717,81 @@ def test_the_verdict_without_blocks_and_without_a_friedman_test():
         "no model (every trial failed, or none finished), ranked last in their blocks and scored 5: x 1."
         in text.replace("produced no model", "no model")
     )
+
+
+# --- what the mutation run found untested ----------------------------------------------------
+
+
+def test_scores_carry_each_tasks_best_reference_and_scale_in_task_order():
+    studies = _studies().iloc[::-1].reset_index(drop=True)  # tasks C, B, A as given
+    scores = normalized_scores(studies)
+    assert list(scores["dataset"].unique()) == ["A", "B", "C"]  # sorted, not as given
+    assert list(scores.index) == list(range(len(studies)))  # a fresh index
+    by_task = scores.groupby("dataset")[["best", "reference", "scale"]].first()
+    assert by_task.loc["A"].tolist() == pytest.approx([0.5, 1.0, 0.5])
+    assert by_task.loc["B"].tolist() == pytest.approx([1.0, 2.0, 1.0])
+    assert by_task.loc["C"].tolist() == pytest.approx([0.2, 0.4, 0.2])
+
+
+def test_no_studies_give_an_empty_frame_with_the_score_columns():
+    empty = normalized_scores(_studies().iloc[:0])
+    assert empty.empty and {"score", "best", "reference", "scale"} <= set(empty.columns)
+
+
+def test_duplicates_are_named_by_folder_when_the_leaderboard_has_one_first_cell_first():
+    studies = _studies().assign(folder=lambda f: "runs/" + f["study"])
+    twice = pd.concat(
+        [studies, studies.iloc[[8, 1]].assign(folder=["again/C_y", "again/A_x"])],
+        ignore_index=True,
+    )
+    with pytest.raises(
+        DuplicateStudies,
+        match=r"^2 studies of x on A with seed 0: runs/A_x_s0, again/A_x; compare one of them "
+        r"\(move the others out of the folder\)$",
+    ):
+        check_unique(twice)
+
+
+@pytest.mark.parametrize(
+    ("budget", "spent_at_half"),
+    [
+        ({"epochs": 40}, "a"),  # epochs: a had spent 20 of 40 when its 0.5 came
+        ({"trials": 4}, "b"),  # trials: b's second trial (of 4) is its first result
+        ({"seconds": 8.0}, "b"),  # seconds: b's 0.4 came at 4.0 s of 8
+    ],
+)
+def test_rank_over_budget_reads_the_unit_the_budget_was_given_in(budget, spent_at_half):
+    # a: loss 0.5 after 20 epochs / its 3rd trial / 6 s; b: 0.4 after 30 epochs / 2nd trial / 4 s
+    rows = [
+        ("a", 0, 1.0, 10, 1.0),
+        ("a", 1, 1.0, 15, 2.0),
+        ("a", 2, 0.5, 20, 6.0),
+        ("b", 0, 1.0, 25, 1.0),
+        ("b", 1, 0.4, 30, 4.0),
+    ]
+    trials = pd.DataFrame(
+        [
+            {"study": s, "trial": t, "status": "complete", "val_loss": v, "cum_epochs": e,
+             "cum_seconds": sec}
+            for s, t, v, e, sec in rows
+        ]
+    )  # fmt: skip
+    studies = pd.DataFrame([{"study": b, "dataset": "T", "backend": b, "seed": 0} for b in "ab"])
+    over = rank_over_budget(studies, trials, {b: budget for b in "ab"}, fractions=(0.5,))
+    ranks = over.set_index("backend")["mean_rank"]
+    assert ranks[spent_at_half] == 1.0 and ranks.drop(spent_at_half).iloc[0] == 2.0
+
+
+def test_without_a_budget_the_studys_own_last_epoch_is_its_whole():
+    trials = pd.DataFrame(
+        [
+            {"study": "a", "trial": 0, "status": "complete", "val_loss": 0.5, "cum_epochs": 10},
+            {"study": "b", "trial": 0, "status": "complete", "val_loss": 1.0, "cum_epochs": 3},
+            {"study": "b", "trial": 1, "status": "complete", "val_loss": 0.2, "cum_epochs": 6},
+        ]
+    )
+    studies = pd.DataFrame([{"study": b, "dataset": "T", "backend": b, "seed": 0} for b in "ab"])
+    over = rank_over_budget(studies, trials, {}, fractions=(0.5, 1.0))
+    ranks = over.set_index(["fraction", "backend"])["mean_rank"]
+    # at half of its own 6 epochs b had 1.0, a at half of 10 had nothing yet: b first
+    assert ranks[0.5, "b"] == 1.0 and ranks[1.0, "b"] == 1.0 and ranks[1.0, "a"] == 2.0
