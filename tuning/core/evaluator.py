@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from tuning.core.ledger import TrialResult
@@ -19,6 +20,16 @@ from tuning.core.ledger import TrialResult
 # Called at the end of each epoch with (epochs trained so far, that epoch's validation loss);
 # answers True to stop the trial there (a pruner: the trial is recorded "pruned").
 Report = Callable[[int, float], bool]
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """Continue the model an earlier trial ended with (row ``trial`` of the study's table, its
+    best weights restored) from epoch ``epochs`` on, as Hyperband promotes a trial: the new
+    trial trains epochs ``epochs`` to its own ``epochs`` argument."""
+
+    trial: int
+    epochs: int
 
 
 class Evaluator(ABC):
@@ -30,12 +41,15 @@ class Evaluator(ABC):
         params: Mapping[str, Any],
         *,
         epochs: int | None = None,
+        warm_start: WarmStart | None = None,
         report: Report | None = None,
         number: int | None = None,
     ) -> TrialResult:
         """Evaluate ``params`` and append its row; a failure is recorded, never raised.
 
         ``epochs``: the fidelity, at most this many epochs (default: the protocol's cap).
+        ``warm_start``: continue an earlier trial's model (`WarmStart`); the evaluator keeps
+        what that needs for a backend whose ``warm_starts`` is set.
         ``report``: called after each epoch; a True answer stops the trial (recorded pruned).
         ``number``: the row's trial number when the library numbers the trials of a study
         shared by several processes; by default the rows are numbered in order. A trial the

@@ -36,6 +36,7 @@ from tuning.run.resume import clear_study, finished_summary, start_or_resume
 from tuning.search import create_backend
 from tuning.search.base import SearchTask
 
+CHECKPOINTS_DIR = "checkpoints"  # each trial's weights, for a search that continues trials
 log = logging.getLogger(__name__)
 MODEL_FILE = "best_model.keras"
 
@@ -124,6 +125,7 @@ def run_study(
                 seed=config.seed,
                 model_options=config.model_options,
                 factory=config.factory(),
+                checkpoints=study_dir / CHECKPOINTS_DIR if backend.warm_starts else None,
                 **common,
             )
         log.info(

@@ -114,6 +114,12 @@ class SearchBackend(ABC):
         return None
 
     @property
+    def warm_starts(self) -> bool:
+        """True when the search continues earlier trials (`tuning.core.evaluator.WarmStart`):
+        the evaluator then keeps each trial's weights."""
+        return False
+
+    @property
     def shares_study(self) -> bool:
         """True when several processes work on one study through the library's own shared
         storage (Optuna with ``storage``): each process then adds its trials, numbered by the

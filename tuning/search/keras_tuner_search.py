@@ -10,13 +10,15 @@ from typing import Any
 
 import keras_tuner as kt
 
-from tuning.core.atomic import write_atomically
+from tuning.core.atomic import read_json, write_atomically
 from tuning.core.budget import BudgetMeter
+from tuning.core.errors import ResumeError
+from tuning.core.evaluator import WarmStart
 from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
-from tuning.evaluation.keras.objective import Objective
-from tuning.search.base import Budget, SearchBackend
+from tuning.search.base import Budget, SearchBackend, SearchTask
 
 PROJECT_DIR = "keras_tuner"
+ROWS_FILE = "rows.json"  # Keras Tuner trial id -> the row it wrote
 
 
 def to_keras_tuner(hp: kt.HyperParameters, param: Param) -> Any:
@@ -31,39 +33,56 @@ def to_keras_tuner(hp: kt.HyperParameters, param: Param) -> Any:
     raise TypeError(f"unsupported parameter {param!r}")
 
 
-class _HarnessHyperModel(kt.HyperModel):
-    """Builds through the shared factory and trains through the shared objective."""
+class _SpaceOnly(kt.HyperModel):
+    """Declares the neutral space on Keras Tuner's `HyperParameters` (the oracle learns it
+    from `build`); builds no model: every trial is the evaluator's (`_Evaluated.run_trial`)."""
 
-    def __init__(self, objective: Objective, space: SearchSpace) -> None:
+    def __init__(self, space: SearchSpace) -> None:
         super().__init__(name="tuning", tunable=True)
-        self.objective = objective
         self.space = space
 
     def params(self, hp: kt.HyperParameters) -> dict[str, Any]:
         return self.space.coerce({p.name: to_keras_tuner(hp, p) for p in self.space})
 
-    def build(self, hp: kt.HyperParameters):
-        return self.objective.build(self.params(hp))
+    def build(self, hp: kt.HyperParameters) -> None:
+        self.params(hp)
 
-    def fit(
-        self,
-        hp: kt.HyperParameters,
-        model,
-        *args,
-        epochs: int,
-        initial_epoch: int = 0,
-        callbacks=(),
-        **kwargs,
-    ) -> dict[str, float]:
-        # Hyperband hands each round its epoch target and, for a promoted trial, the epoch its
-        # parent's weights (already loaded into `model`) stopped at: only the difference is trained.
-        result = self.objective.train(
-            model,
-            self.params(hp),
-            epochs=epochs,
-            initial_epoch=initial_epoch,
-            callbacks=callbacks,
+
+class _Evaluated:
+    """Mixin for a tuner: `run_trial`, Keras Tuner's own extension point for "how a trial is
+    run", asks the study's evaluator. Hyperband's rounds give the epochs to reach, and for a
+    promoted trial the trial it continues (``tuner/trial_id``) and the epoch it stopped at
+    (``tuner/initial_epoch``): a `WarmStart` from that trial's row. Which row each Keras Tuner
+    trial wrote is kept in ``rows.json`` in the project, for a resumed study's promotions."""
+
+    def __init__(self, *, task: SearchTask, **kwargs: Any) -> None:
+        self.task = task
+        super().__init__(**kwargs)
+        self._rows_file = Path(self.project_dir) / ROWS_FILE
+        self._rows: dict[str, int] = (
+            read_json(self._rows_file, "pass --fresh to start the study over")
+            if self._rows_file.exists()
+            else {}
         )
+
+    def run_trial(
+        self, trial: kt.engine.trial.Trial, *args: Any, **kwargs: Any
+    ) -> dict[str, float]:
+        hp = trial.hyperparameters
+        params = self.hypermodel.params(hp)
+        epochs = hp.values.get("tuner/epochs", kwargs.get("epochs"))
+        parent = hp.values.get("tuner/trial_id")
+        warm_start = None
+        if parent is not None:
+            if parent not in self._rows:
+                raise ResumeError(
+                    f"keras_tuner: trial {parent}, which this trial continues, has no row in "
+                    f"{self._rows_file} (a study of an earlier version?): pass --fresh"
+                )
+            warm_start = WarmStart(self._rows[parent], hp.values["tuner/initial_epoch"])
+        result = self.task.evaluator.evaluate(params, epochs=epochs, warm_start=warm_start)
+        self._rows[trial.trial_id] = result.trial
+        write_atomically(self._rows_file, json.dumps(self._rows))
         if not result.ok:
             raise kt.errors.FailedTrialError(result.error)
         return {"val_loss": result.val_loss}
@@ -115,20 +134,10 @@ class _AtomicSave:
         write_atomically(self._get_tuner_fname(), json.dumps(self.get_state()))
 
 
-class _BudgetedHyperband(_AtomicSave, kt.Hyperband):
-    """`kt.Hyperband` (its rounds' epochs and weight hand-over) driven by a budgeted oracle.
-
-    `kt.Hyperband.__init__` only builds a `HyperbandOracle`; this builds the budgeted one and
-    hands it to `kt.Tuner.__init__` the same way.
-    """
-
-    def __init__(self, hypermodel: kt.HyperModel, oracle: kt.Oracle, **kwargs: Any) -> None:
-        kt.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
-
-
-class _BudgetedTuner(_AtomicSave, kt.Tuner):
-    """`kt.Tuner`, the loop of `kt.BayesianOptimization` and `kt.RandomSearch` (which only
-    build their oracle and hand it to it)."""
+class _BudgetedTuner(_Evaluated, _AtomicSave, kt.Tuner):
+    """`kt.Tuner`: the loop of `kt.Hyperband`, `kt.BayesianOptimization` and `kt.RandomSearch`
+    (each only builds its oracle and hands it to it; Hyperband's rounds are its oracle's, and
+    its weight hand-over a warm start here), with a budgeted oracle."""
 
 
 class KerasTunerBackend(SearchBackend):
@@ -175,7 +184,11 @@ class KerasTunerBackend(SearchBackend):
             return {"oracle": "BayesianOptimizationOracle", "num_initial_points": startup}
         return {"oracle": "RandomSearchOracle"}
 
-    def _oracle(self, objective: Objective, budget: Budget, seed: int) -> kt.Oracle:
+    @property
+    def warm_starts(self) -> bool:
+        return self.algorithm == "hyperband"
+
+    def _oracle(self, meter: BudgetMeter, budget: Budget, seed: int, max_epochs: int) -> kt.Oracle:
         common = {
             "objective": "val_loss",
             # The oracle takes seed 0 for "no seed" (`seed or random.randint(1, 10000)`), which
@@ -184,10 +197,9 @@ class KerasTunerBackend(SearchBackend):
             # A run of diverging trials is recorded, not fatal: the budget ends the search.
             "max_consecutive_failed_trials": sys.maxsize,
         }
-        max_epochs = objective.protocol.max_epochs
         if self.algorithm == "hyperband":
             oracle = _BudgetedHyperbandOracle(
-                objective.meter,
+                meter,
                 max_epochs=max_epochs,
                 factor=self.factor,
                 # Enough brackets for any budget: the budget, not the bracket count, stops it.
@@ -200,31 +212,29 @@ class KerasTunerBackend(SearchBackend):
         max_trials = budget.trials or sys.maxsize  # else the budget's epochs or seconds stop it
         if self.algorithm == "bayesian":
             return _BudgetedBayesianOracle(
-                objective.meter,
+                meter,
                 max_trials=max_trials,
                 num_initial_points=budget.random_start(self.num_initial_points, max_epochs),
                 **common,
             )
-        return _BudgetedRandomOracle(objective.meter, max_trials=max_trials, **common)
+        return _BudgetedRandomOracle(meter, max_trials=max_trials, **common)
 
-    def run(
-        self, objective: Objective, space: SearchSpace, budget: Budget, seed: int, workdir: Path
-    ) -> None:
-        oracle = self._oracle(objective, budget, seed)
-        tuner_class = _BudgetedHyperband if self.algorithm == "hyperband" else _BudgetedTuner
-        tuner = tuner_class(
-            hypermodel=_HarnessHyperModel(objective, space),
+    def search(self, task: SearchTask) -> None:
+        oracle = self._oracle(task.meter, task.budget, task.seed, task.max_epochs)
+        tuner = _BudgetedTuner(
+            task=task,
+            hypermodel=_SpaceOnly(task.space),
             oracle=oracle,
-            directory=str(workdir),
+            directory=str(task.workdir),
             project_name=PROJECT_DIR,
             overwrite=False,  # a resumed study reloads the project: its trials and brackets
         )
         # The reloaded oracle holds every trial that ended; a trial whose row was written just
         # before a kill is retried by Keras Tuner and answered from the table.
-        objective.restored(len(oracle.end_order))
-        # Hyperband sets each round's epochs itself; the other tuners pass this to every fit.
+        task.ledger.restored(len(oracle.end_order))
+        # Hyperband sets each round's epochs itself; the other tuners pass this to every trial.
         try:
-            tuner.search(verbose=0, epochs=objective.protocol.max_epochs)
+            tuner.search(verbose=0, epochs=task.max_epochs)
         finally:
             _forget_oracle(oracle)
 
@@ -232,9 +242,8 @@ class KerasTunerBackend(SearchBackend):
 def _forget_oracle(oracle: kt.Oracle) -> None:
     """Keras Tuner keeps every oracle it ever ran in two module-level dicts (a lock and a
     thread name per oracle, `keras_tuner.src.engine.oracle.LOCKS`/`THREADS`), and with it every
-    trial: a grid worker running study after study grew by ~11,000 objects a study, and the
-    library's own garbage collection before each build slowed with them (28 ms a trial after
-    four tabular studies, from 1.4). The search has ended: its entries are dropped."""
+    trial: a grid worker running study after study grows with every study, and the library's
+    own garbage collection slows with it. The search has ended: its entries are dropped."""
     from keras_tuner.src.engine import oracle as oracle_module
 
     for registry in (getattr(oracle_module, "LOCKS", {}), getattr(oracle_module, "THREADS", {})):

@@ -15,6 +15,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -22,7 +23,7 @@ import numpy as np
 
 from tuning.core.budget import BudgetMeter
 from tuning.core.errors import ResumeError
-from tuning.core.evaluator import Evaluator, Report
+from tuning.core.evaluator import Evaluator, Report, WarmStart
 from tuning.core.ledger import ResumeLedger, TrialResult, same_params
 from tuning.core.results import TrialWriter
 from tuning.core.signals import StopSignals
@@ -233,6 +234,7 @@ class Objective(Evaluator):
         stop: StopSignals | None = None,
         trainer: Trainer | None = None,
         factory: Callable[..., keras.Model] | None = None,
+        checkpoints: Path | None = None,
     ) -> None:
         self.dataset = dataset
         self.factory = factory or build_model
@@ -245,6 +247,8 @@ class Objective(Evaluator):
         self.meter = meter or BudgetMeter(None)
         self.ledger = ResumeLedger(finished, writer.key.backend)
         self.stop = stop
+        # each trial's final (best) weights, for a search that continues trials (warm starts)
+        self.checkpoints = checkpoints
 
     @property
     def finished(self) -> list[TrialResult]:
@@ -285,12 +289,40 @@ class Objective(Evaluator):
         params: Mapping[str, Any],
         *,
         epochs: int | None = None,
+        warm_start: WarmStart | None = None,
         report: Report | None = None,
         number: int | None = None,
     ) -> TrialResult:
-        """`tuning.core.evaluator.Evaluator.evaluate`: build, train and record one trial."""
+        """`tuning.core.evaluator.Evaluator.evaluate`: build, train and record one trial; a
+        warm start builds it, loads the earlier trial's kept weights, and trains on from there."""
         callbacks = [PruneCallback(report)] if report is not None else []
-        return self(params, number=number, callbacks=callbacks, epochs=epochs)
+        if warm_start is None:
+            return self(params, number=number, callbacks=callbacks, epochs=epochs)
+        replayed = self.replay(params)
+        if replayed is not None:
+            return replayed
+        model = self.build(params)
+        model.load_weights(self.checkpoint(warm_start.trial, must_exist=True))
+        return self.train(
+            model,
+            params,
+            epochs=self.protocol.max_epochs if epochs is None else epochs,
+            initial_epoch=warm_start.epochs,
+            callbacks=callbacks,
+            number=number,
+        )
+
+    def checkpoint(self, trial: int, must_exist: bool = False) -> Path:
+        """Where trial ``trial``'s final weights are kept (`checkpoints`)."""
+        if self.checkpoints is None:
+            raise ValueError("warm starts need the objective's checkpoints folder")
+        path = self.checkpoints / f"trial_{trial}.weights.h5"
+        if must_exist and not path.exists():
+            raise ResumeError(
+                f"cannot continue trial {trial}: its weights are not in {self.checkpoints} (a "
+                "study of an earlier version?): pass --fresh to start the study over"
+            )
+        return path
 
     def __call__(
         self,
@@ -373,7 +405,7 @@ class Objective(Evaluator):
         pruned = [cb.pruned_after for cb in callbacks if getattr(cb, "pruned_after", None)]
         if pruned and not error:
             status, error = "pruned", f"pruned by the search after epoch {pruned[0]}"
-        return self.record(
+        result = self.record(
             params,
             status=status,
             val_loss=val_loss,
@@ -383,6 +415,10 @@ class Objective(Evaluator):
             history=history,
             number=number,
         )
+        if self.checkpoints is not None and status != "failed":
+            self.checkpoints.mkdir(exist_ok=True)
+            model.save_weights(self.checkpoint(result.trial))
+        return result
 
     def fit(
         self,
