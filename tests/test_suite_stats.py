@@ -755,13 +755,15 @@ def test_duplicates_are_named_by_folder_when_the_leaderboard_has_one_first_cell_
 @pytest.mark.parametrize(
     ("budget", "spent_at_half"),
     [
-        ({"epochs": 40}, "a"),  # epochs: a had spent 20 of 40 when its 0.5 came
+        ({"epochs": 60}, "b"),  # epochs: at 30 of 60 b had its 0.4, a its 0.5
         ({"trials": 4}, "b"),  # trials: b's second trial (of 4) is its first result
         ({"seconds": 8.0}, "b"),  # seconds: b's 0.4 came at 4.0 s of 8
     ],
 )
 def test_rank_over_budget_reads_the_unit_the_budget_was_given_in(budget, spent_at_half):
-    # a: loss 0.5 after 20 epochs / its 3rd trial / 6 s; b: 0.4 after 30 epochs / 2nd trial / 4 s
+    # a: loss 0.5 after 20 epochs / its 3rd trial / 6 s; b: 0.4 after 30 epochs / 2nd trial / 4 s.
+    # Read in the study's own last epoch instead (no budget), half would be a's 10 epochs (1.0)
+    # and b's 15 (nothing yet): a first, in every unit
     rows = [
         ("a", 0, 1.0, 10, 1.0),
         ("a", 1, 1.0, 15, 2.0),
