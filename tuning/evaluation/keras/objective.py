@@ -301,16 +301,21 @@ class Objective(Evaluator):
         replayed = self.replay(params)
         if replayed is not None:
             return replayed
-        model = self.build(params)
-        model.load_weights(self.checkpoint(warm_start.trial, must_exist=True))
         return self.train(
-            model,
+            self.warm_model(params, warm_start),
             params,
             epochs=self.protocol.max_epochs if epochs is None else epochs,
             initial_epoch=warm_start.epochs,
             callbacks=callbacks,
             number=number,
         )
+
+    def warm_model(self, params: Mapping[str, Any], warm_start: WarmStart) -> keras.Model:
+        """The model a warm start continues: ``params`` built, with the kept weights of the
+        trial it continues."""
+        model = self.build(params)
+        model.load_weights(self.checkpoint(warm_start.trial, must_exist=True))
+        return model
 
     def checkpoint(self, trial: int, must_exist: bool = False) -> Path:
         """Where trial ``trial``'s final weights are kept (`checkpoints`)."""

@@ -30,9 +30,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from tuning.core.evaluator import Report, WarmStart
+from tuning.core.evaluator import WarmStart
 from tuning.core.space import SearchSpace
-from tuning.evaluation.keras.objective import Objective, PruneCallback, TrialResult
+from tuning.evaluation.keras.objective import Objective, TrialResult
 from tuning.evaluation.keras.trainer import History, Trainer, TrainingProtocol, ValidationData
 from tuning.evaluation.tabular.table import Table, TableEntry
 
@@ -172,27 +172,10 @@ class TabularObjective(Objective):
     def __call__(self, params: Mapping[str, Any], **options: Any) -> TrialResult:
         return super().__call__(self.snap(params), **options)
 
-    def evaluate(
-        self,
-        params: Mapping[str, Any],
-        *,
-        epochs: int | None = None,
-        warm_start: WarmStart | None = None,
-        report: Report | None = None,
-        number: int | None = None,
-    ) -> TrialResult:
+    def warm_model(self, params: Mapping[str, Any], warm_start: WarmStart) -> keras.Model:
         """A warm start continues the table's one run of the configuration from the epoch the
-        earlier trial reached (a lookup keeps no weights of its own)."""
-        if warm_start is None:
-            return super().evaluate(params, epochs=epochs, report=report, number=number)
-        return self.train(
-            self.build(params),
-            params,
-            epochs=self.protocol.max_epochs if epochs is None else epochs,
-            initial_epoch=warm_start.epochs,
-            callbacks=[PruneCallback(report)] if report is not None else [],
-            number=number,
-        )
+        earlier trial reached (`train`'s ``initial_epoch``): a lookup keeps no weights."""
+        return self.build(params)
 
     def train(
         self,
