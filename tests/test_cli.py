@@ -205,7 +205,9 @@ def test_study_file_with_a_searched_activation_runs(tmp_path):
     rows = pd.read_csv(tmp_path / "diabetes_hyperopt_s0" / "trials.csv")
     assert len(rows) == 2
     assert set(rows["params"].map(lambda p: json.loads(p)["activation"])) <= {"relu", "tanh"}
-    assert rows["n_hidden"].isna().all()  # not searched: the factory's default was used
+    # not searched (the factory's default was used): no column; the searched ones have theirs
+    assert "n_hidden" not in rows and set(rows["activation"]) <= {"relu", "tanh"}
+    assert list(rows.columns[6:9]) == ["n_neurons", "learning_rate", "activation"]
     model = keras.models.load_model(tmp_path / "diabetes_hyperopt_s0" / "best_model.keras")
     assert isinstance(model.optimizer, keras.optimizers.Adam)  # the fixed model option
 

@@ -114,6 +114,7 @@ class FakeEvaluator(Evaluator):
                 break
             if self.meter.exhausted:
                 break
+        self.calls[-1]["reached"] = first + trained  # the epoch its model ends at
         result = TrialResult(
             trial=self.ledger.next_number() if number is None else number,
             params=dict(params),
@@ -122,6 +123,7 @@ class FakeEvaluator(Evaluator):
             epochs=trained,
             fit_seconds=float(trained),
         )
+        self.calls[-1]["row"] = result.trial
         self.ledger.count()
         self.meter.add_trial()
         return result
@@ -232,10 +234,11 @@ def test_a_hyperband_promotion_reaches_the_evaluator_as_a_warm_start(tmp_path):
     evaluator, recorded = run_search("keras_tuner:hyperband", Budget(trials=14), tmp_path)
     starts = [(c["warm_start"], c["epochs"]) for c in evaluator.calls if c["warm_start"]]
     assert starts, "no trial was promoted"
-    rows = {r.trial: r for r in recorded}
+    reached = {c["row"]: c["reached"] for c in evaluator.calls}
+    assert {r.trial for r in recorded} >= set(reached)
     for start, epochs in starts:
-        parent = rows[start.trial]
-        assert start.epochs == parent.epochs < epochs  # it goes on from where its parent stopped
+        # it goes on from the epoch its parent's model reached, to a later rung
+        assert start.epochs == reached[start.trial] < epochs
     others = [c for c in evaluator.calls if c["warm_start"] is None]
     assert all(c["warm_start"] is None for c in others)
     assert not any(

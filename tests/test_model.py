@@ -11,7 +11,7 @@ import pytest
 
 from tuning import build_model
 
-MODEL_SOURCE = Path(__file__).resolve().parents[1] / "tuning" / "model.py"
+MODEL_SOURCE = Path(__file__).resolve().parents[1] / "tuning" / "evaluation" / "keras" / "model.py"
 
 
 def dense_units(model: keras.Model) -> list[int]:
