@@ -476,3 +476,10 @@ def test_a_stopped_grid_stops_its_workers_and_raises_the_stop(tmp_path: Path) ->
         ["ps", "-o", "pid=,args=", "--ppid", str(os.getpid())], capture_output=True, text=True
     ).stdout
     assert "spawn_main" not in children
+
+
+def test_a_study_file_cannot_claim_to_be_resolved(tmp_path, capsys) -> None:
+    study = tmp_path / "study.toml"
+    study.write_text('backend = "random"\nresolved = true\n')
+    line = refused(["run", "--config", str(study), "--out", str(tmp_path / "out")], capsys)
+    assert "unknown keys ['resolved']" in line

@@ -227,7 +227,7 @@ class StudyConfig:
         path = Path(path)
         data = read_toml(path, "study file")
         check_space_given(data, f"study file {path}")
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} - {"resolved"}  # (set by `resolve` only)
         unknown = sorted(set(data) - known)
         if unknown:
             raise StudyError(

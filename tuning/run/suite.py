@@ -33,7 +33,9 @@ from tuning.core.files import read_toml
 from tuning.run.config import StudyConfig, check_space_given
 
 # StudyConfig fields a suite cannot set per task: the grid's own, and one per process.
-NOT_PER_TASK = frozenset({"backend", "seed", "study", "out", "keras_backend", "trainer"})
+NOT_PER_TASK = frozenset(
+    {"backend", "seed", "study", "out", "keras_backend", "trainer", "resolved"}
+)
 TASK_SETTINGS = frozenset(f.name for f in fields(StudyConfig)) - NOT_PER_TASK
 SUITE_KEYS = frozenset({"description", "defaults", "tasks"})
 
