@@ -91,8 +91,8 @@ class OptunaBackend(SearchBackend):
         self.journal = False
 
     def use_table(self) -> None:
-        """Trials looked up cost microseconds, and SQLite's transactions (about 60 ms a trial
-        here) would be most of a tabular study's time: its own storage is Optuna's journal
+        """Trials looked up cost microseconds, and SQLite's transactions would be most of a
+        tabular study's time: its own storage is Optuna's journal
         file instead (`JournalFileBackend`: appended operations, resumable the same way)."""
         if self.storage is None:
             self.journal = True

@@ -1,8 +1,7 @@
 """The compiled trainer (JAX backend): each epoch of a fit is one XLA program.
 
-Keras `fit` on JAX runs one jitted step per batch and returns to Python between them (about
-30-40 ms an epoch of California's 11,610 rows, batch 32, on 2 CPU cores); the arithmetic takes
-a few. Here one jitted function runs a whole epoch (`EpochProgram`): the rows in the epoch's
+Keras `fit` on JAX runs one jitted step per batch and returns to Python between them, which on
+a small MLP costs several times the arithmetic (figures: `benchmarks/README.md`). Here one jitted function runs a whole epoch (`EpochProgram`): the rows in the epoch's
 seeded order, a ``lax.scan`` of the model's own ``train_step`` over the full batches, one more
 step for the last partial batch (so the math is Keras', batch by batch), then the validation
 pass, with one transfer to the host at its end. ``train_step``/``test_step`` are Keras'

@@ -16,8 +16,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "TUNING_COMPILATION_CACHE"  # a folder, or "off"
-# Every program is kept: the initializers Keras compiles per shape take 20-100 ms each, and
-# loading one takes a few. The folder is not bounded: JAX's bounded cache (least recently used
+# Every program is kept: compiling an initializer Keras builds per shape costs far more than
+# loading it. The folder is not bounded: JAX's bounded cache (least recently used
 # files evicted, `jax_compilation_cache_max_size`) races between processes (seen here: "Error
 # writing persistent compilation cache entry ... FileNotFoundError ... -atime" with a grid's two
 # workers, and the entry lost). A study of the book's MLP adds a few MiB at most; delete the

@@ -1,8 +1,9 @@
-"""The training protocol: the only place a trial is trained.
+"""The real-training evaluator: the only place a trial is trained.
 
-Every backend evaluates a configuration by calling an `Objective` (or, for scikit-learn, by letting
-scikeras call `keras.Model.fit` with `TrainingProtocol.fit_kwargs`), so every trial sees the same
-data, batch size, epoch cap, early stopping and divergence guard, and writes the same row.
+Every backend evaluates a configuration through `Objective.evaluate` (the contract of
+`tuning.core.evaluator`; scikit-learn's estimators, on the first interface, through its factory,
+trainer and callbacks), so every trial sees the same data, batch size, epoch cap, early stopping
+and divergence guard, and writes the same row.
 """
 
 from __future__ import annotations
@@ -52,9 +53,8 @@ class BudgetCallback(keras.callbacks.Callback):
     """Counts each finished epoch into the study's meter and stops the fit once the budget is
     spent, so the last trial ends exactly where the epoch budget does."""
 
-    reads_model = (
-        False  # `tuning.evaluation.keras.compiled`: needs no weights written back before it runs
-    )
+    # `tuning.evaluation.keras.compiled`: needs no weights written back before it runs
+    reads_model = False
 
     def __init__(self, meter: BudgetMeter) -> None:
         super().__init__()
@@ -108,10 +108,10 @@ def release_models() -> None:
     """Drop Keras' global state (layer names, graphs, kernel caches) and collect the previous
     trials' models, so that memory stays flat over hundreds of trials. Call it before seeding.
 
-    A full collection with TensorFlow or JAX loaded scans half a million objects (~350 ms, a third
-    of a fast trial). So the first call of a process freezes what is alive then (the frameworks,
+    A full collection with TensorFlow or JAX loaded scans half a million objects, a large share
+    of a fast trial. So the first call of a process freezes what is alive then (the frameworks,
     the data: freed by reference counting as before, only skipped by the cycle collector), and
-    every collection after scans only what trials made since (~20 ms).
+    every collection after scans only what trials made since.
     """
     keras.backend.clear_session(free_memory=False)
     _forget_custom_gradients()
@@ -127,7 +127,7 @@ def seed_generators(seed: int) -> None:
 
     `keras.utils.set_random_seed` seeds all of them, but imports TensorFlow to do so whatever
     the backend: on JAX, seconds of the first trial's time and of a seconds budget
-    (`import tensorflow`: 7 s cold here; Keras on JAX: 4 s). It is called only where TensorFlow
+    (`import tensorflow` takes seconds). It is called only where TensorFlow
     is loaded already.
     """
     if "tensorflow" in sys.modules:
@@ -139,8 +139,8 @@ def seed_generators(seed: int) -> None:
 
 def _forget_jax_programs() -> None:
     """JAX keeps every program it compiled for a function in memory, per argument shape: Keras'
-    initializers and steps compile one per new layer shape, about 3 MiB a trial when every trial
-    has a new architecture (+298 MiB per 100 trials, `benchmarks/memory.py`). Cleared before each
+    initializers and steps compile one per new layer shape, so memory grows with every new
+    architecture (`benchmarks/memory.py` measures it). Cleared before each
     trial; the compiled trainer holds its own programs, and the persistent cache
     (`tuning.evaluation.keras.jax_cache`) gives back the others in milliseconds."""
     if keras.backend.backend() == "jax":
@@ -152,7 +152,7 @@ def _forget_jax_programs() -> None:
 def _forget_custom_gradients() -> None:
     """TensorFlow registers a gradient function in a global registry each time it traces a
     `tf.custom_gradient` op (Keras' training step has one) and never removes it; each entry keeps
-    its traced graph alive: ~0.8 MiB per trial (77 MiB per 100 trials, 1 without). A graph takes
+    its traced graph alive, so memory grows trial after trial (`benchmarks/memory.py`). A graph takes
     its gradients while it is traced, so the entries of earlier trials are not needed again."""
     if keras.backend.backend() != "tensorflow":
         return

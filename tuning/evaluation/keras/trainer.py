@@ -8,7 +8,8 @@ once per epoch. Two trainers carry it out, with the same arithmetic:
 
 - ``keras``: `keras.Model.fit` (every Keras backend);
 - ``compiled`` (JAX only, the default there): one XLA program per epoch around the model's own
-  ``train_step``/``test_step`` (`tuning.evaluation.keras.compiled`), 5-7x faster per epoch on the CPU.
+  ``train_step``/``test_step`` (`tuning.evaluation.keras.compiled`), several times faster per
+  epoch on the CPU (`benchmarks/README.md`).
 
 No JAX here. The study's settings name a trainer (`tuning.evaluation.keras.environment.resolve_trainer`)
 before anything imports Keras.

@@ -123,9 +123,9 @@ class TableTrainer(Trainer):
 
 def _freeze_what_is_alive() -> None:
     """Libraries collect garbage between trials (Keras Tuner: a full collection per build);
-    with the frameworks loaded one scans half a million objects (~170 ms), more than a lookup
-    costs. As `tuning.evaluation.keras.objective.release_models` does before the first real trial: what is
-    alive now (the frameworks, the table) is left out of every later collection."""
+    with the frameworks loaded one scans half a million objects, far more than a lookup costs.
+    As `tuning.evaluation.keras.objective.release_models` does before the first real trial:
+    what is alive now (the frameworks, the table) is left out of every later collection."""
     if not gc.get_freeze_count():
         gc.collect()
         gc.freeze()
