@@ -126,10 +126,12 @@ class SearchBackend(ABC):
         library, to the one table, and none has the study to itself."""
         return False
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
+    def __new__(cls, *args: Any, **kwargs: Any) -> SearchBackend:
+        # As an abstract method would: a class of neither interface cannot be instantiated,
+        # but may still be defined (a library's own intermediate base class).
         if cls.search is SearchBackend.search and cls.run is SearchBackend.run:
             raise TypeError(f"{cls.__name__} must define search(task) (or the first run(...))")
+        return super().__new__(cls)
 
     def search(self, task: SearchTask) -> None:
         """Search until the budget is spent. By default: the first interface's `run`, handed
