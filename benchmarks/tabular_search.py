@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from tuning.analysis.compare import find_studies, load_summary
-from tuning.cli import _seed_list
+from tuning.cli.parser import _seed_list
 from tuning.evaluation.keras.environment import use_keras_backend
 from tuning.evaluation.tabular.table import table_settings
 from tuning.run.config import StudyConfig

@@ -18,7 +18,7 @@ from tuning.analysis.aggregate import (
     summary_stats,
     verdict,
 )
-from tuning.analysis.suite_stats import DuplicateStudies
+from tuning.analysis.blocks import DuplicateStudies
 
 pytestmark = pytest.mark.one_keras_backend  # no Keras at all
 

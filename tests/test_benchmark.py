@@ -14,7 +14,8 @@ import pytest
 from scipy import stats
 
 from tuning.analysis.aggregate import by_backend
-from tuning.cli import _seed_list, main
+from tuning.cli import main
+from tuning.cli.parser import _seed_list
 from tuning.core.results import read_trials
 from tuning.run.config import StudyConfig, StudyError
 from tuning.run.grid import StudyState, plan_grid
@@ -65,10 +66,7 @@ def test_every_study_of_the_grid_runs_to_its_epoch_budget(grid):
         assert summary["budget"] == {"trials": None, "epochs": BUDGET, "seconds": None}
         assert "test_loss" in summary
         # the worker's own log holds its records; the progress display says it ended
-        assert (
-            "INFO tuning.evaluation.keras.objective: trial 0"
-            in (out / study / "study.log").read_text()
-        )
+        assert "INFO tuning.core.recorder: trial 0" in (out / study / "study.log").read_text()
         assert f"{study} done: best val_loss" in progress
 
 

@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 
 from tuning.analysis.compare import LEADERBOARD_COLUMNS, leaderboard_columns
-from tuning.cli import _study_config, build_parser, main
+from tuning.cli import main
+from tuning.cli.commands import _study_config
+from tuning.cli.parser import build_parser
 from tuning.run.config import StudyConfig
 
 REPO = Path(__file__).resolve().parents[1]

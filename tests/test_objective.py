@@ -4,9 +4,10 @@ import keras
 import pandas as pd
 import pytest
 
+from tuning.core.evaluator import score_history
 from tuning.core.results import StudyKey, TrialWriter, read_trials
 from tuning.core.space import default_space
-from tuning.evaluation.keras.objective import Objective, TrainingProtocol, score_history
+from tuning.evaluation.keras.objective import Objective, TrainingProtocol
 
 # The columns trials.csv had before rows took their parameter columns from the space: the book's
 # space must still give exactly these.

@@ -26,6 +26,7 @@ import pytest
 
 import tuning.evaluation.keras.objective
 from tuning.cli import main
+from tuning.core.ledger import ResumeLedger
 from tuning.core.lock import LOCK_FILE, StudyLocked, study_lock
 from tuning.core.results import TRIALS_FILE, TrialWriter, read_trials
 from tuning.core.signals import StopSignals, Terminated
@@ -106,13 +107,10 @@ class _ReplaySpy:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.replayed = 0
         self.recorded = 0
-        replay, record = (
-            tuning.evaluation.keras.objective.Objective.replay,
-            tuning.evaluation.keras.objective.Objective.record,
-        )
+        replay, record = ResumeLedger.replay, tuning.evaluation.keras.objective.Objective.record
 
-        def spy_replay(objective, params):
-            result = replay(objective, params)
+        def spy_replay(ledger, params):
+            result = replay(ledger, params)
             self.replayed += result is not None
             return result
 
@@ -120,7 +118,7 @@ class _ReplaySpy:
             self.recorded += 1
             return record(objective, params, **kwargs)
 
-        monkeypatch.setattr(tuning.evaluation.keras.objective.Objective, "replay", spy_replay)
+        monkeypatch.setattr(ResumeLedger, "replay", spy_replay)
         monkeypatch.setattr(tuning.evaluation.keras.objective.Objective, "record", spy_record)
 
 

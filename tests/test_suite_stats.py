@@ -7,23 +7,19 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from tuning.analysis.anytime import rank_over_budget
 from tuning.analysis.bayes_pairs import DECISION, pair_posterior, pairs_in_words, pairs_table
+from tuning.analysis.blocks import DuplicateStudies, block_matrix, block_ranks, check_unique
+from tuning.analysis.intervals import interquartile_mean, interval_estimates
 from tuning.analysis.suite_stats import (
     SCORE_CAP,
-    DuplicateStudies,
     beyond_critical_difference,
-    block_matrix,
-    block_ranks,
     block_wins,
-    check_unique,
     critical_difference,
     decide_pairs,
     friedman,
-    interquartile_mean,
-    interval_estimates,
     nemenyi_p_values,
     normalized_scores,
-    rank_over_budget,
     suite_statistics,
     task_scale,
     verdict,

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-import tuning.evaluation.keras.compiled
+import tuning.evaluation.keras.vmapped
 import tuning.evaluation.tabular.build
 from tuning.cli import main
 from tuning.core.results import StudyKey, TrialWriter
@@ -127,9 +127,9 @@ def test_a_killed_build_resumes_without_training_a_group_again(
     first = read_table(tmp_path)
     assert len(first) == calls[0] == 8  # the depth-0 group
     trained = []
-    run = tuning.evaluation.keras.compiled.VmappedTraining.run
+    run = tuning.evaluation.keras.vmapped.VmappedTraining.run
     monkeypatch.setattr(
-        tuning.evaluation.keras.compiled.VmappedTraining,
+        tuning.evaluation.keras.vmapped.VmappedTraining,
         "run",
         lambda self, models, seeds: trained.append(len(models)) or run(self, models, seeds),
     )

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from tuning.analysis.suite_stats import block_wins, check_unique
+from tuning.analysis.blocks import check_unique
+from tuning.analysis.suite_stats import block_wins
 
 BASELINE = "random"
 ALPHA = 0.05

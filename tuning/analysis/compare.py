@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from tuning.analysis.bayes_pairs import ROPE
-from tuning.analysis.suite_stats import DuplicateStudies, check_unique
+from tuning.analysis.blocks import DuplicateStudies, check_unique
 from tuning.core.atomic import read_json, write_atomically
 from tuning.core.files import SUMMARY_FILE
 from tuning.core.results import TRIALS_FILE, parameters_in, read_trials

@@ -42,15 +42,20 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from tuning.analysis.anytime import rank_over_budget
 from tuning.analysis.bayes_pairs import ROPE, PairPosterior, bayesian_pairs
+from tuning.analysis.blocks import (
+    ALPHA,
+    BLOCK,
+    block_matrix,
+    block_ranks,
+    check_unique,
+)
+from tuning.analysis.intervals import BOOTSTRAP_REPS, interval_estimates, score_samples
 
 log = logging.getLogger(__name__)
-ALPHA = 0.05
 BASELINE = "random"
-BOOTSTRAP_REPS = 5000
-BOOTSTRAP_SEED = 0
 SUITE_FILE = "leaderboard_suite.csv"
-BUDGET_FRACTIONS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 # Bayesmark clips its normalized scores too: past a few times random search's distance from the
 # best, how much worse a study is says nothing more about its search, and an unclipped diverged
 # loss (1e6 against a best of 0.3) would decide every mean alone.
@@ -58,28 +63,6 @@ SCORE_CAP = 5.0
 # A task's scale (reference - best) no wider than this share of the losses' size is rounding
 # noise: dividing by it would blow two equal results apart.
 SCALE_TOLERANCE = 1e-6
-BLOCK = ["dataset", "seed"]
-
-
-class DuplicateStudies(ValueError):
-    """Two studies of one (task, backend, seed): the statistics need one result per cell."""
-
-
-def check_unique(studies: pd.DataFrame) -> None:
-    """Refuse two studies of the same (dataset, backend, seed), naming them (their ``folder``
-    when the frame has one, else their study name)."""
-    where = "folder" if "folder" in studies.columns else "study"
-    repeated = studies[studies.duplicated(["dataset", "backend", "seed"], keep=False)]
-    if repeated.empty:
-        return
-    (dataset, backend, seed), group = next(
-        iter(repeated.groupby(["dataset", "backend", "seed"], sort=True))
-    )
-    raise DuplicateStudies(
-        f"{len(group)} studies of {backend} on {dataset} with seed {seed}: "
-        f"{', '.join(map(str, group[where]))}; compare one of them (move the others out of the "
-        "folder)"
-    )
 
 
 def task_scale(best: float, reference: float, worst: float) -> float:
@@ -127,21 +110,6 @@ def ranking_losses(frame: pd.DataFrame, value: str = "test_loss") -> pd.DataFram
     return frame.assign(**{value: frame[value].astype(float).fillna(np.inf)})
 
 
-def block_matrix(frame: pd.DataFrame, value: str) -> pd.DataFrame:
-    """One row per (dataset, seed) block in which every backend has a study, one column per
-    backend (sorted), holding ``value``. A study with no result must hold +inf, not NaN
-    (`ranking_losses`): NaN here means "no study", and its block is left out."""
-    check_unique(frame)
-    table = frame.pivot(index=BLOCK, columns="backend", values=value)
-    complete = table.dropna()
-    if len(complete) < len(table):
-        log.warning(
-            "%d (task, seed) blocks lack a study of some backend: ranked without them",
-            len(table) - len(complete),
-        )
-    return complete.sort_index(axis=1)
-
-
 def missing_blocks(frame: pd.DataFrame) -> dict[tuple[str, int], list[str]]:
     """``{(dataset, seed): [backends with no study there]}`` for each block left out."""
     backends = sorted(frame["backend"].unique())
@@ -151,12 +119,6 @@ def missing_blocks(frame: pd.DataFrame) -> dict[tuple[str, int], list[str]]:
         if absent:
             missing[dataset, seed] = absent
     return missing
-
-
-def block_ranks(losses: pd.DataFrame) -> pd.DataFrame:
-    """Rank within each block (row): 1 = lowest loss; ties share their mean rank; a missing
-    result (NaN or +inf) ranks last, tied with any other missing result."""
-    return losses.fillna(np.inf).rank(axis=1, method="average")
 
 
 def block_wins(losses: pd.DataFrame) -> pd.Series:
@@ -220,136 +182,6 @@ def nemenyi_p_values(losses: pd.DataFrame) -> pd.DataFrame:
     p_values = scikit_posthocs.posthoc_nemenyi_friedman(losses.fillna(np.inf).to_numpy())
     p_values.index = p_values.columns = list(losses.columns)
     return p_values
-
-
-def score_samples(scores: pd.DataFrame) -> dict[str, list[np.ndarray]]:
-    """Per backend, one array of normalized scores per task (its blocks' seeds, in order), over
-    the blocks every backend ran (`block_matrix`): the strata of the bootstrap. A task whose
-    seeds differ from another's keeps its own."""
-    matrix = block_matrix(scores, "score")
-    samples: dict[str, list[np.ndarray]] = {b: [] for b in matrix.columns}
-    for _, task in matrix.groupby(level="dataset", sort=True):
-        for backend in matrix.columns:
-            samples[backend].append(task[backend].to_numpy(dtype=float))
-    return samples
-
-
-def interquartile_mean(scores: np.ndarray, axis: int = -1) -> np.ndarray:
-    """The mean of the middle 50% of ``scores`` (25% trimmed from each end), as rliable's
-    ``aggregate_iqm``."""
-    return stats.trim_mean(scores, 0.25, axis=axis)
-
-
-AGGREGATES = {"mean": np.mean, "iqm": interquartile_mean}
-
-
-def interval_estimates(
-    samples: dict[str, list[np.ndarray]],
-    reps: int = BOOTSTRAP_REPS,
-    seed: int = BOOTSTRAP_SEED,
-) -> dict[str, dict[str, tuple[float, float, float]]]:
-    """Mean and IQM of each backend's scores (one array of seeds per task) with 95% percentile
-    intervals from a stratified bootstrap: `scipy.stats.bootstrap` given one sample per task
-    resamples each task's seeds on their own, which is rliable's `StratifiedBootstrap`.
-    ``{backend: {"mean": (point, low, high), "iqm": (...)}}``; a backend with no score is left
-    out, and the interval is NaN where no task has two seeds to resample."""
-    estimates: dict[str, dict[str, tuple[float, float, float]]] = {}
-    for backend, per_task in samples.items():
-        per_task = tuple(s for s in per_task if len(s))
-        if not per_task:
-            continue
-        pooled = np.concatenate(per_task)
-        # a task with one seed has nothing to resample: its score joins every resample as is
-        resampled = tuple(s for s in per_task if len(s) >= 2)
-        fixed = np.concatenate([s for s in per_task if len(s) == 1] or [np.empty(0)])
-        estimates[backend] = {}
-        for name, aggregate in AGGREGATES.items():
-
-            def statistic(
-                *strata: np.ndarray, axis: int = -1, _f=aggregate, _fixed=fixed
-            ) -> np.ndarray:
-                shape = (*strata[0].shape[:-1], _fixed.size)
-                return _f(
-                    np.concatenate([*strata, np.broadcast_to(_fixed, shape)], axis=-1), axis=-1
-                )
-
-            point = float(aggregate(pooled))
-            if not resampled:  # one seed a task: nothing to resample
-                estimates[backend][name] = (point, math.nan, math.nan)
-                continue
-            with np.errstate(invalid="ignore", divide="ignore"):
-                result = stats.bootstrap(
-                    resampled,
-                    statistic,
-                    n_resamples=reps,
-                    confidence_level=1 - ALPHA,
-                    method="percentile",
-                    vectorized=True,
-                    rng=np.random.default_rng(seed),
-                )
-            low, high = result.confidence_interval
-            estimates[backend][name] = (point, float(low), float(high))
-    return estimates
-
-
-def rank_over_budget(
-    studies: pd.DataFrame,
-    trials: pd.DataFrame,
-    budgets: dict[str, dict],
-    fractions=BUDGET_FRACTIONS,
-) -> pd.DataFrame:
-    """Mean rank of each backend at each fraction of its studies' budget: within each (task,
-    seed) block of ``studies`` (the leaderboard), backends ranked by the best validation loss of
-    a complete trial their study had reached when it had spent that fraction (of its epoch
-    budget, by ``cum_epochs``; a budget in trials or seconds by trial count or ``cum_seconds``).
-    A pruned or failed trial changes nothing; a study with no complete trial yet ranks last. The
-    blocks are the suite's (`block_matrix`)."""
-    columns = ["fraction", "backend", "mean_rank"]
-    if studies.empty:
-        return pd.DataFrame(columns=columns)
-    by_study = dict(iter(trials.groupby("study", sort=False))) if len(trials) else {}
-    rows = []
-    for study in studies.itertuples(index=False):
-        group = by_study.get(study.study)
-        if group is None or group.empty:
-            best, spent, limit = np.array([]), np.array([]), 1.0
-        else:
-            group = group.sort_values("trial")
-            spent, limit = _spent(budgets.get(study.study) or {}, group)
-            complete = group["val_loss"].astype(float).where(group["status"] == "complete")
-            best = complete.cummin().ffill().to_numpy()  # the incumbent after each trial
-        for fraction in fractions:
-            reached = best[spent <= fraction * limit + 1e-9]
-            value = reached[-1] if len(reached) else np.nan
-            rows.append(
-                {
-                    "dataset": study.dataset,
-                    "seed": study.seed,
-                    "backend": study.backend,
-                    "fraction": fraction,
-                    "best_val_loss": np.inf if np.isnan(value) else value,
-                }
-            )
-    frame = pd.DataFrame(rows)
-    out = []
-    for fraction, at in frame.groupby("fraction"):
-        ranks = block_ranks(block_matrix(at, "best_val_loss"))
-        for backend, value in ranks.mean().items():
-            out.append({"fraction": fraction, "backend": backend, "mean_rank": float(value)})
-    return pd.DataFrame(out, columns=columns)
-
-
-def _spent(budget: dict, trials: pd.DataFrame) -> tuple[np.ndarray, float]:
-    """What a study (its trials in order) had spent after each trial, in the unit its budget
-    was given in (epochs first), and that budget's limit."""
-    if budget.get("epochs"):
-        return trials["cum_epochs"].to_numpy(dtype=float), float(budget["epochs"])
-    if budget.get("trials"):
-        return np.arange(1, len(trials) + 1, dtype=float), float(budget["trials"])
-    if budget.get("seconds"):
-        return trials["cum_seconds"].to_numpy(dtype=float), float(budget["seconds"])
-    epochs = trials["cum_epochs"].to_numpy(dtype=float)
-    return epochs, float(epochs.max()) if len(epochs) else 1.0
 
 
 @dataclass

@@ -10,10 +10,13 @@ as separate small objects.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from tuning.core.ledger import TrialResult
 
@@ -55,3 +58,16 @@ class Evaluator(ABC):
         shared by several processes; by default the rows are numbered in order. A trial the
         study's earlier run finished is answered from its table (the resume ledger) instead.
         """
+
+
+def score_history(history: Mapping[str, Sequence[float]]) -> tuple[float, str]:
+    """A trial's score is its best validation loss; any non-finite loss makes it a failure."""
+    for key in ("loss", "val_loss"):
+        values = np.asarray(history.get(key, []), dtype=float)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            return math.nan, f"{key} became non-finite at epoch {int(bad[0]) + 1}: diverged"
+    val = history.get("val_loss", [])
+    if not len(val):
+        return math.nan, "no validation loss was recorded"
+    return float(np.min(val)), ""

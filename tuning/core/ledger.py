@@ -74,8 +74,13 @@ class ResumeLedger:
     trial's number). ``backend`` names the library in messages."""
 
     def __init__(self, finished: Sequence[TrialResult] = (), backend: str = "the search") -> None:
-        self.finished = list(finished)
         self.backend = backend
+        self.load(finished)
+
+    def load(self, finished: Sequence[TrialResult]) -> None:
+        """The earlier runs' finished trials, all left to replay (a study resumed once its
+        table has been read)."""
+        self.finished = list(finished)
         self.recorded = len(self.finished)
         self._pending = deque(self.finished)
 

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from tuning.analysis.suite_stats import block_ranks
+from tuning.analysis.blocks import block_ranks
 from tuning.core.atomic import write_atomically
 from tuning.core.errors import StudyError
 from tuning.run.config import StudyConfig

@@ -35,7 +35,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from tuning.analysis.suite_stats import block_ranks, friedman
+from tuning.analysis.blocks import block_ranks
+from tuning.analysis.suite_stats import friedman
 from tuning.core.atomic import write_json
 from tuning.core.errors import StudyError
 from tuning.run.config import StudyConfig

@@ -16,6 +16,7 @@ from tuning.core.atomic import write_json
 from tuning.core.budget import BudgetMeter
 from tuning.core.errors import StudyError
 from tuning.core.files import SUMMARY_FILE, writable_folder
+from tuning.core.ledger import ResumeLedger, TrialResult
 from tuning.core.lock import study_lock
 from tuning.core.results import TRIALS_FILE, StudyKey, TrialWriter, all_columns, read_trials
 from tuning.core.signals import StopSignals
@@ -23,13 +24,8 @@ from tuning.core.space import SearchSpace
 from tuning.evaluation.data import Dataset, load_dataset
 from tuning.evaluation.keras.environment import use_keras_backend
 from tuning.evaluation.keras.factory import check_builds
-from tuning.evaluation.keras.objective import (
-    Objective,
-    TrialResult,
-    factory_arguments,
-    release_models,
-)
-from tuning.evaluation.tabular.lookup import SimulatedClock, TabularObjective
+from tuning.evaluation.keras.objective import Objective, factory_arguments, release_models
+from tuning.evaluation.tabular.lookup import TableEvaluator
 from tuning.evaluation.tabular.table import load_table
 from tuning.run.config import StudyConfig
 from tuning.run.resume import clear_study, finished_summary, start_or_resume
@@ -67,7 +63,6 @@ def run_study(
     table = None if config.table is None else load_table(config.table)
     if table is not None:  # trials looked up: the table's data, its grid searched
         table.check_space(space)
-        backend.use_table()
         dataset = table.dataset()
     else:
         if dataset is None:
@@ -76,13 +71,49 @@ def run_study(
         if config.model is not None:
             check_model(config, dataset, space)
     budget = config.budget()
-    study_dir = writable_folder(config.study_dir, f"--out {config.out}")
     shared = backend.shares_study
     if fresh and shared:
         raise StudyError(
             "--fresh cannot start over a study shared through --storage (other processes may be "
             "working on it): delete it from the storage and its folder, or use --study NAME"
         )
+    key = StudyKey(config.study, config.backend, dataset.name, config.seed, backend.algorithm_name)
+    writer = TrialWriter(config.study_dir / TRIALS_FILE, key, space.names)
+    ledger = ResumeLedger(backend=config.backend)  # loaded once the table is read
+    evaluator: Objective | TableEvaluator
+    training = None
+    if table is not None:
+        evaluator = TableEvaluator(
+            table, space, writer, ledger, config.seed, protocol.max_epochs, budget, stop
+        )
+    else:
+        evaluator = Objective(
+            dataset,
+            protocol,
+            writer,
+            seed=config.seed,
+            model_options=config.model_options,
+            meter=BudgetMeter(budget),
+            stop=stop,
+            factory=config.factory(),
+            checkpoints=config.study_dir / CHECKPOINTS_DIR if backend.warm_starts else None,
+            ledger=ledger,
+        )
+        training = evaluator.keras_training()
+    meter = evaluator.meter
+    task = SearchTask(
+        evaluator=evaluator,
+        meter=meter,
+        ledger=ledger,
+        space=space,
+        budget=budget,
+        seed=config.seed,
+        max_epochs=protocol.max_epochs,
+        workdir=config.study_dir,
+        training=training,
+    )
+    algorithm = {"name": backend.algorithm_name, **backend.settings_for(task)}
+    study_dir = writable_folder(config.study_dir, f"--out {config.out}")
     with study_lock(study_dir, shared=shared):
         if fresh:
             clear_study(study_dir)
@@ -94,54 +125,19 @@ def run_study(
                 study_dir / SUMMARY_FILE,
             )
             return summary
-        algorithm = {
-            "name": backend.algorithm_name,
-            **backend.settings(budget, protocol.max_epochs),
-        }
         earlier = start_or_resume(
             config, shared=shared, algorithm=algorithm, columns=all_columns(space.names)
         )
-        key = StudyKey(
-            config.study, config.backend, dataset.name, config.seed, backend.algorithm_name
-        )
-        clock = SimulatedClock() if table is not None else time.monotonic
-        meter = BudgetMeter(budget, clock)  # the search's clock starts here
-        if not shared:  # a shared study's rows are other processes' spending too
-            meter.restore(len(earlier), earlier.epochs, earlier.seconds, earlier.idle_trials)
-        common = {
-            "writer": TrialWriter(study_dir / TRIALS_FILE, key, space.names),
-            "meter": meter,
-            "finished": [TrialResult.from_row(row) for _, row in earlier.trials.iterrows()],
-            "stop": stop,
-        }
-        if table is not None:
-            objective: Objective = TabularObjective(
-                table, space, protocol, clock, config.seed, **common
-            )
+        ledger.load([TrialResult.from_row(row) for _, row in earlier.trials.iterrows()])
+        # the search's clock starts here (a shared study's rows are other processes' spending)
+        if shared:
+            meter.restore(0, 0, 0.0)
         else:
-            objective = Objective(
-                dataset,
-                protocol,
-                seed=config.seed,
-                model_options=config.model_options,
-                factory=config.factory(),
-                checkpoints=study_dir / CHECKPOINTS_DIR if backend.warm_starts else None,
-                **common,
-            )
+            meter.restore(len(earlier), earlier.epochs, earlier.seconds, earlier.idle_trials)
         log.info(
             "study %s: %s on %s, budget %s", config.study, config.backend, dataset.name, budget
         )
         if not meter.exhausted:  # else killed after its last trial: only the retraining is left
-            task = SearchTask(
-                evaluator=objective,
-                meter=meter,
-                ledger=objective.ledger,
-                space=space,
-                budget=budget,
-                seed=config.seed,
-                max_epochs=protocol.max_epochs,
-                workdir=study_dir,
-            )
             backend.search(task)
         spent = meter.spent()  # the search's spend, before the winner is retrained
         if meter.idle_trials >= meter.MAX_IDLE_TRIALS:
@@ -153,7 +149,7 @@ def run_study(
         search_seconds = time.perf_counter() - started
         if not shared and table is None:  # (a tabular study's earlier rows hold simulated time)
             search_seconds += earlier.seconds
-        summary = finalize(config, objective, space, study_dir, search_seconds, started, spent)
+        summary = finalize(config, evaluator, space, study_dir, search_seconds, started, spent)
         summary["trials_from_earlier_runs"] = len(earlier)
         summary["algorithm"] = algorithm
         write_json(study_dir / SUMMARY_FILE, summary)
@@ -199,7 +195,7 @@ def save_model(model: keras.Model, path: Path) -> None:
 
 def finalize(
     config: StudyConfig,
-    objective: Objective,
+    evaluator: Objective | TableEvaluator,
     space: SearchSpace,
     study_dir: Path,
     search_seconds: float,
@@ -217,10 +213,10 @@ def finalize(
         "config": config.recorded(),
         "study": config.study,
         "backend": config.backend,
-        "dataset": objective.dataset.name,
-        "task": objective.dataset.task,
+        "dataset": evaluator.dataset.name,
+        "task": evaluator.dataset.task,
         "seed": config.seed,
-        "split_sizes": list(objective.dataset.sizes),
+        "split_sizes": list(evaluator.dataset.sizes),
         "trials": int(len(trials)),
         "trials_complete": int(len(complete)),
         "trials_failed": int((trials["status"] == "failed").sum()),
@@ -240,7 +236,7 @@ def finalize(
     else:
         best = complete.loc[complete["val_loss"].idxmin()]
         params = space.coerce(json.loads(best["params"]))
-        final, model = objective.final_result(params)
+        final, model = evaluator.final_result(params)
         if model is not None:
             save_model(model, study_dir / MODEL_FILE)
             final["model_file"] = MODEL_FILE

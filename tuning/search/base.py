@@ -13,8 +13,8 @@ from tuning.core.evaluator import Evaluator
 from tuning.core.ledger import ResumeLedger
 from tuning.core.space import SearchSpace
 
-if TYPE_CHECKING:  # the first interface's objective; nothing here imports Keras
-    from tuning.evaluation.keras.objective import Objective
+if TYPE_CHECKING:  # nothing here imports Keras
+    from tuning.evaluation.keras.objective import KerasTraining, Objective
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,10 @@ class SearchTask:
     """What a backend's `SearchBackend.search` gets: the evaluator (the one way to evaluate a
     configuration), the study's budget meter and resume ledger, and the search's settings.
     ``max_epochs`` is the protocol's epoch cap (a multi-fidelity algorithm's top rung);
-    ``workdir`` the study folder, where the library may keep its own state."""
+    ``workdir`` the study folder, where the library may keep its own state. ``training`` is
+    the study's Keras training, for a library that must fit the model through its own
+    estimator (scikit-learn over scikeras); None where the evaluator answers each trial from
+    recorded curves (a table: microseconds a trial, no model to fit)."""
 
     evaluator: Evaluator
     meter: BudgetMeter
@@ -32,6 +35,7 @@ class SearchTask:
     seed: int
     max_epochs: int
     workdir: Path
+    training: KerasTraining | None = None
 
 
 # Multi-fidelity algorithms (Optuna's pruners, scikit-learn's successive halving) keep one trial
@@ -101,11 +105,11 @@ class SearchBackend(ABC):
         the summary, so that no algorithm's advantage is hidden in a default."""
         return {}
 
-    def use_table(self) -> None:
-        """The study's trials will be looked up in a table (`tuning.evaluation.tabular.lookup`) rather than
-        trained. Backends that train through the objective need nothing; one whose library
-        trains otherwise (scikit-learn's estimators) adapts here, or refuses in one line."""
-        return None
+    def settings_for(self, task: SearchTask) -> dict[str, Any]:
+        """`settings` for this task, before the search starts; a backend whose settings depend
+        on more of the task than its budget overrides this, and may refuse the task here in
+        one line (`tuning.search.BackendError`) before the study writes anything."""
+        return self.settings(task.budget, task.max_epochs)
 
     def check(self) -> None:
         """Check the options against the world outside (a storage that must be reachable)

@@ -27,7 +27,7 @@ from tuning.search import BackendError
 from tuning.search.base import REDUCTION_FACTOR, Budget, SearchBackend, SearchTask, min_resource
 
 STORAGE_FILE = "optuna.db"
-JOURNAL_FILE = "optuna.journal"  # a tabular study's storage (`OptunaBackend.use_table`)
+JOURNAL_FILE = "optuna.journal"  # the storage of a study of lookups (`OptunaBackend._storage`)
 ROW = "row"  # user attribute: the trial's number in the study's table
 HEARTBEAT_SECONDS = 10  # shared storage: a trial whose process is silent 30 s is failed
 STORAGE_ATTEMPTS = 5
@@ -88,14 +88,6 @@ class OptunaBackend(SearchBackend):
         self.algorithm = self._choose(algorithm)
         self.n_startup_trials = n_startup_trials
         self.storage = storage
-        self.journal = False
-
-    def use_table(self) -> None:
-        """Trials looked up cost microseconds, and SQLite's transactions would be most of a
-        tabular study's time: its own storage is Optuna's journal
-        file instead (`JournalFileBackend`: appended operations, resumable the same way)."""
-        if self.storage is None:
-            self.journal = True
 
     @property
     def _sampler_name(self) -> str:
@@ -185,7 +177,7 @@ class OptunaBackend(SearchBackend):
         )
         study = optuna.create_study(
             study_name=workdir.name,
-            storage=self._storage(workdir),
+            storage=self._storage(workdir, lookups=task.training is None),
             direction="minimize",
             load_if_exists=True,  # a resumed study continues from its storage
             pruner=self._pruner(budget, max_epochs) or optuna.pruners.NopPruner(),
@@ -242,8 +234,12 @@ class OptunaBackend(SearchBackend):
         entropy = [seed, stored, os.getpid()] if self.shares_study else [seed, stored]
         return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
-    def _storage(self, workdir: Path) -> str | optuna.storages.BaseStorage:
-        if self.journal:
+    def _storage(self, workdir: Path, lookups: bool = False) -> str | optuna.storages.BaseStorage:
+        """The study's storage: the shared one given; else a file in the study folder: SQLite,
+        or for trials answered from a table (``lookups``, microseconds each, where SQLite's
+        transactions would be most of the study's time) Optuna's journal file
+        (`JournalFileBackend`: appended operations, resumable the same way)."""
+        if lookups and not self.shares_study:
             from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
             path = str((workdir / JOURNAL_FILE).resolve())

@@ -16,21 +16,15 @@ import math
 import os
 import socket
 import sys
-import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scikeras.wrappers import KerasClassifier, KerasRegressor
 from scipy import stats
-from sklearn.base import BaseEstimator
 from sklearn.exceptions import FitFailedWarning
 from sklearn.experimental import enable_halving_search_cv  # noqa: F401  (scikit-learn's own switch)
-from sklearn.metrics import log_loss, mean_squared_error
 from sklearn.model_selection import (
     HalvingRandomSearchCV,
     ParameterSampler,
@@ -38,20 +32,25 @@ from sklearn.model_selection import (
     RandomizedSearchCV,
 )
 
-from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
-from tuning.evaluation.keras.objective import (
-    BudgetCallback,
-    Objective,
-    ResumeError,
-    StopCallback,
-    release_models,
-)
-from tuning.evaluation.keras.trainer import Trainer
+from tuning.core.budget import BudgetMeter
+from tuning.core.errors import ResumeError
+from tuning.core.ledger import ResumeLedger
+from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param
 from tuning.search import BackendError
-from tuning.search.base import REDUCTION_FACTOR, Budget, SearchBackend, min_resource
+from tuning.search.base import REDUCTION_FACTOR, Budget, SearchBackend, SearchTask, min_resource
+from tuning.search.sklearn_estimators import (
+    PREFIX,
+    EvaluatorEstimator,
+    TimedKerasClassifier,
+    TimedKerasRegressor,
+    _Shared,
+    score_fold,
+)
+
+if TYPE_CHECKING:  # imported where the model is trained (a table's study trains none)
+    from tuning.evaluation.keras.objective import KerasTraining
 
 log = logging.getLogger(__name__)
-PREFIX = "model__"  # scikeras routes these parameters to the model-building function
 
 
 class _LogUniformInt:
@@ -85,123 +84,27 @@ def to_sklearn_distribution(param: Param) -> Any:
     raise TypeError(f"unsupported parameter {param!r}")
 
 
-class BudgetSpent(RuntimeError):
-    """Raised instead of fitting a fold once the study's budget is spent."""
-
-
-class _TimedFit:
-    """Mixin recording how long `fit` took, so every fold's row can carry it; a fold that would
-    start after the study's budget is spent is not trained. The previous fold's model is freed
-    first, as the objective does before each trial. scikeras' own call of ``model.fit`` is
-    handed to the study's trainer (the ``trainer`` fit parameter, which the search passes to
-    every fold as it passes ``validation_data``), so each fold trains as every other trial does
-    (compiled on JAX)."""
-
-    def fit(self, X, y, *, trainer: Trainer, **kwargs):
-        self.trainer_ = trainer
-        if any(isinstance(cb, BudgetCallback) and cb.meter.exhausted for cb in self.callbacks):
-            raise BudgetSpent("the study's budget is spent")
-        release_models()
-        started = time.perf_counter()
-        super().fit(X, y, **kwargs)
-        self.fit_seconds_ = time.perf_counter() - started
-        return self
-
-    def _fit_keras_model(self, X, y, *args, **kwargs):
-        trainer, model = self.trainer_, self.model_
-
-        def fit(*, x, y, **fit_args):
-            return SimpleNamespace(history=trainer.fit(model, x, y, **fit_args))
-
-        # scikeras calls `self.model_.fit(x=..., y=..., **fit_args)` and reads `.history`
-        object.__setattr__(model, "fit", fit)
-        try:
-            return super()._fit_keras_model(X, y, *args, **kwargs)
-        finally:
-            object.__delattr__(model, "fit")
-
-
-class TimedKerasRegressor(_TimedFit, KerasRegressor):
-    pass
-
-
-class TabularEstimator(BaseEstimator):
-    """The estimator of a tabular study (`tuning.evaluation.tabular.lookup`): ``fit`` looks its configuration up
-    in the table for at most ``epochs`` epochs (successive halving's resource), through the
-    study's objective (which counts the budget and the simulated clock); no model, no data.
-    Parameters are the searched ones, ``model__``-prefixed as scikeras names them."""
-
-    def __init__(self, objective: Any = None, epochs: int = 1, **model_params: Any) -> None:
-        self.objective = objective
-        self.epochs = epochs
-        self.model_params = model_params
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {"objective": self.objective, "epochs": self.epochs, **self.model_params}
-
-    def set_params(self, **params: Any) -> TabularEstimator:
-        for name, value in params.items():
-            if name in ("objective", "epochs"):
-                setattr(self, name, value)
-            else:
-                self.model_params[name] = value
-        return self
-
-    def __repr__(self) -> str:
-        return f"TabularEstimator(epochs={self.epochs}, {self.model_params})"
-
-    def fit(self, X: np.ndarray, y: np.ndarray, **_fit_params: Any) -> TabularEstimator:
-        objective = self.objective
-        if objective.meter.exhausted:
-            raise BudgetSpent("the study's budget is spent")
-        params = {k[len(PREFIX) :]: v for k, v in self.model_params.items()}
-        self.history_, self.fit_seconds_ = objective.answer(
-            objective.space.coerce(params), int(self.epochs)
-        )
-        return self
-
-
-class TimedKerasClassifier(_TimedFit, KerasClassifier):
-    pass
-
-
-def score_fold(estimator: Any, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """The scorer of every fold, in whichever process fitted it: the fold's loss (negated, as
-    scikit-learn maximises scores; NaN if the model diverged), epochs trained and fit seconds.
-    A fold that failed to fit is never scored: scikit-learn gives it NaN for all three."""
-    if isinstance(estimator, TabularEstimator):  # the table's validation loss, best epoch's
-        val_loss = np.asarray(estimator.history_.get("val_loss", []), dtype=float)
-        finite = val_loss.size and np.isfinite(val_loss).all()
-        loss = float(val_loss.min()) if finite else math.nan
-    elif isinstance(estimator, KerasClassifier):
-        proba = estimator.predict_proba(X)
-        finite = np.isfinite(proba).all()
-        loss = log_loss(y, proba, labels=np.arange(proba.shape[1])) if finite else math.nan
-    else:
-        pred = estimator.predict(X)
-        loss = mean_squared_error(y, pred) if np.isfinite(pred).all() else math.nan
-    return {
-        "score": -float(loss),  # the one successive halving ranks by (as "mean_test_score")
-        "loss": -float(loss),
-        "epochs": float(len(estimator.history_.get("loss", []))),
-        "fit_seconds": float(getattr(estimator, "fit_seconds_", math.nan)),
-        "pid": float(os.getpid()),  # the worker that fitted it (a number: scores must be)
-    }
-
-
 class _CandidateRecorder:
-    """Writes one row per candidate from what `evaluate_candidates` returns for it: its folds'
-    scores (`score_fold`), wherever they were computed.
+    """Evaluates candidates through the search's ``evaluate_candidates`` and, where the folds
+    trained natively (``record``: `KerasTraining.record`), writes one row per candidate from
+    its folds' scores (`score_fold`), wherever they were computed. Without ``record`` each
+    candidate's fold was an evaluation, which wrote its own row.
 
     ``count_epochs``: the folds ran in other processes (a Dask cluster), whose budget callbacks
     counted into copies of the meter: the study's meter gets their epochs here.
     """
 
     def __init__(
-        self, objective: Objective, space: SearchSpace, n_splits: int, count_epochs: bool
+        self,
+        task: SearchTask,
+        record: Any | None,
+        n_splits: int,
+        count_epochs: bool,
     ) -> None:
-        self.objective = objective
-        self.space = space
+        self.ledger: ResumeLedger = task.ledger
+        self.meter: BudgetMeter = task.meter
+        self.space = task.space
+        self.record = record
         self.n_splits = n_splits
         self.count_epochs = count_epochs
         self.hosts: dict[int, str] = {}  # pid -> host of the cluster's workers
@@ -213,12 +116,19 @@ class _CandidateRecorder:
             {k[len(PREFIX) :]: v for k, v in candidate.items() if k.startswith(PREFIX)}
         )
 
+    def finished_before(self, candidate: Mapping[str, Any]) -> bool:
+        """Whether an earlier run of the study finished ``candidate`` (its row is replayed, not
+        trained again). Without ``record``, the evaluator replays it when asked."""
+        return self.record is not None and self.ledger.replay(self.params_of(candidate)) is not None
+
     def evaluate(
         self, evaluate_candidates: Any, candidates: list[dict[str, Any]]
     ) -> dict[str, Any]:
         """Cross-validate ``candidates`` (their folds in parallel where joblib runs them so)
         through the search, then write their rows in order; returns the search's results."""
         results = evaluate_candidates(candidates)
+        if self.record is None:
+            return results
         first = len(results["params"]) - len(candidates)
         for index, candidate in enumerate(candidates, start=first):
             folds = [
@@ -243,7 +153,7 @@ class _CandidateRecorder:
     ) -> None:
         scored = [(-loss, e, seconds) for loss, e, seconds in folds if not math.isnan(e)]
         epochs = int(sum(f[1] for f in scored))
-        meter = self.objective.meter
+        meter = self.meter
         if self.count_epochs:
             meter.add_epoch(epochs)
         n, done = self.n_splits, len(scored)
@@ -257,7 +167,7 @@ class _CandidateRecorder:
             error = f"{n - done} of {n} folds failed to fit"
         elif not all(math.isfinite(f[0]) for f in scored):
             error = "validation loss became non-finite in a fold: diverged"
-        self.objective.record(
+        self.record(
             params,
             status=status if error else "complete",
             val_loss=math.nan if error else float(np.mean([f[0] for f in scored])),
@@ -291,15 +201,15 @@ class BudgetedRandomizedSearchCV(RandomizedSearchCV):
         )
         batch: list[dict[str, Any]] = []
         for candidate in sampler:
-            if recorder.objective.replay(recorder.params_of(candidate)) is not None:
-                continue  # finished by an earlier run of the study
-            if recorder.objective.meter.exhausted:
+            if recorder.finished_before(candidate):
+                continue
+            if recorder.meter.exhausted:
                 break
             batch.append(dict(candidate))
             if len(batch) == self.candidates_at_once:
                 recorder.evaluate(evaluate_candidates, batch)
                 batch = []
-        if batch and not recorder.objective.meter.exhausted:
+        if batch and not recorder.meter.exhausted:
             recorder.evaluate(evaluate_candidates, batch)
 
 
@@ -326,7 +236,7 @@ class BudgetedHalvingRandomSearchCV(HalvingRandomSearchCV):
 
         def one_at_a_time(candidates, cv=None, more_results=None, **_context):
             for index, candidate in enumerate(candidates):
-                if recorder.objective.meter.exhausted:
+                if recorder.meter.exhausted:
                     raise _SearchEnded
                 # (its own per-round `more_results`: the round and epochs of this candidate)
                 more = {key: [values[index]] for key, values in (more_results or {}).items()}
@@ -389,18 +299,13 @@ class SklearnBackend(SearchBackend):
             raise BackendError(f"cv must be an integer >= 2 or 'holdout', got {cv!r}")
         self.cv = cv
         self.scheduler = scheduler
-        self.tabular = False  # trials looked up in a table (`use_table`)
 
-    @property
-    def folds(self) -> int | str:
-        """``cv`` as given; by default 3 (the book's), or ``holdout`` for a tabular study."""
-        if self.cv is not None:
-            return self.cv
-        return "holdout" if self.tabular else 3
-
-    def use_table(self) -> None:
-        """A table holds one validation split per configuration: each candidate is scored on
-        it (``cv="holdout"``); cross-validation folds and a Dask cluster are refused."""
+    def folds(self, task: SearchTask) -> int | str:
+        """``cv`` as given; by default 3 (the book's) where the search trains the model, or
+        ``holdout`` where the evaluator answers without one (a table holds one validation
+        split per configuration: cross-validation folds and a Dask cluster are refused)."""
+        if task.training is not None:
+            return 3 if self.cv is None else self.cv
         if self.cv not in (None, "holdout"):
             raise BackendError(
                 f"sklearn with a tabular objective: cv={self.cv!r} cannot be looked up (the "
@@ -410,54 +315,47 @@ class SklearnBackend(SearchBackend):
             raise BackendError(
                 "sklearn with a tabular objective looks trials up here: drop --scheduler"
             )
-        self.tabular = True
+        return "holdout"
+
+    def settings_for(self, task: SearchTask) -> dict[str, Any]:
+        return {"cv": self.folds(task), **self.settings(task.budget, task.max_epochs)}
 
     def settings(self, budget: Budget, max_epochs: int) -> dict[str, Any]:
-        settings: dict[str, Any] = {"cv": self.folds}
-        if self.algorithm == "halving":
-            settings.update(
-                resource="epochs",
-                min_resources=min_resource(max_epochs),
-                max_resources=max_epochs,
-                factor=REDUCTION_FACTOR,
-                n_candidates="exhaust",
-            )
-        return settings
+        if self.algorithm != "halving":
+            return {}
+        return {
+            "resource": "epochs",
+            "min_resources": min_resource(max_epochs),
+            "max_resources": max_epochs,
+            "factor": REDUCTION_FACTOR,
+            "n_candidates": "exhaust",
+        }
 
-    def _splitter(self, n_train: int, n_valid: int) -> tuple[Any, int]:
-        if self.folds == "holdout":
-            test_fold = np.r_[np.full(n_train, -1), np.zeros(n_valid)]
-            return PredefinedSplit(test_fold), 1
-        try:
-            folds = int(self.folds)
-        except (TypeError, ValueError):
-            folds = 0
-        if folds < 2:
-            raise ValueError(f"cv must be an integer >= 2 or 'holdout', got {self.cv!r}")
-        return folds, folds
-
-    def run(
-        self, objective: Objective, space: SearchSpace, budget: Budget, seed: int, workdir: Path
-    ) -> None:
-        if self.scheduler is not None and budget.epochs is not None:
+    def search(self, task: SearchTask) -> None:
+        if self.scheduler is not None and task.budget.epochs is not None:
             raise BackendError(
                 "sklearn with --scheduler: folds fitted on other processes cannot stop at the "
                 "study's epoch budget; give the budget in --trials or --budget-seconds"
             )
-        d = objective.dataset
-        protocol = objective.protocol
-        cv, n_splits = self._splitter(len(d.X_train), len(d.X_valid))
-        if self.tabular:  # nothing is trained: the rows only index the split
-            X, y = np.zeros((len(d.X_train) + len(d.X_valid), 1)), np.zeros(len(cv.test_fold))
-            estimator: Any = TabularEstimator(
-                objective,
-                epochs=protocol.max_epochs,
-                **{PREFIX + p.name: _default_value(p) for p in space},
+        training = task.training
+        if training is None:  # each fold an evaluation: no data, one row on each side
+            cv: Any = PredefinedSplit(np.array([-1, 0]))
+            n_splits, X, y = 1, np.zeros((2, 1)), np.zeros(2)
+            estimator: Any = EvaluatorEstimator(
+                _Shared(task),
+                epochs=task.max_epochs,
+                **{PREFIX + p.name: _default_value(p) for p in task.space},
             )
+            fit_data: dict[str, Any] = {}
+            record = None
         else:
-            X, y, estimator = self._estimator(objective, space)
-        recorder = _CandidateRecorder(objective, space, n_splits, self.scheduler is not None)
-        distributions = {PREFIX + p.name: to_sklearn_distribution(p) for p in space}
+            d = training.dataset
+            cv, n_splits = self._splitter(self.folds(task), len(d.X_train), len(d.X_valid))
+            X, y, estimator = self._estimator(task, training)
+            fit_data = {"validation_data": (d.X_valid, d.y_valid), "trainer": training.trainer}
+            record = training.record
+        recorder = _CandidateRecorder(task, record, n_splits, self.scheduler is not None)
+        distributions = {PREFIX + p.name: to_sklearn_distribution(p) for p in task.space}
         search_options = {
             "cv": cv,
             "scoring": score_fold,
@@ -465,91 +363,92 @@ class SklearnBackend(SearchBackend):
             "error_score": np.nan,
             "n_jobs": 1 if self.scheduler is None else -1,
         }
-        fit_data = (
-            {}
-            if self.tabular
-            else {"validation_data": (d.X_valid, d.y_valid), "trainer": objective.trainer}
-        )
         if self.algorithm == "halving":
-            self._halve(
-                objective, estimator, distributions, search_options, recorder, seed, X, y, fit_data
-            )
+            self._halve(task, estimator, distributions, search_options, recorder, X, y, fit_data)
             return
         search = BudgetedRandomizedSearchCV(
             estimator,
             distributions,
             # drawn lazily: without a trial budget the meter ends the stream
-            n_iter=budget.trials or sys.maxsize,
-            random_state=seed,
+            n_iter=task.budget.trials or sys.maxsize,
+            random_state=task.seed,
             **search_options,
         )
         search.recorder = recorder
         with self._folds_on_cluster(search, n_splits), _expected_warnings_quietly():
             search.fit(X, y, **fit_data)
 
-    def _estimator(self, objective: Objective, space: SearchSpace) -> tuple[Any, Any, Any]:
+    @staticmethod
+    def _splitter(folds: int | str, n_train: int, n_valid: int) -> tuple[Any, int]:
+        if folds == "holdout":
+            test_fold = np.r_[np.full(n_train, -1), np.zeros(n_valid)]
+            return PredefinedSplit(test_fold), 1
+        return folds, int(folds)
+
+    def _estimator(self, task: SearchTask, training: KerasTraining) -> tuple[Any, Any, Any]:
         """The data the search splits (training rows, and the validation rows for holdout) and
         the scikeras estimator over the study's factory, trained by the study's trainer."""
-        d = objective.dataset
-        if self.folds == "holdout":
+        d = training.dataset
+        if self.folds(task) == "holdout":
             X, y = np.concatenate([d.X_train, d.X_valid]), np.concatenate([d.y_train, d.y_valid])
         else:
             X, y = d.X_train, d.y_train
+        from tuning.evaluation.keras.callbacks import BudgetCallback, StopCallback
+
         wrapper = TimedKerasClassifier if d.task == "classification" else TimedKerasRegressor
-        fit_kwargs = objective.protocol.fit_kwargs()
+        fit_kwargs = training.protocol.fit_kwargs()
+        stop = training.stop
         estimator = wrapper(
-            model=objective.factory,
+            model=training.factory,
             callbacks=[  # the protocol's own are the trainer's
-                BudgetCallback(objective.meter),
+                BudgetCallback(task.meter),
                 # (a cluster's workers do not get the signal: the search stops between batches)
-                *([StopCallback(objective.stop)] if objective.stop and not self.scheduler else []),
+                *([StopCallback(stop)] if stop and not self.scheduler else []),
             ],
             batch_size=fit_kwargs["batch_size"],
             epochs=fit_kwargs["epochs"],
             verbose=fit_kwargs["verbose"],
-            random_state=objective.seed,
-            **{PREFIX + k: v for k, v in objective.model_kwargs().items()},
-            **{PREFIX + p.name: _default_value(p) for p in space},
+            random_state=training.seed,
+            **{PREFIX + k: v for k, v in training.arguments.items()},
+            **{PREFIX + p.name: _default_value(p) for p in task.space},
         )
         return X, y, estimator
 
     def _halve(
         self,
-        objective: Objective,
+        task: SearchTask,
         estimator: Any,
         distributions: dict[str, Any],
         search_options: dict[str, Any],
         recorder: _CandidateRecorder,
-        seed: int,
         X: np.ndarray,
         y: np.ndarray,
         fit_data: dict[str, Any],
     ) -> None:
         """Successive-halving searches, one after another (search ``k`` seeded with
         ``(seed, k)``; the first with ``seed``), until the budget is spent."""
-        if objective.finished:
+        if task.ledger.finished:
             raise ResumeError(
-                f"sklearn:halving cannot resume study {objective.writer.key.study!r} "
+                f"sklearn:halving cannot resume study {task.workdir.name!r} "
                 "(scikit-learn's successive halving keeps no state between its rounds): "
                 "pass --fresh to start it over"
             )
         if self.scheduler is not None:
             raise BackendError("sklearn:halving runs its folds here: drop --scheduler")
-        max_epochs = objective.protocol.max_epochs
         for index in itertools.count():
-            rows_before = objective.n_recorded
+            rows_before = task.ledger.recorded
             search = BudgetedHalvingRandomSearchCV(
                 estimator,
                 distributions,
                 resource="epochs",
-                min_resources=min_resource(max_epochs),
-                max_resources=max_epochs,
+                min_resources=min_resource(task.max_epochs),
+                max_resources=task.max_epochs,
                 factor=REDUCTION_FACTOR,
                 n_candidates="exhaust",
                 return_train_score=False,  # (its default scores every fold's training data too)
-                random_state=seed
+                random_state=task.seed
                 if index == 0
-                else int(np.random.SeedSequence([seed, index]).generate_state(1)[0]),
+                else int(np.random.SeedSequence([task.seed, index]).generate_state(1)[0]),
                 **search_options,
             )
             search.recorder = recorder
@@ -558,7 +457,7 @@ class SklearnBackend(SearchBackend):
                     search.fit(X, y, **fit_data)
             except _SearchEnded:
                 return
-            if objective.meter.exhausted or objective.n_recorded == rows_before:
+            if task.meter.exhausted or task.ledger.recorded == rows_before:
                 return
 
     @contextmanager

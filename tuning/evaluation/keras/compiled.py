@@ -26,7 +26,6 @@ Compilation is part of every trial's cost, so it is paid as rarely as possible:
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -39,8 +38,10 @@ import keras
 import numpy as np
 from jax import lax
 
+from tuning.evaluation.keras.structure import structure_key
 from tuning.evaluation.keras.trainer import (
     History,
+    PatienceRule,
     Trainer,
     TrainingProtocol,
     ValidationData,
@@ -50,94 +51,6 @@ from tuning.evaluation.keras.trainer import (
 State = tuple[list[jax.Array], list[jax.Array], list[jax.Array]]  # trainable, other, optimizer
 
 log = logging.getLogger(__name__)
-
-
-def structure_key(model: keras.Model) -> str:
-    """What a compiled epoch of ``model`` depends on, as text: two models with the same key
-    share a program.
-
-    Read from the objects themselves, not from ``get_config`` (Keras' serialization imports
-    TensorFlow to check a type: seconds, on JAX): the model's and each layer's class and public
-    settings, its dtype policy, every variable's shape and dtype, the optimizer's class and
-    settings, and what `compile` was given (loss, metrics). Names, seeds and initializers are
-    left out (they make the initial values, which are the program's inputs), and so is a
-    numeric learning rate (a variable of the optimizer's; a schedule is kept).
-    """
-    layers = [
-        [_describe(layer), layer.dtype_policy.name]
-        for layer in model._flatten_layers(include_self=False)
-    ]
-    optimizer = model.optimizer
-    schedule = getattr(optimizer, "_learning_rate", None)
-    if isinstance(schedule, keras.Variable):
-        schedule = None
-    compiled_with = getattr(getattr(model, "_compile_config", None), "config", {})
-    described = {
-        "model": _describe(model),
-        "layers": layers,
-        "variables": [
-            [list(v.shape), str(v.dtype)]
-            for v in (*model.variables, *optimizer.variables, *model.metrics_variables)
-        ],
-        "optimizer": [_describe(optimizer), _describe(schedule)],
-        "compile": {
-            key: _describe(value, keep_names=True)
-            for key, value in compiled_with.items()
-            if key not in ("optimizer", "steps_per_execution")
-        },
-    }
-    return json.dumps(described, sort_keys=True)
-
-
-# Attributes that never change a compiled epoch (or are described apart, or are state).
-_NOT_IN_PROGRAM = frozenset(
-    {
-        "name",
-        "seed",
-        "built",
-        "build",
-        "quantize",
-        "call_signature_parameters",
-        "train_function",
-        "test_function",
-        "predict_function",
-        "stop_training",
-        "compiled",
-        "steps_per_execution",
-        "optimizer",
-        "history",
-    }
-)
-
-
-def _describe(value: Any, depth: int = 0, *, keep_names: bool = False) -> Any:
-    """``value`` as JSON-able data: plain values as they are, functions by qualified name,
-    arrays and variables by shape and dtype, layers by class (each is described on its own),
-    other objects by class and public attributes (`_NOT_IN_PROGRAM` and initializers left
-    out), to a few levels deep."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, list | tuple):
-        return [_describe(v, depth + 1, keep_names=keep_names) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _describe(v, depth + 1, keep_names=keep_names) for k, v in value.items()}
-    if isinstance(value, type):
-        return f"{value.__module__}.{value.__qualname__}"
-    if hasattr(value, "shape") and hasattr(value, "dtype"):
-        return ["array", [int(d) if d is not None else None for d in value.shape], str(value.dtype)]
-    kind = f"{type(value).__module__}.{type(value).__qualname__}"
-    if callable(value) and hasattr(value, "__qualname__"):  # a function
-        return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
-    if isinstance(value, keras.layers.Layer) and depth > 0:
-        return kind
-    attributes = {}
-    if depth < 3:
-        for key, attribute in sorted(getattr(value, "__dict__", {}).items()):
-            ignored = key in _NOT_IN_PROGRAM and not (keep_names and key == "name")
-            if key.startswith("_") or ignored or key.endswith("_initializer"):
-                continue
-            attributes[key] = _describe(attribute, depth + 1, keep_names=keep_names)
-    return [kind, attributes]
 
 
 def build_training_state(model: keras.Model, x: np.ndarray, y: np.ndarray) -> None:
@@ -332,7 +245,7 @@ class CompiledTrainer(Trainer):
             logs.update({f"val_{k}": float(v) for k, v in valid_logs.items()})
             for key, value in logs.items():
                 history.setdefault(key, []).append(value)
-            stop = stopping.update(epoch, logs["val_loss"], state)
+            stop = stopping.update(logs["val_loss"], state)
             stop |= not math.isfinite(logs["loss"])  # the NaN guard, at the epoch's end
             if reads_model:
                 _write_back(model, state)
@@ -388,28 +301,22 @@ class CompiledTrainer(Trainer):
 
 
 class _EarlyStopping:
-    """`keras.callbacks.EarlyStopping(monitor="val_loss", patience, restore_best_weights=True)`,
-    rule for rule, on the device's arrays: the best epoch's weights are kept by reference (JAX
-    arrays never change), not copied."""
+    """Early stopping (`PatienceRule`) on the device's arrays: the best epoch's weights are kept
+    by reference (JAX arrays never change), not copied."""
 
     def __init__(self, patience: int, model: keras.Model) -> None:
-        self.patience = patience
-        self.best = math.inf
-        self.wait = 0
+        self.rule = PatienceRule(patience)
         self.best_state: State | None = None
         # `model.get_weights()`: the non-trainable variables that are weights (not seed states)
         weights = {id(w) for w in model.non_trainable_weights}
         self.is_weight = [id(v) in weights for v in model.non_trainable_variables]
 
-    def update(self, epoch: int, val_loss: float, state: State) -> bool:
-        """Record the epoch; True when patience has run out."""
-        if self.best_state is None:  # never improved yet: the first epoch's weights
+    def update(self, val_loss: float, state: State) -> bool:
+        """Record the next epoch; True when patience has run out."""
+        improved, stop = self.rule.update(np.array([val_loss]))
+        if improved[0]:
             self.best_state = state
-        self.wait += 1
-        if val_loss < self.best:
-            self.best, self.best_state, self.wait = val_loss, state, 0
-            return False
-        return self.wait >= self.patience and epoch > 0
+        return bool(stop[0])
 
     def restored(self, state: State) -> State:
         """``state`` with the best epoch's weights (the optimizer's variables stay the last)."""
@@ -443,159 +350,3 @@ def _write_back(model: keras.Model, state: State) -> None:
     for refs, values in zip(_state_variables(model), state, strict=True):
         for ref, value in zip(refs, values, strict=True):
             ref.assign(value)
-
-
-class TabulatedRun:
-    """One model's training in a `VmappedTraining` group, as a table row holds it."""
-
-    def __init__(self) -> None:
-        self.loss: list[float] = []
-        self.val_loss: list[float] = []
-        self.status = "complete"
-        self.test_loss = math.nan
-        self.seconds = 0.0
-
-    @property
-    def epochs(self) -> int:
-        return len(self.val_loss)
-
-    @property
-    def best_epoch(self) -> int:
-        """The epoch (from 1) whose weights early stopping kept: the first lowest val loss."""
-        finite = [v if math.isfinite(v) else math.inf for v in self.val_loss]
-        return int(np.argmin(finite)) + 1 if finite else 0
-
-    @property
-    def best_val_loss(self) -> float:
-        finite = [v for v in self.val_loss if math.isfinite(v)]
-        return min(finite) if finite else math.nan
-
-
-class VmappedTraining:
-    """Trains models of one structure together, as `CompiledTrainer` trains each: the epoch
-    program under ``jax.vmap`` over their stacked states and their seeds' row orders, early
-    stopping (Keras' rules, as `_EarlyStopping`) and the NaN guard per model on the host, the
-    best weights kept per model on the device; then each model's test loss with its best
-    weights. Programs are kept per structure and group size."""
-
-    def __init__(self, protocol: TrainingProtocol, dataset: Any) -> None:
-        self.protocol = protocol
-        self.dataset = dataset
-        self.compile_seconds = 0.0
-        self._programs: dict[Hashable, tuple[Any, Any, Any]] = {}
-        self._data: list[jax.Array] | None = None
-
-    def _arrays(self) -> list[jax.Array]:
-        if self._data is None:
-            d = self.dataset
-            arrays = (d.X_train, d.y_train, d.X_valid, d.y_valid, d.X_test, d.y_test)
-            self._data = [device_array(a) for a in arrays]
-        return self._data
-
-    def run(self, models: Sequence[keras.Model], seeds: Sequence[int]) -> list[TabulatedRun]:
-        import jax.numpy as jnp
-
-        started = time.perf_counter()
-        x, y, x_valid, y_valid, x_test, y_test = self._arrays()
-        for model in models:
-            build_training_state(model, self.dataset.X_train, self.dataset.y_train)
-        template = models[0]
-        template.reset_metrics()
-        metrics_reset = [v.value for v in template.metrics_variables]
-        states = [model_state(m) for m in models]
-        state = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
-        n_rows = x.shape[0]
-
-        def orders(epoch: int) -> np.ndarray:
-            return np.stack(
-                [shuffled_order(n_rows, s, epoch, self.protocol.shuffle) for s in seeds]
-            )
-
-        epoch_fn, keep_fn, test_fn = self._program(
-            template, state, metrics_reset, (x, y, x_valid, y_valid, x_test, y_test), orders(0)
-        )
-        k = len(models)
-        runs = [TabulatedRun() for _ in models]
-        active = np.ones(k, dtype=bool)
-        best = np.full(k, math.inf)
-        wait = np.zeros(k, dtype=int)
-        best_state = None
-        for epoch in range(self.protocol.max_epochs):
-            state, train_logs, valid_logs = epoch_fn(
-                state, metrics_reset, x, y, x_valid, y_valid, orders(epoch)
-            )
-            loss = np.asarray(jax.device_get(train_logs["loss"]), dtype=float)
-            val = np.asarray(jax.device_get(valid_logs["loss"]), dtype=float)
-            for i in np.flatnonzero(active):
-                runs[i].loss.append(float(loss[i]))
-                runs[i].val_loss.append(float(val[i]))
-            if best_state is None:  # Keras: never improved yet, the first epoch's weights
-                best_state = state
-            wait[active] += 1
-            improved = active & (val < best)
-            best = np.where(improved, val, best)
-            wait[improved] = 0
-            best_state = keep_fn(jnp.asarray(improved), state, best_state)
-            diverged = active & ~(np.isfinite(loss) & np.isfinite(val))
-            stopped = active & ~improved & (wait >= self.protocol.patience) & (epoch > 0)
-            for i in np.flatnonzero(diverged):
-                runs[i].status = "failed"
-            active &= ~(diverged | stopped)
-            if not active.any():
-                break
-        test_loss = np.asarray(
-            jax.device_get(test_fn(best_state, metrics_reset, x_test, y_test)), dtype=float
-        )
-        seconds = time.perf_counter() - started
-        total_epochs = sum(run.epochs for run in runs) or 1
-        for run, value in zip(runs, test_loss, strict=True):
-            run.test_loss = float(value) if run.status == "complete" else math.nan
-            run.seconds = seconds * run.epochs / total_epochs  # a group's time, by epochs
-        return runs
-
-    def _program(
-        self,
-        template: keras.Model,
-        state: State,
-        metrics_reset: list[jax.Array],
-        data: tuple[jax.Array, ...],
-        order: np.ndarray,
-    ) -> tuple[Any, Any, Any]:
-        import jax.numpy as jnp
-
-        shapes = tuple((a.shape, str(a.dtype)) for a in data)
-        key = (structure_key(template), shapes, order.shape[0], self.protocol.batch_size)
-        if key in self._programs:
-            return self._programs[key]
-        started = time.perf_counter()
-        program = EpochProgram(template, self.protocol.batch_size)
-        x, y, x_valid, y_valid, x_test, y_test = data
-        epoch_fn = (
-            jax.jit(jax.vmap(program._epoch, in_axes=(0, None, None, None, None, None, 0)))
-            .lower(state, metrics_reset, x, y, x_valid, y_valid, order)
-            .compile()
-        )
-
-        def keep(improved: jax.Array, new: State, best: State) -> State:
-            def pick(n: jax.Array, b: jax.Array) -> jax.Array:
-                return jnp.where(improved.reshape(-1, *([1] * (n.ndim - 1))), n, b)
-
-            return jax.tree.map(pick, new, best)
-
-        keep_fn = jax.jit(keep).lower(jnp.ones(order.shape[0], bool), state, state).compile()
-
-        def test(one: State, reset: list[jax.Array], xs: jax.Array, ys: jax.Array) -> jax.Array:
-            trainable, non_trainable, _ = one
-            logs = evaluate(
-                template, trainable, non_trainable, reset, xs, ys, self.protocol.batch_size
-            )
-            return logs["loss"]
-
-        test_fn = (
-            jax.jit(jax.vmap(test, in_axes=(0, None, None, None)))
-            .lower(state, metrics_reset, x_test, y_test)
-            .compile()
-        )
-        self.compile_seconds += time.perf_counter() - started
-        self._programs[key] = (epoch_fn, keep_fn, test_fn)
-        return self._programs[key]

@@ -1,36 +1,35 @@
 """The real-training evaluator: the only place a trial is trained.
 
 Every backend evaluates a configuration through `Objective.evaluate` (the contract of
-`tuning.core.evaluator`; scikit-learn's estimators, on the first interface, through its factory,
-trainer and callbacks), so every trial sees the same data, batch size, epoch cap, early stopping
-and divergence guard, and writes the same row.
+`tuning.core.evaluator`; scikit-learn's scikeras estimator through `KerasTraining`: the same
+factory, trainer and callbacks), so every trial sees the same data, batch size, epoch cap, early
+stopping and divergence guard, and writes the same row (`tuning.core.recorder`).
 """
 
 from __future__ import annotations
 
-import gc
-import json
 import logging
 import math
-import random
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 
 from tuning.core.budget import BudgetMeter
 from tuning.core.errors import ResumeError
-from tuning.core.evaluator import Evaluator, Report, WarmStart
+from tuning.core.evaluator import Evaluator, Report, WarmStart, score_history
 from tuning.core.ledger import ResumeLedger, TrialResult, same_params
+from tuning.core.recorder import TrialRecorder
 from tuning.core.results import TrialWriter
 from tuning.core.signals import StopSignals
 from tuning.evaluation.data import DATA_ARGUMENTS, Dataset
+from tuning.evaluation.keras.callbacks import BudgetCallback, PruneCallback, StopCallback
 from tuning.evaluation.keras.factory import offered_arguments
 from tuning.evaluation.keras.model import build_model
+from tuning.evaluation.keras.session import release_models, seed_generators
 from tuning.evaluation.keras.trainer import StopOnNonFiniteLoss, Trainer, TrainingProtocol
 from tuning.evaluation.keras.trainers import create_trainer
 
@@ -47,121 +46,6 @@ __all__ = [  # the protocol's names, imported from here by earlier code
 ]
 
 log = logging.getLogger(__name__)
-
-
-class BudgetCallback(keras.callbacks.Callback):
-    """Counts each finished epoch into the study's meter and stops the fit once the budget is
-    spent, so the last trial ends exactly where the epoch budget does."""
-
-    # `tuning.evaluation.keras.compiled`: needs no weights written back before it runs
-    reads_model = False
-
-    def __init__(self, meter: BudgetMeter) -> None:
-        super().__init__()
-        self.meter = meter
-
-    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-        self.meter.add_epoch()
-        if self.meter.exhausted:
-            self.model.stop_training = True
-
-
-class StopCallback(keras.callbacks.Callback):
-    """Stops a fit at the end of the epoch (or batch) in which Ctrl-C or SIGTERM came, should
-    Python have lost the interrupt it raised (`tuning.core.signals`)."""
-
-    reads_model = False
-
-    def __init__(self, stop: StopSignals) -> None:
-        super().__init__()
-        self.stop = stop
-
-    def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
-        self.stop.raise_if_stopped()
-
-    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-        self.stop.raise_if_stopped()
-
-
-class PruneCallback(keras.callbacks.Callback):
-    """Lets the search library stop a trial it judges unpromising (Optuna's pruners): at each
-    epoch's end ``should_prune(epochs_trained, val_loss)`` reports the epoch's validation loss
-    to the library and answers whether to stop. A stopped trial is recorded ``pruned``."""
-
-    reads_model = False
-
-    def __init__(self, should_prune: Callable[[int, float], bool]) -> None:
-        super().__init__()
-        self.should_prune = should_prune
-        self.pruned_after: int | None = None  # epochs trained when it was pruned
-
-    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-        val_loss = (logs or {}).get("val_loss")
-        if val_loss is None or not math.isfinite(val_loss):
-            return  # a diverged trial is failed by the NaN guard, not pruned
-        if self.should_prune(epoch + 1, float(val_loss)):
-            self.pruned_after = epoch + 1
-            self.model.stop_training = True
-
-
-def release_models() -> None:
-    """Drop Keras' global state (layer names, graphs, kernel caches) and collect the previous
-    trials' models, so that memory stays flat over hundreds of trials. Call it before seeding.
-
-    A full collection with TensorFlow or JAX loaded scans half a million objects, a large share
-    of a fast trial. So the first call of a process freezes what is alive then (the frameworks,
-    the data: freed by reference counting as before, only skipped by the cycle collector), and
-    every collection after scans only what trials made since.
-    """
-    keras.backend.clear_session(free_memory=False)
-    _forget_custom_gradients()
-    _forget_jax_programs()
-    gc.collect()
-    if not gc.get_freeze_count():
-        gc.freeze()
-
-
-def seed_generators(seed: int) -> None:
-    """Seed the global generators a trial draws from: Python's and NumPy's (which shuffles the
-    batches on JAX), and TensorFlow's when it is loaded (it shuffles them on TensorFlow).
-
-    `keras.utils.set_random_seed` seeds all of them, but imports TensorFlow to do so whatever
-    the backend: on JAX, seconds of the first trial's time and of a seconds budget
-    (`import tensorflow` takes seconds). It is called only where TensorFlow
-    is loaded already.
-    """
-    if "tensorflow" in sys.modules:
-        keras.utils.set_random_seed(seed)
-    else:
-        random.seed(seed)
-        np.random.seed(seed)
-
-
-def _forget_jax_programs() -> None:
-    """JAX keeps every program it compiled for a function in memory, per argument shape: Keras'
-    initializers and steps compile one per new layer shape, so memory grows with every new
-    architecture (`benchmarks/memory.py` measures it). Cleared before each
-    trial; the compiled trainer holds its own programs, and the persistent cache
-    (`tuning.evaluation.keras.jax_cache`) gives back the others in milliseconds."""
-    if keras.backend.backend() == "jax":
-        import jax
-
-        jax.clear_caches()
-
-
-def _forget_custom_gradients() -> None:
-    """TensorFlow registers a gradient function in a global registry each time it traces a
-    `tf.custom_gradient` op (Keras' training step has one) and never removes it; each entry keeps
-    its traced graph alive, so memory grows trial after trial (`benchmarks/memory.py`). A graph takes
-    its gradients while it is traced, so the entries of earlier trials are not needed again."""
-    if keras.backend.backend() != "tensorflow":
-        return
-    from tensorflow.python.framework import ops  # the registry has no public way to remove
-
-    entries = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
-    if isinstance(entries, dict):
-        for name in [name for name in entries if str(name).startswith("CustomGradient-")]:
-            del entries[name]
 
 
 def factory_arguments(
@@ -198,19 +82,6 @@ def build_seeded(
     return factory(**params, **arguments)
 
 
-def score_history(history: Mapping[str, Sequence[float]]) -> tuple[float, str]:
-    """A trial's score is its best validation loss; any non-finite loss makes it a failure."""
-    for key in ("loss", "val_loss"):
-        values = np.asarray(history.get(key, []), dtype=float)
-        bad = np.flatnonzero(~np.isfinite(values))
-        if bad.size:
-            return math.nan, f"{key} became non-finite at epoch {int(bad[0]) + 1}: diverged"
-    val = history.get("val_loss", [])
-    if not len(val):
-        return math.nan, "no validation loss was recorded"
-    return float(np.min(val)), ""
-
-
 class Objective(Evaluator):
     """Train one configuration under the protocol and append its row to the study's table.
 
@@ -235,17 +106,20 @@ class Objective(Evaluator):
         trainer: Trainer | None = None,
         factory: Callable[..., keras.Model] | None = None,
         checkpoints: Path | None = None,
+        ledger: ResumeLedger | None = None,
     ) -> None:
         self.dataset = dataset
         self.factory = factory or build_model
         self.protocol = protocol
         self.trainer = trainer or create_trainer(protocol, seed)
-        self._compile_seconds_recorded = self.trainer.compile_seconds
         self.writer = writer
         self.seed = seed
         self.model_options = dict(model_options or {})
         self.meter = meter or BudgetMeter(None)
-        self.ledger = ResumeLedger(finished, writer.key.backend)
+        self.ledger = ledger or ResumeLedger(finished, writer.key.backend)
+        self.recorder = TrialRecorder(
+            writer, self.ledger, self.meter, lambda: self.trainer.compile_seconds
+        )
         self.stop = stop
         # each trial's final (best) weights, for a search that continues trials (warm starts)
         self.checkpoints = checkpoints
@@ -471,62 +345,38 @@ class Objective(Evaluator):
         }, model
 
     # -- recording ----------------------------------------------------------------------------
-    def record(
-        self,
-        params: Mapping[str, Any],
-        *,
-        status: str,
-        val_loss: float,
-        epochs: int,
-        fit_seconds: float,
-        error: str = "",
-        history: dict[str, list[float]] | None = None,
-        number: int | None = None,
-        worker: tuple[str, int] | None = None,
-        extra: Mapping[str, Any] | None = None,
-    ) -> TrialResult:
-        """Append one finished trial to the table (used directly by backends that train natively).
+    def record(self, params: Mapping[str, Any], **fields: Any) -> TrialResult:
+        """Append one finished trial to the table (`tuning.core.recorder.TrialRecorder.record`)."""
+        return self.recorder.record(params, **fields)
 
-        ``worker`` (host, pid) names the process that trained it when that is not this one;
-        ``extra`` holds more of the table's columns (`tuning.core.results.EXTRA_COLUMNS`).
-        """
-        result = TrialResult(
-            trial=self.ledger.next_number() if number is None else number,
-            params=dict(params),
-            status=status,
-            val_loss=float(val_loss),
-            epochs=int(epochs),
-            fit_seconds=float(fit_seconds),
-            error=error,
-            history=history or {},
+    def keras_training(self) -> KerasTraining:
+        """What a library that trains the study's model itself needs (scikit-learn's scikeras
+        estimator, `KerasTraining`)."""
+        return KerasTraining(
+            dataset=self.dataset,
+            factory=self.factory,
+            arguments=self.model_kwargs(),
+            trainer=self.trainer,
+            protocol=self.protocol,
+            seed=self.seed,
+            stop=self.stop,
+            record=self.record,
         )
-        self.ledger.count()
-        self.meter.add_trial()
-        compiling = self.trainer.compile_seconds - self._compile_seconds_recorded
-        self._compile_seconds_recorded = self.trainer.compile_seconds
-        self.writer.append(
-            {
-                "trial": result.trial,
-                "status": result.status,
-                **{name: params.get(name) for name in self.writer.parameters},
-                "val_loss": result.val_loss,
-                "epochs": result.epochs,
-                "fit_seconds": round(result.fit_seconds, 4),
-                "cum_epochs": self.meter.epochs,
-                "cum_seconds": round(self.meter.seconds, 4),
-                "params": json.dumps(result.params, sort_keys=True),
-                "error": result.error,
-                "compile_seconds": round(compiling, 4),
-                **({"host": worker[0], "pid": worker[1]} if worker else {}),
-                **(extra or {}),
-            }
-        )
-        log.info(
-            "trial %d %s val_loss=%.5g epochs=%d params=%s",
-            result.trial,
-            result.status,
-            result.val_loss,
-            result.epochs,
-            result.params,
-        )
-        return result
+
+
+@dataclass(frozen=True)
+class KerasTraining:
+    """The real-training side of a study, for a library that fits the study's Keras model
+    through its own estimator (scikit-learn over scikeras: the book's code path): the data, the
+    factory and its fixed ``arguments``, the study's ``trainer`` (every fit goes through it),
+    the protocol, the seed of the initial weights, the stop signals, and ``record``, which
+    appends one finished trial's row (`tuning.core.recorder.TrialRecorder.record`)."""
+
+    dataset: Dataset
+    factory: Callable[..., keras.Model]
+    arguments: Mapping[str, Any]
+    trainer: Trainer
+    protocol: TrainingProtocol
+    seed: int
+    stop: StopSignals | None
+    record: Callable[..., TrialResult]

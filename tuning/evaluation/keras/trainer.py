@@ -93,6 +93,35 @@ class TrainingProtocol:
         return {"batch_size": self.batch_size, "epochs": self.max_epochs, "verbose": 0}
 
 
+class PatienceRule:
+    """The decisions of `keras.callbacks.EarlyStopping(monitor="val_loss", patience,
+    restore_best_weights=True)`, rule for rule, for ``k`` models trained side by side: which
+    epoch improved (its weights are the ones to keep) and which model's patience ran out. The
+    compiled trainer (one model) and the vmapped group (``k``) keep the weights themselves."""
+
+    def __init__(self, patience: int, k: int = 1) -> None:
+        self.patience = patience
+        self.best = np.full(k, math.inf)
+        self.wait = np.zeros(k, dtype=int)
+        self.first = True  # Keras: the first epoch improves whatever its loss
+
+    def update(
+        self, val_loss: np.ndarray, active: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Record the next epoch's validation losses of the ``active`` models (all by default:
+        a model that stopped is left out); returns (improved, patience ran out), one flag per
+        model. Were a first epoch's loss NaN, no later epoch would improve on it, as in Keras;
+        since the first epoch always improves, no model stops after it."""
+        if active is None:
+            active = np.ones(self.best.shape, dtype=bool)
+        self.wait += 1
+        improved = active & (self.first | (val_loss < self.best))
+        self.first = False
+        self.best = np.where(improved, val_loss, self.best)
+        self.wait[improved] = 0
+        return improved, active & (self.wait >= self.patience)
+
+
 class Trainer(ABC):
     """Trains a compiled Keras model under the protocol; the one way the harness trains.
 

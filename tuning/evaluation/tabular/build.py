@@ -106,9 +106,9 @@ def tabulate(
 def _build(
     settings: TableSettings, out: Path, dataset: Any, factory: Any, stop: Any
 ) -> dict[str, Any]:
-    from tuning.evaluation.keras.compiled import VmappedTraining
     from tuning.evaluation.keras.objective import build_seeded, release_models
     from tuning.evaluation.keras.trainer import TrainingProtocol
+    from tuning.evaluation.keras.vmapped import VmappedTraining
 
     recorded = out / SETTINGS_FILE  # written once the settings are known to work
     if recorded.exists():
@@ -180,7 +180,7 @@ def _round(value: float) -> float | None:
 def _groups(todo: Sequence[tuple[dict[str, Any], int]], build: Any) -> Iterator[list]:
     """Consecutive configurations (and seeds) whose models share a structure, built
     (``build(params, seed)``), at most `GROUP_LIMIT` at a time."""
-    from tuning.evaluation.keras.compiled import structure_key
+    from tuning.evaluation.keras.structure import structure_key
 
     group: list = []
     key = None

@@ -1,13 +1,13 @@
-"""The tabular objective: trials answered from a table of learning curves (``tuning tabulate``).
+"""The tabular evaluator: trials answered from a table of learning curves (``tuning tabulate``).
 
 ``--objective tabular:TABLE`` makes every backend search the table's space through its own
 library, as in a real study, but each trial is looked up instead of trained: the configuration
 the library proposes is snapped to the grid's nearest values (on the parameter's own scale: log
 for a log range), and its training and validation curves, for the table seed the study's seed
-maps to (``seeds[seed % len(seeds)]``), are played through the same callbacks a real fit calls,
-epoch by epoch. Whatever stops a real fit stops the played one at the same epoch: the table's
-curve ends where early stopping (or the NaN guard) ended the real run, and the budget, a pruner,
-Ctrl-C or a Hyperband round end it earlier. Each epoch played costs one epoch of the budget and
+maps to (``seeds[seed % len(seeds)]``), are played epoch by epoch under the rules a real fit
+follows. Whatever stops a real fit stops the played one at the same epoch: the table's curve ends
+where early stopping (or the NaN guard) ended the real run, and the budget, a pruner, Ctrl-C or a
+Hyperband round end it earlier. Each epoch played costs one epoch of the budget and
 its recorded seconds on a simulated clock (the real time of the search, the library's own work,
 plus the table's training seconds), so a seconds budget spends as it would have.
 
@@ -24,16 +24,17 @@ from __future__ import annotations
 import gc
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-import keras
-import numpy as np
-
-from tuning.core.evaluator import WarmStart
+from tuning.core.budget import Budget, BudgetMeter
+from tuning.core.evaluator import Evaluator, Report, WarmStart, score_history
+from tuning.core.ledger import ResumeLedger, TrialResult
+from tuning.core.recorder import TrialRecorder
+from tuning.core.results import TrialWriter
+from tuning.core.signals import StopSignals
 from tuning.core.space import SearchSpace
-from tuning.evaluation.keras.objective import Objective, TrialResult
-from tuning.evaluation.keras.trainer import History, Trainer, TrainingProtocol, ValidationData
+from tuning.evaluation.data import Dataset
 from tuning.evaluation.tabular.table import Table, TableEntry
 
 
@@ -50,77 +51,6 @@ class SimulatedClock:
         self.offset += seconds
 
 
-class TableModel(keras.Model):
-    """What a tabular trial "builds": no layers, only the configuration to look up. A Keras
-    model (Keras Tuner checks), whose weights are the table's: saving and loading them
-    (Keras Tuner's checkpoints) does nothing."""
-
-    def __init__(self, params: Mapping[str, Any]) -> None:
-        super().__init__()
-        self.params = dict(params)
-        self.stop_training = False
-
-    def call(self, inputs: Any) -> Any:
-        return inputs
-
-    def save_weights(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def load_weights(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-class TableTrainer(Trainer):
-    """Plays a configuration's curves from the table through a fit's callbacks, epoch by epoch,
-    advancing the simulated clock by each epoch's seconds; stops where the table's run stopped,
-    or earlier where a callback stops the fit."""
-
-    name = "table"
-
-    def __init__(
-        self, protocol: TrainingProtocol, seed: int, table: Table, clock: SimulatedClock
-    ) -> None:
-        super().__init__(protocol, seed)
-        self.table = table
-        self.clock = clock
-
-    def fit(
-        self,
-        model: keras.Model,
-        x: np.ndarray,
-        y: np.ndarray,
-        *,
-        validation_data: ValidationData,
-        epochs: int | None = None,
-        initial_epoch: int = 0,
-        callbacks: Sequence[keras.callbacks.Callback] = (),
-        **fit_options: Any,
-    ) -> History:
-        entry = self.table.entry(model.params, self.seed)
-        epochs = self.protocol.max_epochs if epochs is None else epochs
-        for cb in callbacks:
-            cb.set_model(model)
-            cb.set_params({"epochs": epochs, "verbose": 0, "steps": None})
-        model.stop_training = False
-        for cb in callbacks:
-            cb.on_train_begin()
-        history: History = {"loss": [], "val_loss": []}
-        for epoch in range(initial_epoch, min(epochs, entry.epochs)):
-            for cb in callbacks:
-                cb.on_epoch_begin(epoch)
-            self.clock.advance(entry.epoch_seconds)
-            logs = {"loss": entry.loss[epoch], "val_loss": entry.val_loss[epoch]}
-            history["loss"].append(logs["loss"])
-            history["val_loss"].append(logs["val_loss"])
-            for cb in callbacks:
-                cb.on_epoch_end(epoch, logs)
-            if model.stop_training:
-                break
-        for cb in callbacks:
-            cb.on_train_end()
-        return history
-
-
 def _freeze_what_is_alive() -> None:
     """Libraries collect garbage between trials (Keras Tuner: a full collection per build);
     with the frameworks loaded one scans half a million objects, far more than a lookup costs.
@@ -131,110 +61,125 @@ def _freeze_what_is_alive() -> None:
         gc.freeze()
 
 
-class TabularObjective(Objective):
-    """The `Objective` of a tabular study: the same calls, rows, budget and resume, with each
-    trial looked up (`TableTrainer`) rather than trained, its configuration snapped to the grid
-    (the rows hold the snapped one), and its row's ``table_test_loss`` the table's test loss of
-    that configuration fully trained (what the study would report were it the winner)."""
+class TableEvaluator(Evaluator):
+    """The evaluator of a tabular study: the same contract, rows, budget and resume as real
+    training, with each trial looked up. A configuration is snapped to the grid (the rows hold
+    the snapped one) and its curves for the study's table seed are played: each epoch costs one
+    epoch of the budget and its recorded seconds on the study's `SimulatedClock` (``clock``,
+    which the study's ``meter`` reads). Each row's ``table_test_loss`` is the table's test loss
+    of that configuration fully trained (what the study would report were it the winner)."""
 
     def __init__(
         self,
         table: Table,
         space: SearchSpace,
-        protocol: TrainingProtocol,
-        clock: SimulatedClock,
+        writer: TrialWriter,
+        ledger: ResumeLedger,
         seed: int,
-        **objective_options: Any,
+        max_epochs: int,
+        budget: Budget | None = None,
+        stop: StopSignals | None = None,
     ) -> None:
         self.table = table
         self.space = space
-        self.clock = clock
+        self.max_epochs = max_epochs
+        self.stop = stop
+        self.ledger = ledger
+        self.clock = SimulatedClock()
+        self.meter = BudgetMeter(budget, self.clock)
+        self.recorder = TrialRecorder(writer, ledger, self.meter)
         self.table_seed = table.table_seed(seed)
-        trainer = TableTrainer(protocol, self.table_seed, table, clock)
+        self.dataset: Dataset = table.dataset()
         _freeze_what_is_alive()
-        super().__init__(table.dataset(), protocol, seed=seed, trainer=trainer, **objective_options)
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> TabularObjective:
-        return self  # scikit-learn copies an estimator's parameters: one objective per study
-
-    def snap(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        return self.table.snap(params, self.space)
 
     def entry(self, params: Mapping[str, Any]) -> TableEntry:
-        return self.table.entry(self.snap(params), self.table_seed)
+        """The table's run of (snapped) ``params`` for the study's table seed."""
+        return self.table.entry(params, self.table_seed)
 
-    def build(self, params: Mapping[str, Any]) -> keras.Model:
-        return TableModel(self.snap(params))
-
-    def replay(self, params: Mapping[str, Any]) -> TrialResult | None:
-        return super().replay(self.snap(params))
-
-    def __call__(self, params: Mapping[str, Any], **options: Any) -> TrialResult:
-        return super().__call__(self.snap(params), **options)
-
-    def warm_model(self, params: Mapping[str, Any], warm_start: WarmStart) -> keras.Model:
-        """A warm start continues the table's one run of the configuration from the epoch the
-        earlier trial reached (`train`'s ``initial_epoch``): a lookup keeps no weights."""
-        return self.build(params)
-
-    def train(
+    def evaluate(
         self,
-        model: keras.Model,
         params: Mapping[str, Any],
         *,
-        epochs: int,
-        initial_epoch: int = 0,
-        callbacks: Sequence[keras.callbacks.Callback] = (),
+        epochs: int | None = None,
+        warm_start: WarmStart | None = None,
+        report: Report | None = None,
         number: int | None = None,
     ) -> TrialResult:
-        params = self.snap(params)
-        entry = self.table.entry(params, self.table_seed)
-        if initial_epoch < entry.epochs or not math.isfinite(entry.best_val_loss):
-            return super().train(
-                model,
-                params,
-                epochs=epochs,
-                initial_epoch=initial_epoch,
-                callbacks=callbacks,
-                number=number,
-            )
-        # continued past the epoch where early stopping ended the table's run: nothing to play
-        replayed = self.replay(params)
+        """Play ``params`` (snapped) for at most ``epochs`` epochs and record it. A warm start
+        continues the table's one run of the configuration from the epoch the earlier trial
+        reached: a lookup keeps no weights."""
+        params = self.table.snap(params, self.space)
+        replayed = self.ledger.replay(params)
         if replayed is not None:
             return replayed
-        self._before_training()
-        return self.record(
+        if self.stop is not None:
+            self.stop.raise_if_stopped()
+        entry = self.entry(params)
+        first = 0 if warm_start is None else warm_start.epochs
+        if first >= entry.epochs and math.isfinite(entry.best_val_loss):
+            return self._record(
+                params,
+                entry,
+                status="complete",
+                val_loss=entry.best_val_loss,
+                epochs=0,
+                fit_seconds=0.0,
+                error=f"early stopping ended this configuration after epoch {entry.epochs}",
+                number=number,
+            )
+        history, seconds, pruned_after = self._play(
+            entry, first, self.max_epochs if epochs is None else epochs, report
+        )
+        val_loss, error = score_history(history)
+        status = "failed" if error else "complete"
+        if pruned_after and not error:
+            status, error = "pruned", f"pruned by the search after epoch {pruned_after}"
+        return self._record(
             params,
-            status="complete",
-            val_loss=entry.best_val_loss,
-            epochs=0,
-            fit_seconds=0.0,
-            error=f"early stopping ended this configuration after epoch {entry.epochs}",
+            entry,
+            status=status,
+            val_loss=val_loss,
+            epochs=len(history["loss"]),
+            fit_seconds=seconds,
+            error=error,
+            history=history,
             number=number,
         )
 
-    def fit(self, model: keras.Model, **options: Any) -> tuple[dict[str, list[float]], float]:
-        """Play the curves; the seconds are the table's, not the lookup's."""
-        before = self.clock.offset
-        history, _ = super().fit(model, **options)
-        return history, self.clock.offset - before
+    def _play(
+        self, entry: TableEntry, first: int, epochs: int, report: Report | None
+    ) -> tuple[dict[str, list[float]], float, int | None]:
+        """Epochs ``first`` to ``epochs`` of the entry's curves (where its run went that far),
+        each counted into the meter and the clock, stopped as a real fit is: by the search's
+        ``report`` (pruned after that epoch), the spent budget or a stop signal. Returns the
+        history, the simulated seconds and the epochs trained when it was pruned (or None)."""
+        history: dict[str, list[float]] = {"loss": [], "val_loss": []}
+        started = self.clock.offset
+        pruned_after = None
+        for epoch in range(first, min(epochs, entry.epochs)):
+            self.clock.advance(entry.epoch_seconds)
+            val_loss = entry.val_loss[epoch]
+            history["loss"].append(entry.loss[epoch])
+            history["val_loss"].append(val_loss)
+            stop = False
+            # a diverged epoch is failed by the NaN guard, not pruned
+            if report is not None and math.isfinite(val_loss) and report(epoch + 1, val_loss):
+                pruned_after, stop = epoch + 1, True
+            self.meter.add_epoch()
+            stop = stop or self.meter.exhausted
+            if self.stop is not None:
+                self.stop.raise_if_stopped()
+            if stop:
+                break
+        return history, self.clock.offset - started, pruned_after
 
-    def answer(
-        self, params: Mapping[str, Any], epochs: int
-    ) -> tuple[dict[str, list[float]], float]:
-        """Play ``params`` for at most ``epochs`` epochs without writing a row (a
-        scikit-learn fold: its search's recorder writes the row); returns history, seconds."""
-        return self.fit(self.build(params), epochs=epochs)
-
-    def record(self, params: Mapping[str, Any], **fields: Any) -> TrialResult:
-        params = self.snap(params)
-        fields.setdefault("extra", {})["table_test_loss"] = self.entry(params).test_loss
-        return super().record(params, **fields)
+    def _record(self, params: dict[str, Any], entry: TableEntry, **fields: Any) -> TrialResult:
+        return self.recorder.record(params, extra={"table_test_loss": entry.test_loss}, **fields)
 
     def final_result(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], None]:
         """The winner "retrained": the table's full run of its configuration and seed; its
         regret against the table's best test loss for the seed. No model file."""
-        entry = self.entry(params)
+        entry = self.entry(self.table.snap(params, self.space))
         best = self.table.best(self.table_seed)
         return {
             "final_val_loss": entry.best_val_loss,

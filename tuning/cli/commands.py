@@ -1,0 +1,308 @@
+"""The commands behind the grammar: each turns parsed arguments into a call of the layers below
+and prints what the user reads."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from tuning.core.signals import StopSignals
+from tuning.evaluation.keras.environment import (
+    use_keras_backend,
+)
+
+EXIT_USAGE = 2
+
+
+EXIT_FAILED = 1  # a study ended without a model: every trial failed, or none finished
+
+
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
+
+
+EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM)
+BY_BACKEND_SHOWN = (
+    "dataset",
+    "backend",
+    "n_seeds",
+    "test_loss_mean",
+    "test_loss_ci_low",
+    "test_loss_ci_high",
+    "best_val_loss_mean",
+    "mean_rank",
+    "wins",
+    "epochs_mean",
+    "seconds_mean",
+    "wilcoxon_p",
+    "vs_random",
+)
+
+
+def _given_settings(args: argparse.Namespace, backend: str | None) -> dict[str, object]:
+    """The study settings typed on the command line (None where an option was not given)."""
+    from tuning.core.cluster import check_scheduler
+
+    overrides: dict[str, object] = {
+        "backend": backend,
+        "dataset": args.dataset,
+        "model": args.model,
+        "objective": args.objective,
+        "target": args.target,
+        "task": args.task,
+        "trials": args.trials,
+        "budget_epochs": args.budget_epochs,
+        "budget_seconds": args.budget_seconds,
+        "max_epochs": args.max_epochs,
+        "batch_size": args.batch_size,
+        "patience": args.patience,
+        "seed": getattr(args, "seed", None),
+        "max_rows": args.max_rows,
+        "keras_backend": args.keras_backend,
+        "trainer": args.trainer,
+        "out": getattr(args, "out", None),
+        "study": getattr(args, "study", None),
+    }
+    backend_options: dict[str, object] = {}
+    if getattr(args, "cv", None) is not None:
+        backend_options["cv"] = int(args.cv) if args.cv.isdigit() else args.cv
+    if getattr(args, "storage", None) is not None:
+        backend_options["storage"] = args.storage
+    if getattr(args, "scheduler", None) is not None and getattr(args, "command", "") == "run":
+        backend_options["scheduler"] = check_scheduler(args.scheduler)
+    if backend_options:
+        overrides["backend_options"] = backend_options
+    return overrides
+
+
+def _study_config(args: argparse.Namespace, backend: str | None):
+    from tuning.core.errors import StudyError
+    from tuning.run.config import StudyConfig
+
+    overrides = _given_settings(args, backend)
+    if getattr(args, "config", None) is not None:
+        return StudyConfig.from_toml(args.config, **overrides).resolve()
+    if not backend:
+        raise StudyError("--backend is required (or --config FILE); see `tuning backends`")
+    return StudyConfig(**{k: v for k, v in overrides.items() if v is not None}).resolve()
+
+
+def _tabulate(args: argparse.Namespace, stop: StopSignals) -> int:
+    use_keras_backend("jax")  # vmapped epochs: JAX only
+    from tuning.core.space import default_grid
+    from tuning.evaluation.tabular.build import read_grid, tabulate
+    from tuning.evaluation.tabular.table_file import TableSettings
+
+    settings = TableSettings(
+        dataset=args.dataset,
+        max_rows=args.max_rows,
+        max_epochs=args.max_epochs,
+        batch_size=args.batch_size,
+        patience=args.patience,
+        seeds=tuple(args.seeds),
+        grid=read_grid(args.grid) if args.grid else default_grid(),
+        model=args.model,
+    )
+    summary = tabulate(settings, args.out, stop=stop)
+    print(
+        f"{args.out}: {summary['rows']} rows ({summary['trained']} trained now in "
+        f"{summary['groups']} vmapped groups, {summary['seconds']} s, of which compiling "
+        f"{summary['compile_seconds']} s)"
+    )
+    return 0
+
+
+def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
+    from tuning.core.cluster import check_scheduler
+    from tuning.core.errors import StudyError
+    from tuning.core.files import writable_folder
+    from tuning.evaluation.data import check_dataset, load_dataset
+    from tuning.run.grid import plan_grid, run_grid
+    from tuning.run.progress import make_display
+    from tuning.search import available_backends, default_backends, same_algorithms
+
+    installed = available_backends()
+    if args.backends is not None and not args.backends:
+        raise StudyError(
+            "--backends names no backend: give names separated by commas (see `tuning "
+            "backends`), or leave the option out for each library's main algorithm"
+        )
+    backends = args.backends or default_backends()
+    unknown = sorted(set(backends) - set(installed))
+    if unknown:
+        raise StudyError(f"--backends: {unknown} not installed; choose from {installed}")
+    if getattr(args, "suite", None) is not None:
+        tasks = _suite_tasks(args, backends[0])
+    else:
+        tasks = [_study_config(args, backends[0])]
+    base = tasks[0]
+    use_keras_backend(base.keras_backend)  # the workers inherit it
+    twice = same_algorithms(backends)
+    if twice:
+        bare, spelled = twice[0]
+        raise StudyError(
+            f"--backends names one algorithm twice: {bare} is {spelled}; keep one of the two"
+        )
+    if args.scheduler is not None:
+        check_scheduler(args.scheduler)
+    configs = []
+    for task in tasks:
+        if args.scheduler is not None:
+            task.out = str(Path(task.out).resolve())  # the same path on every worker
+        own = task.space or task.model_options or task.model  # (else no Keras import here)
+        if task.table is not None:  # read and checked once here, not once per worker
+            from tuning.core.space import default_space
+            from tuning.evaluation.tabular.table import load_table
+
+            load_table(task.table).check_space(task.search_space() if own else default_space())
+        else:
+            check_dataset(task.dataset, target=task.target, task=task.task)
+            if own:
+                space = task.search_space()  # checked once here, not once per worker
+                if task.model is not None:  # a user's factory: built once, before any study
+                    from tuning.run.study import check_model  # Keras: its backend is set above
+
+                    sample = load_dataset(task.dataset, target=task.target).head(64)
+                    check_model(task, sample, space)
+        configs += plan_grid(task, backends, args.seeds)
+    if args.race and args.fresh:
+        raise StudyError(
+            "--race and --fresh exclude each other: a race resumes from its finished studies; "
+            "give another --out to race again from scratch"
+        )
+    writable_folder(Path(base.out), f"--out {base.out}")  # after every check: nothing written
+    if args.race:
+        return _race(args, tasks, backends, stop)
+    with make_display(sys.stderr) as display:
+        result = run_grid(
+            configs,
+            jobs=args.jobs,
+            fresh=args.fresh,
+            watch=display,
+            stop=stop,
+            scheduler=args.scheduler,
+        )
+    failed = [s for s in result.studies if s.state == "failed"]
+    held = [s for s in result.studies if s.state == "held"]
+    print(
+        f"{len(configs)} studies: {result.count('done')} run, {result.count('skipped')} "
+        f"finished before, "
+        + (f"{len(held)} held by another run (not run here), " if held else "")
+        + f"{len(failed)} failed, in {result.seconds:.0f} s. Next: tuning compare {base.out}"
+    )
+    for study in held:
+        print(f"held: {study.config.study}: {study.error}", file=sys.stderr)
+    for study in failed:
+        print(f"failed: {study.config.study}: {study.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _race(args: argparse.Namespace, tasks: list, backends: list[str], stop: StopSignals) -> int:
+    from tuning.run.grid import run_grid
+    from tuning.run.progress import make_display
+    from tuning.run.race import RACE_FILE, describe, race
+
+    def run_round(configs: list) -> list:
+        with make_display(sys.stderr) as display:
+            result = run_grid(
+                configs, jobs=args.jobs, watch=display, stop=stop, scheduler=args.scheduler
+            )
+        return result.studies
+
+    result = race(tasks, backends, args.seeds, run_round, first=args.race_first)
+    print("\n".join(describe(result)))
+    print(f"wrote {Path(tasks[0].out) / RACE_FILE}. Next: tuning compare {tasks[0].out}")
+    return 0
+
+
+def _certify(args: argparse.Namespace, stop: StopSignals) -> int:
+    from tuning.run.certify import certify
+    from tuning.run.progress import make_display
+
+    use_keras_backend("jax")  # the compiled trainer, as the table was built
+    if not args.tabular.is_dir():
+        print(f"error: {args.tabular} is not a folder of tabular studies", file=sys.stderr)
+        return EXIT_USAGE
+    with make_display(sys.stderr) as display:
+        outcome, files = certify(
+            args.tabular, args.seeds, Path(args.out), jobs=args.jobs, stop=stop, watch=display
+        )
+    print(
+        f"Kendall's tau {outcome.tau:.2f} [{outcome.tau_low:.2f}, {outcome.tau_high:.2f}] over "
+        f"{len(outcome.seeds)} seeds; pairs with the same leader "
+        f"{int(outcome.pairs['same_leader'].sum())}/{len(outcome.pairs)}"
+    )
+    print("wrote " + ", ".join(str(p) for p in files.values()))
+    return 0
+
+
+def _suite_tasks(args: argparse.Namespace, backend: str) -> list:
+    """One base config per task of ``--suite``, the options typed over the suite's settings."""
+    from tuning.core.errors import StudyError
+    from tuning.run.suite import load_suite, suite_configs
+
+    for option in ("dataset", "config"):
+        if getattr(args, option, None) is not None:
+            raise StudyError(
+                f"--{option} and --suite exclude each other: the suite names the tasks"
+            )
+    given = {k: v for k, v in _given_settings(args, backend).items() if v is not None}
+    return suite_configs(load_suite(args.suite), given)
+
+
+def _print_summary(summary: dict) -> None:
+    if "error" in summary:
+        print(f"{summary['study']}: {summary['error']}")
+        return
+    acc = summary.get("test_accuracy")
+    print(
+        f"{summary['study']}: best val_loss {summary['best_val_loss']:.4f} "
+        f"test_loss {summary['test_loss']:.4f}"
+        + (f" test_accuracy {acc:.4f}" if acc is not None else "")
+        + (f" regret {summary['regret']:.4g}" if "regret" in summary else "")
+        + f" params {summary['best_params']} ({summary['trials']} trials, "
+        f"{summary['wall_seconds']:.0f} s)"
+    )
+
+
+def _compare(out: Path, target: float | None, rope: float) -> int:
+    from tuning.analysis.compare import compare
+
+    if not out.is_dir():
+        print(
+            f"error: {out} is not a folder of studies (give the --out of `tuning run`)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if target is not None and not math.isfinite(target):
+        print(f"error: --target must be a finite validation loss, got {target}", file=sys.stderr)
+        return EXIT_USAGE
+    if not (math.isfinite(rope) and rope > 0):
+        print(f"error: --rope must be a number > 0, got {rope}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        result = compare(out, target, rope)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # a read-only folder, a full disk: nothing of the studies is touched
+        print(
+            f"error: cannot write the comparison into {exc.filename or out} ({exc.strerror}); "
+            "make the folder writable or copy it elsewhere",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    for study in result.skipped:
+        print(f"left out {study.folder}: {study.reason}", file=sys.stderr)
+    shown = result.by_backend[list(BY_BACKEND_SHOWN)]
+    with _pandas_display():
+        print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print("\nwrote " + ", ".join(str(p) for p in result.files.values()))
+    return 0
+
+
+def _pandas_display():
+    import pandas as pd
+
+    return pd.option_context("display.width", 200, "display.max_columns", 30)
