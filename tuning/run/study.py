@@ -23,7 +23,7 @@ from tuning.core.signals import StopSignals
 from tuning.core.space import SearchSpace
 from tuning.evaluation.data import Dataset, load_dataset
 from tuning.evaluation.keras.environment import use_keras_backend
-from tuning.evaluation.keras.factory import check_builds
+from tuning.evaluation.keras.factory import check_builds, padding_arguments
 from tuning.evaluation.keras.objective import Objective, factory_arguments, release_models
 from tuning.evaluation.tabular.lookup import TableEvaluator
 from tuning.evaluation.tabular.table import load_table
@@ -87,6 +87,7 @@ def run_study(
             table, space, writer, ledger, config.seed, protocol.max_epochs, budget, stop
         )
     else:
+        factory = config.factory()
         evaluator = Objective(
             dataset,
             protocol,
@@ -95,7 +96,8 @@ def run_study(
             model_options=config.model_options,
             meter=BudgetMeter(budget),
             stop=stop,
-            factory=config.factory(),
+            factory=factory,
+            padding=padding_arguments(factory, space),
             checkpoints=config.study_dir / CHECKPOINTS_DIR if backend.warm_starts else None,
             ledger=ledger,
         )
@@ -160,9 +162,8 @@ def check_model(config: StudyConfig, dataset: Dataset, space: SearchSpace) -> No
     """Build the study's model once (each parameter at its lowest value or first choice) and
     refuse a factory that fails or does not return a compiled Keras model, in one line."""
     factory = config.factory()
-    fixed = factory_arguments(
-        factory, dataset, config.protocol(), config.seed, config.model_options
-    )
+    options = {**padding_arguments(factory, space), **config.model_options}
+    fixed = factory_arguments(factory, dataset, config.protocol(), config.seed, options)
     check_builds(factory, config.model, {**space.lowest(), **fixed})
     release_models()
 

@@ -184,6 +184,7 @@ class CompiledTrainer(Trainer):
     """
 
     name = "compiled"
+    shares_programs_by_shape = True
     MAX_PROGRAMS = 32
     MAX_ARRAYS = 8
 

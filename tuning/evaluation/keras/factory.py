@@ -4,8 +4,9 @@ a user's, named ``package.module:function`` or ``path/to/file.py:function``.
 A factory takes the searched parameters (the space's names) and the study's fixed
 ``model_options`` as keyword arguments, and each of `OFFERED_ARGUMENTS` that its signature
 accepts (``input_shape``, ``n_outputs``, ``task``, ``seed``, ``steps_per_execution``); it returns
-a compiled Keras model. `check_factory` refuses, in one line naming it, a factory that cannot be
-imported, lacks a searched argument, or does not return a compiled model, before a study starts.
+a compiled Keras model. `load_factory`, `check_arguments` and `check_builds` refuse, in one line
+naming it, a factory that cannot be imported, lacks a searched argument, or does not return a
+compiled model, before a study starts.
 No Keras import here: the user's module imports what it needs.
 """
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tuning.core.errors import StudyError
+from tuning.core.space import IntParam, SearchSpace
 from tuning.evaluation.data import DATA_ARGUMENTS
 
 # The factory's arguments that the training protocol sets (speed, and the study's seed of the
@@ -101,6 +103,21 @@ def _parameters(factory: Callable[..., Any]) -> tuple[set[str], bool]:
         if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     }
     return named, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def padding_arguments(factory: Callable[..., Any], space: SearchSpace) -> dict[str, int]:
+    """The arguments that build every model of a study at one shape: a factory declares, as its
+    ``padded_widths`` attribute, which searched integer parameters set a layer width and the
+    argument that builds those layers at a larger width instead (the book's `build_model`:
+    ``{"n_neurons": "padded_neurons"}``); each gets the space's largest value. Empty for a
+    factory that declares none (it keeps building each model at its own shape)."""
+    declared = getattr(factory, "padded_widths", None) or {}
+    by_name = {param.name: param for param in space}
+    return {
+        argument: by_name[name].high
+        for name, argument in declared.items()
+        if isinstance(by_name.get(name), IntParam)
+    }
 
 
 def offered_arguments(factory: Callable[..., Any], offered: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,9 @@ as it is::
 
 from __future__ import annotations
 
+import math
 import numbers
+import random
 from collections.abc import Sequence
 from typing import Literal
 
@@ -43,6 +45,7 @@ def build_model(
     optimizer: str = "sgd",
     steps_per_execution: int = 1,
     seed: int | None = None,
+    padded_neurons: int | None = None,
 ) -> keras.Model:
     """Build and compile the book's MLP.
 
@@ -65,6 +68,12 @@ def build_model(
             layer draws its seed from Python's global ``random`` (``keras.utils.set_random_seed``
             seeds it), which any other thread of the process may draw from too (a Dask worker
             does) and so change the weights.
+        padded_neurons: build each hidden layer with this many units (at least ``n_neurons``),
+            the units past ``n_neurons`` held at exact zeros: their weights start at zero, a
+            `UnitMask` zeroes their outputs, so they never receive a gradient and the model
+            computes what the unpadded one does (to float rounding). Models of one depth then
+            share one shape whatever their width, so a compiler that keeps programs per shape
+            (the harness's compiled trainer) compiles one per depth. ``None``: no padding.
 
     Returns:
         A compiled ``keras.Model``.
@@ -93,19 +102,30 @@ def build_model(
         raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
     if task not in ("regression", "classification"):
         raise ValueError(f"task must be 'regression' or 'classification', got {task!r}")
+    width = n_neurons if padded_neurons is None else _as_int("padded_neurons", padded_neurons)
+    if width < n_neurons:
+        raise ValueError(f"padded_neurons must be >= n_neurons ({n_neurons}), got {width}")
     shape = tuple(_as_int("input_shape", d) for d in input_shape)
+    if seed is None:  # as Keras draws an unseeded layer's seed: from Python's global generator
+        seed = random.randrange(2**31)
 
     model = keras.Sequential()
     model.add(keras.layers.Input(shape=shape))
     if len(shape) > 1:
         model.add(keras.layers.Flatten())
+    fan_in = math.prod(shape)
     for layer in range(n_hidden):
         model.add(
             keras.layers.Dense(
-                n_neurons, activation=activation, kernel_initializer=_weights(seed, layer)
+                width,
+                activation=activation,
+                kernel_initializer=GlorotBlock(fan_in, n_neurons, seed, layer),
             )
         )
-    output = _weights(seed, n_hidden)
+        if padded_neurons is not None:  # (also at full width: one structure for all widths)
+            model.add(UnitMask(n_neurons))
+        fan_in = n_neurons
+    output = GlorotBlock(fan_in, _as_int("n_outputs", n_outputs), seed, n_hidden)
     if task == "classification":
         model.add(keras.layers.Dense(n_outputs, activation="softmax", kernel_initializer=output))
         loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
@@ -121,9 +141,71 @@ def build_model(
     return model
 
 
-def _weights(seed: int | None, layer: int) -> keras.initializers.Initializer:
-    """``Dense``'s default initializer, seeded for ``layer`` when ``seed`` is given."""
-    if seed is None:
-        return keras.initializers.GlorotUniform()
-    layer_seed = np.random.SeedSequence([int(seed), layer]).generate_state(1)[0]
-    return keras.initializers.GlorotUniform(seed=int(layer_seed) % 2**31)
+@keras.saving.register_keras_serializable(package="tuning")
+class GlorotBlock(keras.initializers.Initializer):
+    """Glorot's uniform initializer for a layer whose real shape is (``fan_in``, ``fan_out``),
+    drawn on the host from ``(seed, layer)``: its values fill the kernel's top-left block, the
+    rest (a padded layer's unused units) is exactly zero. Drawn with NumPy, not on the device,
+    so a new layer shape compiles no program, and the values are the same in any process and
+    on any Keras backend."""
+
+    def __init__(self, fan_in: int, fan_out: int, seed: int, layer: int) -> None:
+        self.fan_in, self.fan_out, self.seed, self.layer = fan_in, fan_out, seed, layer
+
+    def __call__(self, shape: Sequence[int], dtype: object = None) -> np.ndarray:
+        rows, columns = shape
+        if rows < self.fan_in or columns < self.fan_out:
+            raise ValueError(f"kernel {tuple(shape)} smaller than ({self.fan_in}, {self.fan_out})")
+        limit = math.sqrt(6.0 / (self.fan_in + self.fan_out))
+        generator = np.random.default_rng(np.random.SeedSequence([int(self.seed), self.layer]))
+        kernel = np.zeros((rows, columns), dtype=keras.backend.standardize_dtype(dtype))
+        kernel[: self.fan_in, : self.fan_out] = generator.uniform(
+            -limit, limit, (self.fan_in, self.fan_out)
+        )
+        return kernel
+
+    def get_config(self) -> dict[str, int]:
+        return {
+            "fan_in": self.fan_in,
+            "fan_out": self.fan_out,
+            "seed": self.seed,
+            "layer": self.layer,
+        }
+
+
+@keras.saving.register_keras_serializable(package="tuning")
+class UnitMask(keras.layers.Layer):
+    """Keeps the first ``active`` units of its input and zeroes the rest (a padded layer's
+    unused units). The mask is a non-trainable weight, not a setting, so layers of every
+    ``active`` are one computation (one compiled program) that differs only in that weight."""
+
+    def __init__(self, active: int, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self._active = int(active)
+
+    def build(self, input_shape: Sequence[int | None]) -> None:
+        units = int(input_shape[-1])
+        active = self._active
+
+        def ones_then_zeros(shape: Sequence[int], dtype: object = None) -> np.ndarray:
+            dtype = keras.backend.standardize_dtype(dtype)
+            return (np.arange(units) < active).astype(dtype)
+
+        self.mask = self.add_weight(
+            shape=(units,), initializer=ones_then_zeros, trainable=False, name="mask"
+        )
+
+    def call(self, inputs: object) -> object:
+        return inputs * self.mask
+
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> Sequence[int | None]:
+        return input_shape
+
+    def get_config(self) -> dict[str, object]:
+        return {**super().get_config(), "active": self._active}
+
+
+# Which searched parameter sets a layer width, and the argument that builds the layers at a
+# larger width instead: a harness that compiles one program per shape builds every model of a
+# study at the space's largest width (`padded_neurons`), one shape per depth.
+build_model.padded_widths = {"n_neurons": "padded_neurons"}  # type: ignore[attr-defined]

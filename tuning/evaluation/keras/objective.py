@@ -107,6 +107,7 @@ class Objective(Evaluator):
         factory: Callable[..., keras.Model] | None = None,
         checkpoints: Path | None = None,
         ledger: ResumeLedger | None = None,
+        padding: Mapping[str, int] | None = None,
     ) -> None:
         self.dataset = dataset
         self.factory = factory or build_model
@@ -115,6 +116,8 @@ class Objective(Evaluator):
         self.writer = writer
         self.seed = seed
         self.model_options = dict(model_options or {})
+        # the factory's padded widths (`padding_arguments`), where the trainer profits from them
+        self.padding = dict(padding or {}) if self.trainer.shares_programs_by_shape else {}
         self.meter = meter or BudgetMeter(None)
         self.ledger = ledger or ResumeLedger(finished, writer.key.backend)
         self.recorder = TrialRecorder(
@@ -147,14 +150,23 @@ class Objective(Evaluator):
     def model_kwargs(self) -> dict[str, Any]:
         """The factory's arguments besides the searched ones (`factory_arguments`)."""
         return factory_arguments(
-            self.factory, self.dataset, self.protocol, self.seed, self.model_options
+            self.factory,
+            self.dataset,
+            self.protocol,
+            self.seed,
+            {**self.padding, **self.model_options},
         )
 
     def build(self, params: Mapping[str, Any]) -> keras.Model:
         """Free the previous trial's models, seed, then build ``params`` through the factory."""
         release_models()
         return build_seeded(
-            self.factory, params, self.dataset, self.protocol, self.seed, self.model_options
+            self.factory,
+            params,
+            self.dataset,
+            self.protocol,
+            self.seed,
+            {**self.padding, **self.model_options},
         )
 
     # -- training -----------------------------------------------------------------------------

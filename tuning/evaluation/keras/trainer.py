@@ -130,6 +130,9 @@ class Trainer(ABC):
     """
 
     name: str
+    # True where models of one shape share one compiled program (so a study builds every model
+    # at its space's largest widths, `tuning.evaluation.keras.factory.padding_arguments`)
+    shares_programs_by_shape: bool = False
 
     def __init__(self, protocol: TrainingProtocol, seed: int = 0) -> None:
         self.protocol = protocol
