@@ -212,6 +212,7 @@ def compare(out: Path, target: float | None = None, rope: float = ROPE) -> Compa
     (`tuning.analysis.table_report`)."""
     from tuning.analysis.aggregate import BY_BACKEND_FILE, by_backend
     from tuning.analysis.bayes_pairs import PAIRS_FILE, pairs_table
+    from tuning.analysis.cost import COST_FILE, cost_table
     from tuning.analysis.importance import IMPORTANCE_FILE, importance_table
     from tuning.analysis.plots import plot_all, plot_importance
     from tuning.analysis.report import write_report
@@ -265,8 +266,10 @@ def compare(out: Path, target: float | None = None, rope: float = ROPE) -> Compa
         if landscape is not None:
             figures["landscape"] = landscape
         tabular = tabular_section(table, regrets, summaries)
+    costs = cost_table(trials, studies)
+    files["cost"] = write_csv(costs, out / COST_FILE)
     files["report"] = write_report(
-        out, studies, board, figures, summaries, suite, importance, tabular, skipped
+        out, studies, board, figures, summaries, suite, importance, tabular, skipped, costs
     )
     return Comparison(studies, board, {**files, **figures}, suite, skipped)
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from tuning.analysis.aggregate import ALPHA, BASELINE, smallest_p
 from tuning.analysis.bayes_pairs import pairs_in_words
+from tuning.analysis.cost import cost_lines
 from tuning.analysis.importance import importance_lines
 from tuning.analysis.suite_stats import SCORE_CAP, SuiteStatistics, verdict
 from tuning.core.atomic import write_atomically
@@ -302,11 +303,13 @@ def write_report(
     importance: pd.DataFrame | None = None,
     tabular: Sequence[str] | None = None,
     skipped: Sequence[Any] = (),
+    costs: pd.DataFrame | None = None,
 ) -> Path:
     """Write ``OUT/report.md`` from the two leaderboards, the figures and each study's summary
     (by study name); with ``suite`` (several tasks), it opens with the suite's verdict;
     ``importance`` (`tuning.analysis.importance.importance_table`) adds which hyperparameters mattered;
-    ``tabular`` (`tuning.analysis.table_report.tabular_section`), the table and the regrets."""
+    ``tabular`` (`tuning.analysis.table_report.tabular_section`), the table and the regrets;
+    ``costs`` (`tuning.analysis.cost.cost_table`), what each backend spent, compiling included."""
     out = Path(out)
     parts = [
         f"# Tuning benchmark: {', '.join(sorted(studies['dataset'].unique()))}\n",
@@ -335,6 +338,8 @@ def write_report(
             "(all backends and seeds; Optuna's `FanovaImportanceEvaluator`; `importance.csv`).\n",
             "\n".join(importance_lines(importance)) + "\n",
         ]
+    if costs is not None and not costs.empty:
+        parts += ["## Cost\n", "\n".join(cost_lines(costs)) + "\n"]
     parts.append("## Figures\n")
     captions = {
         "importance": "Hyperparameter importance (fANOVA) per task",

@@ -176,21 +176,45 @@ def device_array(array: np.ndarray) -> jax.Array:
     return jax.device_put(array.astype(dtype, copy=False))
 
 
+class ProgramCache:
+    """Compiled epoch programs by key (structure, data shapes, batch size), the least recently
+    used dropped past ``size`` so memory stays bounded. A trainer has its own by default; the
+    studies of one process share one (`tuning.evaluation.keras.trainers.create_trainer`), so a
+    study does not trace and compile again what an earlier study of the process compiled."""
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self._programs: OrderedDict[Hashable, EpochProgram] = OrderedDict()
+
+    def get(self, key: Hashable) -> EpochProgram | None:
+        program = self._programs.get(key)
+        if program is not None:
+            self._programs.move_to_end(key)
+        return program
+
+    def put(self, key: Hashable, program: EpochProgram) -> None:
+        self._programs[key] = program
+        while len(self._programs) > self.size:
+            self._programs.popitem(last=False)
+
+
 class CompiledTrainer(Trainer):
     """Trains through `EpochProgram`s: compiled once per structure, data on the device once.
 
-    ``MAX_PROGRAMS`` compiled epochs and ``MAX_ARRAYS`` arrays on the device are kept, the
-    least recently used dropped first, so memory stays bounded over any number of trials.
+    ``MAX_ARRAYS`` arrays on the device are kept and ``programs`` (its own `ProgramCache` by
+    default) keeps the compiled epochs, the least recently used dropped first, so memory stays
+    bounded over any number of trials.
     """
 
     name = "compiled"
     shares_programs_by_shape = True
-    MAX_PROGRAMS = 32
     MAX_ARRAYS = 8
 
-    def __init__(self, protocol: TrainingProtocol, seed: int = 0) -> None:
+    def __init__(
+        self, protocol: TrainingProtocol, seed: int = 0, programs: ProgramCache | None = None
+    ) -> None:
         super().__init__(protocol, seed)
-        self._programs: OrderedDict[Hashable, EpochProgram] = OrderedDict()
+        self._programs = ProgramCache() if programs is None else programs
         self._arrays: OrderedDict[tuple, tuple[np.ndarray, jax.Array]] = OrderedDict()
         self._compile_seconds = 0.0
         self.programs_compiled = 0
@@ -284,7 +308,6 @@ class CompiledTrainer(Trainer):
         key = (structure_key(model), shapes, self.protocol.batch_size)
         program = self._programs.get(key)
         if program is not None:
-            self._programs.move_to_end(key)
             self.programs_reused += 1
             return program
         started = time.perf_counter()
@@ -295,9 +318,7 @@ class CompiledTrainer(Trainer):
         self._compile_seconds += seconds
         self.programs_compiled += 1
         log.debug("compiled an epoch program in %.3f s", seconds)
-        self._programs[key] = program
-        while len(self._programs) > self.MAX_PROGRAMS:
-            self._programs.popitem(last=False)
+        self._programs.put(key, program)
         return program
 
 

@@ -112,7 +112,7 @@ class Objective(Evaluator):
         self.dataset = dataset
         self.factory = factory or build_model
         self.protocol = protocol
-        self.trainer = trainer or create_trainer(protocol, seed)
+        self.trainer = trainer or create_trainer(protocol, seed, share_programs=True)
         self.writer = writer
         self.seed = seed
         self.model_options = dict(model_options or {})
@@ -158,8 +158,9 @@ class Objective(Evaluator):
         )
 
     def build(self, params: Mapping[str, Any]) -> keras.Model:
-        """Free the previous trial's models, seed, then build ``params`` through the factory."""
-        release_models()
+        """Free the previous trial's models, seed, then build ``params`` through the factory
+        (JAX's programs for building are kept where every model has the study's padded shape)."""
+        release_models(forget_programs=not self.padding)
         return build_seeded(
             self.factory,
             params,

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 
-def release_models() -> None:
+def release_models(forget_programs: bool = True) -> None:
     """Drop Keras' global state (layer names, graphs, kernel caches) and collect the previous
     trials' models, so that memory stays flat over hundreds of trials. Call it before seeding.
 
@@ -19,10 +19,15 @@ def release_models() -> None:
     of a fast trial. So the first call of a process freezes what is alive then (the frameworks,
     the data: freed by reference counting as before, only skipped by the cycle collector), and
     every collection after scans only what trials made since.
+
+    ``forget_programs=False`` keeps JAX's in-memory programs: for models built at a few fixed
+    shapes (padded widths), where they stay few and would otherwise be compiled again for
+    every model that is built.
     """
     keras.backend.clear_session(free_memory=False)
     _forget_custom_gradients()
-    _forget_jax_programs()
+    if forget_programs:
+        _forget_jax_programs()
     gc.collect()
     if not gc.get_freeze_count():
         gc.freeze()
