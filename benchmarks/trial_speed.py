@@ -57,7 +57,9 @@ def child(result_path: str, variant: str, epochs: int) -> None:
     import keras
 
     from tuning.core.results import StudyKey, TrialWriter
+    from tuning.core.space import default_space
     from tuning.evaluation.data import load_dataset
+    from tuning.evaluation.keras.factory import padding_arguments
     from tuning.evaluation.keras.model import build_model
     from tuning.evaluation.keras.objective import Objective
     from tuning.evaluation.keras.trainer import TrainingProtocol
@@ -80,7 +82,9 @@ def child(result_path: str, variant: str, epochs: int) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         writer = TrialWriter(Path(tmp) / "trials.csv", StudyKey("bench", "none", data.name, 0))
-        objective = Objective(data, protocol, writer, seed=0)
+        # as a study builds its models: padded widths where the trainer shares programs by shape
+        padding = padding_arguments(build_model, default_space())
+        objective = Objective(data, protocol, writer, seed=0, padding=padding)
 
         def trial(n_hidden: int, n_neurons: int) -> dict[str, float]:
             params = {"n_hidden": n_hidden, "n_neurons": n_neurons, "learning_rate": LEARNING_RATE}
@@ -280,8 +284,9 @@ def main() -> None:
         epoch, trial = figures[variant, "jax"]
         print(
             f"{variant}: an epoch {keras_jax[0] / epoch:.1f}x faster than the harness with Keras "
-            f"fit on JAX (target >= 5x), {epoch / bare[0]:.2f}x the bare scan's (target <= 1.5x); "
-            f"a new architecture's trial {keras_jax[1] / trial:.1f}x faster (target >= 3x)"
+            f"fit on JAX, {epoch / bare[0]:.2f}x the bare scan's; a new architecture's trial "
+            f"{keras_jax[1] / trial:.1f}x faster (target >= 5x), {trial / (epoch * args.epochs):.1f}x "
+            "its epochs alone (target <= 2x)"
         )
     if not studies:
         return
@@ -292,7 +297,7 @@ def main() -> None:
         print(
             f"  {trainer:<22}{spent['epochs']:>4} epochs in {spent['seconds']:6.2f} s: "
             f"{per_epoch:.4f} s/epoch, {default_epoch / per_epoch:5.1f}x faster than default "
-            "Keras fit on TensorFlow (target >= 35x)"
+            "Keras fit on TensorFlow (target >= 60x)"
         )
 
 
