@@ -59,7 +59,7 @@ def child(result_path: str, variant: str, epochs: int) -> None:
     from tuning.core.results import StudyKey, TrialWriter
     from tuning.core.space import default_space
     from tuning.evaluation.data import load_dataset
-    from tuning.evaluation.keras.factory import padding_arguments
+    from tuning.evaluation.keras.factory import study_padding
     from tuning.evaluation.keras.model import build_model
     from tuning.evaluation.keras.objective import Objective
     from tuning.evaluation.keras.trainer import TrainingProtocol
@@ -83,7 +83,7 @@ def child(result_path: str, variant: str, epochs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         writer = TrialWriter(Path(tmp) / "trials.csv", StudyKey("bench", "none", data.name, 0))
         # as a study builds its models: padded widths where the trainer shares programs by shape
-        padding = padding_arguments(build_model, default_space())
+        padding = study_padding(build_model, default_space(), len(data.X_train), epochs)
         objective = Objective(data, protocol, writer, seed=0, padding=padding)
 
         def trial(n_hidden: int, n_neurons: int) -> dict[str, float]:

@@ -16,15 +16,15 @@ import pytest
 from scipy import stats
 
 from tuning.core.space import default_space
-from tuning.evaluation.keras.factory import padding_arguments
-from tuning.evaluation.keras.model import GlorotBlock, UnitMask, build_model, padded_width
+from tuning.evaluation.keras.factory import study_padding
+from tuning.evaluation.keras.model import GlorotBlock, UnitMask, build_model
 from tuning.evaluation.keras.objective import build_seeded, release_models
 from tuning.evaluation.keras.trainer import TrainingProtocol
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "jax", reason="the compiled trainer runs on JAX only"
 )
-PADDED = 24  # (below 32: widths of 17-24 units are built at 24, the others at 16)
+PADDED = 24
 
 
 def _train(data, params, *, padded=None, seed=0, epochs=8, patience=8, trainer=None):
@@ -53,7 +53,7 @@ def test_padded_units_are_still_exact_zeros_after_training(california_small, opt
     history, model = _train(california_small, params, padded=PADDED)
     assert len(history["loss"]) == 8  # it trained
     dense = _dense(model)
-    assert [d.units for d in dense] == [16, 16, 16, 1]
+    assert [d.units for d in dense] == [PADDED, PADDED, PADDED, 1]
     fan_in = california_small.X_train.shape[1]
     for index, layer in enumerate(dense):
         kernel, bias = (np.asarray(w) for w in layer.get_weights())
@@ -66,7 +66,7 @@ def test_padded_units_are_still_exact_zeros_after_training(california_small, opt
         assert np.all(bias[real_out:] == 0) and np.any(bias[:real_out] != 0)
         fan_in = 7
     masks = [np.asarray(layer.mask) for layer in model.layers if isinstance(layer, UnitMask)]
-    assert len(masks) == 3 and all(list(m) == [1] * 7 + [0] * (16 - 7) for m in masks)
+    assert len(masks) == 3 and all(list(m) == [1] * 7 + [0] * (PADDED - 7) for m in masks)
 
 
 @pytest.mark.parametrize(
@@ -115,12 +115,11 @@ def test_trials_of_every_width_share_one_program_per_depth(california_small):
 
     protocol = TrainingProtocol(max_epochs=2, patience=2)
     trainer = CompiledTrainer(protocol, 0)
-    for n_neurons in (3, 11, 16, 17, 24):
+    for n_neurons in (3, 11, 24):
         for n_hidden in (1, 2):
             params = {"n_hidden": n_hidden, "n_neurons": n_neurons, "learning_rate": 1e-3}
             _train(california_small, params, padded=PADDED, epochs=2, trainer=trainer)
-    # two widths per depth (16 and 24 units), whatever the width asked for
-    assert trainer.programs_compiled == 4 and trainer.programs_reused == 6
+    assert trainer.programs_compiled == 2 and trainer.programs_reused == 4
 
 
 def test_glorot_block_draws_the_real_shapes_distribution_on_the_host():
@@ -136,19 +135,15 @@ def test_glorot_block_draws_the_real_shapes_distribution_on_the_host():
     assert not np.allclose(other_layer, real)
 
 
-def test_a_layer_is_padded_to_the_next_power_of_two_at_least_16():
-    assert [padded_width(n) for n in (1, 15, 16, 17, 32, 33, 64, 65, 99)] == [
-        16, 16, 16, 32, 32, 64, 64, 128, 128,
-    ]  # fmt: skip
-    widths = [_dense(build_model(n_hidden=1, n_neurons=n, padded_neurons=99, seed=0))[0].units
-              for n in (5, 40, 70, 99)]  # fmt: skip
-    assert widths == [16, 64, 99, 99]  # capped at the space's largest
-
-
-def test_the_book_model_declares_its_padded_width_and_the_space_sets_it():
+def test_a_study_pads_to_the_largest_width_on_small_data_and_to_powers_of_two_on_large():
     # the book's n_neurons: np.arange(1, 100)
-    assert padding_arguments(build_model, default_space()) == {"padded_neurons": 99}
-    assert padding_arguments(lambda **_: None, default_space()) == {}
+    small = study_padding(build_model, default_space(), rows=2000, max_epochs=20)
+    assert small.one_width and small.arguments({"n_neurons": 5}) == {"padded_neurons": 99}
+    large = study_padding(build_model, default_space(), rows=11_610, max_epochs=20)
+    assert not large.one_width
+    widths = [large.arguments({"n_neurons": n})["padded_neurons"] for n in (1, 16, 17, 64, 65, 99)]
+    assert widths == [16, 16, 32, 64, 99, 99]  # powers of two from 16, at most the largest
+    assert study_padding(lambda **_: None, default_space(), 10, 1).arguments({"n_neurons": 5}) == {}
     with pytest.raises(ValueError, match="padded_neurons must be >= n_neurons"):
         build_model(n_hidden=1, n_neurons=30, padded_neurons=20)
 

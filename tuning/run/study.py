@@ -23,7 +23,7 @@ from tuning.core.signals import StopSignals
 from tuning.core.space import SearchSpace
 from tuning.evaluation.data import Dataset, load_dataset
 from tuning.evaluation.keras.environment import use_keras_backend
-from tuning.evaluation.keras.factory import check_builds, padding_arguments
+from tuning.evaluation.keras.factory import check_builds, study_padding
 from tuning.evaluation.keras.objective import Objective, factory_arguments, release_models
 from tuning.evaluation.tabular.lookup import TableEvaluator
 from tuning.evaluation.tabular.table import load_table
@@ -97,7 +97,7 @@ def run_study(
             meter=BudgetMeter(budget),
             stop=stop,
             factory=factory,
-            padding=padding_arguments(factory, space),
+            padding=study_padding(factory, space, len(dataset.X_train), protocol.max_epochs),
             checkpoints=config.study_dir / CHECKPOINTS_DIR if backend.warm_starts else None,
             ledger=ledger,
         )
@@ -162,8 +162,10 @@ def check_model(config: StudyConfig, dataset: Dataset, space: SearchSpace) -> No
     """Build the study's model once (each parameter at its lowest value or first choice) and
     refuse a factory that fails or does not return a compiled Keras model, in one line."""
     factory = config.factory()
-    options = {**padding_arguments(factory, space), **config.model_options}
-    fixed = factory_arguments(factory, dataset, config.protocol(), config.seed, options)
+    protocol = config.protocol()
+    padding = study_padding(factory, space, len(dataset.X_train), protocol.max_epochs)
+    options = {**padding.arguments(space.lowest()), **config.model_options}
+    fixed = factory_arguments(factory, dataset, protocol, config.seed, options)
     check_builds(factory, config.model, {**space.lowest(), **fixed})
     release_models()
 

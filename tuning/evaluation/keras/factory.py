@@ -18,6 +18,7 @@ import importlib.util
 import inspect
 import sys
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -105,19 +106,51 @@ def _parameters(factory: Callable[..., Any]) -> tuple[set[str], bool]:
     return named, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
-def padding_arguments(factory: Callable[..., Any], space: SearchSpace) -> dict[str, int]:
-    """The arguments that build every model of a study at one shape: a factory declares, as its
-    ``padded_widths`` attribute, which searched integer parameters set a layer width and the
-    argument that builds those layers at a larger width instead (the book's `build_model`:
-    ``{"n_neurons": "padded_neurons"}``); each gets the space's largest value. Empty for a
-    factory that declares none (it keeps building each model at its own shape)."""
+# Padding every width of a depth to the space's largest compiles one program per depth but adds
+# arithmetic in proportion to the rows trained; past this many row-epochs a trial (training rows
+# times the epoch cap) the extra arithmetic outweighs the programs saved, and widths are padded
+# to the next power of two instead (at most twice the arithmetic; figures: benchmarks/README.md).
+ONE_WIDTH_ROW_EPOCHS = 100_000
+
+
+def padded_width(units: int, largest: int) -> int:
+    """The next power of two of ``units`` (at least 16), at most ``largest``."""
+    return min(largest, max(16, 1 << (int(units) - 1).bit_length()))
+
+
+@dataclass(frozen=True)
+class Padding:
+    """How a study builds its models at a few shapes: ``widths`` maps each searched integer
+    parameter that sets a layer width to (the factory's argument that pads it, the space's
+    largest value); ``one_width``: every model at that largest width (one program per depth),
+    else each at `padded_width`. Empty for a factory that declares no padded widths."""
+
+    widths: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    one_width: bool = True
+
+    def arguments(self, params: Mapping[str, Any]) -> dict[str, int]:
+        """The padding arguments of the configuration ``params``."""
+        return {
+            argument: largest if self.one_width else padded_width(params[name], largest)
+            for name, (argument, largest) in self.widths.items()
+            if name in params
+        }
+
+
+def study_padding(
+    factory: Callable[..., Any], space: SearchSpace, rows: int, max_epochs: int
+) -> Padding:
+    """A study's `Padding`. A factory declares, as its ``padded_widths`` attribute, which
+    searched integer parameters set a layer width and the argument that builds those layers at
+    a larger width instead (the book's `build_model`: ``{"n_neurons": "padded_neurons"}``)."""
     declared = getattr(factory, "padded_widths", None) or {}
     by_name = {param.name: param for param in space}
-    return {
-        argument: by_name[name].high
+    widths = {
+        name: (argument, by_name[name].high)
         for name, argument in declared.items()
         if isinstance(by_name.get(name), IntParam)
     }
+    return Padding(widths, one_width=rows * max_epochs <= ONE_WIDTH_ROW_EPOCHS)
 
 
 def offered_arguments(factory: Callable[..., Any], offered: Mapping[str, Any]) -> dict[str, Any]:

@@ -68,14 +68,12 @@ def build_model(
             layer draws its seed from Python's global ``random`` (``keras.utils.set_random_seed``
             seeds it), which any other thread of the process may draw from too (a Dask worker
             does) and so change the weights.
-        padded_neurons: pad each hidden layer to `padded_width` units (the next power of two,
-            at least 16), at most this many (at least ``n_neurons``): the units past
-            ``n_neurons`` hold exact zeros (their weights start at zero and a `UnitMask` zeroes
-            their outputs, so they never receive a gradient) and the model computes what the
-            unpadded one does, to float rounding. Models of one depth then share a handful of
-            shapes whatever their width, so a compiler that keeps programs per shape (the
-            harness's compiled trainer) compiles a handful, at most twice the arithmetic of
-            the unpadded model. ``None``: no padding.
+        padded_neurons: build each hidden layer with this many units (at least ``n_neurons``),
+            the units past ``n_neurons`` held at exact zeros: their weights start at zero, a
+            `UnitMask` zeroes their outputs, so they never receive a gradient and the model
+            computes what the unpadded one does (to float rounding). Models of one depth then
+            share one shape whatever their width, so a compiler that keeps programs per shape
+            (the harness's compiled trainer) compiles one per depth. ``None``: no padding.
 
     Returns:
         A compiled ``keras.Model``.
@@ -104,12 +102,9 @@ def build_model(
         raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
     if task not in ("regression", "classification"):
         raise ValueError(f"task must be 'regression' or 'classification', got {task!r}")
-    width = n_neurons
-    if padded_neurons is not None:
-        cap = _as_int("padded_neurons", padded_neurons)
-        if cap < n_neurons:
-            raise ValueError(f"padded_neurons must be >= n_neurons ({n_neurons}), got {cap}")
-        width = min(cap, padded_width(n_neurons))
+    width = n_neurons if padded_neurons is None else _as_int("padded_neurons", padded_neurons)
+    if width < n_neurons:
+        raise ValueError(f"padded_neurons must be >= n_neurons ({n_neurons}), got {width}")
     shape = tuple(_as_int("input_shape", d) for d in input_shape)
     if seed is None:  # as Keras draws an unseeded layer's seed: from Python's global generator
         seed = random.randrange(2**31)
@@ -144,12 +139,6 @@ def build_model(
         loss=loss, optimizer=opt, metrics=metrics, steps_per_execution=steps_per_execution
     )
     return model
-
-
-def padded_width(n_neurons: int) -> int:
-    """The width a padded layer of ``n_neurons`` units is built at: the next power of two, at
-    least 16 (1-16 units: 16; 17-32: 32; ...)."""
-    return max(16, 1 << (int(n_neurons) - 1).bit_length())
 
 
 @keras.saving.register_keras_serializable(package="tuning")

@@ -27,7 +27,7 @@ from tuning.core.results import TrialWriter
 from tuning.core.signals import StopSignals
 from tuning.evaluation.data import DATA_ARGUMENTS, Dataset
 from tuning.evaluation.keras.callbacks import BudgetCallback, PruneCallback, StopCallback
-from tuning.evaluation.keras.factory import offered_arguments
+from tuning.evaluation.keras.factory import Padding, offered_arguments
 from tuning.evaluation.keras.model import build_model
 from tuning.evaluation.keras.session import release_models, seed_generators
 from tuning.evaluation.keras.trainer import StopOnNonFiniteLoss, Trainer, TrainingProtocol
@@ -107,7 +107,7 @@ class Objective(Evaluator):
         factory: Callable[..., keras.Model] | None = None,
         checkpoints: Path | None = None,
         ledger: ResumeLedger | None = None,
-        padding: Mapping[str, int] | None = None,
+        padding: Padding | None = None,
     ) -> None:
         self.dataset = dataset
         self.factory = factory or build_model
@@ -116,8 +116,9 @@ class Objective(Evaluator):
         self.writer = writer
         self.seed = seed
         self.model_options = dict(model_options or {})
-        # the factory's padded widths (`padding_arguments`), where the trainer profits from them
-        self.padding = dict(padding or {}) if self.trainer.shares_programs_by_shape else {}
+        # models built at a few shapes (`Padding`), where the trainer profits from it
+        shares = padding is not None and self.trainer.shares_programs_by_shape
+        self.padding = padding if shares else Padding()
         self.meter = meter or BudgetMeter(None)
         self.ledger = ledger or ResumeLedger(finished, writer.key.backend)
         self.recorder = TrialRecorder(
@@ -148,26 +149,29 @@ class Objective(Evaluator):
 
     # -- building -----------------------------------------------------------------------------
     def model_kwargs(self) -> dict[str, Any]:
-        """The factory's arguments besides the searched ones (`factory_arguments`)."""
+        """The factory's arguments besides the searched ones (`factory_arguments`): for a
+        library that builds every configuration with them (scikit-learn's estimator), the
+        padding only where it is the same for every configuration."""
+        padding = self.padding.arguments(dict.fromkeys(self.padding.widths, 1))
         return factory_arguments(
             self.factory,
             self.dataset,
             self.protocol,
             self.seed,
-            {**self.padding, **self.model_options},
+            {**(padding if self.padding.one_width else {}), **self.model_options},
         )
 
     def build(self, params: Mapping[str, Any]) -> keras.Model:
         """Free the previous trial's models, seed, then build ``params`` through the factory
         (JAX's programs for building are kept where every model has the study's padded shape)."""
-        release_models(forget_programs=not self.padding)
+        release_models(forget_programs=not self.padding.widths)
         return build_seeded(
             self.factory,
             params,
             self.dataset,
             self.protocol,
             self.seed,
-            {**self.padding, **self.model_options},
+            {**self.padding.arguments(params), **self.model_options},
         )
 
     # -- training -----------------------------------------------------------------------------
