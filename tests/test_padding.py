@@ -154,3 +154,19 @@ def test_a_padded_model_saves_and_loads(tmp_path, california_small):
     loaded = keras.models.load_model(tmp_path / "m.keras")
     x = california_small.X_valid[:5]
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_the_unpadded_model_a_study_saves_loads_with_keras_alone(tmp_path):
+    import subprocess
+    import sys
+
+    build_model(n_hidden=2, n_neurons=5, seed=1).save(tmp_path / "plain.keras")
+    code = (
+        "import keras, sys; m = keras.models.load_model(sys.argv[1]); "
+        "print([type(l).__name__ for l in m.layers])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "plain.keras")], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.strip() == "['Dense', 'Dense', 'Dense']"

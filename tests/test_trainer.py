@@ -184,6 +184,9 @@ def test_the_trainer_is_a_recorded_setting_and_checked_against_the_keras_backend
     with pytest.raises(StudyError, match="trainer 'fast' is not known"):
         StudyConfig(backend="random", trainer="fast")
 
+    from tuning.evaluation.keras.trainers import process_programs
+
+    process_programs.cache_clear()  # (no program an earlier test of this process compiled)
     tables = {}
     for trainer in ("keras", "compiled"):
         config = StudyConfig(

@@ -138,6 +138,11 @@ def build_model(
     model.compile(
         loss=loss, optimizer=opt, metrics=metrics, steps_per_execution=steps_per_execution
     )
+    for dense in model.layers:
+        if dense.built and isinstance(getattr(dense, "kernel_initializer", None), GlorotBlock):
+            # Its weights are drawn. A saved model names Keras' own Glorot uniform (the same
+            # distribution), so that the file loads where this module is not installed.
+            dense.kernel_initializer = keras.initializers.GlorotUniform()
     return model
 
 

@@ -161,17 +161,19 @@ class Objective(Evaluator):
             {**(padding if self.padding.one_width else {}), **self.model_options},
         )
 
-    def build(self, params: Mapping[str, Any]) -> keras.Model:
-        """Free the previous trial's models, seed, then build ``params`` through the factory
-        (JAX's programs for building are kept where every model has the study's padded shape)."""
+    def build(self, params: Mapping[str, Any], padded: bool = True) -> keras.Model:
+        """Free the previous trial's models, seed, then build ``params`` through the factory,
+        at the study's padded shape unless ``padded`` is False (JAX's programs for building are
+        kept where every model has a padded shape)."""
         release_models(forget_programs=not self.padding.widths)
+        padding = self.padding.arguments(params) if padded else {}
         return build_seeded(
             self.factory,
             params,
             self.dataset,
             self.protocol,
             self.seed,
-            {**self.padding.arguments(params), **self.model_options},
+            {**padding, **self.model_options},
         )
 
     # -- training -----------------------------------------------------------------------------
@@ -348,8 +350,9 @@ class Objective(Evaluator):
 
     def final_result(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], keras.Model | None]:
         """The winner's ``params`` retrained once under the protocol, outside the budget, and
-        tested: the summary's figures, and the model (the study saves it)."""
-        model = self.build(params)
+        tested: the summary's figures, and the model (the study saves it), built at its own
+        shape: the saved file is the factory's plain model, padding is a search-time speed-up."""
+        model = self.build(params, padded=False)
         history, fit_seconds = self.fit(model, metered=False)
         d = self.dataset
         test = model.evaluate(d.X_test, d.y_test, verbose=0, return_dict=True)
