@@ -63,17 +63,18 @@ def build_model(
         steps_per_execution: training batches run per compiled call (``keras.Model.compile``).
             It changes speed only, not the weights: with array data Keras ends every epoch at a
             call boundary, so a value of one epoch's batches or more runs each epoch in one call.
-        seed: the seed of the initial weights, each layer's derived from it: the same seed gives
-            the same weights whatever else the process does. ``None`` (Keras' default): each
-            layer draws its seed from Python's global ``random`` (``keras.utils.set_random_seed``
-            seeds it), which any other thread of the process may draw from too (a Dask worker
-            does) and so change the weights.
+        seed: the seed of the initial weights (Glorot's uniform, drawn with NumPy:
+            `GlorotBlock`), each layer's derived from it: the same seed gives the same weights
+            whatever else the process does, on any Keras backend. ``None``: the seed is drawn from
+            Python's global ``random``, as Keras draws an unseeded layer's
+            (``keras.utils.set_random_seed`` seeds it), which any other thread of the process may
+            draw from too (a Dask worker does) and so change the weights.
         padded_neurons: build each hidden layer with this many units (at least ``n_neurons``),
             the units past ``n_neurons`` held at exact zeros: their weights start at zero, a
             `UnitMask` zeroes their outputs, so they never receive a gradient and the model
-            computes what the unpadded one does (to float rounding). Models of one depth then
-            share one shape whatever their width, so a compiler that keeps programs per shape
-            (the harness's compiled trainer) compiles one per depth. ``None``: no padding.
+            computes what the unpadded one does (to float rounding). Models of one depth padded
+            to one width share one shape, so a compiler that keeps programs per shape (the
+            harness's compiled trainer) compiles one for all of them. ``None``: no padding.
 
     Returns:
         A compiled ``keras.Model``.
@@ -211,6 +212,6 @@ class UnitMask(keras.layers.Layer):
 
 
 # Which searched parameter sets a layer width, and the argument that builds the layers at a
-# larger width instead: a harness that compiles one program per shape builds every model of a
-# study at the space's largest width (`padded_neurons`), one shape per depth.
+# larger width instead: a harness that compiles one program per shape builds the models of a
+# study at a few padded widths (`tuning.evaluation.keras.factory.study_padding`).
 build_model.padded_widths = {"n_neurons": "padded_neurons"}  # type: ignore[attr-defined]
