@@ -141,6 +141,8 @@ def test_a_study_pads_to_the_largest_width_on_small_data_and_to_powers_of_two_on
     assert small.one_width and small.arguments({"n_neurons": 5}) == {"padded_neurons": 99}
     large = study_padding(build_model, default_space(), rows=11_610, max_epochs=20)
     assert not large.one_width
+    # what a library that builds every configuration alike (scikit-learn) gets
+    assert small.fixed_arguments() == {"padded_neurons": 99} and large.fixed_arguments() == {}
     widths = [large.arguments({"n_neurons": n})["padded_neurons"] for n in (1, 16, 17, 64, 65, 99)]
     assert widths == [16, 16, 32, 64, 99, 99]  # powers of two from 16, at most the largest
     assert study_padding(lambda **_: None, default_space(), 10, 1).arguments({"n_neurons": 5}) == {}

@@ -51,17 +51,6 @@ class _TimedFit:
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
-    def fold_loss(self, X: np.ndarray, y: np.ndarray) -> float:
-        """The fold's validation loss: the protocol's loss of the fitted model on ``X``
-        (NaN if it diverged)."""
-        if isinstance(self, KerasClassifier):
-            proba = self.predict_proba(X)
-            if not np.isfinite(proba).all():
-                return math.nan
-            return float(log_loss(y, proba, labels=np.arange(proba.shape[1])))
-        pred = self.predict(X)
-        return float(mean_squared_error(y, pred)) if np.isfinite(pred).all() else math.nan
-
     def fold_epochs(self) -> int:
         return len(self.history_.get("loss", []))
 
@@ -80,7 +69,10 @@ class _TimedFit:
 
 
 class TimedKerasRegressor(_TimedFit, KerasRegressor):
-    pass
+    def fold_loss(self, X: np.ndarray, y: np.ndarray) -> float:
+        """The fold's validation loss: mean squared error (NaN if the model diverged)."""
+        pred = self.predict(X)
+        return float(mean_squared_error(y, pred)) if np.isfinite(pred).all() else math.nan
 
 
 class _Shared:
@@ -142,7 +134,12 @@ class EvaluatorEstimator(BaseEstimator):
 
 
 class TimedKerasClassifier(_TimedFit, KerasClassifier):
-    pass
+    def fold_loss(self, X: np.ndarray, y: np.ndarray) -> float:
+        """The fold's validation loss: log loss (NaN if the model diverged)."""
+        proba = self.predict_proba(X)
+        if not np.isfinite(proba).all():
+            return math.nan
+        return float(log_loss(y, proba, labels=np.arange(proba.shape[1])))
 
 
 def score_fold(estimator: Any, X: np.ndarray, y: np.ndarray) -> dict[str, float]:

@@ -128,6 +128,13 @@ class Padding:
     widths: Mapping[str, tuple[str, int]] = field(default_factory=dict)
     one_width: bool = True
 
+    def fixed_arguments(self) -> dict[str, int]:
+        """The padding arguments when they are the same for every configuration (one width),
+        else none."""
+        if not self.one_width:
+            return {}
+        return {argument: largest for argument, largest in self.widths.values()}
+
     def arguments(self, params: Mapping[str, Any]) -> dict[str, int]:
         """The padding arguments of the configuration ``params``."""
         return {

@@ -152,13 +152,12 @@ class Objective(Evaluator):
         """The factory's arguments besides the searched ones (`factory_arguments`): for a
         library that builds every configuration with them (scikit-learn's estimator), the
         padding only where it is the same for every configuration."""
-        padding = self.padding.arguments(dict.fromkeys(self.padding.widths, 1))
         return factory_arguments(
             self.factory,
             self.dataset,
             self.protocol,
             self.seed,
-            {**(padding if self.padding.one_width else {}), **self.model_options},
+            {**self.padding.fixed_arguments(), **self.model_options},
         )
 
     def build(self, params: Mapping[str, Any], padded: bool = True) -> keras.Model:
