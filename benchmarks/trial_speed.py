@@ -83,7 +83,9 @@ def child(result_path: str, variant: str, epochs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         writer = TrialWriter(Path(tmp) / "trials.csv", StudyKey("bench", "none", data.name, 0))
         # as a study builds its models: padded widths where the trainer shares programs by shape
-        padding = study_padding(build_model, default_space(), len(data.X_train), epochs)
+        padding = study_padding(
+            build_model, default_space(), len(data.X_train), epochs, data.n_inputs
+        )
         objective = Objective(data, protocol, writer, seed=0, padding=padding)
 
         def trial(n_hidden: int, n_neurons: int) -> dict[str, float]:

@@ -7,6 +7,7 @@ temporary folder of symlinks. Tests that need a cache that is absent are skipped
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -30,6 +31,7 @@ if SKLEARN_CACHE.is_dir():
 
 def _writable_keras_home() -> Path:
     home = Path(tempfile.mkdtemp(prefix="tuning-keras-home-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)  # each test process has its own
     if KERAS_CACHE.is_dir():
         for src in KERAS_CACHE.rglob("*"):
             dst = home / src.relative_to(KERAS_CACHE)

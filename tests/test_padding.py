@@ -1,9 +1,11 @@
-"""Padded widths: every model of one depth built at one shape, its unused units exact zeros.
+"""Padded shapes: every model of a study built at one shape, its unused units and layers exact
+zeros.
 
-A study on the compiled trainer builds the book's MLP at the space's largest width
-(`tuning.evaluation.keras.factory.padding_arguments`) so that trials of every width share one
-compiled program per depth. That is a speed setting only: the unused units must hold exact zeros
-and receive no gradient, and the real units must compute what the unpadded model computes.
+A study on the compiled trainer builds the book's MLP at the space's largest width and depth
+(`tuning.evaluation.keras.factory.study_padding`) so that trials of every width and depth share
+one compiled program. That is a speed setting only: the unused units and layers must hold exact
+zeros and receive no gradient, the real units must compute what the unpadded model computes, and
+the model a study saves is the plain one (`tuning.evaluation.keras.export`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from scipy import stats
 
 from tuning.core.space import default_space
 from tuning.evaluation.keras.factory import study_padding
-from tuning.evaluation.keras.model import GlorotBlock, UnitMask, build_model
+from tuning.evaluation.keras.export import ExportError, copy_real_units
+from tuning.evaluation.keras.model import GlorotBlock, SkippableDense, UnitMask, build_model
 from tuning.evaluation.keras.objective import build_seeded, release_models
 from tuning.evaluation.keras.trainer import TrainingProtocol
 
@@ -25,9 +28,10 @@ pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "jax", reason="the compiled trainer runs on JAX only"
 )
 PADDED = 24
+DEEPEST = 3
 
 
-def _train(data, params, *, padded=None, seed=0, epochs=8, patience=8, trainer=None):
+def _train(data, params, *, padded=None, depth=None, seed=0, epochs=8, patience=8, trainer=None):
     """Build ``params`` (initial weights seeded with ``seed``) and train it with the compiled
     trainer (a new one shuffling with ``seed``, or ``trainer``); (history, model)."""
     from tuning.evaluation.keras.compiled import CompiledTrainer
@@ -35,6 +39,8 @@ def _train(data, params, *, padded=None, seed=0, epochs=8, patience=8, trainer=N
     release_models()
     protocol = TrainingProtocol(max_epochs=epochs, patience=patience)
     options = {} if padded is None else {"padded_neurons": padded}
+    if depth is not None:
+        options["padded_hidden"] = depth
     model = build_seeded(build_model, params, data, protocol, seed, options)
     trainer = trainer or CompiledTrainer(protocol, seed)
     history = trainer.fit(
@@ -69,19 +75,54 @@ def test_padded_units_are_still_exact_zeros_after_training(california_small, opt
     assert len(masks) == 3 and all(list(m) == [1] * 7 + [0] * (PADDED - 7) for m in masks)
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_padded_layers_pass_their_input_through_and_stay_exact_zeros(california_small, optimizer):
+    params = {"n_hidden": 1, "n_neurons": 7, "learning_rate": 0.01, "optimizer": optimizer}
+    history, model = _train(california_small, params, padded=PADDED, depth=DEEPEST)
+    assert len(history["loss"]) == 8
+    hidden = [layer for layer in model.layers if isinstance(layer, SkippableDense)]
+    assert [float(layer.enabled) for layer in hidden] == [1.0, 0.0, 0.0]
+    assert np.any(np.asarray(hidden[0].kernel) != 0)
+    for layer in hidden[1:]:  # never used: still the zeros they started as
+        assert np.all(np.asarray(layer.kernel) == 0) and np.all(np.asarray(layer.bias) == 0)
+    # the values flowing out of the last padded layer are the first layer's (masked) outputs
+    x = california_small.X_valid[:16]
+    first = keras.Sequential(model.layers[:2])(x)
+    np.testing.assert_array_equal(np.asarray(model.layers[-2](first)), np.asarray(first))
+    # a model with no hidden layer passes its inputs through every layer
+    _, linear = _train(california_small, {"n_hidden": 0, "n_neurons": 7}, padded=PADDED, depth=2)
+    through = keras.Sequential(linear.layers[:-1])(x)
+    assert np.asarray(through).shape == (16, PADDED)
+    np.testing.assert_array_equal(np.asarray(through)[:, :8], x)
+    assert np.all(np.asarray(through)[:, 8:] == 0)
+
+
+ONE_LAYER = {"n_hidden": 1, "n_neurons": 5, "learning_rate": 1e-3}
+TWO_LAYERS = {"n_hidden": 2, "n_neurons": 13, "learning_rate": 3e-3}
+THREE_LAYERS_ADAM = {"n_hidden": 3, "n_neurons": 24, "learning_rate": 1e-3, "optimizer": "adam"}
+LINEAR = {"n_hidden": 0, "n_neurons": 24, "learning_rate": 1e-2}
+
+
 @pytest.mark.parametrize(
-    "params",
+    "params, depth",
     [
-        {"n_hidden": 1, "n_neurons": 5, "learning_rate": 1e-3},
-        {"n_hidden": 2, "n_neurons": 13, "learning_rate": 3e-3},
-        {"n_hidden": 3, "n_neurons": 24, "learning_rate": 1e-3, "optimizer": "adam"},
+        (ONE_LAYER, None),
+        (TWO_LAYERS, None),
+        (THREE_LAYERS_ADAM, None),
+        (ONE_LAYER, DEEPEST),
+        (TWO_LAYERS, DEEPEST),
+        (LINEAR, DEEPEST),
     ],
 )
-def test_a_padded_model_trains_as_the_unpadded_one_to_float_rounding(california_small, params):
+def test_a_padded_model_trains_as_the_unpadded_one_to_float_rounding(
+    california_small, params, depth
+):
     plain_history, plain = _train(california_small, params)
-    padded_history, padded = _train(california_small, params, padded=PADDED)
+    padded_history, padded = _train(california_small, params, padded=PADDED, depth=depth)
     # the same initial draws: the real block of each padded kernel is the unpadded kernel
-    for a, b in zip(_dense(plain), _dense(padded), strict=True):
+    for a, b in zip(
+        _dense(plain), _dense(padded)[: len(_dense(plain)) - 1] + _dense(padded)[-1:], strict=True
+    ):
         rows, columns = a.kernel.shape
         assert b.kernel.shape[0] >= rows and b.kernel.shape[1] >= columns
     for key in ("loss", "val_loss"):
@@ -110,7 +151,10 @@ def test_on_a_chaotic_configuration_the_final_losses_agree_in_distribution(calif
     assert stats.ks_2samp(plain[finite], padded[finite]).pvalue > 0.05
 
 
-def test_trials_of_every_width_share_one_program_per_depth(california_small):
+@pytest.mark.parametrize("depth, programs", [(None, 2), (DEEPEST, 1)])
+def test_trials_of_every_width_share_one_program_per_depth_or_one_for_all(
+    california_small, depth, programs
+):
     from tuning.evaluation.keras.compiled import CompiledTrainer
 
     protocol = TrainingProtocol(max_epochs=2, patience=2)
@@ -118,8 +162,8 @@ def test_trials_of_every_width_share_one_program_per_depth(california_small):
     for n_neurons in (3, 11, 24):
         for n_hidden in (1, 2):
             params = {"n_hidden": n_hidden, "n_neurons": n_neurons, "learning_rate": 1e-3}
-            _train(california_small, params, padded=PADDED, epochs=2, trainer=trainer)
-    assert trainer.programs_compiled == 2 and trainer.programs_reused == 4
+            _train(california_small, params, padded=PADDED, depth=depth, epochs=2, trainer=trainer)
+    assert trainer.programs_compiled == programs and trainer.programs_reused == 6 - programs
 
 
 def test_glorot_block_draws_the_real_shapes_distribution_on_the_host():
@@ -137,17 +181,26 @@ def test_glorot_block_draws_the_real_shapes_distribution_on_the_host():
 
 def test_a_study_pads_to_the_largest_width_on_small_data_and_to_powers_of_two_on_large():
     # the book's n_neurons: np.arange(1, 100)
-    small = study_padding(build_model, default_space(), rows=2000, max_epochs=20)
-    assert small.one_width and small.arguments({"n_neurons": 5}) == {"padded_neurons": 99}
-    large = study_padding(build_model, default_space(), rows=11_610, max_epochs=20)
-    assert not large.one_width
+    small = study_padding(build_model, default_space(), rows=2000, max_epochs=20, inputs=8)
+    both = {"padded_neurons": 99, "padded_hidden": 3}
+    assert small.one_width and small.arguments({"n_hidden": 0, "n_neurons": 5}) == both
+    large = study_padding(build_model, default_space(), rows=11_610, max_epochs=20, inputs=8)
+    assert not large.one_width and not large.depths
     # what a library that builds every configuration alike (scikit-learn) gets
-    assert small.fixed_arguments() == {"padded_neurons": 99} and large.fixed_arguments() == {}
+    assert small.fixed_arguments() == both and large.fixed_arguments() == {}
+    # inputs wider than the layers cannot pass through them: every depth keeps its own shape
+    wide = study_padding(build_model, default_space(), rows=200, max_epochs=20, inputs=784)
+    assert wide.one_width and wide.fixed_arguments() == {"padded_neurons": 99}
     widths = [large.arguments({"n_neurons": n})["padded_neurons"] for n in (1, 16, 17, 64, 65, 99)]
     assert widths == [16, 16, 32, 64, 99, 99]  # powers of two from 16, at most the largest
-    assert study_padding(lambda **_: None, default_space(), 10, 1).arguments({"n_neurons": 5}) == {}
+    undeclared = study_padding(lambda **_: None, default_space(), 10, 1, inputs=8)
+    assert undeclared.arguments({"n_hidden": 1, "n_neurons": 5}) == {}
     with pytest.raises(ValueError, match="padded_neurons must be >= n_neurons"):
         build_model(n_hidden=1, n_neurons=30, padded_neurons=20)
+    with pytest.raises(ValueError, match="padded_hidden must be >= n_hidden"):
+        build_model(n_hidden=2, n_neurons=30, padded_hidden=1)
+    with pytest.raises(ValueError, match="pad the width to at least 784"):
+        build_model(n_hidden=0, input_shape=(28, 28), padded_neurons=99, padded_hidden=3)
 
 
 def test_a_padded_model_saves_and_loads(tmp_path, california_small):
@@ -172,3 +225,39 @@ def test_the_unpadded_model_a_study_saves_loads_with_keras_alone(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-500:]
     assert done.stdout.strip() == "['Dense', 'Dense', 'Dense']"
+
+
+@pytest.mark.parametrize("n_hidden", [0, 2, 3])
+def test_the_plain_model_takes_the_padded_ones_trained_values(california_small, n_hidden):
+    params = {"n_hidden": n_hidden, "n_neurons": 6, "learning_rate": 1e-2, "optimizer": "adam"}
+    _, padded = _train(california_small, params, padded=PADDED, depth=DEEPEST, epochs=3)
+    plain = build_model(**params, seed=5)  # other initial values: all are replaced
+    copy_real_units(padded, plain, california_small.X_train, california_small.y_train)
+    assert len(_dense(plain)) == n_hidden + 1
+    x = california_small.X_valid[:32]
+    np.testing.assert_allclose(plain(x), padded(x), rtol=1e-5, atol=1e-6)
+    # the optimizer's state too: Adam's moments and its step count continue where they were
+    assert int(plain.optimizer.iterations) == int(padded.optimizer.iterations) > 0
+    moments = padded.optimizer.variables[2:]
+    assert len(moments) == 4 * (DEEPEST + 1)  # two moments of each kernel and bias
+    for variable in plain.optimizer.variables[2:]:
+        # a layer's moments: the padded model's of the same layer (a second Adam is "adam_1")
+        name = variable.path.partition("/")[2]
+        (match,) = [m for m in moments if m.path.partition("/")[2] == name]
+        block = tuple(slice(0, n) for n in variable.shape)
+        np.testing.assert_array_equal(variable, np.asarray(match)[block])
+        assert np.any(np.asarray(variable) != 0) or "bias" in name
+
+
+def test_values_outside_the_leading_block_are_refused_and_change_nothing(california_small):
+    params = {"n_hidden": 1, "n_neurons": 6, "learning_rate": 1e-2}
+    _, padded = _train(california_small, params, padded=PADDED, depth=DEEPEST, epochs=1)
+    kernel = np.asarray(padded.layers[0].kernel).copy()
+    kernel[:, -1] = 0.5  # a padded unit that holds values: the padding was not trailing
+    padded.layers[0].kernel.assign(kernel)
+    plain = build_model(**params, seed=5)
+    before = [np.asarray(w).copy() for w in plain.weights]
+    with pytest.raises(ExportError, match="hidden_1/kernel.*not zero"):
+        copy_real_units(padded, plain, california_small.X_train, california_small.y_train)
+    for old, new in zip(before, plain.weights, strict=True):
+        np.testing.assert_array_equal(old, new)

@@ -215,7 +215,7 @@ def test_the_trainer_is_a_recorded_setting_and_checked_against_the_keras_backend
 
 
 def test_models_share_a_program_only_when_their_epoch_is_the_same_computation():
-    from tuning.evaluation.keras.compiled import build_training_state
+    from tuning.evaluation.keras.trainer import build_training_state
     from tuning.evaluation.keras.structure import structure_key
 
     def key(n_neurons=8, learning_rate=0.01, seed=0, optimizer="sgd", l2=None, dropout=None):
@@ -252,6 +252,23 @@ def test_models_share_a_program_only_when_their_epoch_is_the_same_computation():
         assert other != key()
     assert key(l2=0.01) != key(l2=0.02)
     assert key(dropout=0.2) != key(dropout=0.3)
+
+
+def test_a_model_that_loaded_weights_runs_the_program_of_one_that_did_not(tmp_path):
+    # Keras Tuner's warm starts load the weights of an earlier trial into a new model
+    from tuning.evaluation.keras.structure import structure_key
+    from tuning.evaluation.keras.trainer import build_training_state
+
+    def built(seed):
+        model = build_model(n_hidden=2, n_neurons=6, input_shape=(4,), seed=seed)
+        build_training_state(model, np.zeros((2, 4), "float32"), np.zeros(2, "float32"))
+        return model
+
+    first = built(0)
+    first.save_weights(tmp_path / "w.weights.h5")
+    second = built(1)
+    second.load_weights(tmp_path / "w.weights.h5")
+    assert structure_key(second) == structure_key(first)
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ filled cache is all it takes to work offline.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -52,6 +53,11 @@ class Dataset:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(int(d) for d in self.X_train.shape[1:])
+
+    @property
+    def n_inputs(self) -> int:
+        """The values of one example (its shape's product: what a flattening layer feeds on)."""
+        return math.prod(self.input_shape)
 
     @property
     def n_outputs(self) -> int:

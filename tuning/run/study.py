@@ -97,7 +97,9 @@ def run_study(
             meter=BudgetMeter(budget),
             stop=stop,
             factory=factory,
-            padding=study_padding(factory, space, len(dataset.X_train), protocol.max_epochs),
+            padding=study_padding(
+                factory, space, len(dataset.X_train), protocol.max_epochs, dataset.n_inputs
+            ),
             checkpoints=config.study_dir / CHECKPOINTS_DIR if backend.warm_starts else None,
             ledger=ledger,
         )
@@ -163,7 +165,9 @@ def check_model(config: StudyConfig, dataset: Dataset, space: SearchSpace) -> No
     refuse a factory that fails or does not return a compiled Keras model, in one line."""
     factory = config.factory()
     protocol = config.protocol()
-    padding = study_padding(factory, space, len(dataset.X_train), protocol.max_epochs)
+    padding = study_padding(
+        factory, space, len(dataset.X_train), protocol.max_epochs, dataset.n_inputs
+    )
     options = {**padding.arguments(space.lowest()), **config.model_options}
     fixed = factory_arguments(factory, dataset, protocol, config.seed, options)
     check_builds(factory, config.model, {**space.lowest(), **fixed})

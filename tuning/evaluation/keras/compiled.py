@@ -45,21 +45,13 @@ from tuning.evaluation.keras.trainer import (
     Trainer,
     TrainingProtocol,
     ValidationData,
+    build_training_state,
     check_fit_options,
 )
 
 State = tuple[list[jax.Array], list[jax.Array], list[jax.Array]]  # trainable, other, optimizer
 
 log = logging.getLogger(__name__)
-
-
-def build_training_state(model: keras.Model, x: np.ndarray, y: np.ndarray) -> None:
-    """Create what `fit` would before its first step: the layers' weights, the optimizer's
-    variables, the compiled loss and metrics (for data shaped like ``x``, ``y``)."""
-    if not getattr(model, "compiled", False) or model.optimizer is None:
-        raise ValueError("the model is not compiled: the factory must return a compiled model")
-    # Keras' own set-up before fit or evaluate (private: Keras has no public one)
-    model._symbolic_build(data_batch=(x[:1], y[:1]))
 
 
 class EpochProgram:
@@ -177,22 +169,22 @@ def device_array(array: np.ndarray) -> jax.Array:
 
 
 class ProgramCache:
-    """Compiled epoch programs by key (structure, data shapes, batch size), the least recently
+    """Compiled programs (epochs, evaluations) by key (structure, data shapes, batch size), the least recently
     used dropped past ``size`` so memory stays bounded. A trainer has its own by default; the
     studies of one process share one (`tuning.evaluation.keras.trainers.create_trainer`), so a
     study does not trace and compile again what an earlier study of the process compiled."""
 
     def __init__(self, size: int = 32) -> None:
         self.size = size
-        self._programs: OrderedDict[Hashable, EpochProgram] = OrderedDict()
+        self._programs: OrderedDict[Hashable, Any] = OrderedDict()
 
-    def get(self, key: Hashable) -> EpochProgram | None:
+    def get(self, key: Hashable) -> Any:
         program = self._programs.get(key)
         if program is not None:
             self._programs.move_to_end(key)
         return program
 
-    def put(self, key: Hashable, program: EpochProgram) -> None:
+    def put(self, key: Hashable, program: Any) -> None:
         self._programs[key] = program
         while len(self._programs) > self.size:
             self._programs.popitem(last=False)
@@ -282,6 +274,31 @@ class CompiledTrainer(Trainer):
         for cb in callbacks:
             cb.on_train_end()
         return history
+
+    def evaluate(self, model: keras.Model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """The loss and metrics of ``model`` on ``x``, ``y`` through its ``test_step``, compiled
+        once per structure and data shape (kept with the epoch programs)."""
+        build_training_state(model, x, y)
+        data = [self._on_device(a) for a in (x, y)]
+        model.reset_metrics()
+        metrics_reset = [v.value for v in model.metrics_variables]
+        trainable, non_trainable, _ = model_state(model)
+        key = ("evaluate", structure_key(model), tuple((a.shape, str(a.dtype)) for a in data))
+        program = self._programs.get(key)
+        if program is None:
+            started = time.perf_counter()
+            batch_size = self.protocol.batch_size
+
+            def evaluated(trainable, non_trainable, metrics_reset, x, y):  # noqa: ANN001, ANN202
+                return evaluate(model, trainable, non_trainable, metrics_reset, x, y, batch_size)
+
+            program = jax.jit(evaluated).lower(trainable, non_trainable, metrics_reset, *data)
+            program = program.compile()
+            self._compile_seconds += time.perf_counter() - started
+            self.programs_compiled += 1
+            self._programs.put(key, program)
+        logs = jax.device_get(program(trainable, non_trainable, metrics_reset, *data))
+        return {name: float(value) for name, value in logs.items()}
 
     def _on_device(self, array: np.ndarray) -> jax.Array:
         """``array`` on the device, as Keras would feed it (floats as ``floatx``, integers as

@@ -123,41 +123,65 @@ class Padding:
     """How a study builds its models at a few shapes: ``widths`` maps each searched integer
     parameter that sets a layer width to (the factory's argument that pads it, the space's
     largest value); ``one_width``: every model at that largest width (one program per depth),
-    else each at `padded_width`. Empty for a factory that declares no padded widths."""
+    else each at `padded_width`. ``depths`` likewise for the parameters that set a number of
+    layers: every model built at the largest depth. Empty for a factory that declares none."""
 
     widths: Mapping[str, tuple[str, int]] = field(default_factory=dict)
     one_width: bool = True
+    depths: Mapping[str, tuple[str, int]] = field(default_factory=dict)
 
     def fixed_arguments(self) -> dict[str, int]:
         """The padding arguments when they are the same for every configuration (one width),
         else none."""
         if not self.one_width:
             return {}
-        return {argument: largest for argument, largest in self.widths.values()}
+        return {
+            argument: largest
+            for argument, largest in (*self.widths.values(), *self.depths.values())
+        }
 
     def arguments(self, params: Mapping[str, Any]) -> dict[str, int]:
         """The padding arguments of the configuration ``params``."""
-        return {
+        widths = {
             argument: largest if self.one_width else padded_width(params[name], largest)
             for name, (argument, largest) in self.widths.items()
             if name in params
         }
+        depths = {
+            argument: largest for name, (argument, largest) in self.depths.items() if name in params
+        }
+        return {**widths, **depths}
 
 
 def study_padding(
-    factory: Callable[..., Any], space: SearchSpace, rows: int, max_epochs: int
+    factory: Callable[..., Any],
+    space: SearchSpace,
+    rows: int,
+    max_epochs: int,
+    inputs: int,
 ) -> Padding:
     """A study's `Padding`. A factory declares, as its ``padded_widths`` attribute, which
     searched integer parameters set a layer width and the argument that builds those layers at
-    a larger width instead (the book's `build_model`: ``{"n_neurons": "padded_neurons"}``)."""
-    declared = getattr(factory, "padded_widths", None) or {}
+    a larger width instead (the book's `build_model`: ``{"n_neurons": "padded_neurons"}``),
+    and as ``padded_depths`` the same for a number of layers (``{"n_hidden":
+    "padded_hidden"}``). Depths are padded where every width is one (their layers pass a
+    shallower model's values through, so a model without hidden layers passes its ``inputs``
+    ``inputs`` values, at most the padded width)."""
     by_name = {param.name: param for param in space}
-    widths = {
-        name: (argument, by_name[name].high)
-        for name, argument in declared.items()
-        if isinstance(by_name.get(name), IntParam)
-    }
-    return Padding(widths, one_width=rows * max_epochs <= ONE_WIDTH_ROW_EPOCHS)
+
+    def declared(attribute: str) -> dict[str, tuple[str, int]]:
+        names = getattr(factory, attribute, None) or {}
+        return {
+            name: (argument, by_name[name].high)
+            for name, argument in names.items()
+            if isinstance(by_name.get(name), IntParam)
+        }
+
+    widths = declared("padded_widths")
+    one_width = rows * max_epochs <= ONE_WIDTH_ROW_EPOCHS
+    fits = all(inputs <= largest for _, largest in widths.values())
+    depths = declared("padded_depths") if widths and one_width and fits else {}
+    return Padding(widths, one_width, depths)
 
 
 def offered_arguments(factory: Callable[..., Any], offered: Mapping[str, Any]) -> dict[str, Any]:

@@ -46,6 +46,7 @@ def build_model(
     steps_per_execution: int = 1,
     seed: int | None = None,
     padded_neurons: int | None = None,
+    padded_hidden: int | None = None,
 ) -> keras.Model:
     """Build and compile the book's MLP.
 
@@ -75,6 +76,12 @@ def build_model(
             computes what the unpadded one does (to float rounding). Models of one depth padded
             to one width share one shape, so a compiler that keeps programs per shape (the
             harness's compiled trainer) compiles one for all of them. ``None``: no padding.
+        padded_hidden: build this many hidden layers (at least ``n_hidden``), the layers past
+            ``n_hidden`` passing their input through unchanged (`SkippableDense`: their weights
+            stay exact zeros, they receive no gradient). With ``padded_neurons``, models of every
+            depth and width share one shape. A model with no hidden layer passes its inputs
+            through the first one, so that needs the input's size (flattened) to be at most
+            the layers' width. ``None``: no padding.
 
     Returns:
         A compiled ``keras.Model``.
@@ -107,31 +114,46 @@ def build_model(
     if width < n_neurons:
         raise ValueError(f"padded_neurons must be >= n_neurons ({n_neurons}), got {width}")
     shape = tuple(_as_int("input_shape", d) for d in input_shape)
+    depth = n_hidden if padded_hidden is None else _as_int("padded_hidden", padded_hidden)
+    if depth < n_hidden:
+        raise ValueError(f"padded_hidden must be >= n_hidden ({n_hidden}), got {depth}")
+    if depth > n_hidden == 0 and math.prod(shape) > width:
+        raise ValueError(
+            f"padded_hidden: a model with no hidden layer passes its {math.prod(shape)} inputs "
+            f"through layers of {width} units; pad the width to at least {math.prod(shape)}"
+        )
     if seed is None:  # as Keras draws an unseeded layer's seed: from Python's global generator
         seed = random.randrange(2**31)
 
-    model = keras.Sequential()
+    # Named layers: the model of a padded study is copied into the plain one by name
+    # (`tuning.evaluation.keras.export`).
+    model = keras.Sequential(name="mlp")
     model.add(keras.layers.Input(shape=shape))
     if len(shape) > 1:
         model.add(keras.layers.Flatten())
     fan_in = math.prod(shape)
-    for layer in range(n_hidden):
-        model.add(
-            keras.layers.Dense(
-                width,
-                activation=activation,
-                kernel_initializer=GlorotBlock(fan_in, n_neurons, seed, layer),
-            )
-        )
-        if padded_neurons is not None:  # (also at full width: one structure for all widths)
-            model.add(UnitMask(n_neurons))
-        fan_in = n_neurons
+    flowing = n_neurons if n_hidden else fan_in  # the units that carry values, layer after layer
+    for layer in range(depth):
+        name = f"hidden_{layer + 1}"
+        if layer >= n_hidden:  # a padded layer: its input passes through
+            model.add(SkippableDense(width, activation=activation, active=False, name=name))
+        else:
+            initializer = GlorotBlock(fan_in, n_neurons, seed, layer)
+            kind = keras.layers.Dense if padded_hidden is None else SkippableDense
+            model.add(kind(width, activation=activation, kernel_initializer=initializer, name=name))
+            fan_in = n_neurons
+        if padded_neurons is not None or padded_hidden is not None:
+            model.add(UnitMask(flowing))  # (also at full width: one structure for all widths)
     output = GlorotBlock(fan_in, _as_int("n_outputs", n_outputs), seed, n_hidden)
     if task == "classification":
-        model.add(keras.layers.Dense(n_outputs, activation="softmax", kernel_initializer=output))
+        model.add(
+            keras.layers.Dense(
+                n_outputs, activation="softmax", kernel_initializer=output, name="output"
+            )
+        )
         loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
     else:
-        model.add(keras.layers.Dense(n_outputs, kernel_initializer=output))
+        model.add(keras.layers.Dense(n_outputs, kernel_initializer=output, name="output"))
         loss, metrics = "mse", []
     opt = keras.optimizers.get(
         {"class_name": optimizer, "config": {"learning_rate": learning_rate}}
@@ -180,6 +202,39 @@ class GlorotBlock(keras.initializers.Initializer):
 
 
 @keras.saving.register_keras_serializable(package="tuning")
+class SkippableDense(keras.layers.Dense):
+    """A ``Dense`` layer that, when not ``active``, passes its input through unchanged (padded
+    with zero units to its own width): a padded model's layers past its depth. Whether it is
+    active is a non-trainable weight, not a setting, so models of every depth are one
+    computation (one compiled program). An inactive layer's weights start at zero and receive
+    no gradient: its output is not used."""
+
+    def __init__(self, units: int, *, active: bool = True, **kwargs: object) -> None:
+        if not active:
+            kwargs = {**kwargs, "kernel_initializer": "zeros"}
+        super().__init__(units, **kwargs)
+        self._active = bool(active)
+
+    def build(self, input_shape: Sequence[int | None]) -> None:
+        super().build(input_shape)
+        value = 1.0 if self._active else 0.0
+        self.enabled = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(value), trainable=False, name="on"
+        )
+
+    def call(self, inputs: object) -> object:
+        outputs = super().call(inputs)
+        missing = self.units - int(inputs.shape[-1])
+        passed = inputs
+        if missing:
+            passed = keras.ops.pad(inputs, [[0, 0]] * (len(inputs.shape) - 1) + [[0, missing]])
+        return keras.ops.where(self.enabled > 0, outputs, passed)
+
+    def get_config(self) -> dict[str, object]:
+        return {**super().get_config(), "active": self._active}
+
+
+@keras.saving.register_keras_serializable(package="tuning")
 class UnitMask(keras.layers.Layer):
     """Keeps the first ``active`` units of its input and zeroes the rest (a padded layer's
     unused units). The mask is a non-trainable weight, not a setting, so layers of every
@@ -215,3 +270,5 @@ class UnitMask(keras.layers.Layer):
 # larger width instead: a harness that compiles one program per shape builds the models of a
 # study at a few padded widths (`tuning.evaluation.keras.factory.study_padding`).
 build_model.padded_widths = {"n_neurons": "padded_neurons"}  # type: ignore[attr-defined]
+# The same for the number of hidden layers: models of every depth built at the largest.
+build_model.padded_depths = {"n_hidden": "padded_hidden"}  # type: ignore[attr-defined]

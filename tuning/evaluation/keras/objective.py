@@ -27,6 +27,7 @@ from tuning.core.results import TrialWriter
 from tuning.core.signals import StopSignals
 from tuning.evaluation.data import DATA_ARGUMENTS, Dataset
 from tuning.evaluation.keras.callbacks import BudgetCallback, PruneCallback, StopCallback
+from tuning.evaluation.keras.export import ExportError, copy_real_units
 from tuning.evaluation.keras.factory import Padding, offered_arguments
 from tuning.evaluation.keras.model import build_model
 from tuning.evaluation.keras.session import release_models, seed_generators
@@ -349,12 +350,16 @@ class Objective(Evaluator):
 
     def final_result(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], keras.Model | None]:
         """The winner's ``params`` retrained once under the protocol, outside the budget, and
-        tested: the summary's figures, and the model (the study saves it), built at its own
-        shape: the saved file is the factory's plain model, padding is a search-time speed-up."""
-        model = self.build(params, padded=False)
+        tested: the summary's figures, and the model the study saves. It trains at the study's
+        padded shape (its program is compiled already); the saved model is the factory's plain
+        one with the trained values (`tuning.evaluation.keras.export`), padding being a
+        search-time speed-up. Where those values do not fit, it is the plain model retrained."""
+        model = self.build(params)
         history, fit_seconds = self.fit(model, metered=False)
         d = self.dataset
-        test = model.evaluate(d.X_test, d.y_test, verbose=0, return_dict=True)
+        test = self.trainer.evaluate(model, d.X_test, d.y_test)
+        if self.padding.arguments(params):
+            model = self.plain_copy(params, model)
         return {
             "final_val_loss": float(min(history["val_loss"])),
             "final_epochs": len(history["loss"]),
@@ -362,6 +367,18 @@ class Objective(Evaluator):
             "test_loss": float(test["loss"]),
             "test_accuracy": float(test["accuracy"]) if "accuracy" in test else None,
         }, model
+
+    def plain_copy(self, params: Mapping[str, Any], padded: keras.Model) -> keras.Model:
+        """``params`` built at its own shape, holding ``padded``'s trained values; retrained
+        under the protocol instead where they do not fit (a factory whose padding is not
+        trailing)."""
+        plain = self.build(params, padded=False)
+        try:
+            copy_real_units(padded, plain, self.dataset.X_train, self.dataset.y_train)
+        except ExportError as exc:
+            log.warning("the trained values do not fit the unpadded model (%s): retraining", exc)
+            self.fit(plain, metered=False)
+        return plain
 
     # -- recording ----------------------------------------------------------------------------
     def record(self, params: Mapping[str, Any], **fields: Any) -> TrialResult:

@@ -27,6 +27,9 @@ _NOT_IN_PROGRAM = frozenset(
         "steps_per_execution",
         "optimizer",
         "history",
+        # set by `load_weights`; a quantized layer's variables (described) differ anyway
+        "is_awq_calibrated",
+        "is_gptq_calibrated",
     }
 )
 

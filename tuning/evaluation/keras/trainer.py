@@ -131,7 +131,7 @@ class Trainer(ABC):
 
     name: str
     # True where models of one shape share one compiled program (so a study builds every model
-    # at its space's largest widths, `tuning.evaluation.keras.factory.padding_arguments`)
+    # at a few padded shapes, `tuning.evaluation.keras.factory.study_padding`)
     shares_programs_by_shape: bool = False
 
     def __init__(self, protocol: TrainingProtocol, seed: int = 0) -> None:
@@ -173,6 +173,23 @@ class Trainer(ABC):
         ``model.fit`` (scikeras) can be handed this instead; ``fit_options`` that the protocol
         fixes (batch size, verbosity) are ignored, and any other is refused.
         """
+
+    def evaluate(self, model: keras.Model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """The loss and metrics of ``model`` on ``x``, ``y`` (`keras.Model.evaluate`, in the
+        protocol's batches)."""
+        logs = model.evaluate(
+            x, y, batch_size=self.protocol.batch_size, verbose=0, return_dict=True
+        )
+        return {key: float(value) for key, value in logs.items()}
+
+
+def build_training_state(model: keras.Model, x: np.ndarray, y: np.ndarray) -> None:
+    """Create what `fit` would before its first step: the layers' weights, the optimizer's
+    variables, the compiled loss and metrics (for data shaped like ``x``, ``y``)."""
+    if not getattr(model, "compiled", False) or model.optimizer is None:
+        raise ValueError("the model is not compiled: the factory must return a compiled model")
+    # Keras' own set-up before fit or evaluate (private: Keras has no public one)
+    model._symbolic_build(data_batch=(x[:1], y[:1]))
 
 
 # `keras.Model.fit` options a caller may pass (scikeras passes its own defaults) and the values

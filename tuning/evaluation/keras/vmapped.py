@@ -18,17 +18,13 @@ import numpy as np
 from tuning.evaluation.keras.compiled import (
     EpochProgram,
     State,
-    build_training_state,
     device_array,
     evaluate,
     model_state,
     shuffled_order,
 )
 from tuning.evaluation.keras.structure import structure_key
-from tuning.evaluation.keras.trainer import (
-    PatienceRule,
-    TrainingProtocol,
-)
+from tuning.evaluation.keras.trainer import PatienceRule, TrainingProtocol, build_training_state
 
 
 class TabulatedRun:
