@@ -18,8 +18,8 @@ import pytest
 from scipy import stats
 
 from tuning.core.space import default_space
-from tuning.evaluation.keras.factory import study_padding
 from tuning.evaluation.keras.export import ExportError, copy_real_units
+from tuning.evaluation.keras.factory import study_padding
 from tuning.evaluation.keras.model import GlorotBlock, SkippableDense, UnitMask, build_model
 from tuning.evaluation.keras.objective import build_seeded, release_models
 from tuning.evaluation.keras.trainer import TrainingProtocol

@@ -215,8 +215,8 @@ def test_the_trainer_is_a_recorded_setting_and_checked_against_the_keras_backend
 
 
 def test_models_share_a_program_only_when_their_epoch_is_the_same_computation():
-    from tuning.evaluation.keras.trainer import build_training_state
     from tuning.evaluation.keras.structure import structure_key
+    from tuning.evaluation.keras.trainer import build_training_state
 
     def key(n_neurons=8, learning_rate=0.01, seed=0, optimizer="sgd", l2=None, dropout=None):
         layers = [keras.layers.Input((4,))]
