@@ -127,34 +127,36 @@ def build_model(
 
     # Named layers: the model of a padded study is copied into the plain one by name
     # (`tuning.evaluation.keras.export`).
-    model = keras.Sequential(name="mlp")
-    model.add(keras.layers.Input(shape=shape))
+    layers: list[keras.layers.Layer] = [keras.layers.Input(shape=shape)]
     if len(shape) > 1:
-        model.add(keras.layers.Flatten())
+        layers.append(keras.layers.Flatten())
     fan_in = math.prod(shape)
     flowing = n_neurons if n_hidden else fan_in  # the units that carry values, layer after layer
     for layer in range(depth):
         name = f"hidden_{layer + 1}"
         if layer >= n_hidden:  # a padded layer: its input passes through
-            model.add(SkippableDense(width, activation=activation, active=False, name=name))
+            layers.append(SkippableDense(width, activation=activation, active=False, name=name))
         else:
             initializer = GlorotBlock(fan_in, n_neurons, seed, layer)
             kind = keras.layers.Dense if padded_hidden is None else SkippableDense
-            model.add(kind(width, activation=activation, kernel_initializer=initializer, name=name))
+            layers.append(
+                kind(width, activation=activation, kernel_initializer=initializer, name=name)
+            )
             fan_in = n_neurons
         if padded_neurons is not None or padded_hidden is not None:
-            model.add(UnitMask(flowing))  # (also at full width: one structure for all widths)
+            layers.append(UnitMask(flowing))  # (also at full width: one structure for all widths)
     output = GlorotBlock(fan_in, _as_int("n_outputs", n_outputs), seed, n_hidden)
     if task == "classification":
-        model.add(
-            keras.layers.Dense(
-                n_outputs, activation="softmax", kernel_initializer=output, name="output"
-            )
-        )
-        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+        activation_out, loss, metrics = "softmax", "sparse_categorical_crossentropy", ["accuracy"]
     else:
-        model.add(keras.layers.Dense(n_outputs, kernel_initializer=output, name="output"))
-        loss, metrics = "mse", []
+        activation_out, loss, metrics = None, "mse", []
+    layers.append(
+        keras.layers.Dense(
+            n_outputs, activation=activation_out, kernel_initializer=output, name="output"
+        )
+    )
+    # all layers at once: `Sequential.add` builds the model again after each layer
+    model = keras.Sequential(layers, name="mlp")
     opt = keras.optimizers.get(
         {"class_name": optimizer, "config": {"learning_rate": learning_rate}}
     )
@@ -217,10 +219,12 @@ class SkippableDense(keras.layers.Dense):
 
     def build(self, input_shape: Sequence[int | None]) -> None:
         super().build(input_shape)
-        value = 1.0 if self._active else 0.0
-        self.enabled = self.add_weight(
-            shape=(), initializer=keras.initializers.Constant(value), trainable=False, name="on"
-        )
+        active = self._active
+
+        def flag(shape: Sequence[int], dtype: object = None) -> np.ndarray:  # (on the host)
+            return np.array(1.0 if active else 0.0, dtype=keras.backend.standardize_dtype(dtype))
+
+        self.enabled = self.add_weight(shape=(), initializer=flag, trainable=False, name="on")
 
     def call(self, inputs: object) -> object:
         outputs = super().call(inputs)
