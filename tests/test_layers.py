@@ -7,6 +7,7 @@ not load `tuning.evaluation`, and no Keras unless its library is a Keras library
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -41,3 +42,18 @@ def test_a_backend_on_the_contract_imports_nothing_of_the_harness_that_trains(mo
     assert harness == "[]", (module, harness)
     # Keras only where the library itself is a Keras library (scikeras: scikit-learn's wrapper)
     assert keras_loaded == str(module.endswith(("keras_tuner_search", "sklearn_search"))), module
+
+
+def test_scikit_learns_backend_does_not_load_tensorflow_on_jax():
+    # scikeras imports TensorFlow only to seed it: seconds and memory of every worker on JAX
+    code = (
+        "import sys, tuning.search.sklearn_search\n"
+        "print('tensorflow' in sys.modules)\n"
+        "import tensorflow\n"  # a later import still works
+        "print(tensorflow.__name__)"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.split() == ["False", "tensorflow"]

@@ -152,6 +152,31 @@ def test_one_program_per_architecture_whatever_the_learning_rate(california_smal
     assert trainer.compile_seconds > 0
 
 
+@pytest.mark.parametrize("dataset", ["california_small", "digits_small"])
+def test_compiled_evaluate_and_predict_equal_keras_and_compile_once_per_shape(dataset, request):
+    from tuning.evaluation.keras.compiled import CompiledTrainer
+
+    data = request.getfixturevalue(dataset)
+    protocol = TrainingProtocol(max_epochs=2, patience=2)
+    trainer = CompiledTrainer(protocol, 0)
+    for seed in (1, 2):  # two models of one structure: one program of each kind
+        release_models()
+        params = {"n_hidden": 2, "n_neurons": 9, "learning_rate": 0.01}
+        model = build_seeded(build_model, params, data, protocol, seed)
+        trainer.fit(model, data.X_train, data.y_train, validation_data=(data.X_valid, data.y_valid))
+        compiled_before = trainer.programs_compiled
+        logs = trainer.evaluate(model, data.X_test, data.y_test)
+        predicted = trainer.predict(model, data.X_test)
+        keras_logs = model.evaluate(data.X_test, data.y_test, verbose=0, return_dict=True)
+        assert set(logs) == set(keras_logs)
+        for key, value in keras_logs.items():
+            assert logs[key] == pytest.approx(float(value), rel=1e-5), key
+        np.testing.assert_allclose(
+            predicted, model.predict(data.X_test, verbose=0), rtol=1e-5, atol=1e-6
+        )
+        assert trainer.programs_compiled == compiled_before + (2 if seed == 1 else 0)
+
+
 def test_a_model_not_compiled_is_refused_in_one_line(california_small):
     from tuning.evaluation.keras.compiled import CompiledTrainer
 

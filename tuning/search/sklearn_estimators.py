@@ -6,14 +6,17 @@ the study's trainer (the book's code path); where it does not (a table), a plain
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import sys
 import time
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+import keras
 import numpy as np
-from scikeras.wrappers import KerasClassifier, KerasRegressor
 from sklearn.base import BaseEstimator
 from sklearn.metrics import log_loss, mean_squared_error
 
@@ -22,6 +25,25 @@ from tuning.search.base import SearchTask
 
 if TYPE_CHECKING:  # imported where a model is trained (a table's study trains none)
     from tuning.evaluation.keras.trainer import Trainer
+
+
+@contextlib.contextmanager
+def _tensorflow_hidden() -> Iterator[None]:
+    """Make ``import tensorflow`` fail, on another Keras backend while TensorFlow is not loaded:
+    scikeras imports it only to seed it (seconds and hundreds of MiB per process, unused on
+    JAX); it then seeds Python's and NumPy's generators alone. A later import is not affected."""
+    hide = keras.backend.backend() != "tensorflow" and "tensorflow" not in sys.modules
+    if hide:
+        sys.modules["tensorflow"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if hide:
+            del sys.modules["tensorflow"]
+
+
+with _tensorflow_hidden():
+    from scikeras.wrappers import KerasClassifier, KerasRegressor
 
 PREFIX = "model__"  # scikeras routes these parameters to the model-building function
 
@@ -36,16 +58,17 @@ class _TimedFit:
     first, as the objective does before each trial. scikeras' own call of ``model.fit`` is
     handed to the study's trainer (the ``trainer`` fit parameter, which the search passes to
     every fold as it passes ``validation_data``), so each fold trains as every other trial does
-    (compiled on JAX)."""
+    (compiled on JAX), and so is its call of ``model.predict`` when the fold is scored.
+    ``padded``: every model has one padded shape (JAX's build programs are kept)."""
 
-    def fit(self, X, y, *, trainer: Trainer, **kwargs):
+    def fit(self, X, y, *, trainer: Trainer, padded: bool = False, **kwargs):
         from tuning.evaluation.keras.callbacks import BudgetCallback
         from tuning.evaluation.keras.session import release_models
 
         self.trainer_ = trainer
         if any(isinstance(cb, BudgetCallback) and cb.meter.exhausted for cb in self.callbacks):
             raise BudgetSpent("the study's budget is spent")
-        release_models()
+        release_models(forget_programs=not padded)
         started = time.perf_counter()
         super().fit(X, y, **kwargs)
         self.fit_seconds_ = time.perf_counter() - started
@@ -53,6 +76,21 @@ class _TimedFit:
 
     def fold_epochs(self) -> int:
         return len(self.history_.get("loss", []))
+
+    @contextlib.contextmanager
+    def _trainer_predicts(self) -> Iterator[None]:
+        """scikeras' ``self.model_.predict(X)`` answered by the study's trainer (compiled once
+        per structure and shape, where Keras' ``predict`` compiles for each new model)."""
+        trainer, model = self.trainer_, self.model_
+
+        def predict(x, **_predict_args):
+            return trainer.predict(model, x)
+
+        object.__setattr__(model, "predict", predict)
+        try:
+            yield
+        finally:
+            object.__delattr__(model, "predict")
 
     def _fit_keras_model(self, X, y, *args, **kwargs):
         trainer, model = self.trainer_, self.model_
@@ -71,7 +109,8 @@ class _TimedFit:
 class TimedKerasRegressor(_TimedFit, KerasRegressor):
     def fold_loss(self, X: np.ndarray, y: np.ndarray) -> float:
         """The fold's validation loss: mean squared error (NaN if the model diverged)."""
-        pred = self.predict(X)
+        with self._trainer_predicts():
+            pred = self.predict(X)
         return float(mean_squared_error(y, pred)) if np.isfinite(pred).all() else math.nan
 
 
@@ -136,7 +175,8 @@ class EvaluatorEstimator(BaseEstimator):
 class TimedKerasClassifier(_TimedFit, KerasClassifier):
     def fold_loss(self, X: np.ndarray, y: np.ndarray) -> float:
         """The fold's validation loss: log loss (NaN if the model diverged)."""
-        proba = self.predict_proba(X)
+        with self._trainer_predicts():
+            proba = self.predict_proba(X)
         if not np.isfinite(proba).all():
             return math.nan
         return float(log_loss(y, proba, labels=np.arange(proba.shape[1])))

@@ -352,7 +352,11 @@ class SklearnBackend(SearchBackend):
             d = training.dataset
             cv, n_splits = self._splitter(self.folds(task), len(d.X_train), len(d.X_valid))
             X, y, estimator = self._estimator(task, training)
-            fit_data = {"validation_data": (d.X_valid, d.y_valid), "trainer": training.trainer}
+            fit_data = {
+                "validation_data": (d.X_valid, d.y_valid),
+                "trainer": training.trainer,
+                "padded": training.padded,
+            }
             record = training.record
         recorder = _CandidateRecorder(task, record, n_splits, self.scheduler is not None)
         distributions = {PREFIX + p.name: to_sklearn_distribution(p) for p in task.space}

@@ -283,22 +283,44 @@ class CompiledTrainer(Trainer):
         model.reset_metrics()
         metrics_reset = [v.value for v in model.metrics_variables]
         trainable, non_trainable, _ = model_state(model)
-        key = ("evaluate", structure_key(model), tuple((a.shape, str(a.dtype)) for a in data))
+        batch_size = self.protocol.batch_size
+
+        def evaluated(trainable, non_trainable, metrics_reset, x, y):  # noqa: ANN001, ANN202
+            return evaluate(model, trainable, non_trainable, metrics_reset, x, y, batch_size)
+
+        arguments = (trainable, non_trainable, metrics_reset, *data)
+        program = self._kept("evaluate", model, evaluated, arguments)
+        logs = jax.device_get(program(*arguments))
+        return {name: float(value) for name, value in logs.items()}
+
+    def predict(self, model: keras.Model, x: np.ndarray) -> np.ndarray:
+        """``model``'s outputs for ``x`` in one call of its forward pass (not training), compiled
+        once per structure and shape; Keras' `predict` where ``x`` is larger than
+        `VALID_VALUES_PER_CALL`."""
+        if x.size > VALID_VALUES_PER_CALL:
+            return super().predict(model, x)
+        x_device = device_array(x)  # (not kept: scikit-learn's folds are new arrays)
+
+        def predicted(trainable, non_trainable, x):  # noqa: ANN001, ANN202
+            return model.stateless_call(trainable, non_trainable, x, training=False)[0]
+
+        arguments = (*model_state(model)[:2], x_device)
+        program = self._kept("predict", model, predicted, arguments)
+        return np.asarray(jax.device_get(program(*arguments)))
+
+    def _kept(self, kind: str, model: keras.Model, function: Any, arguments: tuple) -> Any:
+        """``function`` compiled for ``arguments``, kept with the epoch programs under (``kind``,
+        the model's structure, the arguments' shapes): its first model serves every later one."""
+        shapes = tuple((a.shape, str(a.dtype)) for a in jax.tree_util.tree_leaves(arguments))
+        key = (kind, structure_key(model), shapes)
         program = self._programs.get(key)
         if program is None:
             started = time.perf_counter()
-            batch_size = self.protocol.batch_size
-
-            def evaluated(trainable, non_trainable, metrics_reset, x, y):  # noqa: ANN001, ANN202
-                return evaluate(model, trainable, non_trainable, metrics_reset, x, y, batch_size)
-
-            program = jax.jit(evaluated).lower(trainable, non_trainable, metrics_reset, *data)
-            program = program.compile()
+            program = jax.jit(function).lower(*arguments).compile()
             self._compile_seconds += time.perf_counter() - started
             self.programs_compiled += 1
             self._programs.put(key, program)
-        logs = jax.device_get(program(trainable, non_trainable, metrics_reset, *data))
-        return {name: float(value) for name, value in logs.items()}
+        return program
 
     def _on_device(self, array: np.ndarray) -> jax.Array:
         """``array`` on the device, as Keras would feed it (floats as ``floatx``, integers as

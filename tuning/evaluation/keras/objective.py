@@ -397,6 +397,7 @@ class Objective(Evaluator):
             seed=self.seed,
             stop=self.stop,
             record=self.record,
+            padded=bool(self.padding.fixed_arguments()),
         )
 
 
@@ -406,7 +407,9 @@ class KerasTraining:
     through its own estimator (scikit-learn over scikeras: the book's code path): the data, the
     factory and its fixed ``arguments``, the study's ``trainer`` (every fit goes through it),
     the protocol, the seed of the initial weights, the stop signals, and ``record``, which
-    appends one finished trial's row (`tuning.core.recorder.TrialRecorder.record`)."""
+    appends one finished trial's row (`tuning.core.recorder.TrialRecorder.record`).
+    ``padded``: ``arguments`` build every model at one padded shape, so the programs JAX
+    compiles to build them are kept between fits."""
 
     dataset: Dataset
     factory: Callable[..., keras.Model]
@@ -416,3 +419,4 @@ class KerasTraining:
     seed: int
     stop: StopSignals | None
     record: Callable[..., TrialResult]
+    padded: bool = False
