@@ -214,6 +214,25 @@ def test_hyperband_promotes_the_best_trial_and_records_only_the_epochs_it_traine
     assert not np.array_equal(weights_in[3][0], weights_in[parent][0])
 
 
+def test_a_warm_start_that_cannot_load_its_weights_is_a_failed_row_not_a_lost_trial(
+    tmp_path, california_small, monkeypatch
+):
+    # Keras Tuner catches a trial's exception and goes on: the harness records the failure
+    def unreadable(self, path):
+        raise ValueError("A total of 3 objects could not be loaded")
+
+    monkeypatch.setattr(keras.Model, "load_weights", unreadable)
+    config = StudyConfig(backend="keras_tuner", trials=4, max_epochs=3, out=str(tmp_path))
+    run_study(config, dataset=california_small)
+    rows = read_trials(config.study_dir)
+    assert list(rows["status"]) == ["complete"] * 3 + ["failed"]
+    parent = int(rows.iloc[:3]["val_loss"].idxmin())
+    assert rows.iloc[3]["error"] == (
+        f"warm start from trial {parent} failed: A total of 3 objects could not be loaded"
+    )
+    assert rows.iloc[3]["epochs"] == 0
+
+
 @pytest.mark.parametrize(
     ("trials", "requested", "expected"),
     [

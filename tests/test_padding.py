@@ -203,12 +203,23 @@ def test_a_study_pads_to_the_largest_width_on_small_data_and_to_powers_of_two_on
         build_model(n_hidden=0, input_shape=(28, 28), padded_neurons=99, padded_hidden=3)
 
 
-def test_a_padded_model_saves_and_loads(tmp_path, california_small):
-    _, model = _train(california_small, {"n_hidden": 1, "n_neurons": 4}, padded=8, epochs=1)
+def test_a_padded_model_saves_and_loads_whole_or_its_weights(tmp_path, california_small):
+    params = {"n_hidden": 1, "n_neurons": 4}
+    _, model = _train(california_small, params, padded=8, depth=DEEPEST, epochs=1)
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     x = california_small.X_valid[:5]
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    # a warm start (Keras Tuner's) loads an earlier trial's weights into a new padded model
+    model.save_weights(tmp_path / "w.weights.h5")
+    _, other = _train(california_small, {**params, "n_hidden": 2}, padded=8, depth=DEEPEST)
+    other.load_weights(tmp_path / "w.weights.h5")
+    assert [float(layer.enabled) for layer in other.layers if hasattr(layer, "enabled")] == [
+        1.0,
+        0.0,
+        0.0,
+    ]
+    np.testing.assert_allclose(other.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
 def test_the_unpadded_model_a_study_saves_loads_with_keras_alone(tmp_path):

@@ -237,6 +237,17 @@ class SkippableDense(keras.layers.Dense):
     def get_config(self) -> dict[str, object]:
         return {**super().get_config(), "active": self._active}
 
+    # `Dense` saves and loads its kernel and bias alone: the flag goes with them
+    def save_own_variables(self, store: dict) -> None:
+        super().save_own_variables(store)
+        if self.built:
+            store["on"] = self.enabled
+
+    def load_own_variables(self, store: dict) -> None:
+        super().load_own_variables(store)
+        if self.built:
+            self.enabled.assign(store["on"])
+
 
 @keras.saving.register_keras_serializable(package="tuning")
 class UnitMask(keras.layers.Layer):

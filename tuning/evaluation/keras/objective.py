@@ -194,8 +194,26 @@ class Objective(Evaluator):
         replayed = self.replay(params)
         if replayed is not None:
             return replayed
+        started = time.perf_counter()
+        try:
+            model = self.warm_model(params, warm_start)
+        except ResumeError:  # its weights were never kept: the study cannot go on
+            raise
+        except (ValueError, TypeError, OSError) as exc:
+            # recorded, not raised: a library that catches a trial's error (Keras Tuner) would
+            # go on without it, and the study would silently lose the trial
+            reason = (str(exc).strip().splitlines() or [""])[0]
+            return self.record(
+                params,
+                status="failed",
+                val_loss=math.nan,
+                epochs=0,
+                fit_seconds=time.perf_counter() - started,
+                error=f"warm start from trial {warm_start.trial} failed: {reason}",
+                number=number,
+            )
         return self.train(
-            self.warm_model(params, warm_start),
+            model,
             params,
             epochs=self.protocol.max_epochs if epochs is None else epochs,
             initial_epoch=warm_start.epochs,
