@@ -63,14 +63,16 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _wait_for_rows(process: subprocess.Popen, table: Path, n: int, timeout: float = 240) -> None:
+def _wait_for_rows(
+    process: subprocess.Popen, table: Path, n: int, timeout: float = 240, poll: float = 0.05
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"the study ended before {n} rows: {process.communicate()}")
         if table.exists() and len(read_trials(table)) >= n:
             return
-        time.sleep(0.05)
+        time.sleep(poll)
     raise AssertionError(f"no {n} rows in {table} after {timeout} s")
 
 
@@ -143,12 +145,13 @@ def test_a_killed_study_resumes_where_it_stopped(backend, tmp_path, monkeypatch,
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cli = [sys.executable, "-m", "tuning", *_args(backend, tmp_path)]
 
-    # Fault 1: SIGKILL at a random moment after the first trial finished (mid-trial, mostly).
+    # Fault 1: SIGKILL at a random moment after the first trial finished (mid-trial, mostly:
+    # a later trial of these takes tens of milliseconds, its program compiled by the first).
     process = subprocess.Popen(
         cli, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    _wait_for_rows(process, table, 1)
-    time.sleep(np.random.default_rng(len(backend)).uniform(0, 0.3))
+    _wait_for_rows(process, table, 1, poll=0.005)
+    time.sleep(np.random.default_rng(len(backend)).uniform(0, 0.04))
     process.kill()
     process.communicate()
     after_kill = _rows(study_dir)

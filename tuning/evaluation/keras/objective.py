@@ -25,12 +25,13 @@ from tuning.core.ledger import ResumeLedger, TrialResult, same_params
 from tuning.core.recorder import TrialRecorder
 from tuning.core.results import TrialWriter
 from tuning.core.signals import StopSignals
-from tuning.evaluation.data import DATA_ARGUMENTS, Dataset
+from tuning.evaluation.data import Dataset
+from tuning.evaluation.keras.building import build_seeded, factory_arguments
 from tuning.evaluation.keras.callbacks import BudgetCallback, PruneCallback, StopCallback
 from tuning.evaluation.keras.export import ExportError, copy_real_units
-from tuning.evaluation.keras.factory import Padding, offered_arguments
+from tuning.evaluation.keras.factory import Padding
 from tuning.evaluation.keras.model import build_model
-from tuning.evaluation.keras.session import release_models, seed_generators
+from tuning.evaluation.keras.session import release_models
 from tuning.evaluation.keras.trainer import StopOnNonFiniteLoss, Trainer, TrainingProtocol
 from tuning.evaluation.keras.trainers import create_trainer
 
@@ -43,44 +44,13 @@ __all__ = [  # the protocol's names, imported from here by earlier code
     "StopOnNonFiniteLoss",
     "TrainingProtocol",
     "TrialResult",
+    "build_seeded",
+    "factory_arguments",
+    "release_models",
     "same_params",
 ]
 
 log = logging.getLogger(__name__)
-
-
-def factory_arguments(
-    factory: Callable[..., keras.Model],
-    dataset: Dataset,
-    protocol: TrainingProtocol,
-    seed: int,
-    model_options: Mapping[str, Any],
-) -> dict[str, Any]:
-    """A factory's arguments besides the searched ones: the data's (`DATA_ARGUMENTS`), the
-    protocol's (`tuning.run.config.PROTOCOL_ARGUMENTS`: the speed setting, and the study's seed for
-    the initial weights, which makes them the same in any process), those of them its signature
-    takes, and the study's fixed ``model_options``."""
-    from_data = {name: getattr(dataset, name) for name in DATA_ARGUMENTS}
-    from_protocol = {
-        "steps_per_execution": protocol.steps_per_execution(len(dataset.X_train)),
-        "seed": seed,
-    }
-    return {**offered_arguments(factory, {**from_data, **from_protocol}), **model_options}
-
-
-def build_seeded(
-    factory: Callable[..., keras.Model],
-    params: Mapping[str, Any],
-    dataset: Dataset,
-    protocol: TrainingProtocol,
-    seed: int,
-    model_options: Mapping[str, Any] | None = None,
-) -> keras.Model:
-    """Build ``params`` through ``factory`` as every trial is built: the global generators
-    seeded with ``seed`` first, the factory's other arguments from `factory_arguments`."""
-    seed_generators(seed)
-    arguments = factory_arguments(factory, dataset, protocol, seed, model_options or {})
-    return factory(**params, **arguments)
 
 
 class Objective(Evaluator):
@@ -203,15 +173,8 @@ class Objective(Evaluator):
             # recorded, not raised: a library that catches a trial's error (Keras Tuner) would
             # go on without it, and the study would silently lose the trial
             reason = (str(exc).strip().splitlines() or [""])[0]
-            return self.record(
-                params,
-                status="failed",
-                val_loss=math.nan,
-                epochs=0,
-                fit_seconds=time.perf_counter() - started,
-                error=f"warm start from trial {warm_start.trial} failed: {reason}",
-                number=number,
-            )
+            error = f"warm start from trial {warm_start.trial} failed: {reason}"
+            return self.failed(params, started, error, number)
         return self.train(
             model,
             params,
@@ -262,15 +225,7 @@ class Objective(Evaluator):
         try:
             model = self.build(params)
         except (ValueError, TypeError) as exc:
-            return self.record(
-                params,
-                status="failed",
-                val_loss=math.nan,
-                epochs=0,
-                fit_seconds=time.perf_counter() - started,
-                error=f"build failed: {exc}",
-                number=number,
-            )
+            return self.failed(params, started, f"build failed: {exc}", number)
         return self.train(
             model,
             params,
@@ -307,15 +262,9 @@ class Objective(Evaluator):
         except Exception as exc:
             log.debug("trial %d raised while training", self.n_recorded, exc_info=True)
             reason = (str(exc).strip().splitlines() or [""])[0]
-            return self.record(
-                params,
-                status="failed",
-                val_loss=math.nan,
-                epochs=len(getattr(progress, "epoch", [])),
-                fit_seconds=time.perf_counter() - started,
-                error=f"training failed: {type(exc).__name__}: {reason}",
-                number=number,
-            )
+            error = f"training failed: {type(exc).__name__}: {reason}"
+            epochs = len(getattr(progress, "epoch", []))
+            return self.failed(params, started, error, number, epochs=epochs)
         val_loss, error = score_history(history)
         status = "failed" if error else "complete"
         pruned = [cb.pruned_after for cb in callbacks if getattr(cb, "pruned_after", None)]
@@ -402,6 +351,26 @@ class Objective(Evaluator):
     def record(self, params: Mapping[str, Any], **fields: Any) -> TrialResult:
         """Append one finished trial to the table (`tuning.core.recorder.TrialRecorder.record`)."""
         return self.recorder.record(params, **fields)
+
+    def failed(
+        self,
+        params: Mapping[str, Any],
+        started: float,
+        error: str,
+        number: int | None,
+        epochs: int = 0,
+    ) -> TrialResult:
+        """Record a trial that failed (``error``) after ``epochs`` epochs, begun at ``started``."""
+        seconds = time.perf_counter() - started
+        return self.record(
+            params,
+            status="failed",
+            val_loss=math.nan,
+            epochs=epochs,
+            fit_seconds=seconds,
+            error=error,
+            number=number,
+        )
 
     def keras_training(self) -> KerasTraining:
         """What a library that trains the study's model itself needs (scikit-learn's scikeras
