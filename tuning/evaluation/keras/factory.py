@@ -106,10 +106,11 @@ def _parameters(factory: Callable[..., Any]) -> tuple[set[str], bool]:
     return named, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
-# Padding every width of a depth to the space's largest compiles one program per depth but adds
-# arithmetic in proportion to the rows trained; past this many row-epochs a trial (training rows
-# times the epoch cap) the extra arithmetic outweighs the programs saved, and widths are padded
-# to the next power of two instead (at most twice the arithmetic; figures: benchmarks/README.md).
+# Padding every model to the space's largest width (and depth) compiles one program for a study
+# but adds arithmetic in proportion to the rows trained; past this many row-epochs a trial
+# (training rows times the epoch cap) the extra arithmetic outweighs the programs saved: widths
+# are padded to the next power of two instead (at most twice the arithmetic) and each depth keeps
+# its own layers (figures: benchmarks/README.md).
 ONE_WIDTH_ROW_EPOCHS = 100_000
 
 
@@ -122,8 +123,8 @@ def padded_width(units: int, largest: int) -> int:
 class Padding:
     """How a study builds its models at a few shapes: ``widths`` maps each searched integer
     parameter that sets a layer width to (the factory's argument that pads it, the space's
-    largest value); ``one_width``: every model at that largest width (one program per depth),
-    else each at `padded_width`. ``depths`` likewise for the parameters that set a number of
+    largest value); ``one_width``: every model at that largest width, else each at
+    `padded_width`. ``depths`` likewise for the parameters that set a number of
     layers: every model built at the largest depth. Empty for a factory that declares none."""
 
     widths: Mapping[str, tuple[str, int]] = field(default_factory=dict)
