@@ -177,6 +177,21 @@ def test_compiled_evaluate_and_predict_equal_keras_and_compile_once_per_shape(da
         assert trainer.programs_compiled == compiled_before + (2 if seed == 1 else 0)
 
 
+def test_compiled_predict_hands_data_too_large_for_one_call_to_keras(california_small, monkeypatch):
+    import tuning.evaluation.keras.compiled as compiled
+
+    data = california_small
+    protocol = TrainingProtocol(max_epochs=1, patience=1)
+    trainer = compiled.CompiledTrainer(protocol, 0)
+    model = build_seeded(build_model, {"n_hidden": 1, "n_neurons": 4}, data, protocol, 0)
+    trainer.fit(model, data.X_train, data.y_train, validation_data=(data.X_valid, data.y_valid))
+    one_call = trainer.predict(model, data.X_test)
+    compiled_before = trainer.programs_compiled
+    monkeypatch.setattr(compiled, "VALID_VALUES_PER_CALL", data.X_test.size - 1)
+    np.testing.assert_allclose(trainer.predict(model, data.X_test), one_call, rtol=1e-5, atol=1e-6)
+    assert trainer.programs_compiled == compiled_before  # Keras' predict, not a new program
+
+
 def test_a_model_not_compiled_is_refused_in_one_line(california_small):
     from tuning.evaluation.keras.compiled import CompiledTrainer
 

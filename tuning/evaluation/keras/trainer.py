@@ -182,6 +182,11 @@ class Trainer(ABC):
         )
         return {key: float(value) for key, value in logs.items()}
 
+    def predict(self, model: keras.Model, x: np.ndarray) -> np.ndarray:
+        """``model``'s outputs for ``x`` (`keras.Model.predict`, in the protocol's batches)."""
+        # `type(model).predict`: scikeras' call reaches here through an attribute set on the model
+        return type(model).predict(model, x, batch_size=self.protocol.batch_size, verbose=0)
+
 
 def build_training_state(model: keras.Model, x: np.ndarray, y: np.ndarray) -> None:
     """Create what `fit` would before its first step: the layers' weights, the optimizer's
