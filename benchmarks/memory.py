@@ -11,12 +11,15 @@ epochs on 2,000 California rows. Four runs, each in a fresh process:
 - `harness, new shapes` on JAX: the same, but every trial's model has a shape no earlier trial
   had (depth 1-3, width 1-67): each compiles its own program, so the compiled trainer must drop
   old ones (it keeps the 32 used last) for memory to stay flat.
+- `harness, padded` on JAX: the new shapes built as a study builds them, padded to the book's
+  space's largest width and depth (`study_padding`): one program, and JAX's own programs kept
+  between trials instead of cleared.
 
 Growth per 100 trials is the least-squares slope of resident memory over trials 51-N (the first 50
 warm the allocators and the frameworks' caches), times 100; also printed: memory after the first
 trial and after the last.
 
-    python benchmarks/memory.py [--trials 200]
+    python benchmarks/memory.py [--trials 200] [--variants padded,new-shapes]
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ def child(result_path: str, variant: str, trials: int) -> None:
     import keras
 
     from tuning.core.results import StudyKey, TrialWriter
+    from tuning.core.space import default_space
     from tuning.evaluation.data import load_dataset
+    from tuning.evaluation.keras.factory import study_padding
     from tuning.evaluation.keras.model import build_model
     from tuning.evaluation.keras.objective import Objective
     from tuning.evaluation.keras.trainer import TrainingProtocol
@@ -49,10 +54,15 @@ def child(result_path: str, variant: str, trials: int) -> None:
     rss: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         writer = TrialWriter(Path(tmp) / "trials.csv", StudyKey("bench", "none", data.name, 0))
-        objective = Objective(data, TrainingProtocol(max_epochs=EPOCHS, patience=EPOCHS), writer, 0)
+        protocol = TrainingProtocol(max_epochs=EPOCHS, patience=EPOCHS)
+        padding = None
+        if variant == "padded":
+            rows = len(data.X_train)
+            padding = study_padding(build_model, default_space(), rows, EPOCHS, data.n_inputs)
+        objective = Objective(data, protocol, writer, 0, padding=padding)
         for trial in range(trials):
             n_hidden, n_neurons = SHAPES[trial % len(SHAPES)]
-            if variant == "new-shapes":
+            if variant in ("new-shapes", "padded"):
                 n_hidden, n_neurons = 1 + trial % 3, 1 + trial // 3
             params = {"n_hidden": n_hidden, "n_neurons": n_neurons, "learning_rate": 3e-3}
             if variant == "default":
@@ -82,6 +92,11 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--variant", default="harness", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--variants",
+        default="default,harness,new-shapes,padded",
+        help="which runs, comma-separated (harness runs on TensorFlow and on JAX)",
+    )
     args = parser.parse_args()
     if args.trials <= WARM_UP + 10:
         parser.error(f"--trials must be over {WARM_UP + 10}")
@@ -92,14 +107,18 @@ def main() -> None:
     common = ["--trials", str(args.trials)]
     with tempfile.TemporaryDirectory(prefix="tuning-jax-cache-") as cache:
         os.environ["TUNING_COMPILATION_CACHE"] = cache  # not the user's: it would fill up
+        plan = [
+            ("keras default", "default", "tensorflow"),
+            ("harness", "harness", "tensorflow"),
+            ("harness", "harness", "jax"),
+            ("harness, new shapes", "new-shapes", "jax"),
+            ("harness, padded", "padded", "jax"),
+        ]
+        wanted = set(args.variants.split(","))
         runs = [
-            ("keras default", run_child(__file__, [*common, "--variant", "default"], "tensorflow")),
-            ("harness", run_child(__file__, common, "tensorflow")),
-            ("harness", run_child(__file__, common, "jax")),
-            (
-                "harness, new shapes",
-                run_child(__file__, [*common, "--variant", "new-shapes"], "jax"),
-            ),
+            (label, run_child(__file__, [*common, "--variant", variant], backend))
+            for label, variant, backend in plan
+            if variant in wanted
         ]
     print(f"machine: {machine()}")
     print(
