@@ -272,3 +272,48 @@ def test_values_outside_the_leading_block_are_refused_and_change_nothing(califor
         copy_real_units(padded, plain, california_small.X_train, california_small.y_train)
     for old, new in zip(before, plain.weights, strict=True):
         np.testing.assert_array_equal(old, new)
+
+
+NOT_TRAILING = """
+import keras
+
+def unmasked(n_units, learning_rate=0.01, *, input_shape, padded_units=None, seed=None):
+    # declares padded widths but neither masks nor zeroes them: the padding is not trailing
+    model = keras.Sequential(
+        [
+            keras.Input(shape=tuple(input_shape)),
+            keras.layers.Dense(padded_units or int(n_units), activation="relu", name="hidden"),
+            keras.layers.Dense(1, name="output"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate), loss="mse")
+    return model
+
+unmasked.padded_widths = {"n_units": "padded_units"}
+"""
+
+
+def test_a_winner_whose_padding_does_not_fit_is_retrained_plain(
+    tmp_path, california_small, monkeypatch, caplog
+):
+    from tuning.core.results import read_trials
+    from tuning.run.config import StudyConfig
+    from tuning.run.study import run_study
+
+    (tmp_path / "not_trailing.py").write_text(NOT_TRAILING)
+    monkeypatch.chdir(tmp_path)
+    config = StudyConfig(
+        backend="random",
+        model="not_trailing.py:unmasked",
+        space={"n_units": {"type": "int", "low": 2, "high": 12}},
+        trials=2,
+        max_epochs=2,
+        out=str(tmp_path / "out"),
+    )
+    summary = run_study(config, dataset=california_small)
+    assert "do not fit the unpadded model" in caplog.text and "not zero" in caplog.text
+    saved = keras.models.load_model(config.study_dir / "best_model.keras")
+    assert saved.get_layer("hidden").units == summary["best_params"]["n_units"]
+    test = saved.evaluate(california_small.X_test, california_small.y_test, verbose=0)
+    assert test == pytest.approx(summary["test_loss"], rel=1e-5)  # the saved model's own
+    assert len(read_trials(config.study_dir)) == 2

@@ -169,8 +169,8 @@ def device_array(array: np.ndarray) -> jax.Array:
 
 
 class ProgramCache:
-    """Compiled programs (epochs, evaluations) by key (structure, data shapes, batch size), the least recently
-    used dropped past ``size`` so memory stays bounded. A trainer has its own by default; the
+    """Compiled programs (epochs, evaluations, predictions) by key (structure, data shapes,
+    batch size), the least recently used dropped past ``size`` so memory stays bounded. A trainer has its own by default; the
     studies of one process share one (`tuning.evaluation.keras.trainers.create_trainer`), so a
     study does not trace and compile again what an earlier study of the process compiled."""
 

@@ -165,9 +165,9 @@ def study_padding(
     searched integer parameters set a layer width and the argument that builds those layers at
     a larger width instead (the book's `build_model`: ``{"n_neurons": "padded_neurons"}``),
     and as ``padded_depths`` the same for a number of layers (``{"n_hidden":
-    "padded_hidden"}``). Depths are padded where every width is one (their layers pass a
-    shallower model's values through, so a model without hidden layers passes its ``inputs``
-    ``inputs`` values, at most the padded width)."""
+    "padded_hidden"}``). Depths are padded where every model has the one largest width, and
+    only if the ``inputs`` values of an example fit in it: a padded layer passes a shallower
+    model's values through, and a model without hidden layers passes its inputs."""
     by_name = {param.name: param for param in space}
 
     def declared(attribute: str) -> dict[str, tuple[str, int]]:

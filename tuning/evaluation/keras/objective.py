@@ -320,13 +320,22 @@ class Objective(Evaluator):
         tested: the summary's figures, and the model the study saves. It trains at the study's
         padded shape (its program is compiled already); the saved model is the factory's plain
         one with the trained values (`tuning.evaluation.keras.export`), padding being a
-        search-time speed-up. Where those values do not fit, it is the plain model retrained."""
+        search-time speed-up. Where those values do not fit (a factory whose padding is not
+        trailing), the plain model is retrained and tested instead."""
+        d = self.dataset
         model = self.build(params)
         history, fit_seconds = self.fit(model, metered=False)
-        d = self.dataset
         test = self.trainer.evaluate(model, d.X_test, d.y_test)
         if self.padding.arguments(params):
-            model = self.plain_copy(params, model)
+            padded, model = model, self.build(params, padded=False)
+            try:
+                copy_real_units(padded, model, d.X_train, d.y_train)
+            except ExportError as exc:
+                log.warning(
+                    "the trained values do not fit the unpadded model (%s): retraining", exc
+                )
+                history, fit_seconds = self.fit(model, metered=False)
+                test = self.trainer.evaluate(model, d.X_test, d.y_test)
         return {
             "final_val_loss": float(min(history["val_loss"])),
             "final_epochs": len(history["loss"]),
@@ -334,18 +343,6 @@ class Objective(Evaluator):
             "test_loss": float(test["loss"]),
             "test_accuracy": float(test["accuracy"]) if "accuracy" in test else None,
         }, model
-
-    def plain_copy(self, params: Mapping[str, Any], padded: keras.Model) -> keras.Model:
-        """``params`` built at its own shape, holding ``padded``'s trained values; retrained
-        under the protocol instead where they do not fit (a factory whose padding is not
-        trailing)."""
-        plain = self.build(params, padded=False)
-        try:
-            copy_real_units(padded, plain, self.dataset.X_train, self.dataset.y_train)
-        except ExportError as exc:
-            log.warning("the trained values do not fit the unpadded model (%s): retraining", exc)
-            self.fit(plain, metered=False)
-        return plain
 
     # -- recording ----------------------------------------------------------------------------
     def record(self, params: Mapping[str, Any], **fields: Any) -> TrialResult:
