@@ -188,9 +188,15 @@ def test_a_study_pads_to_the_largest_width_on_small_data_and_to_powers_of_two_on
     assert not large.one_width and not large.depths
     # what a library that builds every configuration alike (scikit-learn) gets
     assert small.fixed_arguments() == both and large.fixed_arguments() == {}
+    # the bounds: 100,000 row-epochs a trial is still small; inputs as wide as the layers fit
+    edge = study_padding(build_model, default_space(), rows=5_000, max_epochs=20, inputs=99)
+    assert edge.one_width and edge.fixed_arguments() == both
+    assert not study_padding(build_model, default_space(), 5_001, 20, inputs=8).one_width
     # inputs wider than the layers cannot pass through them: every depth keeps its own shape
-    wide = study_padding(build_model, default_space(), rows=200, max_epochs=20, inputs=784)
+    wide = study_padding(build_model, default_space(), rows=200, max_epochs=20, inputs=100)
     assert wide.one_width and wide.fixed_arguments() == {"padded_neurons": 99}
+    # only the parameters a configuration has
+    assert small.arguments({"n_neurons": 5}) == {"padded_neurons": 99}
     widths = [large.arguments({"n_neurons": n})["padded_neurons"] for n in (1, 16, 17, 64, 65, 99)]
     assert widths == [16, 16, 32, 64, 99, 99]  # powers of two from 16, at most the largest
     undeclared = study_padding(lambda **_: None, default_space(), 10, 1, inputs=8)
