@@ -131,18 +131,27 @@ def test_a_padded_model_trains_as_the_unpadded_one_to_float_rounding(
         assert np.max(np.abs(a - b) / np.abs(a)) < 1e-5, key
 
 
-def test_on_a_chaotic_configuration_the_final_losses_agree_in_distribution(california_small):
+@pytest.mark.parametrize(("n_hidden", "depth"), [(3, None), (2, DEEPEST)])
+def test_on_a_chaotic_configuration_the_final_losses_agree_in_distribution(
+    california_small, n_hidden, depth
+):
     # a learning rate at the edge of divergence: rounding differences grow epoch by epoch
     from tuning.evaluation.keras.compiled import CompiledTrainer
 
-    params = {"n_hidden": 3, "n_neurons": 20, "learning_rate": 0.15}
+    params = {"n_hidden": n_hidden, "n_neurons": 20, "learning_rate": 0.15}
     protocol = TrainingProtocol(max_epochs=10, patience=10)
     plain, padded = [], []
-    for out, pad in ((plain, None), (padded, PADDED)):
+    for out, pad, padded_depth in ((plain, None, None), (padded, PADDED, depth)):
         trainer = CompiledTrainer(protocol, 0)  # one program for all seeds' initial weights
         for seed in range(10):
             history, _ = _train(
-                california_small, params, padded=pad, seed=seed, epochs=10, trainer=trainer
+                california_small,
+                params,
+                padded=pad,
+                depth=padded_depth,
+                seed=seed,
+                epochs=10,
+                trainer=trainer,
             )
             out.append(history["val_loss"][-1])
     plain, padded = np.asarray(plain), np.asarray(padded)
