@@ -30,7 +30,7 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -38,7 +38,7 @@ import keras
 import numpy as np
 from jax import lax
 
-from tuning.evaluation.keras.structure import structure_key
+from tuning.evaluation.keras.structure import ProgramCache, structure_key
 from tuning.evaluation.keras.trainer import (
     History,
     PatienceRule,
@@ -166,28 +166,6 @@ def device_array(array: np.ndarray) -> jax.Array:
     array = np.asarray(array)
     dtype = keras.backend.floatx() if np.issubdtype(array.dtype, np.floating) else np.int32
     return jax.device_put(array.astype(dtype, copy=False))
-
-
-class ProgramCache:
-    """Compiled programs (epochs, evaluations, predictions) by key (structure, data shapes,
-    batch size), the least recently used dropped past ``size`` so memory stays bounded. A trainer has its own by default; the
-    studies of one process share one (`tuning.evaluation.keras.trainers.create_trainer`), so a
-    study does not trace and compile again what an earlier study of the process compiled."""
-
-    def __init__(self, size: int = 32) -> None:
-        self.size = size
-        self._programs: OrderedDict[Hashable, Any] = OrderedDict()
-
-    def get(self, key: Hashable) -> Any:
-        program = self._programs.get(key)
-        if program is not None:
-            self._programs.move_to_end(key)
-        return program
-
-    def put(self, key: Hashable, program: Any) -> None:
-        self._programs[key] = program
-        while len(self._programs) > self.size:
-            self._programs.popitem(last=False)
 
 
 class CompiledTrainer(Trainer):

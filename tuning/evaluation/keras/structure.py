@@ -1,11 +1,14 @@
 """What makes two models' epochs the same computation: a program is kept per structure.
 
 `structure_key` describes a compiled model without its names, seeds and initializers (and
-without a numeric learning rate, a variable): two models of one key run one compiled program."""
+without a numeric learning rate, a variable): two models of one key run one compiled program.
+`ProgramCache` keeps the compiled programs by that key (and the data's shapes)."""
 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
+from collections.abc import Hashable
 from typing import Any
 
 import keras
@@ -99,3 +102,25 @@ def _describe(value: Any, depth: int = 0, *, keep_names: bool = False) -> Any:
                 continue
             attributes[key] = _describe(attribute, depth + 1, keep_names=keep_names)
     return [kind, attributes]
+
+
+class ProgramCache:
+    """Compiled programs (epochs, evaluations, predictions) by key (structure, data shapes,
+    batch size), the least recently used dropped past ``size`` so memory stays bounded. A trainer has its own by default; the
+    studies of one process share one (`tuning.evaluation.keras.trainers.create_trainer`), so a
+    study does not trace and compile again what an earlier study of the process compiled."""
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self._programs: OrderedDict[Hashable, Any] = OrderedDict()
+
+    def get(self, key: Hashable) -> Any:
+        program = self._programs.get(key)
+        if program is not None:
+            self._programs.move_to_end(key)
+        return program
+
+    def put(self, key: Hashable, program: Any) -> None:
+        self._programs[key] = program
+        while len(self._programs) > self.size:
+            self._programs.popitem(last=False)

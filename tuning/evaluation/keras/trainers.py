@@ -15,7 +15,7 @@ from tuning.evaluation.keras.environment import resolve_trainer
 from tuning.evaluation.keras.trainer import KerasTrainer, Trainer, TrainingProtocol
 
 if TYPE_CHECKING:  # the compiled trainer is imported only where it runs (JAX)
-    from tuning.evaluation.keras.compiled import ProgramCache
+    from tuning.evaluation.keras.structure import ProgramCache
 
 
 def create_trainer(
@@ -43,6 +43,6 @@ def create_trainer(
 def process_programs() -> ProgramCache:
     """The compiled epoch programs the studies of this process share: a bounded cache, as JAX's
     own caches are per process (programs are keyed by everything that makes them differ)."""
-    from tuning.evaluation.keras.compiled import ProgramCache
+    from tuning.evaluation.keras.structure import ProgramCache
 
     return ProgramCache()
