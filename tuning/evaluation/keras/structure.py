@@ -106,9 +106,10 @@ def _describe(value: Any, depth: int = 0, *, keep_names: bool = False) -> Any:
 
 class ProgramCache:
     """Compiled programs (epochs, evaluations, predictions) by key (structure, data shapes,
-    batch size), the least recently used dropped past ``size`` so memory stays bounded. A trainer has its own by default; the
-    studies of one process share one (`tuning.evaluation.keras.trainers.create_trainer`), so a
-    study does not trace and compile again what an earlier study of the process compiled."""
+    batch size), the least recently used dropped past ``size`` so memory stays bounded. A
+    trainer has its own by default; the studies of one process share one
+    (`tuning.evaluation.keras.trainers.create_trainer`), so a study does not trace and compile
+    again what an earlier study of the process compiled."""
 
     def __init__(self, size: int = 32) -> None:
         self.size = size

@@ -41,7 +41,7 @@ def create_trainer(
 
 @functools.cache
 def process_programs() -> ProgramCache:
-    """The compiled epoch programs the studies of this process share: a bounded cache, as JAX's
+    """The compiled programs the studies of this process share: a bounded cache, as JAX's
     own caches are per process (programs are keyed by everything that makes them differ)."""
     from tuning.evaluation.keras.structure import ProgramCache
 
