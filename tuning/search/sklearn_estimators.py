@@ -77,8 +77,7 @@ class _TimedFit:
     def fold_epochs(self) -> int:
         return len(self.history_.get("loss", []))
 
-    @contextlib.contextmanager
-    def _trainer_predicts(self) -> Iterator[None]:
+    def _trainer_predicts(self) -> contextlib.AbstractContextManager[None]:
         """scikeras' ``self.model_.predict(X)`` answered by the study's trainer (compiled once
         per structure and shape, where Keras' ``predict`` compiles for each new model)."""
         trainer, model = self.trainer_, self.model_
@@ -86,11 +85,7 @@ class _TimedFit:
         def predict(x, **_predict_args):
             return trainer.predict(model, x)
 
-        object.__setattr__(model, "predict", predict)
-        try:
-            yield
-        finally:
-            object.__delattr__(model, "predict")
+        return _answered(model, "predict", predict)
 
     def _fit_keras_model(self, X, y, *args, **kwargs):
         trainer, model = self.trainer_, self.model_
@@ -99,11 +94,19 @@ class _TimedFit:
             return SimpleNamespace(history=trainer.fit(model, x, y, **fit_args))
 
         # scikeras calls `self.model_.fit(x=..., y=..., **fit_args)` and reads `.history`
-        object.__setattr__(model, "fit", fit)
-        try:
+        with _answered(model, "fit", fit):
             return super()._fit_keras_model(X, y, *args, **kwargs)
-        finally:
-            object.__delattr__(model, "fit")
+
+
+@contextlib.contextmanager
+def _answered(model: Any, method: str, function: Any) -> Iterator[None]:
+    """Within the block, scikeras' calls of ``model.<method>`` go to ``function`` (set on the
+    instance, past Keras' own `__setattr__`, which tracks what is set on a model)."""
+    object.__setattr__(model, method, function)
+    try:
+        yield
+    finally:
+        object.__delattr__(model, method)
 
 
 class TimedKerasRegressor(_TimedFit, KerasRegressor):

@@ -30,7 +30,7 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -208,12 +208,7 @@ class CompiledTrainer(Trainer):
     ) -> History:
         check_fit_options(fit_options, self.protocol)
         epochs = self.protocol.max_epochs if epochs is None else epochs
-        x_valid, y_valid = validation_data
-        build_training_state(model, x, y)
-        data = [self._on_device(a) for a in (x, y, x_valid, y_valid)]
-        model.reset_metrics()
-        metrics_reset = [v.value for v in model.metrics_variables]
-        state = model_state(model)
+        data, metrics_reset, state = self._prepared(model, x, y, *validation_data)
         n_rows = data[0].shape[0]
         program = self._program(model, state, metrics_reset, data)
 
@@ -256,18 +251,14 @@ class CompiledTrainer(Trainer):
     def evaluate(self, model: keras.Model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """The loss and metrics of ``model`` on ``x``, ``y`` through its ``test_step``, compiled
         once per structure and data shape (kept with the epoch programs)."""
-        build_training_state(model, x, y)
-        data = [self._on_device(a) for a in (x, y)]
-        model.reset_metrics()
-        metrics_reset = [v.value for v in model.metrics_variables]
-        trainable, non_trainable, _ = model_state(model)
+        data, metrics_reset, (trainable, non_trainable, _) = self._prepared(model, x, y)
         batch_size = self.protocol.batch_size
 
         def evaluated(trainable, non_trainable, metrics_reset, x, y):  # noqa: ANN001, ANN202
             return evaluate(model, trainable, non_trainable, metrics_reset, x, y, batch_size)
 
         arguments = (trainable, non_trainable, metrics_reset, *data)
-        program = self._kept("evaluate", model, evaluated, arguments)
+        program = self._kept("evaluate", model, arguments, _jitted(evaluated, arguments))
         logs = jax.device_get(program(*arguments))
         return {name: float(value) for name, value in logs.items()}
 
@@ -283,21 +274,38 @@ class CompiledTrainer(Trainer):
             return model.stateless_call(trainable, non_trainable, x, training=False)[0]
 
         arguments = (*model_state(model)[:2], x_device)
-        program = self._kept("predict", model, predicted, arguments)
+        program = self._kept("predict", model, arguments, _jitted(predicted, arguments))
         return np.asarray(jax.device_get(program(*arguments)))
 
-    def _kept(self, kind: str, model: keras.Model, function: Any, arguments: tuple) -> Any:
-        """``function`` compiled for ``arguments``, kept with the epoch programs under (``kind``,
-        the model's structure, the arguments' shapes): its first model serves every later one."""
+    def _prepared(
+        self, model: keras.Model, x: np.ndarray, y: np.ndarray, *more: np.ndarray
+    ) -> tuple[list[jax.Array], list[jax.Array], State]:
+        """Before a compiled call: the model's training state built, ``x``, ``y`` (and
+        ``more`` arrays) on the device, the metrics' reset values, the model's `State`."""
+        build_training_state(model, x, y)
+        data = [self._on_device(a) for a in (x, y, *more)]
+        model.reset_metrics()
+        return data, [v.value for v in model.metrics_variables], model_state(model)
+
+    def _kept(
+        self, kind: str, model: keras.Model, arguments: tuple, compiled: Callable[[], Any]
+    ) -> Any:
+        """The program of ``kind`` for ``model``'s structure, ``arguments``' shapes and the
+        protocol's batch size: kept from an earlier call (by any model of that structure), else
+        ``compiled()`` and kept."""
         shapes = tuple((a.shape, str(a.dtype)) for a in jax.tree_util.tree_leaves(arguments))
-        key = (kind, structure_key(model), shapes)
+        key = (kind, structure_key(model), shapes, self.protocol.batch_size)
         program = self._programs.get(key)
-        if program is None:
-            started = time.perf_counter()
-            program = jax.jit(function).lower(*arguments).compile()
-            self._compile_seconds += time.perf_counter() - started
-            self.programs_compiled += 1
-            self._programs.put(key, program)
+        if program is not None:
+            self.programs_reused += 1
+            return program
+        started = time.perf_counter()
+        program = compiled()
+        seconds = time.perf_counter() - started
+        self._compile_seconds += seconds
+        self.programs_compiled += 1
+        log.debug("compiled a program (%s) in %.3f s", kind, seconds)
+        self._programs.put(key, program)
         return program
 
     def _on_device(self, array: np.ndarray) -> jax.Array:
@@ -321,22 +329,20 @@ class CompiledTrainer(Trainer):
         metrics_reset: list[jax.Array],
         data: list[jax.Array],
     ) -> EpochProgram:
-        shapes = tuple((a.shape, str(a.dtype)) for a in data)
-        key = (structure_key(model), shapes, self.protocol.batch_size)
-        program = self._programs.get(key)
-        if program is not None:
-            self.programs_reused += 1
-            return program
-        started = time.perf_counter()
-        program = EpochProgram(model, self.protocol.batch_size)
         order = shuffled_order(data[0].shape[0], self.seed, 0)
-        program.compile(state, metrics_reset, *data, order)
-        seconds = time.perf_counter() - started
-        self._compile_seconds += seconds
-        self.programs_compiled += 1
-        log.debug("compiled an epoch program in %.3f s", seconds)
-        self._programs.put(key, program)
-        return program
+        arguments = (state, metrics_reset, *data, order)
+
+        def compiled() -> EpochProgram:
+            program = EpochProgram(model, self.protocol.batch_size)
+            program.compile(*arguments)
+            return program
+
+        return self._kept("epoch", model, arguments, compiled)
+
+
+def _jitted(function: Callable[..., Any], arguments: tuple) -> Callable[[], Any]:
+    """Compiling ``function`` for ``arguments``, to be done when called."""
+    return lambda: jax.jit(function).lower(*arguments).compile()
 
 
 class _EarlyStopping:

@@ -145,7 +145,7 @@ def build_model(
             fan_in = n_neurons
         if padded_neurons is not None or padded_hidden is not None:
             layers.append(UnitMask(flowing))  # (also at full width: one structure for all widths)
-    output = GlorotBlock(fan_in, _as_int("n_outputs", n_outputs), seed, n_hidden)
+    output = GlorotBlock(fan_in, n_outputs, seed, n_hidden)
     if task == "classification":
         activation_out, loss, metrics = "softmax", "sparse_categorical_crossentropy", ["accuracy"]
     else:
