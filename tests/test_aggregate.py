@@ -12,13 +12,12 @@ from tuning.analysis.aggregate import (
     by_backend,
     default_target,
     epochs_to_target,
-    hodges_lehmann,
-    paired_test,
-    smallest_p,
     summary_stats,
     verdict,
 )
 from tuning.analysis.blocks import DuplicateStudies
+from tuning.analysis.multiplicity import holm
+from tuning.analysis.signed_rank import PairedTest, hodges_lehmann, paired_test, smallest_p
 
 pytestmark = pytest.mark.one_keras_backend  # no Keras at all
 
@@ -49,7 +48,7 @@ def test_the_direction_comes_from_the_signed_rank_test_not_the_median():
     assert test.p == pytest.approx(2 * higher) == pytest.approx(0.0473, abs=1e-4)
     walsh = [(a + b) / 2 for a, b in itertools.combinations_with_replacement(diffs, 2)]
     assert test.hodges_lehmann == pytest.approx(float(np.median(walsh))) == pytest.approx(0.792)
-    assert verdict(test) == "worse than random"
+    assert verdict(test, test.p) == "worse than random"
 
 
 def test_hodges_lehmann_by_hand():
@@ -204,9 +203,9 @@ def test_paired_tests_of_few_pairs_and_their_words():
     assert two.n_pairs == 2 and two.p == pytest.approx(0.5) and two.p_lower == 0.25
     none = paired_test(pd.Series([0.5], index=[7]), base)
     assert none.n_pairs == 0 and math.isnan(none.median_diff)
-    assert verdict(none) == "no paired seeds"
-    assert verdict(paired_test(base, base)) == "no test: equal in every seed"
-    assert verdict(two) == "not significant"
+    assert verdict(none, none.p) == "no paired seeds"
+    assert verdict(paired_test(base, base), math.nan) == "no test: equal in every seed"
+    assert verdict(two, two.p) == "not significant"
     assert smallest_p(1) == 1.0 and math.isnan(smallest_p(0))
 
 
@@ -231,13 +230,13 @@ def test_the_baseline_row_an_explicit_target_and_a_task_without_random_search():
 
 
 def test_the_verdict_takes_its_direction_from_the_smaller_one_sided_p():
-    from tuning.analysis.aggregate import PairedTest
-
-    better = PairedTest(10, -0.1, -0.1, p=0.01, p_lower=0.005, p_higher=0.996)
-    worse = PairedTest(10, -0.1, 0.2, p=0.01, p_lower=0.996, p_higher=0.005)
-    assert verdict(better) == "better than random" and verdict(worse) == "worse than random"
-    at_alpha = PairedTest(10, -0.1, -0.1, p=0.05, p_lower=0.025, p_higher=0.98)
-    assert verdict(at_alpha) == "not significant"  # p must be below 0.05
+    better = PairedTest(10, median_diff=0.1, p=0.01, p_lower=0.005, p_higher=0.996)
+    worse = PairedTest(10, median_diff=-0.1, p=0.01, p_lower=0.996, p_higher=0.005)
+    assert verdict(better, 0.01) == "better than random"
+    assert verdict(worse, 0.01) == "worse than random"
+    at_alpha = PairedTest(10, p=0.05, p_lower=0.025, p_higher=0.98)
+    assert verdict(at_alpha, 0.05) == "not significant"  # p must be below 0.05
+    assert verdict(better, 0.06) == "not significant"  # the words follow the adjusted p
 
 
 def test_the_leaderboard_is_ordered_by_mean_rank_and_renumbered():
@@ -265,10 +264,15 @@ def test_the_leaderboards_paired_tests_are_scipys_wilcoxon_on_the_paired_differe
         assert board.loc["x", column] == pytest.approx(
             stats.wilcoxon(d, alternative=alternative).pvalue
         )
-    assert (
-        board.loc["y", "wilcoxon_p_higher"] < 0.05
-        and board.loc["y", "vs_random"] == "worse than random"
+    # y is higher in 6 of 6 seeds (two-sided p 2/64), but the family holds two tests: Holm
+    # gives it min(2 x 0.03125, ...) = 0.0625, and the words follow the adjusted p
+    assert board.loc["y", "wilcoxon_p_higher"] < 0.05
+    assert board.loc[["x", "y"], "wilcoxon_p_holm"].tolist() == pytest.approx(
+        list(holm(board.loc[["x", "y"], "wilcoxon_p"]))
     )
+    assert board.loc["y", "wilcoxon_p_holm"] == pytest.approx(0.0625)
+    assert board.loc["y", "vs_random"] == "not significant"
+    assert set(board["tests_in_family"]) == {2}
     assert (
         board.loc["y", "wins"] == 0
         and board.loc["x", "wins"] == 5

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from tuning.analysis.posthoc import conover_vs_best
 from tuning.run.config import StudyConfig
 from tuning.run.grid import StudyState
-from tuning.run.race import RACE_FILE, conover_drops, decide, describe, race
+from tuning.run.race import RACE_FILE, decide, describe, race
 
 pytestmark = pytest.mark.one_keras_backend  # no Keras
 
@@ -23,24 +24,67 @@ def test_the_post_hoc_drops_what_conovers_critical_gap_separates_from_the_best()
         columns=["a", "b", "c"],
         dtype=float,
     )
-    statistic, p, critical, dropped = conover_drops(ranks, 0.05)
+    result = conover_vs_best(ranks, 0.05, correction="none")
+    statistic, p, critical, dropped = result.statistic, result.p, result.critical, result.dropped
     # rank sums 6, 10, 14; chi2 = 12 / (n k (k+1)) sum R^2 - 3 n (k+1) = 0.2 * 332 - 60 = 6.4
     assert statistic == pytest.approx(6.4) and p == pytest.approx(math.exp(-3.2))
     # A = 70, sum R^2 = 332: t(0.975, 8) * sqrt(2 (5 * 70 - 332) / 8)
     assert critical == pytest.approx(stats.t.ppf(0.975, 8) * math.sqrt(4.5))
     assert dropped == ["c"]  # 14 - 6 = 8 > 4.89; b's 4 is not
+    # each gap's two-sided p: t = gap / sqrt(4.5) with 8 degrees of freedom
+    raw = {b: 2 * stats.t.sf(gap / math.sqrt(4.5), 8) for b, gap in (("b", 4), ("c", 8))}
+    assert result.p_vs_best == pytest.approx(raw)
+    holm = conover_vs_best(ranks, 0.05)  # the default: Holm over the 2 comparisons
+    assert holm.p_vs_best == pytest.approx({"c": 2 * raw["c"], "b": max(raw["b"], 2 * raw["c"])})
+    assert holm.dropped == ["c"]
+
+
+def test_holm_keeps_a_backend_that_irace_drops():
+    # rank sums over 6 blocks: a 17, b 9 (the best), c 13, d 21
+    rows = [[3, 1, 2, 4], [3, 1, 2, 4], [3, 2, 1, 4], [4, 1, 3, 2], [2, 3, 1, 4], [2, 1, 4, 3]]
+    ranks = pd.DataFrame(rows, columns=list("abcd"), dtype=float)
+    irace = conover_vs_best(ranks, 0.05, correction="none")
+    holm = conover_vs_best(ranks, 0.05)
+    assert irace.p < 0.05 and irace.dropped == ["a", "d"]
+    # a's raw p 0.0447 is the second smallest of three: Holm doubles it past 0.05
+    assert irace.p_vs_best["a"] == pytest.approx(0.0447, abs=1e-4)
+    assert holm.p_vs_best["a"] == pytest.approx(2 * irace.p_vs_best["a"])
+    assert holm.dropped == ["d"]
 
 
 def test_no_backend_is_dropped_when_friedman_does_not_reject():
     ranks = pd.DataFrame([[1, 2, 3], [3, 2, 1], [2, 1, 3]], columns=list("abc"), dtype=float)
-    _, p, critical, dropped = conover_drops(ranks, 0.05)
-    assert p > 0.05 and math.isnan(critical) and dropped == []
+    result = conover_vs_best(ranks, 0.05)
+    assert result.p > 0.05 and math.isnan(result.critical) and result.dropped == []
 
 
 def test_two_backends_left_are_decided_by_wilcoxon_and_no_model_counts_as_worst():
     losses = pd.DataFrame({"a": [1.0] * 8, "b": [2.0] * 7 + [np.inf]})
     test, _, p, _, dropped = decide(losses, 0.05)
     assert test == "wilcoxon" and p == pytest.approx(2 / 2**8) and dropped == ["b"]
+
+
+# The example: 16 blocks where a is better by a little, 14 where it is worse by a lot;
+# a wins more blocks (the better mean rank), yet the signed-rank test finds it worse.
+SMALL_BETTER_LARGE_WORSE = [-0.001 * i for i in range(1, 17)] + [1.0 + 0.1 * i for i in range(14)]
+
+
+def test_the_last_two_are_decided_by_the_tests_direction_not_by_mean_ranks():
+    b = np.full(30, 2.0)
+    losses = pd.DataFrame({"a": b + SMALL_BETTER_LARGE_WORSE, "b": b})
+    assert (losses["a"] < losses["b"]).sum() == 16  # a's mean rank is the better one
+    test, _, p, _, dropped = decide(losses, 0.05)
+    assert test == "wilcoxon" and p == pytest.approx(0.0473, abs=1e-4)
+    assert dropped == ["a"]  # before the fix: ["b"], the better backend
+
+
+def test_a_backend_failing_in_three_of_ten_blocks_is_not_kept_for_its_other_seven():
+    base = np.linspace(1.0, 1.9, 10)
+    a = base - 0.01
+    a[[2, 5, 8]] = np.inf  # no model
+    losses = pd.DataFrame({"a": a, "b": base})
+    _, _, p, _, dropped = decide(losses, 0.05)
+    assert p > 0.05 and dropped == []  # a's failures are its worst results, not left out
 
 
 TASKS = ("iris", "wine")

@@ -5,21 +5,27 @@ and median of the test loss and of the best validation loss; mean rank and wins 
 backends of one seed are ranked by test loss); mean epochs, seconds and trials spent; the epochs
 each study needed to first reach a target validation loss (by default the median final result of
 random search); and a paired Wilcoxon signed-rank test of each backend's test losses against
-random search's on the same seeds.
+random search's on the same seeds (`tuning.analysis.signed_rank`: a study without a model is the
+worst result of its seed, and the direction comes from the one-sided p-values).
+
+**The family.** Every test against random search in one comparison (each task, each backend) is
+one family: ``wilcoxon_p_holm`` is its Holm-adjusted p (`tuning.analysis.multiplicity`), and the
+verdict words (``vs_random``) follow it, so the chance of any false "better" or "worse" in the
+whole report stays at or under 0.05.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from tuning.analysis.blocks import check_unique
+from tuning.analysis.multiplicity import holm
+from tuning.analysis.signed_rank import PairedTest, paired_test
 from tuning.analysis.suite_stats import block_wins
 
 BASELINE = "random"
@@ -61,81 +67,18 @@ def epochs_to_target(trials: pd.DataFrame, target: float) -> float:
     return float(hit["cum_epochs"].iloc[0]) if len(hit) else math.nan
 
 
-@dataclass(frozen=True)
-class PairedTest:
-    """A Wilcoxon signed-rank test of paired losses against the baseline's (differences: the
-    backend's loss minus the baseline's, by seed).
-
-    ``p`` is two-sided; ``p_lower`` and ``p_higher`` are the one-sided p-values of "its losses
-    are lower" and "higher" than the baseline's: the verdict's direction comes from them, never
-    from a plain median (a few large differences of one sign can outweigh many small ones of
-    the other). ``hodges_lehmann`` is the estimate of the shift that goes with the test: the
-    median of the Walsh averages of the differences."""
-
-    n_pairs: int
-    median_diff: float = math.nan
-    hodges_lehmann: float = math.nan
-    p: float = math.nan
-    p_lower: float = math.nan
-    p_higher: float = math.nan
-
-    @property
-    def testable(self) -> bool:
-        """Two pairs or more, not all equal: a signed-rank test can be made."""
-        return not math.isnan(self.p)
-
-
-def hodges_lehmann(diff: np.ndarray) -> float:
-    """The one-sample Hodges-Lehmann estimate: the median of every Walsh average
-    ``(d_i + d_j) / 2``, ``i <= j``."""
-    d = np.asarray(diff, dtype=float)
-    if not len(d):
-        return math.nan
-    i, j = np.triu_indices(len(d))
-    return float(np.median((d[i] + d[j]) / 2))
-
-
-def paired_test(losses: pd.Series, baseline: pd.Series) -> PairedTest:
-    """Wilcoxon signed-rank test of paired losses (indexed by seed) against the baseline's.
-
-    No test (NaN p-values) with fewer than two pairs or when every difference is zero: the
-    verdict then says why instead of printing a p-value that no test gave."""
-    pairs = pd.concat([losses, baseline], axis=1, join="inner").dropna()
-    diff = (pairs.iloc[:, 0] - pairs.iloc[:, 1]).to_numpy(dtype=float)
-    n = len(diff)
-    if n == 0:
-        return PairedTest(0)
-    estimates = {"median_diff": float(np.median(diff)), "hodges_lehmann": hodges_lehmann(diff)}
-    if n < 2 or not np.any(diff):
-        return PairedTest(n, **estimates)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # scipy warns that a small sample has low power
-        p = {
-            name: float(stats.wilcoxon(diff, alternative=alternative).pvalue)
-            for name, alternative in (
-                ("p", "two-sided"),
-                ("p_lower", "less"),
-                ("p_higher", "greater"),
-            )
-        }
-    return PairedTest(n, **estimates, **p)
-
-
-def smallest_p(n_pairs: int) -> float:
-    """The smallest two-sided p-value an exact signed-rank test of ``n_pairs`` pairs can give."""
-    return 2.0 / 2**n_pairs if n_pairs else math.nan
-
-
-def verdict(test: PairedTest) -> str:
-    """The paired test's answer in words: better, worse, not significant, or why no test."""
+def verdict(test: PairedTest, adjusted_p: float) -> str:
+    """The paired test's answer in words: better, worse, not significant, or why no test. The
+    words follow the family's Holm-adjusted p (`tuning.analysis.multiplicity`); the direction
+    the test's one-sided p-values."""
     if test.n_pairs == 0:
         return "no paired seeds"
     if test.n_pairs == 1:
         return "no test: one paired seed"
     if not test.testable:
         return "no test: equal in every seed"
-    if test.p < ALPHA:
-        return "better than random" if test.p_lower < test.p_higher else "worse than random"
+    if adjusted_p < ALPHA:
+        return "better than random" if test.direction() == "lower" else "worse than random"
     return "not significant"
 
 
@@ -157,7 +100,8 @@ def by_backend(
     `default_target`).
     """
     check_unique(studies)
-    rows = []
+    rows: list[dict[str, object]] = []
+    tests: list[tuple[PairedTest | None, bool]] = []
     for dataset, group in studies.groupby("dataset", sort=True):
         group = group.copy()
         by_seed = group.groupby("seed")["test_loss"]
@@ -185,6 +129,7 @@ def by_backend(
                 epochs_to_target_mean=float(np.mean(reached)) if reached else math.nan,
             )
             if backend == BASELINE:
+                test = None
                 row.update(
                     n_pairs=len(mine),
                     test_loss_diff_median=0.0,
@@ -192,7 +137,7 @@ def by_backend(
                     wilcoxon_p=math.nan,
                     wilcoxon_p_lower=math.nan,
                     wilcoxon_p_higher=math.nan,
-                    vs_random="baseline",
+                    no_model_pairs=0,
                 )
             else:
                 test = paired_test(mine.set_index("seed")["test_loss"], base)
@@ -203,10 +148,18 @@ def by_backend(
                     wilcoxon_p=test.p,
                     wilcoxon_p_lower=test.p_lower,
                     wilcoxon_p_higher=test.p_higher,
-                    vs_random=verdict(test) if len(base) else "random did not run",
+                    no_model_pairs=test.failed_first,
                 )
             rows.append(row)
+            tests.append((test, len(base) > 0))
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
+    adjusted = holm(frame["wilcoxon_p"].to_numpy())
+    frame["wilcoxon_p_holm"] = adjusted
+    frame["tests_in_family"] = int(np.count_nonzero(~np.isnan(adjusted)))
+    frame["vs_random"] = [
+        "baseline" if test is None else verdict(test, p) if has_baseline else "random did not run"
+        for (test, has_baseline), p in zip(tests, adjusted, strict=True)
+    ]
     return frame.sort_values(["dataset", "mean_rank", "test_loss_mean"], ignore_index=True)

@@ -12,10 +12,11 @@ from typing import Any
 
 import pandas as pd
 
-from tuning.analysis.aggregate import ALPHA, BASELINE, smallest_p
+from tuning.analysis.aggregate import ALPHA, BASELINE
 from tuning.analysis.bayes_pairs import pairs_in_words
 from tuning.analysis.cost import cost_lines
 from tuning.analysis.importance import importance_lines
+from tuning.analysis.signed_rank import smallest_p
 from tuning.analysis.suite_stats import SCORE_CAP, SuiteStatistics, verdict
 from tuning.core.atomic import write_atomically
 from tuning.core.space import default_space, describe_space
@@ -135,8 +136,12 @@ def _leaderboard_rows(board: pd.DataFrame) -> list[dict[str, Any]]:
                 "trials": r.trials_mean,
                 "reached target": f"{r.reached_target}/{r.n_seeds}",
                 "epochs to target": r.epochs_to_target_mean,
-                "vs random (Wilcoxon p)": r.vs_random
-                + ("" if math.isnan(r.wilcoxon_p) else f" (p={r.wilcoxon_p:.3g})"),
+                "vs random (Wilcoxon p, Holm)": r.vs_random
+                + (
+                    ""
+                    if math.isnan(r.wilcoxon_p)
+                    else f" (p={r.wilcoxon_p:.3g}, Holm {r.wilcoxon_p_holm:.3g})"
+                ),
             }
         )
     return rows
@@ -161,20 +166,32 @@ def _in_words(board: pd.DataFrame) -> str:
             )
             continue
         if r.n_pairs and not math.isnan(r.wilcoxon_p):
-            direction = "lower" if r.wilcoxon_p_lower < r.wilcoxon_p_higher else "higher"
+            leans = "lower" if r.wilcoxon_p_lower < r.wilcoxon_p_higher else "higher"
+            failed = (
+                f"; its {r.no_model_pairs} studies without a model count as its worst results"
+                if r.no_model_pairs
+                else ""
+            )
             test = (
-                f"paired over {r.n_pairs} seeds, its test loss is {direction} than random "
-                f"search's (Hodges-Lehmann estimate of the difference "
-                f"{fmt(r.test_loss_diff_hl, 3)}, median {fmt(r.test_loss_diff_median, 3)}); "
+                f"paired over {r.n_pairs} seeds, the test leans to a {leans} test loss than "
+                f"random search's (Hodges-Lehmann estimate of the difference "
+                f"{fmt(r.test_loss_diff_hl, 3)}, median {fmt(r.test_loss_diff_median, 3)}{failed}); "
                 f"Wilcoxon signed-rank p = {fmt(r.wilcoxon_p, 3)} (one-sided: lower "
-                f"{fmt(r.wilcoxon_p_lower, 3)}, higher {fmt(r.wilcoxon_p_higher, 3)}): "
-                f"**{r.vs_random}**"
+                f"{fmt(r.wilcoxon_p_lower, 3)}, higher {fmt(r.wilcoxon_p_higher, 3)}; Holm-"
+                f"adjusted {fmt(r.wilcoxon_p_holm, 3)}): **{r.vs_random}**"
             )
         elif r.n_pairs:
             test = f"**{r.vs_random}**"
         else:
             test = "no seed to pair it with random search"
         lines.append(f"- {r.backend}: mean test loss {fmt(r.test_loss_mean)}{ci}; {test}.")
+    family = int(board["tests_in_family"].iloc[0]) if "tests_in_family" in board else 0
+    if family:
+        lines.append(
+            f"- The tests against random search form one family of {family} across the report: "
+            f'verdicts follow Holm-adjusted p-values, so the chance of any false "better" or '
+            f'"worse" in it is at most {ALPHA}.'
+        )
     n = int(board["n_pairs"].max()) if len(board) else 0
     if n:
         floor = smallest_p(n)

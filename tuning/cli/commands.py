@@ -210,7 +210,14 @@ def _race(args: argparse.Namespace, tasks: list, backends: list[str], stop: Stop
             )
         return result.studies
 
-    result = race(tasks, backends, args.seeds, run_round, first=args.race_first)
+    result = race(
+        tasks,
+        backends,
+        args.seeds,
+        run_round,
+        first=args.race_first,
+        correction=args.race_correction,
+    )
     print("\n".join(describe(result)))
     print(f"wrote {Path(tasks[0].out) / RACE_FILE}. Next: tuning compare {tasks[0].out}")
     return 0
@@ -228,9 +235,10 @@ def _certify(args: argparse.Namespace, stop: StopSignals) -> int:
         outcome, files = certify(
             args.tabular, args.seeds, Path(args.out), jobs=args.jobs, stop=stop, watch=display
         )
+    verdict = outcome.ceiling.verdict if outcome.ceiling else "no verdict (too few seeds)"
     print(
-        f"Kendall's tau {outcome.tau:.2f} [{outcome.tau_low:.2f}, {outcome.tau_high:.2f}] over "
-        f"{len(outcome.seeds)} seeds; pairs with the same leader "
+        f"{verdict}; Kendall's tau {outcome.tau:.2f} [{outcome.tau_low:.2f}, "
+        f"{outcome.tau_high:.2f}] over {len(outcome.blocks)} blocks; pairs with the same leader "
         f"{int(outcome.pairs['same_leader'].sum())}/{len(outcome.pairs)}"
     )
     print("wrote " + ", ".join(str(p) for p in files.values()))

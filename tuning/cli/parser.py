@@ -159,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="seeds of the race's first round, before any backend is dropped (default 5)",
     )
     bench.add_argument(
+        "--race-correction",
+        choices=("holm", "none"),
+        default="holm",
+        help="the race's elimination after Friedman: Holm across the comparisons against the "
+        "best (default), or none (irace's rule: drops more, wrongly more often; "
+        "docs/comparison.md#racing)",
+    )
+    bench.add_argument(
         "--suite",
         type=Path,
         help="a suite file (suites/*.toml) listing the tasks and their settings, instead of "

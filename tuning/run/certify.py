@@ -5,39 +5,33 @@ runs, for the backends and seeds of a tabular comparison, the matching real stud
 backends with the same backend options (scikit-learn's holdout), budget, data and protocol as
 the table, on the compiled trainer, each proposal snapped to the table's grid before it is
 built (`build_on_grid`), so that only training noise (the real study's own seed) differs. It
-then reports how far the two agree (`agreement`):
+then reports how far the two agree (`tuning.analysis.certificate.agreement`: the orders and
+Kendall's tau, the real runs' own noise ceiling, a three-way verdict with its power, and each
+pair's signed-rank verdicts under Holm), and each study's winner: the real test loss of its
+retrained model against the table's test loss of the same (snapped) configuration at the table
+seed the tabular study read.
 
-- each backend's mean rank of test loss over the seeds, in the table and in real runs, and
-  Kendall's tau between the two orders with a 95% percentile bootstrap interval over seeds;
-- for each pair of backends, which is ahead in each (mean rank) and whether a paired Wilcoxon
-  test calls it (p < 0.05), and whether the two agree;
-- each study's winner: the real test loss of its retrained model against the table's test loss
-  of the same (snapped) configuration at the table seed the tabular study read.
+A folder of tabular studies of several tasks (each with its own table) is certified across them:
+its blocks are (task, seed), which is what gives the verdict power.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from itertools import combinations
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
-from tuning.analysis.blocks import block_ranks
+from tuning.analysis.certificate import ALPHA, Agreement, agreement
 from tuning.core.atomic import write_atomically
 from tuning.core.errors import StudyError
 from tuning.run.config import StudyConfig
 
 SNAPPING_FACTORY = "tuning.run.certify:build_on_grid"
-BOOTSTRAP_REPS = 2000
-ALPHA = 0.05
 REPORT_FILE = "sim_to_real.md"
 BACKENDS_FILE = "sim_to_real.csv"
 PAIRS_FILE = "sim_to_real_pairs.csv"
@@ -119,90 +113,7 @@ def _book_space() -> dict[str, dict[str, Any]]:
     return default_space().as_dict()
 
 
-@dataclass
-class Agreement:
-    """What `agreement` found; the frames are the CSV files."""
-
-    backends: pd.DataFrame
-    pairs: pd.DataFrame
-    winners: pd.DataFrame
-    tau: float
-    tau_low: float
-    tau_high: float
-    seeds: list[int]
-    notes: list[str] = field(default_factory=list)
-
-
-def _ranks(losses: pd.DataFrame) -> pd.DataFrame:
-    """Ranks of each seed (row) by test loss; no model ranks last."""
-    return block_ranks(losses.astype(float).fillna(np.inf))
-
-
-def _kendall(a: pd.Series, b: pd.Series) -> float:
-    tau = stats.kendalltau(a.to_numpy(), b.to_numpy()).statistic
-    return float(tau) if tau is not None else math.nan
-
-
-def agreement(
-    table_losses: pd.DataFrame,
-    real_losses: pd.DataFrame,
-    winners: pd.DataFrame,
-    *,
-    reps: int = BOOTSTRAP_REPS,
-    seed: int = 0,
-) -> Agreement:
-    """The agreement of a tabular comparison and its real counterpart: ``table_losses`` and
-    ``real_losses`` hold the test loss of each (seed: row, backend: column) study, NaN where a
-    study has no model; ``winners`` one row per real study with ``table_test_loss`` and
-    ``real_test_loss`` of its winner."""
-    seeds = sorted(set(table_losses.index) & set(real_losses.index))
-    backends = sorted(set(table_losses.columns) & set(real_losses.columns))
-    table = table_losses.loc[seeds, backends]
-    real = real_losses.loc[seeds, backends]
-    table_ranks, real_ranks = _ranks(table), _ranks(real)
-    tau = _kendall(table_ranks.mean(), real_ranks.mean())
-    rng = np.random.default_rng(seed)
-    taus = []
-    for _ in range(reps):
-        rows = rng.integers(0, len(seeds), len(seeds))
-        taus.append(_kendall(table_ranks.iloc[rows].mean(), real_ranks.iloc[rows].mean()))
-    taus = np.array([t for t in taus if not math.isnan(t)])
-    low, high = np.percentile(taus, [2.5, 97.5]) if len(taus) else (math.nan, math.nan)
-    by_backend = pd.DataFrame(
-        {
-            "backend": backends,
-            "table_mean_rank": table_ranks.mean().to_numpy(),
-            "real_mean_rank": real_ranks.mean().to_numpy(),
-            "table_test_loss_mean": table.mean().to_numpy(),
-            "real_test_loss_mean": real.mean().to_numpy(),
-        }
-    ).sort_values("table_mean_rank", ignore_index=True)
-    pairs = []
-    for a, b in combinations(by_backend["backend"], 2):
-        row: dict[str, Any] = {"a": a, "b": b}
-        for name, losses, ranks in (("table", table, table_ranks), ("real", real, real_ranks)):
-            ahead = ranks[a].mean() - ranks[b].mean()
-            row[f"{name}_ahead"] = a if ahead < 0 else b if ahead > 0 else "tie"
-            row[f"{name}_p"] = _wilcoxon(losses[a], losses[b])
-            row[f"{name}_verdict"] = (
-                f"{row[f'{name}_ahead']} better"
-                if row[f"{name}_p"] < ALPHA and row[f"{name}_ahead"] != "tie"
-                else "not significant"
-            )
-        row["same_leader"] = row["table_ahead"] == row["real_ahead"]
-        row["same_verdict"] = row["table_verdict"] == row["real_verdict"]
-        pairs.append(row)
-    return Agreement(by_backend, pd.DataFrame(pairs), winners, tau, float(low), float(high), seeds)
-
-
-def _wilcoxon(a: pd.Series, b: pd.Series) -> float:
-    diff = (a.fillna(np.inf) - b.fillna(np.inf)).replace([np.inf, -np.inf], np.nan).dropna()
-    if len(diff) < 2 or not np.any(diff.to_numpy()):
-        return math.nan
-    return float(stats.wilcoxon(diff.to_numpy()).pvalue)
-
-
-def certificate_text(result: Agreement, seconds: float, table: str) -> str:
+def certificate_text(result: Agreement, seconds: float, tables: Sequence[str]) -> str:
     """``sim_to_real.md``: the certificate in words and tables."""
     from tuning.analysis.report import markdown_table
 
@@ -211,15 +122,23 @@ def certificate_text(result: Agreement, seconds: float, table: str) -> str:
     disagree = pairs[~pairs["same_leader"]]
     w = result.winners
     diff = w["real_test_loss"] - w["table_test_loss"]
+    ceiling = (
+        result.ceiling.in_words()
+        if result.ceiling
+        else "no verdict: it needs 3 backends and 4 seeds a task or more to split the runs in "
+        "halves"
+    )
     lines = [
         "# Sim-to-real certificate\n",
-        f"Table `{table}`; the tabular studies and their real counterparts over seeds "
-        f"{', '.join(map(str, result.seeds))} ({len(result.seeds)} seeds, "
-        f"{len(result.backends)} backends); real studies trained with proposals snapped to the "
-        f"table's grid, compiled trainer; {seconds / 60:.1f} minutes.\n",
+        f"Tables {', '.join(f'`{t}`' for t in tables)}; the tabular studies and their real "
+        f"counterparts over {len(result.blocks)} blocks ({len(result.backends)} backends); real "
+        f"studies trained with proposals snapped to the table's grid, compiled trainer; "
+        f"{seconds / 60:.1f} minutes.\n",
+        f"- **Verdict**: {ceiling}",
         f"- **Kendall's tau** between the backends' mean ranks in the table and in real runs: "
-        f"**{result.tau:.2f}** (95% bootstrap interval over seeds [{result.tau_low:.2f}, "
-        f"{result.tau_high:.2f}]; 1 = the same order).",
+        f"**{result.tau:.2f}** (95% bootstrap interval over blocks [{result.tau_low:.2f}, "
+        f"{result.tau_high:.2f}]; 1 = the same order). Read it against the noise ceiling above: "
+        "two real runs of the same backends do not give tau 1 either.",
         f"- Pairs with the same leader in both: {len(agree)} of {len(pairs)}"
         + (
             "; different: "
@@ -231,7 +150,8 @@ def certificate_text(result: Agreement, seconds: float, table: str) -> str:
             else ""
         )
         + ".",
-        f"- Pairwise verdicts (paired Wilcoxon at {ALPHA}) that agree: "
+        f"- Pairwise verdicts (paired signed-rank tests, no model the worst result, Holm across "
+        f"the {len(pairs)} pairs of each side, at {ALPHA}) that agree: "
         f"{int(pairs['same_verdict'].sum())} of {len(pairs)}"
         + "".join(
             f"; {r.a} / {r.b}: table says {r.table_verdict}, real says {r.real_verdict}"
@@ -270,21 +190,18 @@ def certify(
     if not tabular:
         raise StudyError(f"{tabular_folder} holds no tabular study: give a tabular comparison")
     wanted = set(seeds)
-    by_backend: dict[str, dict] = {}
+    by_cell: dict[tuple[str, str], dict] = {}
     for summary in tabular:
-        by_backend.setdefault(summary["backend"], summary)
-    missing = sorted(
-        (b, s)
-        for b in by_backend
-        for s in wanted
-        if not any(t["backend"] == b and t["seed"] == s for t in tabular)
-    )
+        by_cell.setdefault((summary["dataset"], summary["backend"]), summary)
+    have = {(t["dataset"], t["backend"], t["seed"]) for t in tabular}
+    missing = sorted((d, b, s) for d, b in by_cell for s in wanted if (d, b, s) not in have)
     if missing:
+        dataset, backend, seed = missing[0]
         raise StudyError(
-            f"{tabular_folder} has no tabular study of {missing[0][0]} with seed {missing[0][1]}"
+            f"{tabular_folder} has no tabular study of {backend} on {dataset} with seed {seed}"
             f" ({len(missing)} missing): run the tabular benchmark for those seeds first"
         )
-    configs = real_configs(list(by_backend.values()), sorted(wanted), out)
+    configs = real_configs(list(by_cell.values()), sorted(wanted), out)
     started = time.monotonic()
     result = run_grid(configs, jobs=jobs, fresh=fresh, stop=stop, watch=watch)
     seconds = time.monotonic() - started
@@ -299,7 +216,7 @@ def certify(
     real_losses = _losses(real)
     winners = _winners(real, tabular)
     outcome = agreement(table_losses, real_losses, winners)
-    table = str(tabular[0]["config"]["objective"].partition(":")[2])
+    tables = sorted({str(t["config"]["objective"].partition(":")[2]) for t in tabular})
     files = {
         "backends": out / BACKENDS_FILE,
         "pairs": out / PAIRS_FILE,
@@ -312,18 +229,26 @@ def certify(
     total = seconds + sum(
         s.summary.get("wall_seconds", 0.0) for s in result.studies if s.state == "skipped"
     )
-    write_atomically(files["report"], certificate_text(outcome, total, table))
+    write_atomically(files["report"], certificate_text(outcome, total, tables))
     return outcome, files
 
 
 def _losses(summaries: list[dict]) -> pd.DataFrame:
+    """Test losses, one row per (dataset, seed) block, one column per backend; NaN: no model."""
     frame = pd.DataFrame(
         [
-            {"seed": s["seed"], "backend": s["backend"], "test_loss": s.get("test_loss")}
+            {
+                "dataset": s["dataset"],
+                "seed": s["seed"],
+                "backend": s["backend"],
+                "test_loss": s.get("test_loss"),
+            }
             for s in summaries
         ]
     )
-    return frame.pivot(index="seed", columns="backend", values="test_loss").astype(float)
+    return frame.pivot(index=["dataset", "seed"], columns="backend", values="test_loss").astype(
+        float
+    )
 
 
 def _winners(real: list[dict], tabular: list[dict]) -> pd.DataFrame:

@@ -33,10 +33,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from tuning.analysis.blocks import block_ranks
-from tuning.analysis.suite_stats import friedman
+from tuning.analysis.posthoc import conover_vs_best
+from tuning.analysis.signed_rank import paired_test
 from tuning.core.atomic import write_json
 from tuning.core.errors import StudyError
 from tuning.run.config import StudyConfig
@@ -44,6 +44,9 @@ from tuning.run.config import StudyConfig
 RACE_FILE = "race.json"
 FIRST_SEEDS = 5  # irace's firstTest: no elimination before this many seeds
 ALPHA = 0.05
+# Holm across the comparisons against the best by default: irace's uncorrected rule ("none")
+# drops a backend identical to the best in a large share of rounds (benchmarks/calibration.py).
+CORRECTION = "holm"
 
 
 @dataclass
@@ -60,50 +63,32 @@ class Round:
     critical: float  # the rank-sum gap beyond which a backend is dropped (Friedman rounds)
     rank_sums: dict[str, float] = field(default_factory=dict)
     dropped: list[str] = field(default_factory=list)
-
-
-def conover_drops(ranks: pd.DataFrame, alpha: float) -> tuple[float, float, float, list[str]]:
-    """F-Race's test of one round: ``ranks`` (blocks x backends). Returns the Friedman
-    statistic, its p-value, the critical rank-sum gap (NaN when Friedman does not reject) and
-    the backends whose rank sum exceeds the best's by more than it."""
-    n, k = ranks.shape
-    statistic, p = friedman(ranks)
-    if math.isnan(p) or p >= alpha:
-        return statistic, p, math.nan, []
-    sums = ranks.sum()
-    squares = float((ranks.to_numpy() ** 2).sum())
-    dof = (n - 1) * (k - 1)
-    spread = 2 * (n * squares - float((sums**2).sum())) / dof
-    critical = float(stats.t.ppf(1 - alpha / 2, dof) * math.sqrt(max(spread, 0.0)))
-    best = sums.min()
-    return statistic, p, critical, sorted(b for b in sums.index if sums[b] - best > critical)
+    correction: str = CORRECTION  # of the comparisons against the best (Friedman rounds)
 
 
 def wilcoxon_drop(losses: pd.DataFrame, alpha: float) -> tuple[float, float, list[str]]:
-    """Two backends left: the paired Wilcoxon test of their losses, the worse one dropped when
-    p < ``alpha``. No model (+inf) counts as worse than any loss: it is given a value past the
-    largest finite one, which keeps the differences' ranks."""
-    finite = losses.to_numpy()[np.isfinite(losses.to_numpy())]
-    worst = float(np.abs(finite).max()) * 10 + 1 if len(finite) else 1.0
+    """Two backends left: the paired signed-rank test of their losses
+    (`tuning.analysis.signed_rank`: no model is the worst result of its block); when p <
+    ``alpha`` the one the test finds worse (its one-sided p-value) is dropped."""
     a, b = losses.columns
-    diff = (losses[a].replace(np.inf, worst) - losses[b].replace(np.inf, worst)).to_numpy()
-    if len(diff) < 2 or not np.any(diff):
+    test = paired_test(losses[a], losses[b])
+    if not test.testable:
         return math.nan, math.nan, []
-    result = stats.wilcoxon(diff)
-    ranks = block_ranks(losses)
-    worse = a if ranks[a].mean() > ranks[b].mean() else b
-    return float(result.statistic), float(result.pvalue), [worse] if result.pvalue < alpha else []
+    worse = a if test.direction() == "higher" else b
+    return test.statistic, test.p, [worse] if test.p < alpha else []
 
 
-def decide(losses: pd.DataFrame, alpha: float) -> tuple[str, float, float, float, list[str]]:
+def decide(
+    losses: pd.DataFrame, alpha: float, correction: str = CORRECTION
+) -> tuple[str, float, float, float, list[str]]:
     """One round's test on ``losses`` (blocks x backends still racing; +inf: no model)."""
     if losses.shape[1] == 2:
         statistic, p, dropped = wilcoxon_drop(losses, alpha)
         return "wilcoxon", statistic, p, math.nan, dropped
     if losses.shape[0] < 2:
         return "none", math.nan, math.nan, math.nan, []
-    statistic, p, critical, dropped = conover_drops(block_ranks(losses), alpha)
-    return "friedman", statistic, p, critical, dropped
+    result = conover_vs_best(block_ranks(losses), alpha, correction)
+    return "friedman", result.statistic, result.p, result.critical, result.dropped
 
 
 @dataclass
@@ -125,6 +110,7 @@ def race(
     *,
     first: int = FIRST_SEEDS,
     alpha: float = ALPHA,
+    correction: str = CORRECTION,
 ) -> RaceResult:
     """Race ``backends`` on ``tasks`` over at most ``seeds``; ``run(configs)`` runs a round's
     studies (skipping finished ones) and returns their `tuning.run.grid.StudyState`s."""
@@ -158,7 +144,7 @@ def race(
             .astype(float)
             .fillna(np.inf)
         )
-        test, statistic, p, critical, dropped = decide(losses, alpha)
+        test, statistic, p, critical, dropped = decide(losses, alpha, correction)
         if len(dropped) == len(alive):  # (every backend failed alike: nothing to tell apart)
             dropped = []
         rounds.append(
@@ -173,6 +159,7 @@ def race(
                 critical=critical,
                 rank_sums={b: float(v) for b, v in block_ranks(losses).sum().items()},
                 dropped=dropped,
+                correction=correction,
             )
         )
         alive = [b for b in alive if b not in dropped]

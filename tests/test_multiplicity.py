@@ -1,0 +1,59 @@
+"""Holm's adjustment and the signed-rank test's failure rule, by hand."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tuning.analysis.multiplicity import holm
+from tuning.analysis.signed_rank import failure_loss, failures_as_worst, paired_test
+
+pytestmark = pytest.mark.one_keras_backend  # no Keras
+
+
+def test_holm_by_hand():
+    # sorted 0.01, 0.03, 0.04 times 3, 2, 1 = 0.03, 0.06, 0.04 -> running maximum 0.03, 0.06, 0.06
+    adjusted = holm([0.04, 0.01, math.nan, 0.03])
+    assert adjusted[[0, 1, 3]] == pytest.approx([0.06, 0.03, 0.06])
+    assert math.isnan(adjusted[2])  # no test: not a member of the family
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert holm([0.02]) == pytest.approx([0.02]) and len(holm([])) == 0
+
+
+def test_holm_rejects_what_bonferroni_rejects_and_keeps_the_familys_order():
+    p = np.array([0.001, 0.012, 0.013, 0.3])
+    adjusted = holm(p)
+    assert np.all(adjusted <= np.minimum(p * len(p), 1.0))
+    assert list(np.argsort(adjusted, kind="stable")) == list(np.argsort(p, kind="stable"))
+    # 0.013 x 2 = 0.026 is raised to the running maximum 0.012 x 3 = 0.036 (not 0.013 x 4)
+    assert adjusted[2] == pytest.approx(0.036) and adjusted[1] == pytest.approx(0.036)
+
+
+def test_a_failure_is_worse_than_every_model_by_more_than_any_two_models_differ():
+    assert failure_loss(np.array([1.0, 3.0, np.inf, np.nan])) == 3.0 + 3.0  # max(range 2, |3|, 1)
+    assert failure_loss(np.array([-5.0, -4.0])) == -4.0 + 4.0
+    assert failure_loss(np.array([np.nan])) == 1.0
+    frame = failures_as_worst(pd.DataFrame({"a": [1.0, np.nan], "b": [np.inf, 2.0]}))
+    assert frame.to_numpy().tolist() == [[1.0, 4.0], [4.0, 2.0]]
+
+
+def test_failing_three_of_ten_seeds_is_no_longer_better():
+    base = pd.Series(np.linspace(1.0, 1.9, 10))
+    seven_better = base - 0.01
+    seven_better[[2, 5, 8]] = np.nan
+    test = paired_test(seven_better, base)
+    # before: the three failed seeds were left out: 7 of 7 lower, p 2/128 = 0.0156, "better"
+    assert test.n_pairs == 10 and test.failed_first == 3 and test.failed_second == 0
+    # 7 small negative differences (ranks 1-7), 3 large positive ones (ranks 8-10): W+ = 27
+    assert test.statistic == 27 and test.p == pytest.approx(1.0)
+    assert test.p_lower == pytest.approx(test.p_higher, abs=0.05)  # no side favoured
+
+
+def test_two_failures_in_one_block_are_a_tie():
+    a = pd.Series([np.nan, 1.0, 1.0, 1.0])
+    b = pd.Series([np.nan, 2.0, 2.0, 2.0])
+    test = paired_test(a, b)
+    assert test.n_pairs == 4 and test.median_diff == -1.0
+    # the tied block is a zero difference, dropped as Wilcoxon's default does: 3 of 3 lower
+    assert test.p_lower == pytest.approx(1 / 8)
