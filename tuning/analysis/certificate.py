@@ -249,7 +249,7 @@ def _power(table, real, groups, rng, simulations, splits) -> float:
     """The share of relabelled tables (each a random permutation of the table's backends) called
     a disagreement, with a smaller bootstrap per simulation."""
     k = table.shape[1]
-    if k < 3:
+    if k < 3 or simulations < 1:
         return math.nan
     called = 0
     for _ in range(simulations):

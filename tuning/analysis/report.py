@@ -301,6 +301,33 @@ def _skipped_section(skipped: Sequence[Any], out: Path) -> list[str]:
     ]
 
 
+def families_section(board: pd.DataFrame, suite: SuiteStatistics | None) -> list[str]:
+    """The report's families of tests and how each controls its errors."""
+    family = int(board["tests_in_family"].iloc[0]) if len(board) else 0
+    lines = [
+        "## Families of tests\n",
+        f"- **Each backend against random search, per task** (the leaderboards below): {family} "
+        "paired signed-rank tests, one family: Holm-adjusted together, and the words "
+        f'"better"/"worse" follow the adjusted p, so the chance of any false one in the '
+        f"report is at most {ALPHA}. A study without a model is the worst result of its seed.",
+    ]
+    if suite is not None:
+        k = len(suite.board)
+        lines += [
+            f"- **Pairs across the suite** (the suite verdict): {k * (k - 1) // 2} pairs, decided "
+            f"by Nemenyi's critical difference after the Friedman test, which holds the "
+            f"family-wise error of all pairs at {ALPHA}.",
+            "- **Bayesian pairs**: descriptions of the blocks, not tests; no error control (see "
+            "their caveat).",
+        ]
+    lines.append(
+        "- **Intervals** (t-intervals of mean losses, bootstrap intervals of scores): 95% each, "
+        "not simultaneous. Error rates of every verdict, measured by simulation: "
+        "`benchmarks/calibration.py` and docs/comparison.md.\n"
+    )
+    return lines
+
+
 def describe_configuration(params: Mapping[str, Any] | None) -> str:
     """``name=value`` pairs of a configuration, floats to 4 significant digits."""
     if not params:
@@ -335,6 +362,7 @@ def write_report(
         "(per backend) and `leaderboard.csv` (per study).\n",
         *_skipped_section(skipped, out),
         *(_suite_section(suite) if suite is not None else []),
+        *families_section(board, suite),
         *(tabular or []),
         "## Setup\n",
         _setup(studies, summaries),
