@@ -160,8 +160,9 @@ def test_a_pruner_stops_trials_per_epoch_and_the_budget_counts_their_epochs(
     assert summary["best_val_loss"] == complete["val_loss"].min()  # never a pruned trial
     settings = summary["algorithm"]
     assert settings["sampler"] == "TPESampler" and settings["n_startup_trials"] >= 1
+    pruner = settings["pruner_arguments"]
     if name == "optuna:tpe+asha":
         assert settings["pruner"] == "SuccessiveHalvingPruner"
-        assert (settings["min_resource"], settings["reduction_factor"]) == (1, 3)
+        assert (pruner["min_resource"], pruner["reduction_factor"]) == (1, 3)
     else:
-        assert settings["pruner"] == "MedianPruner" and settings["n_warmup_steps"] == 1
+        assert settings["pruner"] == "MedianPruner" and pruner["n_warmup_steps"] == 1

@@ -21,6 +21,7 @@ from tuning.core.lock import study_lock
 from tuning.core.results import TRIALS_FILE, StudyKey, TrialWriter, all_columns, read_trials
 from tuning.core.signals import StopSignals
 from tuning.core.space import SearchSpace
+from tuning.core.versions import library_versions
 from tuning.evaluation.data import Dataset, load_dataset
 from tuning.evaluation.keras.environment import use_keras_backend
 from tuning.evaluation.keras.factory import check_builds, study_padding
@@ -116,7 +117,11 @@ def run_study(
         workdir=config.study_dir,
         training=training,
     )
-    algorithm = {"name": backend.algorithm_name, **backend.settings_for(task)}
+    algorithm = {
+        "name": backend.algorithm_name,
+        **backend.settings_for(task),
+        "versions": library_versions(),
+    }
     study_dir = writable_folder(config.study_dir, f"--out {config.out}")
     with study_lock(study_dir, shared=shared):
         if fresh:

@@ -99,62 +99,99 @@ class OptunaBackend(SearchBackend):
 
     def settings(self, budget: Budget, max_epochs: int) -> dict[str, Any]:
         startup = budget.random_start(self.n_startup_trials, max_epochs)
-        sampler = self._sampler_name
+        sampler = self._sampler(0, startup)
         settings: dict[str, Any] = {
-            "sampler": type(self._sampler(0, startup)).__name__,
-            "n_startup_trials": startup if sampler in ("tpe", "cmaes", "gp") else 0,
+            "sampler": type(sampler).__name__,
+            "n_startup_trials": startup if self._sampler_name in ("tpe", "cmaes", "gp") else 0,
+            "sampler_arguments": {
+                **self._sampler_arguments(startup),
+                **_frozen_sampler_arguments(sampler),
+            },
         }
         pruner = self._pruner(budget, max_epochs)
         if pruner is not None:
             settings["pruner"] = type(pruner).__name__
-            if self._pruner_name == "median":
-                settings.update(
-                    pruner_n_startup_trials=startup, n_warmup_steps=min_resource(max_epochs)
-                )
-            else:
-                settings.update(
-                    min_resource=min_resource(max_epochs), reduction_factor=REDUCTION_FACTOR
-                )
-                if self._pruner_name == "hyperband":
-                    settings["max_resource"] = max_epochs
+            settings["pruner_arguments"] = self._pruner_arguments(budget, max_epochs)
         return settings
 
-    def _sampler(self, seed: int, startup: int) -> optuna.samplers.BaseSampler:
+    def _sampler_arguments(self, startup: int) -> dict[str, Any]:
+        """Every argument the sampler is built with but its seed, set here rather than left to
+        a default a release can change (Optuna 5 turned TPE's ``multivariate`` and
+        ``constant_liar`` on): the same command runs the same algorithm on any install."""
         sampler = self._sampler_name
+        if sampler == "tpe":
+            return {
+                "n_startup_trials": startup,
+                "n_ei_candidates": 24,
+                "multivariate": True,
+                "group": False,
+                "constant_liar": True,
+            }
+        if sampler == "cmaes":
+            return {
+                "n_startup_trials": startup,
+                "warn_independent_sampling": False,
+                "restart_strategy": None,
+                "sigma0": None,
+                "popsize": None,
+                "inc_popsize": -1,
+                "consider_pruned_trials": False,
+                "use_separable_cma": False,
+                "with_margin": False,
+                "lr_adapt": False,
+            }
+        if sampler == "gp":
+            return {"n_startup_trials": startup, "deterministic_objective": False}
+        if sampler == "qmc":
+            return {"qmc_type": "sobol", "scramble": True, "warn_asynchronous_seeding": False}
+        return {}
+
+    def _sampler(self, seed: int, startup: int) -> optuna.samplers.BaseSampler:
+        classes = {
+            "tpe": optuna.samplers.TPESampler,
+            "cmaes": optuna.samplers.CmaEsSampler,
+            "gp": optuna.samplers.GPSampler,
+            "qmc": optuna.samplers.QMCSampler,
+        }
+        sampler = classes.get(self._sampler_name, optuna.samplers.RandomSampler)
         with warnings.catch_warnings():  # QMC and GP are "experimental" to Optuna
             warnings.simplefilter("ignore", ExperimentalWarning)
-            if sampler == "tpe":
-                return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
-            if sampler == "cmaes":
-                return optuna.samplers.CmaEsSampler(
-                    seed=seed, n_startup_trials=startup, warn_independent_sampling=False
-                )
-            if sampler == "gp":
-                return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
-            if sampler == "qmc":
-                return optuna.samplers.QMCSampler(
-                    qmc_type="sobol", scramble=True, seed=seed, warn_asynchronous_seeding=False
-                )
-            return optuna.samplers.RandomSampler(seed=seed)
+            return sampler(seed=seed, **self._sampler_arguments(startup))
 
-    def _pruner(self, budget: Budget, max_epochs: int) -> optuna.pruners.BasePruner | None:
+    def _pruner_arguments(self, budget: Budget, max_epochs: int) -> dict[str, Any]:
+        """Every argument of the pruner, set here (see `_sampler_arguments`)."""
         pruner = self._pruner_name
         if pruner == "hyperband":
-            return optuna.pruners.HyperbandPruner(
-                min_resource=min_resource(max_epochs),
-                max_resource=max_epochs,
-                reduction_factor=REDUCTION_FACTOR,
-            )
+            return {
+                "min_resource": min_resource(max_epochs),
+                "max_resource": max_epochs,
+                "reduction_factor": REDUCTION_FACTOR,
+                "bootstrap_count": 0,
+            }
         if pruner == "asha":
-            return optuna.pruners.SuccessiveHalvingPruner(
-                min_resource=min_resource(max_epochs), reduction_factor=REDUCTION_FACTOR
-            )
+            return {
+                "min_resource": min_resource(max_epochs),
+                "reduction_factor": REDUCTION_FACTOR,
+                "min_early_stopping_rate": 0,
+                "bootstrap_count": 0,
+            }
         if pruner == "median":
-            return optuna.pruners.MedianPruner(
-                n_startup_trials=budget.random_start(self.n_startup_trials, max_epochs),
-                n_warmup_steps=min_resource(max_epochs),
-            )
-        return None
+            return {
+                "n_startup_trials": budget.random_start(self.n_startup_trials, max_epochs),
+                "n_warmup_steps": min_resource(max_epochs),
+                "interval_steps": 1,
+                "n_min_trials": 1,
+            }
+        return {}
+
+    def _pruner(self, budget: Budget, max_epochs: int) -> optuna.pruners.BasePruner | None:
+        classes = {
+            "hyperband": optuna.pruners.HyperbandPruner,
+            "asha": optuna.pruners.SuccessiveHalvingPruner,
+            "median": optuna.pruners.MedianPruner,
+        }
+        pruner = classes.get(self._pruner_name)
+        return pruner(**self._pruner_arguments(budget, max_epochs)) if pruner else None
 
     @property
     def shares_study(self) -> bool:
@@ -268,6 +305,21 @@ class OptunaBackend(SearchBackend):
                     f"--storage {without_password(self.storage)}: {redact(reason, self.storage)}"
                 ) from None
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _frozen_sampler_arguments(sampler: optuna.samplers.BaseSampler) -> dict[str, Any]:
+    """TPE's arguments that Optuna deprecated (removed in 6.0, their values fixed until then),
+    read back from the sampler so that the record shows what ran."""
+    estimator = getattr(sampler, "_parzen_estimator_parameters", None)
+    if estimator is None:
+        return {}
+    return {
+        "prior_weight": estimator.prior_weight,
+        "consider_magic_clip": estimator.consider_magic_clip,
+        "consider_endpoints": estimator.consider_endpoints,
+        "gamma": "default_gamma" if getattr(sampler, "_gamma", None) is None else "custom",
+        "weights": getattr(estimator.weights, "__name__", "custom"),
+    }
 
 
 def report(trial: optuna.Trial, epochs: int, val_loss: float) -> bool:
