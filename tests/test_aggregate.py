@@ -305,3 +305,20 @@ def test_backends_tied_on_rank_and_loss_are_listed_by_name_within_a_task_by_name
         ["t2", "random"],
         ["t2", "z"],
     ]
+
+
+def test_claims_about_the_task_pool_the_search_seeds_of_one_table_draw():
+    from tuning.analysis.table_report import task_claims
+
+    # six search seeds read three draws (seed % 3); x is lower than random in every study
+    random_ = [1.0, 2.0, 3.0, 1.2, 2.2, 3.2]
+    x = [0.5, 1.5, 2.5, 0.9, math.nan, 2.7]  # seed 4: no model
+    studies = _studies({"random": random_, "x": x})
+    summaries = {row.study: {"table_seed": row.seed % 3} for row in studies.itertuples()}
+    claims = task_claims(studies, summaries).set_index("backend")
+    assert claims.loc["x", "n_pairs"] == 3 and claims.loc["random", "n_seeds"] == 3
+    # draw medians: random 1.1, 2.1, 3.1; x 0.7, (1.5, no model) -> the worst: inf, 2.6
+    assert claims.loc["random", "test_loss_mean"] == pytest.approx(2.1)
+    assert claims.loc["x", "no_model_pairs"] == 1
+    assert claims.loc["x", "vs_random"] == "not significant"  # 3 draws: p >= 0.25 always
+    assert claims.loc["x", "wilcoxon_p"] >= 0.25

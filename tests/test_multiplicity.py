@@ -57,3 +57,16 @@ def test_two_failures_in_one_block_are_a_tie():
     assert test.n_pairs == 4 and test.median_diff == -1.0
     # the tied block is a zero difference, dropped as Wilcoxon's default does: 3 of 3 lower
     assert test.p_lower == pytest.approx(1 / 8)
+
+
+def test_blocks_of_tasks_on_other_scales_are_scaled_per_task():
+    from tuning.analysis.signed_rank import scaled_per_task
+
+    index = pd.MultiIndex.from_tuples([("d", 0), ("d", 1), ("i", 0), ("i", 1)])
+    losses = pd.DataFrame({"a": [3000.0, 3100.0, 0.1, 0.3], "b": [3050.0, np.inf, 0.2, 0.2]}, index)
+    scaled = scaled_per_task(losses)
+    assert scaled["a"].tolist() == pytest.approx([0.0, 1.0, 0.0, 1.0])
+    assert scaled.loc[("d", 0), "b"] == pytest.approx(0.5) and np.isinf(scaled.loc[("d", 1), "b"])
+    assert scaled.loc[("i", 0), "b"] == pytest.approx(0.5)
+    plain = losses.droplevel(0).reset_index(drop=True)
+    assert scaled_per_task(plain) is plain  # one task: nothing to scale

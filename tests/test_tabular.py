@@ -195,6 +195,10 @@ def test_compare_reports_the_tables_best_configuration_and_every_studys_regret(t
     best, mean = load_table(table).best_overall()
     assert "## Tabular objective" in report
     assert f"n_hidden={best['n_hidden']}" in report and "(no model file)" in report
+    # three search seeds read the table's two draws (0, 1, 0): a claim about the task has 2
+    claims = pd.read_csv(out / "leaderboard_task_claims.csv").set_index("backend")
+    assert claims.loc["hyperopt", "n_pairs"] == 2 and claims.loc["random", "n_seeds"] == 2
+    assert "no claim about the task can be significant at 0.05" in report
 
 
 def test_the_table_space_check_names_missing_and_extra_parameters(table):

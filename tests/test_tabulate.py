@@ -160,3 +160,18 @@ def test_the_cli_builds_a_table_from_a_grid_file(tmp_path, capsys):
     assert main(["tabulate", "--grid", str(bad), "--out", str(tmp_path / "t2")]) == 2
     assert "'depth' is not an argument of model" in capsys.readouterr().err
     assert not (tmp_path / "t2").exists()  # nothing written: the fixed grid may use that folder
+
+
+def test_cheap_tables_get_ten_training_noise_draws_by_default():
+    from argparse import Namespace
+
+    from tuning.cli.commands import default_table_seeds
+
+    def seeds(dataset, max_epochs, max_rows=None):
+        args = Namespace(dataset=dataset, max_epochs=max_epochs, max_rows=max_rows)
+        return default_table_seeds(args)
+
+    assert seeds("iris", 100) == list(range(10))  # under 150 rows x 100 epochs
+    assert seeds("california", 100) == [0, 1, 2]  # 11,610 rows x 100 epochs: 1.2 million
+    assert seeds("california", 20, max_rows=2000) == list(range(10))  # 40,000 row-epochs
+    assert seeds("california", 51, max_rows=2000) == [0, 1, 2]  # 102,000: just past the bound

@@ -40,7 +40,7 @@ from scipy import stats
 
 from tuning.analysis.blocks import block_ranks
 from tuning.analysis.multiplicity import holm
-from tuning.analysis.signed_rank import paired_test
+from tuning.analysis.signed_rank import paired_test, scaled_per_task
 
 ALPHA = 0.05
 BOOTSTRAP_REPS = 2000
@@ -281,23 +281,9 @@ def _ranks(losses: pd.DataFrame) -> pd.DataFrame:
     return block_ranks(losses.astype(float).fillna(np.inf))
 
 
-def _scaled(losses: pd.DataFrame) -> pd.DataFrame:
-    """Losses scaled to [0, 1] within each task (its best and worst finite loss), so that one
-    signed-rank test can pair blocks of several tasks; NaN (no model) stays NaN."""
-    if not isinstance(losses.index, pd.MultiIndex):
-        return losses
-    parts = []
-    for _, part in losses.groupby(level=0, sort=False):
-        values = part.to_numpy(float)
-        finite = values[np.isfinite(values)]
-        low, high = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
-        parts.append((part - low) / (high - low if high > low else 1.0))
-    return pd.concat(parts).loc[losses.index]
-
-
 def pair_verdicts(losses: pd.DataFrame, backends: list[str]) -> list[dict[str, Any]]:
     """Each pair's signed-rank test on ``losses`` (one side), Holm across the pairs."""
-    scaled = _scaled(losses)
+    scaled = scaled_per_task(losses)
     tests = [(a, b, paired_test(scaled[a], scaled[b])) for a, b in combinations(backends, 2)]
     adjusted = holm([t.p for _, _, t in tests])
     rows = []

@@ -219,6 +219,7 @@ def compare(out: Path, target: float | None = None, rope: float = ROPE) -> Compa
     from tuning.analysis.suite_plots import plot_suite
     from tuning.analysis.suite_stats import SUITE_FILE, suite_statistics
     from tuning.analysis.table_report import (
+        TASK_CLAIMS_FILE,
         is_tabular,
         load_study_table,
         plot_landscape,
@@ -226,6 +227,8 @@ def compare(out: Path, target: float | None = None, rope: float = ROPE) -> Compa
         regret_over_budget,
         regret_table,
         tabular_section,
+        task_claims,
+        task_claims_section,
     )
 
     out = Path(out)
@@ -265,7 +268,9 @@ def compare(out: Path, target: float | None = None, rope: float = ROPE) -> Compa
         )
         if landscape is not None:
             figures["landscape"] = landscape
-        tabular = tabular_section(table, regrets, summaries)
+        claims = task_claims(studies, summaries)
+        files["task_claims"] = write_csv(claims, out / TASK_CLAIMS_FILE)
+        tabular = tabular_section(table, regrets, summaries) + task_claims_section(claims)
     costs = cost_table(trials, studies)
     files["cost"] = write_csv(costs, out / COST_FILE)
     files["report"] = write_report(

@@ -281,8 +281,9 @@ def _suite_section(suite: SuiteStatistics) -> list[str]:
         "test asks whether all backends rank alike, and two backends whose mean ranks differ by "
         "more than Nemenyi's critical difference are distinguishable (Demšar 2006). The Bayesian "
         "signed-rank test (Benavoli et al. 2017) gives each pair the posterior probability that "
-        "one is better by more than the ROPE, that both are within it, or that the other is "
-        "(`bayesian_pairs.csv`). Table: `leaderboard_suite.csv`. The per-task sections "
+        'the region "one ahead by more than the ROPE", "within it" or "the other ahead" '
+        "holds the most of the blocks' differences (`bayesian_pairs.csv`; what that does and "
+        "does not say: its caveat above). Table: `leaderboard_suite.csv`. The per-task sections "
         "follow.\n",
     ]
 

@@ -91,6 +91,23 @@ def failures_as_worst(losses: pd.DataFrame) -> pd.DataFrame:
     return losses.astype(float).where(np.isfinite(values), penalty)
 
 
+def scaled_per_task(losses: pd.DataFrame) -> pd.DataFrame:
+    """``losses`` (blocks x backends; blocks indexed by (task, seed)) scaled to [0, 1] within
+    each task by its lowest and highest finite loss, so that one signed-rank test can pair blocks
+    of tasks whose losses differ in scale (a regression's 3000 beside a classifier's 0.1 would
+    otherwise decide every rank of the differences). Within one task it changes no test: the
+    scaling is the same positive affine map for every difference. NaN and +inf stay as they are."""
+    if not isinstance(losses.index, pd.MultiIndex):
+        return losses
+    parts = []
+    for _, part in losses.groupby(level=0, sort=False):
+        values = part.to_numpy(dtype=float)
+        finite = values[np.isfinite(values)]
+        low, high = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+        parts.append((part - low) / (high - low if high > low else 1.0))
+    return pd.concat(parts).loc[losses.index]
+
+
 def paired_test(first: pd.Series, second: pd.Series) -> PairedTest:
     """The signed-rank test of ``first`` against ``second`` (losses indexed by block; NaN or
     +inf: no model, counted as the worst result). Blocks that only one of them ran are left out.

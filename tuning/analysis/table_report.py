@@ -23,7 +23,8 @@ from tuning.analysis.report import describe_configuration, fmt, markdown_table
 
 log = logging.getLogger(__name__)
 FRACTIONS = np.linspace(0.0, 1.0, 101)
-REGRET_FLOOR = 1e-4  # regrets are drawn on a log axis: 0 (the table's best found) shows here
+REGRET_FLOOR = 1e-4
+TASK_CLAIMS_FILE = "leaderboard_task_claims.csv"  # regrets are drawn on a log axis: 0 (the table's best found) shows here
 
 
 def is_tabular(summaries: Mapping[str, dict]) -> bool:
@@ -240,3 +241,76 @@ def tabular_section(table: Any, regrets: pd.DataFrame, summaries: Mapping[str, d
         )
     )
     return lines
+
+
+def task_claims(studies: pd.DataFrame, summaries: Mapping[str, dict]) -> pd.DataFrame:
+    """The per-task board for claims about the *task*: one block per (task, table seed), each
+    backend's studies that read that table seed pooled into one observation (the median of their
+    test losses, a study without a model counted as the worst), tested against random search as
+    the per-task board tests (`tuning.analysis.aggregate.by_backend`, Holm across the family).
+    Search seeds that share a table seed repeat the same training noise: counted as separate
+    blocks they would test a claim about the table as if it were about the task."""
+    from tuning.analysis.aggregate import by_backend
+
+    frame = studies.assign(
+        table_seed=[int((summaries.get(s) or {}).get("table_seed", -1)) for s in studies["study"]],
+        test_loss=studies["test_loss"].astype(float).fillna(np.inf),
+    )
+    pooled = (
+        frame.groupby(["dataset", "backend", "table_seed"], as_index=False)
+        .agg(
+            test_loss=("test_loss", "median"),
+            best_val_loss=("best_val_loss", "median"),
+            epochs=("epochs", "mean"),
+            seconds=("seconds", "mean"),
+            trials=("trials", "mean"),
+            studies=("study", "count"),
+        )
+        .rename(columns={"table_seed": "seed"})
+    )
+    pooled["test_loss"] = pooled["test_loss"].replace(np.inf, np.nan)
+    pooled["study"] = (
+        pooled["dataset"] + "_" + pooled["backend"] + "_t" + pooled["seed"].astype(str)
+    )
+    trials = pd.DataFrame(
+        {
+            "study": pooled["study"],
+            "trial": 0,
+            "status": "complete",
+            "val_loss": pooled["best_val_loss"],
+            "cum_epochs": pooled["epochs"],
+        }
+    )
+    return by_backend(pooled, trials)
+
+
+def task_claims_section(claims: pd.DataFrame) -> list[str]:
+    """The report's words on the two kinds of claim a tabular comparison supports."""
+    from tuning.analysis.signed_rank import smallest_p
+
+    draws = int(claims["n_seeds"].max()) if len(claims) else 0
+    lines = [
+        "### Claims about the table, and claims about the task\n",
+        "The leaderboards below treat each search seed as a block: their tests are claims "
+        "about **this table** (which library searches these recorded curves better). A claim "
+        f"about **the task** (real training) has the table's {draws} training-noise draws as its "
+        "unit: studies that read the same draw share its noise. Pooled per draw (the median of "
+        "their test losses, no model the worst) and tested against random search, Holm across "
+        "the family (`leaderboard_task_claims.csv`):\n",
+    ]
+    floor = smallest_p(draws)
+    others = claims[claims["backend"] != "random"]
+    for r in others.itertuples(index=False):
+        p = (
+            "no test"
+            if math.isnan(r.wilcoxon_p)
+            else f"p {r.wilcoxon_p:.3g}, Holm {r.wilcoxon_p_holm:.3g}"
+        )
+        lines.append(f"- {r.dataset}, {r.backend}: {r.vs_random} ({r.n_pairs} draws; {p}).")
+    if draws and floor >= 0.05:
+        lines.append(
+            f"- With {draws} draws the smallest p-value a signed-rank test can give is "
+            f"{floor:.3g}: no claim about the task can be significant at 0.05. Tabulate more "
+            "draws (`tuning tabulate --seeds 0-9`; cheap tables get 10 by default)."
+        )
+    return ["\n".join(lines) + "\n"]

@@ -36,7 +36,7 @@ import pandas as pd
 
 from tuning.analysis.blocks import block_ranks
 from tuning.analysis.posthoc import conover_vs_best
-from tuning.analysis.signed_rank import paired_test
+from tuning.analysis.signed_rank import paired_test, scaled_per_task
 from tuning.core.atomic import write_json
 from tuning.core.errors import StudyError
 from tuning.run.config import StudyConfig
@@ -67,11 +67,12 @@ class Round:
 
 
 def wilcoxon_drop(losses: pd.DataFrame, alpha: float) -> tuple[float, float, list[str]]:
-    """Two backends left: the paired signed-rank test of their losses
-    (`tuning.analysis.signed_rank`: no model is the worst result of its block); when p <
-    ``alpha`` the one the test finds worse (its one-sided p-value) is dropped."""
+    """Two backends left: the paired signed-rank test of their losses, scaled to [0, 1] within
+    each task (`tuning.analysis.signed_rank`: no model is the worst result of its block); when
+    p < ``alpha`` the one the test finds worse (its one-sided p-value) is dropped."""
     a, b = losses.columns
-    test = paired_test(losses[a], losses[b])
+    scaled = scaled_per_task(losses)  # blocks of several tasks: one scale
+    test = paired_test(scaled[a], scaled[b])
     if not test.testable:
         return math.nan, math.nan, []
     worse = a if test.direction() == "higher" else b
