@@ -11,8 +11,8 @@ between markers::
 
 and `page_tables` computes each of them again from the CSV alone, with the harness's own
 statistics (`tuning.analysis.suite_stats`, `aggregate`, `bayes_pairs`); `tests/test_published.py`
-checks that every marked block on every page equals its recomputation. ``python -m
-tuning.analysis.published PAGE`` fills a page's blocks from its data (to write a page).
+checks that every marked block on every page equals its recomputation. The race's blocks come
+from `tuning.run.pages`, which also fills a page: ``python -m tuning.run.pages PAGE``.
 """
 
 from __future__ import annotations
@@ -168,18 +168,3 @@ def check_finite(rows: pd.DataFrame) -> None:
     bad = rows[(rows["status"] == "model") != losses.map(math.isfinite)]
     if len(bad):
         raise ValueError(f"{len(bad)} rows' status disagrees with their test loss")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Fill the generated blocks of each page given, in place, from its data."""
-    import sys
-
-    for name in argv if argv is not None else sys.argv[1:]:
-        page = Path(name)
-        rows = pd.read_csv(page_data(page))
-        page.write_text(fill_page(page.read_text(), page_tables(rows)))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

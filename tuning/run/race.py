@@ -112,9 +112,11 @@ def race(
     first: int = FIRST_SEEDS,
     alpha: float = ALPHA,
     correction: str = CORRECTION,
+    record: bool = True,
 ) -> RaceResult:
     """Race ``backends`` on ``tasks`` over at most ``seeds``; ``run(configs)`` runs a round's
-    studies (skipping finished ones) and returns their `tuning.run.grid.StudyState`s."""
+    studies (skipping finished ones) and returns their `tuning.run.grid.StudyState`s. ``record``:
+    write ``race.json`` into the tasks' ``out`` after each round."""
     from tuning.run.grid import plan_grid
 
     if first < 2 or first > len(seeds):
@@ -164,11 +166,55 @@ def race(
             )
         )
         alive = [b for b in alive if b not in dropped]
-        _record(out, rounds, alive, seeds, tasks, backends, summaries)
+        if record:
+            _record(out, rounds, alive, seeds, tasks, backends, summaries)
         if len(alive) == 1 or len(used) == len(seeds):
             break
         used.append(seeds[len(used)])
     return _result(rounds, alive, seeds, tasks, backends, summaries)
+
+
+def replay(
+    rows: pd.DataFrame,
+    *,
+    first: int = FIRST_SEEDS,
+    alpha: float = ALPHA,
+    correction: str = CORRECTION,
+) -> RaceResult:
+    """The race that finished results would have run: ``rows`` holds one study per (task,
+    backend, seed) with its ``test_loss`` (NaN: no model), as a results page's data does; each
+    round looks its studies up instead of running them. Nothing is written."""
+    from tuning.run.grid import StudyState
+
+    indexed = rows.set_index(["task", "backend", "seed"])
+    losses, epochs = indexed["test_loss"].astype(float), indexed["epochs"].astype(int)
+
+    def look_up(configs: list[StudyConfig]) -> list[Any]:
+        states = []
+        for c in configs:
+            key = (c.dataset, c.backend, c.seed)
+            loss = losses[key]
+            summary = {"test_loss": None if math.isnan(loss) else loss, "epochs": int(epochs[key])}
+            states.append(StudyState(c, state="done", summary=summary))
+        return states
+
+    budgets = rows.groupby("task")["epochs"].max()
+    tasks = [
+        StudyConfig(backend="random", dataset=str(t), budget_epochs=int(budgets[t]), out=".")
+        for t in sorted(rows["task"].unique())
+    ]
+    backends = sorted(rows["backend"].unique())
+    seeds = sorted(int(s) for s in rows["seed"].unique())
+    return race(
+        tasks,
+        backends,
+        seeds,
+        look_up,
+        first=first,
+        alpha=alpha,
+        correction=correction,
+        record=False,
+    )
 
 
 def _loss(summary: dict) -> float:
