@@ -258,7 +258,11 @@ def scenarios(simulations: int, seed: int) -> list[Rate]:
         return rates.setdefault((scenario, verdict), Rate(scenario, verdict, kind))
 
     null = dict.fromkeys(BACKENDS, 0.0)
-    corrections: list[str | None] = ["none", "holm"] if _has_correction() else [None]
+    corrections: list[str | None] = [None]
+    if _has_correction():
+        from tuning.analysis.posthoc import CORRECTIONS
+
+        corrections = list(CORRECTIONS)
     for _ in range(simulations):
         # 1. all identical
         studies = synthetic_suite(rng, null)

@@ -14,6 +14,7 @@ import pytest
 from scipy import stats
 
 from tuning.analysis.aggregate import by_backend
+from tuning.analysis.report import seeds_for_holm
 from tuning.cli import main
 from tuning.cli.parser import _seed_list
 from tuning.core.results import read_trials
@@ -225,6 +226,11 @@ def test_the_report_names_every_backend_and_links_existing_figures(compared):
         assert study in report
     assert "`epochs=9` per study, the same for every study" in report
     assert "the smallest p-value the exact test can give is 0.5" in report
+    # two seeds, and every backend but random tested against it: one family, Holm
+    family = len(BACKENDS) - 1
+    assert f"The tests against random search form one family of {family} across" in report
+    assert f"{seeds_for_holm(family)} seeds or more are needed" in report
+    assert "## Families of tests" in report
     links = [
         line.split("](")[1].rstrip(")") for line in report.splitlines() if line.startswith("![")
     ]

@@ -70,3 +70,11 @@ def test_blocks_of_tasks_on_other_scales_are_scaled_per_task():
     assert scaled.loc[("i", 0), "b"] == pytest.approx(0.5)
     plain = losses.droplevel(0).reset_index(drop=True)
     assert scaled_per_task(plain) is plain  # one task: nothing to scale
+
+
+def test_the_seeds_holm_needs():
+    from tuning.analysis.report import seeds_for_holm
+
+    # 2 / 2^n < 0.05 / m: m = 1 needs 6 seeds (2/64 = 0.031), m = 30 needs 11 (2/2048 < 0.00167)
+    assert seeds_for_holm(1) == 6 and seeds_for_holm(30) == 11 and seeds_for_holm(5) == 8
+    assert 2 / 2**10 > 0.05 / 30 > 2 / 2**11

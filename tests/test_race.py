@@ -138,3 +138,16 @@ def test_a_race_run_again_makes_the_same_decisions(tmp_path):
 def test_the_first_round_needs_two_seeds(tmp_path):
     with pytest.raises(ValueError, match="--race-first must be between 2"):
         race(_tasks(tmp_path), ["x", "y"], [0, 1], FakeGrid(), first=1)
+
+
+def test_nemenyis_gap_against_the_best_is_its_critical_difference_in_rank_sums():
+    from tuning.analysis.suite_stats import critical_difference
+
+    rows = [[1, 2, 3, 4]] * 6 + [[2, 1, 3, 4], [1, 2, 4, 3]]
+    ranks = pd.DataFrame(rows, columns=list("abcd"), dtype=float)
+    result = conover_vs_best(ranks, 0.05, correction="nemenyi")
+    gap = critical_difference(4, 8) * 8  # 2.569 x sqrt(20 / 48) x 8 = 13.27 rank sums
+    assert result.critical == pytest.approx(gap) == pytest.approx(13.27, abs=0.01)
+    # rank sums: a 9, b 15, c 26, d 30: c and d lie beyond 9 + 13.27, b does not
+    assert result.dropped == ["c", "d"]
+    assert conover_vs_best(ranks, 0.05, correction="holm").dropped == ["b", "c", "d"]

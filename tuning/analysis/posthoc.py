@@ -10,7 +10,11 @@ freedom (Conover 1999). Each comparison's p-value is two-sided, as irace's criti
 Those ``k - 1`` comparisons are a family, and the best is itself chosen as the minimum of noisy
 rank sums, so uncorrected they drop a backend identical to the best far more often than
 ``alpha`` (measured in `benchmarks/calibration.py`). ``correction="holm"`` adjusts the family's
-p-values by Holm (`tuning.analysis.multiplicity`); ``"none"`` is irace's rule.
+p-values by Holm (`tuning.analysis.multiplicity`), which covers the ``k - 1`` comparisons but not
+the choice of the best; ``"nemenyi"`` drops a backend whose mean rank exceeds the best's by more
+than Nemenyi's critical difference (`tuning.analysis.suite_stats.critical_difference`): the
+studentized range bounds the largest gap among identical backends, the chosen best included;
+``"none"`` is irace's rule.
 """
 
 from __future__ import annotations
@@ -23,9 +27,9 @@ import pandas as pd
 from scipy import stats
 
 from tuning.analysis.multiplicity import holm
-from tuning.analysis.suite_stats import friedman
+from tuning.analysis.suite_stats import critical_difference, friedman
 
-CORRECTIONS = ("holm", "none")
+CORRECTIONS = ("holm", "nemenyi", "none")
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,10 @@ def conover_vs_best(ranks: pd.DataFrame, alpha: float, correction: str = "holm")
     critical = float(stats.t.ppf(1 - alpha / 2, dof) * spread)
     best = sums.idxmin()
     others = [b for b in sums.index if b != best]
+    if correction == "nemenyi":
+        gap = critical_difference(k, n, alpha) * n  # in rank sums
+        dropped = sorted(b for b in others if sums[b] - sums[best] > gap)
+        return ConoverResult(statistic, p, float(gap), dropped, {})
     gaps = np.array([sums[b] - sums[best] for b in others], dtype=float)
     # (a spread of 0: every block ranks the same way, and any gap is certain)
     raw = 2 * stats.t.sf(gaps / spread, dof) if spread > 0 else np.where(gaps > 0, 0.0, 1.0)

@@ -195,15 +195,17 @@ def _in_words(board: pd.DataFrame) -> str:
     n = int(board["n_pairs"].max()) if len(board) else 0
     if n:
         floor = smallest_p(n)
+        threshold = ALPHA / max(family, 1)  # Holm's first step
         lines.append(
             f"- With {n} paired seeds the smallest p-value the exact test can give is "
             f"{floor:.3g}"
             + (
-                f", above {ALPHA}: no difference can be called significant at this size; "
-                "6 seeds or more are needed."
-                if floor >= ALPHA
-                else f": only a difference in the same direction in (nearly) every seed reaches "
-                f"{ALPHA}."
+                f", and Holm's first threshold over the family's {family} tests is "
+                f"{threshold:.3g}: no difference can be called significant at this size; "
+                f"{seeds_for_holm(family)} seeds or more are needed."
+                if floor >= threshold
+                else f": only a difference in the same direction in (nearly) every seed survives "
+                f"Holm's first threshold, {threshold:.3g}."
             )
         )
     target = board["target_val_loss"].iloc[0]
@@ -226,6 +228,12 @@ def _in_words(board: pd.DataFrame) -> str:
             "split, not the shared validation split: compare it with the others by test loss."
         )
     return "\n".join(lines) + "\n"
+
+
+def seeds_for_holm(tests: int, alpha: float = ALPHA) -> int:
+    """The fewest paired seeds whose smallest exact two-sided p (2 / 2^n) is below Holm's first
+    threshold ``alpha / tests``."""
+    return math.floor(math.log2(2 * max(tests, 1) / alpha)) + 1
 
 
 def _best_overall(studies: pd.DataFrame, summaries: Mapping[str, dict], out: Path) -> str:

@@ -160,11 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--race-correction",
-        choices=("holm", "none"),
-        default="holm",
-        help="the race's elimination after Friedman: Holm across the comparisons against the "
-        "best (default), or none (irace's rule: drops more, wrongly more often; "
-        "docs/comparison.md#racing)",
+        choices=("nemenyi", "holm", "none"),
+        default="nemenyi",
+        help="the race's elimination after Friedman: a backend whose mean rank exceeds the "
+        "best's by Nemenyi's critical difference (default), Holm across Conover's comparisons "
+        "against the best, or none (irace's rule); their measured error rates: "
+        "docs/comparison.md#racing",
     )
     bench.add_argument(
         "--suite",

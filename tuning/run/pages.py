@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from tuning.analysis.posthoc import CORRECTIONS
 from tuning.analysis.published import fill_page, page_data, page_tables
 from tuning.run.race import describe, replay
 
 
 def all_tables(rows: pd.DataFrame) -> dict[str, str]:
     """Every block a suite page can print: `page_tables`' and the race under each correction
-    (``race_holm``, ``race_none``), round by round."""
+    (``race_nemenyi``, ``race_holm``, ``race_none``), round by round."""
     tables = page_tables(rows)
-    for correction in ("holm", "none"):
+    for correction in CORRECTIONS:
         lines = describe(replay(rows, correction=correction))
         tables[f"race_{correction}"] = "\n".join(f"    {line}" for line in lines) + "\n"
     return tables

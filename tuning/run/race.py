@@ -4,23 +4,25 @@
 round runs ``first`` seeds of every task for every backend; after each round the backends still
 in the race are ranked within each (task, seed) block by test loss (a study without a model
 last) and tested as F-Race does (Birattari, Stützle, Paquete, Varrentrapp 2002; the procedure
-of irace): the Friedman test of "they all rank alike" and, when it rejects at ``alpha``, the
-post-hoc comparison of each backend's rank sum with the best one's (Conover 1999: a backend
-whose rank sum exceeds the best's by more than
-``t_{1-alpha/2,(n-1)(k-1)} * sqrt(2 (n A - sum R_j^2) / ((n-1)(k-1)))``, ``A`` the sum of the
-squared ranks, is dropped). With two backends left, the paired Wilcoxon test decides. The next
-round adds one seed for the backends left; the race ends when one backend remains or the seeds
-run out.
+of irace): the Friedman test of "they all rank alike" and, when it rejects at ``alpha``, each
+backend's rank sum against the best one's, by one of three rules
+(`tuning.analysis.posthoc.conover_vs_best`): Nemenyi's critical difference (the default),
+Conover's t-test under Holm, or Conover's t-test uncorrected (irace's). With two backends left,
+the paired signed-rank test (`tuning.analysis.signed_rank`, on losses scaled per task) decides,
+and the backend it finds worse (its one-sided p) is dropped. The next round adds one seed for the
+backends left; the race ends when one backend remains or the seeds run out.
 
 Every round's studies are ordinary grid studies: finished ones are skipped, so a race that was
 stopped resumes by running the same command, and its decisions, made from the same results, are
 the same. Each decision is recorded in ``OUT/race.json`` (round, seeds, statistic, p, what was
-dropped and by how much).
+dropped and by how much, the rule). `replay` runs the same decisions on finished results.
 
-Repeated testing: each round tests at ``alpha`` with no correction for the rounds before it (as
-F-Race and irace do), so over r rounds the chance of wrongly dropping a backend is larger than
-``alpha`` (at most about r x alpha); the race trades that risk for the seeds it saves, and its
-survivors are "not shown worse", not "shown best".
+Error rates (measured by `benchmarks/calibration.py`, quoted in docs/comparison.md): the best is
+itself the minimum of noisy rank sums, so comparisons against it drop a backend identical to it
+far more often than ``alpha`` unless the rule bounds the largest gap (Nemenyi's studentized
+range does); and each round tests anew, with no correction for the rounds before it, so the
+chance over a whole race is larger than a round's. The survivors are "not shown worse", not
+"shown best".
 """
 
 from __future__ import annotations
@@ -44,9 +46,10 @@ from tuning.run.config import StudyConfig
 RACE_FILE = "race.json"
 FIRST_SEEDS = 5  # irace's firstTest: no elimination before this many seeds
 ALPHA = 0.05
-# Holm across the comparisons against the best by default: irace's uncorrected rule ("none")
-# drops a backend identical to the best in a large share of rounds (benchmarks/calibration.py).
-CORRECTION = "holm"
+# Nemenyi's critical difference against the best by default: irace's uncorrected rule ("none")
+# and Holm across the comparisons ("holm") drop a backend identical to the best in a large share
+# of rounds, because the best is itself the minimum of noisy rank sums (benchmarks/calibration.py).
+CORRECTION = "nemenyi"
 
 
 @dataclass
