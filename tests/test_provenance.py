@@ -47,3 +47,41 @@ def test_the_versions_recorded_are_the_installed_ones():
     versions = library_versions()
     assert versions["optuna"] == optuna.__version__ == version("optuna")
     assert versions["tuning"] == version("tuning") and versions["python"].count(".") == 2
+
+
+@pytest.mark.parametrize("algorithm", ["gp", "forest", "gbrt"])
+def test_skopts_explicit_arguments_are_what_its_auto_would_resolve(algorithm):
+    import skopt
+
+    from tuning.search.skopt_search import SkoptBackend, _surrogate
+
+    settings = SkoptBackend(algorithm=algorithm).settings(Budget(trials=10), max_epochs=9)
+    auto = skopt.Optimizer(
+        dimensions=[(0.0, 1.0), (1, 5)],
+        base_estimator=_surrogate(settings["base_estimator"], 0),
+        acq_func=settings["acq_func"],
+        random_state=0,
+    )
+    assert settings["acq_optimizer"] == auto.acq_optimizer
+    assert settings["acq_optimizer_kwargs"]["n_points"] == auto.n_points
+    assert settings["acq_optimizer_kwargs"]["n_restarts_optimizer"] == auto.n_restarts_optimizer
+    assert settings["acq_func_kwargs"] == {"xi": 0.01, "kappa": 1.96}
+
+
+def test_hyperopts_and_keras_tuners_arguments_are_recorded():
+    from tuning.search.hyperopt_search import HyperoptBackend
+    from tuning.search.keras_tuner_search import KerasTunerBackend
+
+    tpe = HyperoptBackend(algorithm="tpe").settings(Budget(trials=10), max_epochs=9)
+    assert tpe["suggest_arguments"] == {
+        "n_startup_jobs": tpe["n_startup_jobs"],
+        "n_EI_candidates": 24,
+        "gamma": 0.25,
+        "prior_weight": 1.0,
+    }
+    bayesian = KerasTunerBackend(algorithm="bayesian").settings(Budget(trials=10), max_epochs=9)
+    assert (bayesian["alpha"], bayesian["beta"], bayesian["max_retries_per_trial"]) == (
+        1e-4,
+        2.6,
+        0,
+    )

@@ -73,16 +73,27 @@ class HyperoptBackend(SearchBackend):
         self.n_startup_jobs = n_startup_jobs
 
     def settings(self, budget: Budget, max_epochs: int) -> dict[str, Any]:
-        if self.algorithm != "tpe":
-            return {"suggest": f"{self.algorithm}.suggest"}
-        startup = budget.random_start(self.n_startup_jobs, max_epochs)
-        return {"suggest": "tpe.suggest", "n_startup_jobs": startup}
+        settings: dict[str, Any] = {"suggest": f"{self.algorithm}.suggest"}
+        if self.algorithm == "tpe":
+            settings["n_startup_jobs"] = budget.random_start(self.n_startup_jobs, max_epochs)
+        return {**settings, "suggest_arguments": self._arguments(budget, max_epochs)}
+
+    def _arguments(self, budget: Budget, max_epochs: int) -> dict[str, Any]:
+        """Every argument of the algorithm, set here rather than left to its defaults."""
+        if self.algorithm == "tpe":
+            return {
+                "n_startup_jobs": budget.random_start(self.n_startup_jobs, max_epochs),
+                "n_EI_candidates": 24,
+                "gamma": 0.25,
+                "prior_weight": 1.0,
+            }
+        if self.algorithm == "anneal":
+            return {"avg_best_idx": 2.0, "shrink_coef": 0.1}
+        return {}
 
     def _algo(self, budget: Budget, max_epochs: int) -> Any:
-        if self.algorithm == "tpe":
-            startup = budget.random_start(self.n_startup_jobs, max_epochs)
-            return partial(hyperopt.tpe.suggest, n_startup_jobs=startup)
-        return getattr(hyperopt, self.algorithm).suggest
+        suggest = getattr(hyperopt, self.algorithm).suggest
+        return partial(suggest, **self._arguments(budget, max_epochs))
 
     def search(self, task: SearchTask) -> None:
         space, seed = task.space, task.seed

@@ -19,6 +19,9 @@ from tuning.search.base import Budget, SearchBackend, SearchTask
 
 PROJECT_DIR = "keras_tuner"
 ROWS_FILE = "rows.json"  # Keras Tuner trial id -> the row it wrote
+# The Gaussian process's noise and the upper-confidence bound's exploration (Keras Tuner's own
+# values, set rather than inherited)
+BAYESIAN_ALPHA, BAYESIAN_BETA = 1e-4, 2.6
 
 
 def to_keras_tuner(hp: kt.HyperParameters, param: Param) -> Any:
@@ -177,12 +180,25 @@ class KerasTunerBackend(SearchBackend):
         self.num_initial_points = num_initial_points
 
     def settings(self, budget: Budget, max_epochs: int) -> dict[str, Any]:
+        common = {"max_retries_per_trial": 0, "max_consecutive_failed_trials": "unbounded"}
         if self.algorithm == "hyperband":
-            return {"oracle": "HyperbandOracle", "max_epochs": max_epochs, "factor": self.factor}
+            return {
+                "oracle": "HyperbandOracle",
+                "max_epochs": max_epochs,
+                "factor": self.factor,
+                "hyperband_iterations": self.hyperband_iterations,
+                **common,
+            }
         if self.algorithm == "bayesian":
             startup = budget.random_start(self.num_initial_points, max_epochs)
-            return {"oracle": "BayesianOptimizationOracle", "num_initial_points": startup}
-        return {"oracle": "RandomSearchOracle"}
+            return {
+                "oracle": "BayesianOptimizationOracle",
+                "num_initial_points": startup,
+                "alpha": BAYESIAN_ALPHA,
+                "beta": BAYESIAN_BETA,
+                **common,
+            }
+        return {"oracle": "RandomSearchOracle", **common}
 
     @property
     def warm_starts(self) -> bool:
@@ -196,6 +212,7 @@ class KerasTunerBackend(SearchBackend):
             "seed": seed + 1,
             # A run of diverging trials is recorded, not fatal: the budget ends the search.
             "max_consecutive_failed_trials": sys.maxsize,
+            "max_retries_per_trial": 0,
         }
         if self.algorithm == "hyperband":
             oracle = _BudgetedHyperbandOracle(
@@ -215,6 +232,8 @@ class KerasTunerBackend(SearchBackend):
                 meter,
                 max_trials=max_trials,
                 num_initial_points=budget.random_start(self.num_initial_points, max_epochs),
+                alpha=BAYESIAN_ALPHA,
+                beta=BAYESIAN_BETA,
                 **common,
             )
         return _BudgetedRandomOracle(meter, max_trials=max_trials, **common)

@@ -112,6 +112,12 @@ class SkoptBackend(SearchBackend):
             "base_estimator": estimator,
             "acq_func": self.acq_func or acquisition,
             "n_initial_points": budget.random_start(self.n_initial_points, max_epochs),
+            # skopt's "auto": L-BFGS where the surrogate has gradients (the GP), else sampling;
+            # set, with every other argument, rather than left to a release's defaults
+            "acq_optimizer": "lbfgs" if estimator == "GP" else "sampling",
+            "acq_optimizer_kwargs": {"n_points": 10000, "n_restarts_optimizer": 5, "n_jobs": 1},
+            "acq_func_kwargs": {"xi": 0.01, "kappa": 1.96},
+            "initial_point_generator": "random",
         }
 
     def search(self, task: SearchTask) -> None:
@@ -122,6 +128,10 @@ class SkoptBackend(SearchBackend):
             base_estimator=_surrogate(settings["base_estimator"], seed),
             acq_func=settings["acq_func"],
             n_initial_points=settings["n_initial_points"],
+            acq_optimizer=settings["acq_optimizer"],
+            acq_optimizer_kwargs=dict(settings["acq_optimizer_kwargs"]),
+            acq_func_kwargs=dict(settings["acq_func_kwargs"]),
+            initial_point_generator=settings["initial_point_generator"],
             random_state=seed,
         )
         failed_untold: list[list] = []
