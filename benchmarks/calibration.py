@@ -273,10 +273,10 @@ def scenarios(simulations: int, seed: int) -> list[Rate]:
         )
         distinguishable, pairs = suite_calls(studies)
         rate(scenario, "Nemenyi: any pair distinguishable", "false").add(bool(distinguishable))
-        rate(scenario, "Bayesian: any pair 'better'", "false").add(
+        rate(scenario, "Bayesian: any pair 'ahead' ('better' before)", "false").add(
             any(_better(p.verdict) for p in pairs)
         )
-        rate(scenario, "Bayesian: every pair 'equivalent'", "power").add(
+        rate(scenario, "Bayesian: every pair 'within the ROPE'", "power").add(
             all(p.verdict == "equivalent" for p in pairs)
         )
         verdict, pair_verdicts = certificate_calls(studies, synthetic_suite(rng, null))
@@ -292,7 +292,7 @@ def scenarios(simulations: int, seed: int) -> list[Rate]:
             (calls[calls["backend"] == "a"]["vs_random"] == "better than random").any()
         )
         distinguishable, pairs = suite_calls(studies)
-        rate(scenario, "Bayesian: a 'better' than some backend", "false").add(
+        rate(scenario, "Bayesian: a 'ahead' of some backend", "false").add(
             any(_better(p.verdict) and p.verdict.startswith("a ") for p in pairs)
         )
 
@@ -314,13 +314,13 @@ def scenarios(simulations: int, seed: int) -> list[Rate]:
             rate(scenario, "Nemenyi: a distinguishable from random", "power").add(
                 ("a", "random") in distinguishable
             )
-            rate(scenario, "Bayesian: a 'better' than random", "power").add(
+            rate(scenario, "Bayesian: a 'ahead' of random", "power").add(
                 any(
                     _better(p.verdict) and p.verdict.startswith("a ") and "random" in (p.a, p.b)
                     for p in pairs
                 )
             )
-            rate(scenario, "Bayesian: a pair of identical ones 'better'", "false").add(
+            rate(scenario, "Bayesian: a pair of identical ones 'ahead'", "false").add(
                 any(_better(p.verdict) and "a" not in (p.a, p.b) for p in pairs)
             )
 

@@ -150,7 +150,17 @@ class NoiseCeiling:
     seeds_to_tell: int | None  # seeds per task that would tell, where this size cannot
 
     def in_words(self) -> str:
-        tell = f"; about {self.seeds_to_tell} seeds a task would tell" if self.seeds_to_tell else ""
+        if self.seeds_to_tell:
+            tell = f"; about {self.seeds_to_tell} seeds a task would tell"
+        elif self.verdict == CANNOT_TELL and not self.ceiling > 0:
+            tell = (
+                ". The real runs' own order does not repeat from one half of the blocks to the "
+                "other: in real training the backends are too close for any table to be checked "
+                "at this size, and these data cannot size a study that would (the split-half "
+                "agreement is not above 0)"
+            )
+        else:
+            tell = ""
         return (
             f"**{self.verdict}**: over {self.blocks} blocks ({self.tasks} task(s)), two halves of "
             f"the real runs agree with tau {self.ceiling:.2f} (the noise ceiling at half size); "
@@ -330,15 +340,15 @@ def agreement(
     )
     taus = taus[~np.isnan(taus)]
     low, high = np.percentile(taus, [2.5, 97.5]) if len(taus) else (math.nan, math.nan)
-    by_backend = pd.DataFrame(
-        {
-            "backend": backends,
-            "table_mean_rank": table_ranks.mean().to_numpy(),
-            "real_mean_rank": real_ranks.mean().to_numpy(),
-            "table_test_loss_mean": table.mean().to_numpy(),
-            "real_test_loss_mean": real.mean().to_numpy(),
-        }
-    ).sort_values("table_mean_rank", ignore_index=True)
+    columns = {
+        "backend": backends,
+        "table_mean_rank": table_ranks.mean().to_numpy(),
+        "real_mean_rank": real_ranks.mean().to_numpy(),
+    }
+    if len(np.unique(_groups(table.index))) == 1:  # losses of several tasks do not average
+        columns["table_test_loss_mean"] = table.mean().to_numpy()
+        columns["real_test_loss_mean"] = real.mean().to_numpy()
+    by_backend = pd.DataFrame(columns).sort_values("table_mean_rank", ignore_index=True)
     order = list(by_backend["backend"])
     sides = {"table": pair_verdicts(table, order), "real": pair_verdicts(real, order)}
     pairs = []

@@ -141,6 +141,60 @@ def page_tables(rows: pd.DataFrame) -> dict[str, str]:
     }
 
 
+CERTIFICATE_COLUMNS = ["task", "backend", "seed", "table_test_loss", "real_test_loss"]
+
+
+def certificate_rows(table: pd.DataFrame, real: pd.DataFrame) -> pd.DataFrame:
+    """A certificate page's data: one row per (task, backend, seed), its tabular and its real
+    study's test loss (NaN: no model); ``table`` and ``real`` are the two folders' leaderboards."""
+
+    def losses(board: pd.DataFrame, name: str) -> pd.Series:
+        return board.set_index(["dataset", "backend", "seed"])["test_loss"].rename(name)
+
+    both = pd.concat(
+        [losses(table, "table_test_loss"), losses(real, "real_test_loss")], axis=1, join="inner"
+    )
+    both.index.names = ["task", "backend", "seed"]
+    return both.reset_index().sort_values(["task", "backend", "seed"], ignore_index=True)
+
+
+def certificate_tables(rows: pd.DataFrame) -> dict[str, str]:
+    """The certificate's blocks from its rows: ``verdict`` (the ceiling, gap, power and verdict
+    in words), ``orders`` (each backend's mean rank in each) and ``pairs`` (each pair's tests)."""
+    from tuning.analysis.certificate import agreement
+
+    def matrix(column: str) -> pd.DataFrame:
+        return rows.pivot(index=["task", "seed"], columns="backend", values=column)
+
+    winners = pd.DataFrame({"real_test_loss": [], "table_test_loss": []})
+    result = agreement(matrix("table_test_loss"), matrix("real_test_loss"), winners)
+    verdict = result.ceiling.in_words() if result.ceiling else "no verdict (too few seeds a task)"
+    orders = [
+        {
+            "backend": r.backend,
+            "table mean rank": f"{r.table_mean_rank:.2f}",
+            "real mean rank": f"{r.real_mean_rank:.2f}",
+        }
+        for r in result.backends.itertuples(index=False)
+    ]
+    pairs = [
+        {
+            "pair": f"{r.a} / {r.b}",
+            "table: ahead (p, Holm)": f"{r.table_ahead} ({r.table_p:.3g}, {r.table_p_holm:.3g})",
+            "table verdict": r.table_verdict,
+            "real: ahead (p, Holm)": f"{r.real_ahead} ({r.real_p:.3g}, {r.real_p_holm:.3g})",
+            "real verdict": r.real_verdict,
+        }
+        for r in result.pairs.itertuples(index=False)
+    ]
+    return {
+        "verdict": f"{verdict}\n\nKendall's tau of the two orders over all blocks: "
+        f"{result.tau:.2f} [95% {result.tau_low:.2f}, {result.tau_high:.2f}].\n",
+        "orders": markdown_table(orders),
+        "pairs": markdown_table(pairs),
+    }
+
+
 def generated_blocks(page: str) -> dict[str, str]:
     """The marked blocks of a page, by name."""
     return {name: body for name, body in MARKER.findall(page)}

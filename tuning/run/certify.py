@@ -121,7 +121,7 @@ def certificate_text(result: Agreement, seconds: float, tables: Sequence[str]) -
     agree = pairs[pairs["same_leader"]]
     disagree = pairs[~pairs["same_leader"]]
     w = result.winners
-    diff = w["real_test_loss"] - w["table_test_loss"]
+    relative = (w["real_test_loss"] - w["table_test_loss"]) / w["table_test_loss"].abs()
     ceiling = (
         result.ceiling.in_words()
         if result.ceiling
@@ -158,10 +158,10 @@ def certificate_text(result: Agreement, seconds: float, tables: Sequence[str]) -
             for r in pairs[~pairs["same_verdict"]].itertuples()
         )
         + ".",
-        f"- Winners: the real test loss of each study's retrained winner minus the table's test "
-        f"loss of the same configuration: mean {diff.mean():+.4f}, median {diff.median():+.4f}, "
-        f"|difference| at most {diff.abs().max():.4f} over {len(w)} studies; correlation "
-        f"{w['real_test_loss'].corr(w['table_test_loss']):.2f}.\n",
+        f"- Winners: the real test loss of each study's retrained winner against the table's "
+        f"test loss of the same configuration, relative to the table's: median "
+        f"{relative.median():+.2%}, |difference| at most {relative.abs().max():.1%} over "
+        f"{len(w)} studies; correlation {w['real_test_loss'].corr(w['table_test_loss']):.2f}.\n",
         "## Backends\n",
         markdown_table(result.backends.to_dict("records")),
         "\n## Pairs\n",

@@ -12,13 +12,16 @@ from pathlib import Path
 import pandas as pd
 
 from tuning.analysis.posthoc import CORRECTIONS
-from tuning.analysis.published import fill_page, page_data, page_tables
+from tuning.analysis.published import certificate_tables, fill_page, page_data, page_tables
 from tuning.run.race import describe, replay
 
 
 def all_tables(rows: pd.DataFrame) -> dict[str, str]:
-    """Every block a suite page can print: `page_tables`' and the race under each correction
-    (``race_nemenyi``, ``race_holm``, ``race_none``), round by round."""
+    """Every block a page can print from its data: a certificate's (`certificate_tables`), or a
+    suite's (`page_tables`') and the race under each correction (``race_nemenyi``,
+    ``race_holm``, ``race_none``), round by round."""
+    if "real_test_loss" in rows.columns:
+        return certificate_tables(rows)
     tables = page_tables(rows)
     for correction in CORRECTIONS:
         lines = describe(replay(rows, correction=correction))
