@@ -78,3 +78,16 @@ def test_the_seeds_holm_needs():
     # 2 / 2^n < 0.05 / m: m = 1 needs 6 seeds (2/64 = 0.031), m = 30 needs 11 (2/2048 < 0.00167)
     assert seeds_for_holm(1) == 6 and seeds_for_holm(30) == 11 and seeds_for_holm(5) == 8
     assert 2 / 2**10 > 0.05 / 30 > 2 / 2**11
+
+
+def test_mutation_guards_for_the_failure_loss_holms_cap_and_the_direction():
+    from tuning.analysis.signed_rank import PairedTest
+
+    assert failure_loss(np.array([-10.0, 2.0])) == 2.0 + 12.0  # the range decides
+    assert failure_loss(np.array([0.1, 0.3])) == pytest.approx(1.3)  # at least 1 past the worst
+    assert holm([0.6, 0.9]) == pytest.approx([1.0, 1.0])  # 0.6 x 2 capped at 1
+    tied = PairedTest(4, p=1.0, p_lower=0.5, p_higher=0.5)
+    assert tied.direction() == "" and PairedTest(1).direction() == ""
+    both_failed = paired_test(pd.Series([np.nan, np.inf]), pd.Series([np.nan, np.nan]))
+    assert both_failed.n_pairs == 2 and not both_failed.testable
+    assert (both_failed.failed_first, both_failed.failed_second) == (2, 2)

@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from tuning.analysis.posthoc import conover_vs_best
+from tuning.analysis.suite_stats import critical_difference
 from tuning.run.config import StudyConfig
 from tuning.run.grid import StudyState
 from tuning.run.race import RACE_FILE, decide, describe, race
@@ -151,3 +152,18 @@ def test_nemenyis_gap_against_the_best_is_its_critical_difference_in_rank_sums()
     # rank sums: a 9, b 15, c 26, d 30: c and d lie beyond 9 + 13.27, b does not
     assert result.dropped == ["c", "d"]
     assert conover_vs_best(ranks, 0.05, correction="holm").dropped == ["b", "c", "d"]
+
+
+def test_mutation_guards_for_the_post_hoc():
+    with pytest.raises(ValueError, match="correction must be one of holm, nemenyi, none, got 'x'"):
+        conover_vs_best(pd.DataFrame([[1.0, 2.0, 3.0]] * 3, columns=list("abc")), 0.05, "x")
+    # every block ranks alike: no spread, and every gap is certain
+    same = pd.DataFrame([[1.0, 2.0, 3.0]] * 6, columns=list("abc"))
+    result = conover_vs_best(same, 0.05, correction="none")
+    assert result.p_vs_best == {"b": 0.0, "c": 0.0} and result.dropped == ["b", "c"]
+    assert result.statistic == pytest.approx(12.0)  # 12 / (6 x 12) x (36 + 144 + 324) - 72
+    nemenyi = conover_vs_best(same, 0.1, correction="nemenyi")
+    assert nemenyi.p_vs_best == {}
+    assert nemenyi.critical == pytest.approx(critical_difference(3, 6, 0.1) * 6)
+    quiet = pd.DataFrame([[1, 2, 3], [3, 2, 1], [2, 1, 3]], columns=list("abc"), dtype=float)
+    assert conover_vs_best(quiet, 0.05).statistic == pytest.approx(0.6667, abs=1e-4)
