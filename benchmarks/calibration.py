@@ -276,9 +276,9 @@ def scenarios(simulations: int, seed: int) -> list[Rate]:
         rate(scenario, "Bayesian: any pair 'ahead' ('better' before)", "false").add(
             any(_better(p.verdict) for p in pairs)
         )
-        rate(scenario, "Bayesian: every pair 'within the ROPE'", "power").add(
-            all(p.verdict == "equivalent" for p in pairs)
-        )
+        within = [p.verdict in ("equivalent", "within the ROPE") for p in pairs]
+        rate(scenario, "Bayesian: every pair 'within the ROPE'", "power").add(all(within))
+        rate(scenario, "Bayesian: any pair 'within the ROPE'", "power").add(any(within))
         verdict, pair_verdicts = certificate_calls(studies, synthetic_suite(rng, null))
         rate(scenario, "certificate pairs: any 'better' (family)", "false").add(
             any(_better(v) for v in pair_verdicts)
@@ -340,6 +340,19 @@ def scenarios(simulations: int, seed: int) -> list[Rate]:
             )
             rate(scenario, f"whole race, {label}: drops both worse ones", "power").add(
                 {"d", "e"} <= gone
+            )
+
+        # 4b. the first round when the worse ones are closer: one noise SD
+        studies = synthetic_suite(rng, {**null, "d": 1.0, "e": 1.0})
+        scenario = "race: 4 identical, 2 worse by 1 SD"
+        for correction in corrections:
+            label = correction or "as released"
+            dropped = set(first_round_calls(studies, correction, first=3))
+            rate(scenario, f"round 1 (18 blocks), {label}: drops an identical one", "false").add(
+                bool(dropped - {"d", "e"})
+            )
+            rate(scenario, f"round 1 (18 blocks), {label}: drops both worse ones", "power").add(
+                {"d", "e"} <= dropped
             )
 
         # 5. the certificate: a table of the same process, and a table in another order

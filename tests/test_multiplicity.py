@@ -62,12 +62,20 @@ def test_two_failures_in_one_block_are_a_tie():
 def test_blocks_of_tasks_on_other_scales_are_scaled_per_task():
     from tuning.analysis.signed_rank import scaled_per_task
 
-    index = pd.MultiIndex.from_tuples([("d", 0), ("d", 1), ("i", 0), ("i", 1)])
-    losses = pd.DataFrame({"a": [3000.0, 3100.0, 0.1, 0.3], "b": [3050.0, np.inf, 0.2, 0.2]}, index)
+    index = pd.MultiIndex.from_tuples([("d", 0), ("d", 1), ("i", 0), ("i", 1), ("i", 2)])
+    losses = pd.DataFrame(
+        {"a": [3000.0, 3100.0, 0.1, 0.3, 9.0], "b": [3050.0, np.inf, 0.2, 0.2, 0.2]}, index
+    )
     scaled = scaled_per_task(losses)
-    assert scaled["a"].tolist() == pytest.approx([0.0, 1.0, 0.0, 1.0])
-    assert scaled.loc[("d", 0), "b"] == pytest.approx(0.5) and np.isinf(scaled.loc[("d", 1), "b"])
-    assert scaled.loc[("i", 0), "b"] == pytest.approx(0.5)
+    # d: lowest 3000, median 3050: scale 50; i: lowest 0.1, median 0.2: scale 0.1, capped at 5
+    assert scaled["a"].tolist() == pytest.approx([0.0, 2.0, 0.0, 2.0, 5.0])
+    assert scaled.loc[("d", 0), "b"] == pytest.approx(1.0) and np.isinf(scaled.loc[("d", 1), "b"])
+    assert scaled.loc[("i", 0), "b"] == pytest.approx(1.0)
+    tied = pd.DataFrame(
+        {"a": [1.0, 1.0, 3.0], "b": [1.0, 1.0, 1.0]},
+        pd.MultiIndex.from_tuples([("t", 0), ("t", 1), ("t", 2)]),
+    )
+    assert scaled_per_task(tied)["a"].tolist() == pytest.approx([0.0, 0.0, 1.0])  # the range
     plain = losses.droplevel(0).reset_index(drop=True)
     assert scaled_per_task(plain) is plain  # one task: nothing to scale
 
@@ -91,3 +99,35 @@ def test_mutation_guards_for_the_failure_loss_holms_cap_and_the_direction():
     both_failed = paired_test(pd.Series([np.nan, np.inf]), pd.Series([np.nan, np.nan]))
     assert both_failed.n_pairs == 2 and not both_failed.testable
     assert (both_failed.failed_first, both_failed.failed_second) == (2, 2)
+
+
+def test_the_hodges_lehmann_sign_follows_the_test_when_some_differences_are_zero():
+    from tuning.analysis.signed_rank import hodges_lehmann
+
+    # the reviewer's cases: with the zero counted, the estimate took the other sign
+    for d in ([-20, -20, 0, 1, 2, 5, 13], [-8, -5, -5, -3, 0, 13, 20]):
+        diff = pd.Series(d, dtype=float)
+        test = paired_test(diff, pd.Series(0.0, index=diff.index))
+        leans = np.sign(hodges_lehmann(np.array(d, dtype=float)))
+        assert leans == (-1 if test.direction() == "lower" else 1)
+
+
+def test_a_diverged_loss_cannot_make_its_backend_look_better_across_tasks():
+    from tuning.run.race import wilcoxon_drop
+
+    # two tasks x 20 seeds: A lower than B in every seed of t1, higher in every seed of t2
+    rng = np.random.default_rng(0)
+    index = pd.MultiIndex.from_product([["t1", "t2"], range(20)])
+    b = rng.uniform(1.0, 2.0, 40)
+    gap = rng.uniform(0.05, 0.15, 40)
+    a = np.where(np.arange(40) < 20, b - gap, b + gap)
+    losses = pd.DataFrame({"a": a, "b": b}, index=index)
+    _, p, dropped = wilcoxon_drop(losses, 0.05)
+    assert dropped == []
+    worse = losses.copy()
+    worse.loc[("t2", 0), "a"] = 1e3  # one of A's losses diverges: A only got worse
+    _, p_worse, dropped_worse = wilcoxon_drop(worse, 0.05)
+    assert "b" not in dropped_worse  # before: min-max scaling squeezed t2, and B was dropped
+    failed = losses.copy()
+    failed.loc[("t2", 0), "a"] = np.inf
+    assert "b" not in wilcoxon_drop(failed, 0.05)[2]

@@ -10,8 +10,9 @@ worst result of its seed, and the direction comes from the one-sided p-values).
 
 **The family.** Every test against random search in one comparison (each task, each backend) is
 one family: ``wilcoxon_p_holm`` is its Holm-adjusted p (`tuning.analysis.multiplicity`), and the
-verdict words (``vs_random``) follow it, so the chance of any false "better" or "worse" in the
-whole report stays at or under 0.05.
+verdict words (``vs_random``) follow it, so the chance of any false "better" or "worse" in this
+family stays at or under 0.05. (A report holds other families too, each controlled on its own:
+the suite's Nemenyi pairs, a tabular report's claims about the task.)
 """
 
 from __future__ import annotations

@@ -19,8 +19,9 @@ its block). What `agreement` computes:
   with the number of seeds per task that would tell, from the interval's width shrinking as
   1/sqrt(blocks).
 - **Power**: the share of tables unrelated to the real runs (the table's backends relabelled at
-  random) that this procedure calls ``disagrees beyond noise``, at the size run, on the data's
-  own spread.
+  random, the identity excluded) that this procedure calls ``disagrees beyond noise``, at the
+  size run, on the data's own spread: a post-hoc figure, which says how much the runs made could
+  have caught, not how likely the verdict is to be right.
 - **Pairs**: each pair of backends tested in each by the paired signed-rank test
   (`tuning.analysis.signed_rank`: direction from the test, no model the worst result) on losses
   scaled per task to [0, 1]; Holm across the pairs of each side (`tuning.analysis.multiplicity`).
@@ -151,7 +152,10 @@ class NoiseCeiling:
 
     def in_words(self) -> str:
         if self.seeds_to_tell:
-            tell = f"; about {self.seeds_to_tell} seeds a task would tell"
+            tell = (
+                f"; about {self.seeds_to_tell} seeds a task would tell (a rough projection: it "
+                "holds the estimates fixed and narrows the interval as 1/sqrt(seeds))"
+            )
         elif self.verdict == CANNOT_TELL and not self.ceiling > 0:
             tell = (
                 ". The real runs' own order does not repeat from one half of the blocks to the "
@@ -168,8 +172,8 @@ class NoiseCeiling:
             f"{self.gap:+.2f} [95% {self.gap_low:+.2f}, {self.gap_high:+.2f}] (agreement: the "
             f"interval below {MARGIN} and a real order that repeats: the ceiling's lower bound, "
             f"{self.ceiling_low:+.2f}, above 0; disagreement: the interval above 0). Power to call "
-            f"a table unrelated to the real runs a disagreement at this size: "
-            f"{self.power:.0%}{tell}."
+            f"a table unrelated to the real runs (its backends relabelled) a disagreement at this "
+            f"size and spread: {self.power:.0%}{tell}."
         )
 
 
@@ -256,14 +260,18 @@ def _estimate(table, real, groups, rng, reps, splits):
 
 
 def _power(table, real, groups, rng, simulations, splits) -> float:
-    """The share of relabelled tables (each a random permutation of the table's backends) called
-    a disagreement, with a smaller bootstrap per simulation."""
+    """The share of relabelled tables (each a random permutation of the table's backends other
+    than the identity) called a disagreement, with a smaller bootstrap per simulation: a
+    post-hoc figure, on the observed spread of these runs."""
     k = table.shape[1]
     if k < 3 or simulations < 1:
         return math.nan
     called = 0
     for _ in range(simulations):
-        shuffled = table[:, rng.permutation(k)]
+        order = rng.permutation(k)
+        while np.array_equal(order, np.arange(k)):
+            order = rng.permutation(k)
+        shuffled = table[:, order]
         *_, low, high, ceiling_low = _estimate(
             shuffled, real, groups, rng, GAP_REPS // 4, max(splits // 2, 1)
         )

@@ -190,7 +190,7 @@ def _in_words(board: pd.DataFrame) -> str:
         lines.append(
             f"- The tests against random search form one family of {family} across the report: "
             f'verdicts follow Holm-adjusted p-values, so the chance of any false "better" or '
-            f'"worse" in it is at most {ALPHA}.'
+            f'"worse" in this family is at most {ALPHA}.'
         )
     n = int(board["n_pairs"].max()) if len(board) else 0
     if n:
@@ -317,8 +317,8 @@ def families_section(board: pd.DataFrame, suite: SuiteStatistics | None) -> list
         "## Families of tests\n",
         f"- **Each backend against random search, per task** (the leaderboards below): {family} "
         "paired signed-rank tests, one family: Holm-adjusted together, and the words "
-        f'"better"/"worse" follow the adjusted p, so the chance of any false one in the '
-        f"report is at most {ALPHA}. A study without a model is the worst result of its seed.",
+        f'"better"/"worse" follow the adjusted p, so the chance of any false one among '
+        f"them is at most {ALPHA}. A study without a model is the worst result of its seed.",
     ]
     if suite is not None:
         k = len(suite.board)
@@ -328,6 +328,8 @@ def families_section(board: pd.DataFrame, suite: SuiteStatistics | None) -> list
             f"family-wise error of all pairs at {ALPHA}.",
             "- **Bayesian pairs**: descriptions of the blocks, not tests; no error control (see "
             "their caveat).",
+            "- Each family is controlled on its own: the chance of some false verdict somewhere in "
+            "the report is larger than for any one of them.",
         ]
     lines.append(
         "- **Intervals** (t-intervals of mean losses, bootstrap intervals of scores): 95% each, "

@@ -7,9 +7,9 @@ backends left) and the certificate's pairs all call `paired_test`. Two rules hol
   of "the first's losses are lower" and "higher"; a verdict says "better" or "worse" by the
   smaller of them, never by a mean rank, median or mean printed beside it (a few large
   differences of one sign can outweigh many small ones of the other). The Hodges-Lehmann
-  estimate (the median of the Walsh averages) is the shift that goes with the test: the
-  signed-rank statistic counts the positive Walsh averages, so its sign agrees with the
-  one-sided p-values.
+  estimate (the median of the Walsh averages) is the shift that goes with the test: computed,
+  as the test is, on the non-zero differences, its sign agrees with the one-sided p-values (the
+  signed-rank statistic counts the positive Walsh averages), Walsh averages tied at 0 aside.
 - **A study with no model is the worst result of its block** (`failures_as_worst`): it is given a
   loss past every finite loss of the comparison, by more than their range, so its difference
   against any model is the largest of its sign and it counts as a loss for the backend that
@@ -63,8 +63,11 @@ class PairedTest:
 
 def hodges_lehmann(diff: np.ndarray) -> float:
     """The one-sample Hodges-Lehmann estimate: the median of every Walsh average
-    ``(d_i + d_j) / 2``, ``i <= j``."""
+    ``(d_i + d_j) / 2``, ``i <= j``, of the non-zero differences (the test leaves zeros out, as
+    Wilcoxon's own rule does; counting them could give the estimate the other sign than the
+    test's one-sided p-values)."""
     d = np.asarray(diff, dtype=float)
+    d = d[d != 0]
     if not len(d):
         return math.nan
     i, j = np.triu_indices(len(d))
@@ -91,20 +94,36 @@ def failures_as_worst(losses: pd.DataFrame) -> pd.DataFrame:
     return losses.astype(float).where(np.isfinite(values), penalty)
 
 
+# A scaled loss past this many times the task's typical distance from its best says nothing more
+# about the search (the normalized scores' cap, `tuning.analysis.suite_stats.SCORE_CAP`).
+SCALE_CAP = 5.0
+
+
 def scaled_per_task(losses: pd.DataFrame) -> pd.DataFrame:
-    """``losses`` (blocks x backends; blocks indexed by (task, seed)) scaled to [0, 1] within
-    each task by its lowest and highest finite loss, so that one signed-rank test can pair blocks
-    of tasks whose losses differ in scale (a regression's 3000 beside a classifier's 0.1 would
-    otherwise decide every rank of the differences). Within one task it changes no test: the
-    scaling is the same positive affine map for every difference. NaN and +inf stay as they are."""
+    """``losses`` (blocks x backends; blocks indexed by (task, seed)) on one scale per task, so
+    that one signed-rank test can pair blocks of tasks whose losses differ in scale (a
+    regression's 3000 beside a classifier's 0.1 would otherwise decide every rank of the
+    differences): ``(loss - the task's lowest) / (the task's median - its lowest)``, clipped at
+    `SCALE_CAP`, as the suite's normalized scores are. The median and the clip keep one diverged
+    but finite loss from squeezing its task's other differences to nothing: making a loss worse
+    never makes its backend look better. Where the median is the lowest, the range is the scale;
+    within one task a positive affine map changes no test. NaN and +inf stay as they are."""
     if not isinstance(losses.index, pd.MultiIndex):
         return losses
     parts = []
     for _, part in losses.groupby(level=0, sort=False):
         values = part.to_numpy(dtype=float)
         finite = values[np.isfinite(values)]
-        low, high = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
-        parts.append((part - low) / (high - low if high > low else 1.0))
+        low = float(finite.min()) if len(finite) else 0.0
+        scale = 1.0
+        for spread in (
+            (float(np.median(finite)) - low, float(finite.max()) - low) if len(finite) else ()
+        ):
+            if spread > 0:
+                scale = spread
+                break
+        scaled = ((part - low) / scale).clip(upper=SCALE_CAP)
+        parts.append(scaled.where(np.isfinite(values), part))
     return pd.concat(parts).loc[losses.index]
 
 

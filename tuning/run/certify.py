@@ -4,7 +4,9 @@ A tabular verdict (``--objective tabular:TABLE``) is a claim about real training
 runs, for the backends and seeds of a tabular comparison, the matching real studies: the same
 backends with the same backend options (scikit-learn's holdout), budget, data and protocol as
 the table, on the compiled trainer, each proposal snapped to the table's grid before it is
-built (`build_on_grid`), so that only training noise (the real study's own seed) differs. It
+built (`build_on_grid`), so that only training noise differs: a real study searches with the
+tabular study's seed but trains with its own noise (``training_seed`` `REAL_NOISE` + seed), never
+one of the table's draws, which would make it a copy of a tabular study. It
 then reports how far the two agree (`tuning.analysis.certificate.agreement`: the orders and
 Kendall's tau, the real runs' own noise ceiling, a three-way verdict with its power, and each
 pair's signed-rank verdicts under Holm), and each study's winner: the real test loss of its
@@ -32,6 +34,9 @@ from tuning.core.errors import StudyError
 from tuning.run.config import StudyConfig
 
 SNAPPING_FACTORY = "tuning.run.certify:build_on_grid"
+# A real study of seed s trains with seed REAL_NOISE + s: its search is the tabular study's (the
+# same seed), its training noise never one of the table's draws (a table's seeds are far below).
+REAL_NOISE = 1_000_000
 REPORT_FILE = "sim_to_real.md"
 BACKENDS_FILE = "sim_to_real.csv"
 PAIRS_FILE = "sim_to_real_pairs.csv"
@@ -103,7 +108,7 @@ def real_configs(tabular: list[dict[str, Any]], seeds: Sequence[int], out: Path)
                 "keras_backend": "jax",
             }
         ).resolve()
-        configs += [replace(config, seed=s, study="") for s in seeds]
+        configs += [replace(config, seed=s, training_seed=REAL_NOISE + s, study="") for s in seeds]
     return configs
 
 
@@ -202,6 +207,13 @@ def certify(
             f" ({len(missing)} missing): run the tabular benchmark for those seeds first"
         )
     configs = real_configs(list(by_cell.values()), sorted(wanted), out)
+    draws = {s for t in tables_of(tabular) for s in table_seeds(t)}
+    if draws and max(draws) >= REAL_NOISE:
+        raise StudyError(
+            f"a table draws training seed {max(draws)}, which real runs use from {REAL_NOISE}: "
+            "the certificate needs real noise apart from the table's; rebuild the table with "
+            f"seeds below {REAL_NOISE}"
+        )
     started = time.monotonic()
     result = run_grid(configs, jobs=jobs, fresh=fresh, stop=stop, watch=watch)
     seconds = time.monotonic() - started
@@ -216,7 +228,7 @@ def certify(
     real_losses = _losses(real)
     winners = _winners(real, tabular)
     outcome = agreement(table_losses, real_losses, winners)
-    tables = sorted({str(t["config"]["objective"].partition(":")[2]) for t in tabular})
+    tables = tables_of(tabular)
     files = {
         "backends": out / BACKENDS_FILE,
         "pairs": out / PAIRS_FILE,
@@ -231,6 +243,18 @@ def certify(
     )
     write_atomically(files["report"], certificate_text(outcome, total, tables))
     return outcome, files
+
+
+def tables_of(tabular: list[dict]) -> list[str]:
+    """The tables the tabular studies read, each once."""
+    return sorted({str(t["config"]["objective"].partition(":")[2]) for t in tabular})
+
+
+def table_seeds(folder: str) -> list[int]:
+    """The training seeds (draws) a table was built with."""
+    from tuning.evaluation.tabular.table import table_settings
+
+    return [int(s) for s in table_settings(Path(folder))["seeds"]]
 
 
 def _losses(summaries: list[dict]) -> pd.DataFrame:

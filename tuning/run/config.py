@@ -47,6 +47,9 @@ class StudyConfig:
     batch_size: int = 32
     patience: int = 10
     seed: int = 0
+    # The seed of the training noise (initial weights, the order of the rows); None: ``seed``.
+    # `tuning certify` sets it apart from a table's draws, so that its real runs draw new noise.
+    training_seed: int | None = None
     out: str = "results"
     study: str = ""
     target: str | None = None
@@ -114,6 +117,16 @@ class StudyConfig:
                 )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise StudyError(f"seed must be an integer >= 0, got {self.seed!r}")
+        noise = self.training_seed
+        if noise is not None and (
+            isinstance(noise, bool) or not isinstance(noise, int) or noise < 0
+        ):
+            raise StudyError(f"training_seed must be an integer >= 0, got {noise!r}")
+
+    @property
+    def noise_seed(self) -> int:
+        """The seed of the study's training noise: `training_seed`, else the study's seed."""
+        return self.seed if self.training_seed is None else self.training_seed
 
     def resolve(self) -> StudyConfig:
         """This config with what its settings name read in (once; a resolved config is

@@ -93,7 +93,7 @@ def run_study(
             dataset,
             protocol,
             writer,
-            seed=config.seed,
+            seed=config.noise_seed,
             model_options=config.model_options,
             meter=BudgetMeter(budget),
             stop=stop,
@@ -174,7 +174,7 @@ def check_model(config: StudyConfig, dataset: Dataset, space: SearchSpace) -> No
         factory, space, len(dataset.X_train), protocol.max_epochs, dataset.n_inputs
     )
     options = {**padding.arguments(space.lowest()), **config.model_options}
-    fixed = factory_arguments(factory, dataset, protocol, config.seed, options)
+    fixed = factory_arguments(factory, dataset, protocol, config.noise_seed, options)
     check_builds(factory, config.model, {**space.lowest(), **fixed})
     release_models()
 
