@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tuning.cli import main
 from tuning.core.errors import StudyError
@@ -483,3 +485,54 @@ def test_a_study_file_cannot_claim_to_be_resolved(tmp_path, capsys) -> None:
     study.write_text('backend = "random"\nresolved = true\n')
     line = refused(["run", "--config", str(study), "--out", str(tmp_path / "out")], capsys)
     assert "unknown keys ['resolved']" in line
+
+
+def refusal(url: str) -> str:
+    from tuning.core.urls import SecretURLError, check_url
+
+    with pytest.raises(SecretURLError) as caught:
+        check_url(url)
+    return str(caught.value)
+
+
+# every character RFC 3986 reserves, the percent sign, space and a few others a password holds
+RESERVED = ":/?#[]@!$&'()*+,;=% \"<>\\^`{|}~"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    password=st.text(alphabet=st.sampled_from(RESERVED + "Z9"), min_size=1, max_size=12).filter(
+        lambda p: p != "***"  # the mask itself
+    ),
+    encoded=st.booleans(),
+    query_secret=st.booleans(),
+)
+def test_a_password_of_any_reserved_characters_is_masked_or_refused(
+    password: str, encoded: bool, query_secret: bool
+) -> None:
+    from urllib.parse import quote
+
+    from sqlalchemy.engine import make_url
+
+    from tuning.core.urls import SecretURLError, check_url, url_secrets
+
+    written = quote(password, safe="") if encoded else password
+    url = f"postgresql+psycopg://alice:{written}@db.example:5432/hpo"
+    query = f"?sslmode=require&sslpassword={quote(password, safe='')}" if query_secret else ""
+    url += query
+    try:
+        check_url(url)
+    except SecretURLError as exc:  # refused in one line that quotes nothing of the URL
+        messages = {refusal("postgresql://u:p@w@host/db"), refusal("postgresql://u:p@host:x/db")}
+        assert str(exc) in messages
+        return
+    read = make_url(url)  # what the driver will use
+    assert read.host == "db.example" and read.password  # the driver reads all of it
+    assert without_password(url) == (
+        "postgresql+psycopg://alice:***@db.example:5432/hpo"
+        + ("?sslmode=require&sslpassword=***" if query_secret else "")
+    )
+    assert str(read.password) in url_secrets(url)
+    for secret in {str(read.password), written, password}:
+        shown = redact(f"QQQ{secret}QQQ refused", url)
+        assert f"QQQ{secret}QQQ" not in shown

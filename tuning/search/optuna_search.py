@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 
 from tuning.core.ledger import ResumeLedger
 from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param
-from tuning.core.urls import redact, without_password
+from tuning.core.urls import SecretURLError, check_url, redact, without_password
 from tuning.search import BackendError
 from tuning.search.base import REDUCTION_FACTOR, Budget, SearchBackend, SearchTask, min_resource
 
@@ -199,8 +199,13 @@ class OptunaBackend(SearchBackend):
 
     def check(self) -> None:
         """A shared storage is reached once before the study writes anything: a bad URL, a
-        missing driver or a server that is not there is refused first."""
+        missing driver or a server that is not there is refused first; so is a URL whose
+        password the driver would read short (`tuning.core.urls.check_url`)."""
         if self.shares_study:
+            try:
+                check_url(self.storage)
+            except SecretURLError as exc:
+                raise BackendError(f"--storage {without_password(self.storage)}: {exc}") from None
             self._storage(Path("."))
 
     def search(self, task: SearchTask) -> None:
