@@ -499,7 +499,7 @@ def refusal(url: str) -> str:
 RESERVED = ":/?#[]@!$&'()*+,;=% \"<>\\^`{|}~"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 300)), deadline=None)
 @given(
     password=st.text(alphabet=st.sampled_from(RESERVED + "Z9"), min_size=1, max_size=12).filter(
         lambda p: p != "***"  # the mask itself

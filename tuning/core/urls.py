@@ -50,10 +50,10 @@ def _split(url: str) -> tuple[str, str, str, str, str]:
 
 
 def _written_password(url: str) -> str | None:
-    """The password as a person reads the URL: from the user's ``:`` to the *last* ``@`` before
-    the query; None when there is none."""
-    before_query = url.partition("://")[2].partition("?")[0]
-    userinfo, at, _ = before_query.rpartition("@")
+    """The password as a person may read the URL: from the user's ``:`` to the URL's *last*
+    ``@``; None when there is none. Where it is not the driver's (to the first ``@``), the URL is
+    ambiguous, and refused."""
+    userinfo, at, _ = url.partition("://")[2].rpartition("@")
     if not at or ":" not in userinfo:
         return None
     return userinfo.partition(":")[2]
