@@ -126,3 +126,42 @@ def test_writer_rejects_an_unknown_status(tmp_path):
     writer = TrialWriter(tmp_path / "t.csv", StudyKey("s", "b", "d", 0))
     with pytest.raises(ValueError, match="status"):
         writer.append({"trial": 0, "status": "done"})
+
+
+class _Surprise(Exception):
+    """An exception type no library knows: what a user's factory may raise."""
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError("out of memory\nthe rest of a long message"),
+        KeyError("width"),
+        ZeroDivisionError("division by zero"),
+        _Surprise(),
+        AssertionError("shape"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_whatever_a_factory_raises_is_a_failed_row_with_its_first_line(
+    tmp_path, california_small, error
+):
+    from tuning import build_model
+
+    def factory(**arguments):
+        if arguments["n_hidden"] == 2:
+            raise error
+        return build_model(**arguments)
+
+    writer = TrialWriter(
+        tmp_path / "trials.csv", StudyKey("s", "test", "california", 0), default_space().names
+    )
+    objective = Objective(
+        california_small, TrainingProtocol(max_epochs=2), writer, seed=0, factory=factory
+    )
+    failed = objective({**PARAMS, "n_hidden": 2})
+    name = type(error).__name__
+    assert failed.status == "failed" and failed.error.startswith(f"build failed: {name}")
+    assert "\n" not in failed.error and "the rest" not in failed.error
+    assert objective(PARAMS).ok  # the study goes on
+    assert list(read_trials(tmp_path)["status"]) == ["failed", "complete"]

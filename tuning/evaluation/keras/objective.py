@@ -19,7 +19,7 @@ from typing import Any
 import keras
 
 from tuning.core.budget import BudgetMeter
-from tuning.core.errors import ResumeError
+from tuning.core.errors import ResumeError, StudyError, first_line
 from tuning.core.evaluator import Evaluator, Report, WarmStart, score_history
 from tuning.core.ledger import ResumeLedger, TrialResult, same_params
 from tuning.core.recorder import TrialRecorder
@@ -167,13 +167,12 @@ class Objective(Evaluator):
         started = time.perf_counter()
         try:
             model = self.warm_model(params, warm_start)
-        except ResumeError:  # its weights were never kept: the study cannot go on
+        except StudyError:  # the harness's (weights never kept): the study cannot go on
             raise
-        except (ValueError, TypeError, OSError) as exc:
+        except Exception as exc:  # the user's factory, or Keras loading its weights
             # recorded, not raised: a library that catches a trial's error (Keras Tuner) would
             # go on without it, and the study would silently lose the trial
-            reason = (str(exc).strip().splitlines() or [""])[0]
-            error = f"warm start from trial {warm_start.trial} failed: {reason}"
+            error = f"warm start from trial {warm_start.trial} failed: {first_line(exc)}"
             return self.failed(params, started, error, number)
         return self.train(
             model,
@@ -224,8 +223,10 @@ class Objective(Evaluator):
         started = time.perf_counter()
         try:
             model = self.build(params)
-        except (ValueError, TypeError) as exc:
-            return self.failed(params, started, f"build failed: {exc}", number)
+        except StudyError:
+            raise
+        except Exception as exc:  # whatever the user's factory raises is the trial's failure
+            return self.failed(params, started, f"build failed: {first_line(exc)}", number)
         return self.train(
             model,
             params,
@@ -261,8 +262,7 @@ class Objective(Evaluator):
             )
         except Exception as exc:
             log.debug("trial %d raised while training", self.n_recorded, exc_info=True)
-            reason = (str(exc).strip().splitlines() or [""])[0]
-            error = f"training failed: {type(exc).__name__}: {reason}"
+            error = f"training failed: {first_line(exc)}"
             epochs = len(getattr(progress, "epoch", []))
             return self.failed(params, started, error, number, epochs=epochs)
         val_loss, error = score_history(history)
