@@ -37,10 +37,15 @@ TINY = ["--dataset", "iris", "--trials", "1", "--max-epochs", "1", "--max-rows",
 
 
 def refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    """Run ``tuning ARGV``; assert exit 2 and one error line; return that line."""
-    assert main(argv) == 2
+    """Run ``tuning ARGV``; assert exit 2 (returned, or argparse's exit) and one error line;
+    return that line."""
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse's: its usage, then "tuning CMD: error: ..."
+        code = exit_.code
+    assert code == 2
     err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("error")]
+    lines = [line for line in err.splitlines() if line.startswith("error") or ": error: " in line]
     assert len(lines) == 1, err
     return lines[0]
 
@@ -536,3 +541,35 @@ def test_a_password_of_any_reserved_characters_is_masked_or_refused(
     for secret in {str(read.password), written, password}:
         shown = redact(f"QQQ{secret}QQQ refused", url)
         assert f"QQQ{secret}QQQ" not in shown
+
+
+# --- sizes nobody bounded ------------------------------------------------------------------
+
+
+def test_a_hundred_million_seeds_are_refused_before_any_list_is_made(capsys) -> None:
+    started = time.monotonic()
+    line = refused(["benchmark", "--dataset", "iris", "--seeds", "0-99999999"], capsys)
+    assert time.monotonic() - started < 5  # counted, never listed (before: 16 GB and minutes)
+    assert "'0-99999999' names 100,000,000 seeds; at most 10,000" in line
+
+
+@pytest.mark.parametrize(
+    ("seeds", "says"),
+    [
+        ("0-4294967295", "names 4,294,967,296 seeds"),
+        ("2147483647", "largest every library"),
+        ("4-0", "names no seed"),
+    ],
+)
+def test_seed_lists_outside_what_the_libraries_take_are_refused(seeds, says, capsys) -> None:
+    assert says in refused(["benchmark", "--dataset", "iris", "--seeds", seeds], capsys)
+
+
+def test_jobs_beyond_the_machine_are_capped_with_a_notice(monkeypatch) -> None:
+    from tuning.run import grid
+
+    monkeypatch.setattr(grid.os, "cpu_count", lambda: 2)
+    assert grid.capped_jobs(1000)[0] <= 2 and "--jobs 1000 capped at" in grid.capped_jobs(1000)[1]
+    assert grid.capped_jobs(1) == (1, "")
+    monkeypatch.setattr(grid, "WORKER_MEMORY", 2.0**60)  # no room for a second worker
+    assert grid.capped_jobs(2)[0] == 1 and "GiB free memory" in grid.capped_jobs(2)[1]

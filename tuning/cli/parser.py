@@ -231,15 +231,35 @@ def _name_list(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
+# More seeds than this in one list is a typo, not a design: 10,000 seeds of one backend on one task
+# are already more studies than any grid here finishes; counting the range comes before making it.
+MAX_SEEDS = 10_000
+
+
 def _seed_list(text: str) -> list[int]:
-    """``0,1,2`` or ``0-4`` (both ends included), or a mix: ``0-2,7``."""
-    seeds: list[int] = []
+    """``0,1,2`` or ``0-4`` (both ends included), or a mix: ``0-2,7``; at most `MAX_SEEDS`
+    seeds, each at most `tuning.run.config.MAX_SEED`, counted before any list is made."""
+    from tuning.run.config import MAX_SEED
+
+    ranges: list[tuple[int, int]] = []
     try:
         for part in _name_list(text):
             low, _, high = part.partition("-")
-            seeds.extend(range(int(low), int(high or low) + 1))
+            ranges.append((int(low), int(high or low)))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a list of seeds; write e.g. 0,1,2 or 0-4"
         ) from None
-    return seeds
+    count = sum(max(0, high - low + 1) for low, high in ranges)
+    if count > MAX_SEEDS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} names {count:,} seeds; at most {MAX_SEEDS:,} (a grid of more studies "
+            "than that would not finish): give a shorter range"
+        )
+    if any(high > MAX_SEED for _, high in ranges):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} names a seed above {MAX_SEED:,}, the largest every library accepts"
+        )
+    if not count:
+        raise argparse.ArgumentTypeError(f"{text!r} names no seed; write e.g. 0-4, not 4-0")
+    return [seed for low, high in ranges for seed in range(low, high + 1)]

@@ -33,6 +33,11 @@ STUDY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 TABLE_SETTINGS = ("dataset", "max_rows", "max_epochs", "batch_size", "patience", "model")
 
 
+# The largest seed every library takes: numpy's generators stop at 2**32 - 1, Keras Tuner adds 1
+# to a study's seed, and some take a signed 32-bit integer.
+MAX_SEED = 2**31 - 2
+
+
 @dataclass
 class StudyConfig:
     """Everything that defines a study. Build it in code or from a TOML file (`from_toml`)."""
@@ -115,13 +120,15 @@ class StudyConfig:
                 raise StudyError(
                     f"{name} must be a table ([{name}] in a study file), got {getattr(self, name)!r}"
                 )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise StudyError(f"seed must be an integer >= 0, got {self.seed!r}")
-        noise = self.training_seed
-        if noise is not None and (
-            isinstance(noise, bool) or not isinstance(noise, int) or noise < 0
-        ):
-            raise StudyError(f"training_seed must be an integer >= 0, got {noise!r}")
+        for name in ("seed", "training_seed"):
+            value = getattr(self, name)
+            if value is None and name == "training_seed":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+                raise StudyError(
+                    f"{name} must be an integer from 0 to {MAX_SEED:,} (the largest every "
+                    f"library accepts), got {value!r}"
+                )
 
     @property
     def noise_seed(self) -> int:

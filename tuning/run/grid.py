@@ -84,6 +84,27 @@ def plan_grid(
     return [replace(base, backend=b, seed=s, study="") for b in backends for s in seeds]
 
 
+# A worker process holds Keras, JAX and a study's data: about this much memory at most, measured
+# by benchmarks/memory.py on the suites' tasks; the cap leaves room for the parent.
+WORKER_MEMORY = 1.5 * 2**30
+
+
+def capped_jobs(jobs: int) -> tuple[int, str]:
+    """``jobs`` capped by this machine: at most one worker a core, and only as many as the memory
+    free now holds (`WORKER_MEMORY` each); the notice says why when it caps, else ``""``."""
+    cores = os.cpu_count() or 1
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        by_memory = max(1, int(free // WORKER_MEMORY))
+    except (ValueError, OSError, AttributeError):  # not Linux: cores alone
+        by_memory = cores
+    capped = max(1, min(jobs, cores, by_memory))
+    if capped == jobs:
+        return jobs, ""
+    reason = f"{cores} cores" if capped == cores else f"{free / 2**30:.1f} GiB free memory"
+    return capped, f"--jobs {jobs} capped at {capped}: this machine has {reason}"
+
+
 def run_grid(
     configs: Sequence[StudyConfig],
     *,
@@ -102,6 +123,10 @@ def run_grid(
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise StudyError(f"--jobs must be an integer >= 1, got {jobs!r}")
+    if scheduler is None:  # (a cluster's workers are its own)
+        jobs, notice = capped_jobs(jobs)
+        if notice:
+            log.warning("%s", notice)
     studies = [StudyState(c) for c in configs]
     # every finished study is checked before any starts
     finished = {} if fresh else {s.config.study: finished_summary(s.config) for s in studies}
