@@ -83,10 +83,28 @@ def test_a_grid_with_other_settings_refuses_to_mix_into_finished_studies(grid, c
     out = grid[0]
     args = [*GRID, "--out", str(out)]
     args[args.index("--budget-epochs") + 1] = "12"
-    assert main(args) == 2
+    assert main(args) == 1  # each study named and failed on its own
     err = capsys.readouterr().err
-    assert "holds a finished study run with other settings (budget_epochs: 9 -> 12)" in err
-    assert "pass --fresh" in err
+    for study in STUDIES:
+        assert f"failed: {study}: {out / study} holds a finished study run with other" in err
+    assert "(budget_epochs: 9 -> 12)" in err
+    assert "move that folder away" in err
+    assert "--fresh" not in err  # a grid's --fresh would empty every finished study
+
+
+def test_a_corrupt_summary_costs_only_its_study(grid, capsys):
+    out = grid[0]
+    victim = out / STUDIES[2]
+    others = {s: (out / s / "summary.json").read_text() for s in STUDIES if s != STUDIES[2]}
+    (victim / "summary.json").write_text('{"study": "trunc')  # torn by hand
+    assert main([*GRID, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "4 studies: 1 run, 3 finished before, 0 failed" in printed
+    # the unreadable summary is kept aside, and the study finished again from its rows alone
+    assert (victim / "summary.json.unreadable").read_text() == '{"study": "trunc'
+    assert json.loads((victim / "summary.json").read_text())["trials_from_earlier_runs"] >= 1
+    assert read_trials(victim)["epochs"].sum() == BUDGET  # no trial trained again
+    assert others == {s: (out / s / "summary.json").read_text() for s in others}
 
 
 def test_an_unfinished_study_is_run_again_and_only_it(grid, capsys):

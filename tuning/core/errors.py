@@ -20,3 +20,9 @@ def first_line(exc: BaseException) -> str:
     'width'``), for a failed row or a one-line error, never a traceback."""
     message = (str(exc).strip().splitlines() or [""])[0]
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def start_over(folder: object) -> str:
+    """The remedy for a study that cannot continue, naming that study alone: a grid's
+    ``--fresh`` would empty every finished study of the grid too."""
+    return f"move {folder} away (or delete it) to start that study over"

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuning.core.errors import ResumeError
+from tuning.core.errors import ResumeError, start_over
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class ResumeLedger:
         if not 0 <= n_trials <= len(self.finished):
             raise ResumeError(
                 f"the {self.backend} state in the study folder holds {n_trials} trials "
-                f"but its table only {len(self.finished)}: pass --fresh to start the study over"
+                f"but its table only {len(self.finished)}: " + start_over("the study's folder")
             )
         self._pending = deque(self.finished[n_trials:])
 
@@ -104,7 +104,7 @@ class ResumeLedger:
             raise ResumeError(
                 f"cannot resume: {self.backend} asked for {dict(params)} as trial "
                 f"{recorded.trial}, but the table's trial {recorded.trial} is {recorded.params}; "
-                "pass --fresh to start the study over"
+                + start_over("the study's folder")
             )
         log.info("trial %d replayed from the table", recorded.trial)
         return recorded

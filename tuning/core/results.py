@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from tuning.core.atomic import append_locked
+from tuning.core.errors import start_over
 
 log = logging.getLogger(__name__)
 TRIALS_FILE = "trials.csv"
@@ -247,6 +248,6 @@ def repair_table(path: Path, columns: Sequence[str] | None = None) -> int:
     if columns is not None and next(csv.reader([header])) != list(columns):
         raise ValueError(
             f"{path} has other columns than this version writes: it cannot be continued; "
-            "pass --fresh to start the study over"
+            f"{start_over(path.parent)}"
         )
     return len(rows)

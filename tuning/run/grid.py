@@ -128,12 +128,17 @@ def run_grid(
         if notice:
             log.warning("%s", notice)
     studies = [StudyState(c) for c in configs]
-    # every finished study is checked before any starts
-    finished = {} if fresh else {s.config.study: finished_summary(s.config) for s in studies}
-    for study in studies:
-        if finished.get(study.config.study) is not None:
-            study.state, study.summary = "skipped", finished[study.config.study]
-        elif not fresh and (study.study_dir / TRIALS_FILE).exists():
+    # every finished study is checked before any starts; one that cannot be used costs only
+    # itself: it is named and failed, and the others go on
+    for study in studies if not fresh else ():
+        try:
+            summary = finished_summary(study.config)
+        except ValueError as exc:  # (`StudyError`, `CorruptFile`)
+            study.state, study.error = "failed", str(exc)
+            continue
+        if summary is not None:
+            study.state, study.summary = "skipped", summary
+        elif (study.study_dir / TRIALS_FILE).exists():
             log.warning("%s was not finished: resuming it", study.study_dir)
     todo = [s for s in studies if s.state == "queued"]
     started = time.monotonic()

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from tuning.core.atomic import read_json, write_json
-from tuning.core.errors import StudyError
+from tuning.core.errors import StudyError, start_over
 from tuning.core.files import CONFIG_FILE, LOG_FILE, SUMMARY_FILE
 from tuning.core.lock import LOCK_FILE
 from tuning.core.results import TRIALS_FILE, read_trials, repair_table
@@ -33,13 +33,21 @@ def finished_summary(config: StudyConfig) -> dict[str, Any] | None:
     path = config.study_dir / SUMMARY_FILE
     if not path.exists():
         return None
-    summary = read_settings(path)
+    try:
+        summary = read_settings(path)
+    except ValueError as exc:  # (`CorruptFile`, or a config that is not a table)
+        # The rows are the study's record and the summary is made from them: a summary that
+        # cannot be read is set aside, and the study is finished again (its winner retrained).
+        aside = path.with_name(f"{SUMMARY_FILE}.unreadable")
+        path.replace(aside)
+        log.warning("%s; kept as %s, and the study is finished again from its rows", exc, aside)
+        return None
     differing = config.differences(summary.get("config") or {})
     if differing:
         raise StudyError(
             f"{config.study_dir} holds a finished study run with other settings "
-            f"({', '.join(differing)}): pass --fresh to run it again, or choose another --out "
-            "or --study"
+            f"({', '.join(differing)}): move that folder away to run it again with these, or "
+            "choose another --out or --study"
         )
     return summary
 
@@ -47,9 +55,10 @@ def finished_summary(config: StudyConfig) -> dict[str, Any] | None:
 def read_settings(path: Path) -> dict[str, Any]:
     """A study's JSON file (``study.json``, ``summary.json``) as a dict; a corrupt one is an
     error naming it."""
-    data = read_json(path, "pass --fresh to start the study over")
+    remedy = start_over(path.parent)
+    data = read_json(path, remedy)
     if not isinstance(data.get("config", {}), dict):
-        raise StudyError(f"{path}: its config is not a table: pass --fresh to start the study over")
+        raise StudyError(f"{path}: its config is not a table: {remedy}")
     return data
 
 
@@ -128,8 +137,8 @@ def start_or_resume(
     if differing:
         raise StudyError(
             f"study {config.study!r} in {study_dir} was started with other settings "
-            f"({', '.join(differing)}): run it with the same ones to resume it, pass --fresh to "
-            "start it over, or --study NAME for a new one"
+            f"({', '.join(differing)}): run it with the same ones to resume it, "
+            f"{start_over(study_dir)}, or give --study NAME for a new one"
         )
     if not repair_table(table, columns):
         return EarlierRun(pd.DataFrame())
@@ -138,7 +147,7 @@ def start_or_resume(
     if (not shared and numbers != list(range(len(trials)))) or len(set(numbers)) != len(numbers):
         raise StudyError(
             f"{table}: trial numbers are not 0..{len(trials) - 1} in order (rows from elsewhere?): "
-            "pass --fresh to start the study over"
+            f"{start_over(study_dir)}"
         )
     cum_epochs = trials["cum_epochs"].astype(int).tolist()
     idle = 0

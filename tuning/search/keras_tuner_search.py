@@ -12,7 +12,7 @@ import keras_tuner as kt
 
 from tuning.core.atomic import read_json, write_atomically
 from tuning.core.budget import BudgetMeter
-from tuning.core.errors import ResumeError
+from tuning.core.errors import ResumeError, start_over
 from tuning.core.evaluator import WarmStart
 from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
 from tuning.search.base import Budget, SearchBackend, SearchTask
@@ -63,7 +63,7 @@ class _Evaluated:
         super().__init__(**kwargs)
         self._rows_file = Path(self.project_dir) / ROWS_FILE
         self._rows: dict[str, int] = (
-            read_json(self._rows_file, "pass --fresh to start the study over")
+            read_json(self._rows_file, start_over(self.task.workdir))
             if self._rows_file.exists()
             else {}
         )

@@ -19,7 +19,7 @@ from typing import Any
 import keras
 
 from tuning.core.budget import BudgetMeter
-from tuning.core.errors import ResumeError, StudyError, first_line
+from tuning.core.errors import ResumeError, StudyError, first_line, start_over
 from tuning.core.evaluator import Evaluator, Report, WarmStart, score_history
 from tuning.core.ledger import ResumeLedger, TrialResult, same_params
 from tuning.core.recorder import TrialRecorder
@@ -198,7 +198,7 @@ class Objective(Evaluator):
         if must_exist and not path.exists():
             raise ResumeError(
                 f"cannot continue trial {trial}: its weights are not in {self.checkpoints} (a "
-                "study of an earlier version?): pass --fresh to start the study over"
+                f"study of an earlier version?): {start_over(self.checkpoints.parent)}"
             )
         return path
 
