@@ -22,8 +22,8 @@ share of the Walsh averages* of the blocks' score differences. That is a stateme
 typical block-to-block difference, not about the mean shift: when the per-block noise of the
 differences exceeds the ROPE, as in every suite measured here (SD 0.6-1.7 against 0.1), even
 identical backends put little mass within the ROPE, and one of the outer regions wins by chance.
-Measured (`benchmarks/calibration.py`, 6 identical backends x 60 blocks): some pair is called
-"ahead" in most suites, and no pair is ever "within the ROPE". So the verdicts are named for what
+Measured (`benchmarks/calibration.py`, 6 identical backends x 60 blocks, 200 suites): some pair
+is called "ahead" in 61% of suites, and no pair "within the ROPE" in any. So the verdicts are named for what
 they say: ``x ahead`` (the region "x ahead by more than the ROPE" holds the most mass, with
 posterior probability >= 0.95) and ``within the ROPE``; they are descriptions of the blocks,
 not tests of "better", and carry no error control. Claims that one backend is better rest on

@@ -21,6 +21,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 
 from tuning.core.atomic import write_atomically  # noqa: E402
+from tuning.core.files import refuse_link  # noqa: E402
 
 X_LABELS = {"cum_epochs": "epochs spent (cumulative)", "cum_seconds": "seconds spent (wall)"}
 GRID_POINTS = 300
@@ -79,7 +80,7 @@ def save_figure(fig, path: Path) -> Path:
     """Write ``fig`` as an image at ``path`` (atomically) and close it."""
     if fig.get_layout_engine() is None:  # a constrained layout (shared colour bar) is kept
         fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    refuse_link(path.parent).mkdir(parents=True, exist_ok=True)
     image = io.BytesIO()
     fig.savefig(image, format=path.suffix.lstrip(".") or "png", dpi=110)
     plt.close(fig)

@@ -190,7 +190,8 @@ def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
             "--race and --fresh exclude each other: a race resumes from its finished studies; "
             "give another --out to race again from scratch"
         )
-    writable_folder(Path(base.out), f"--out {base.out}")  # after every check: nothing written
+    # after every check: nothing written; the --out a user names may be a link
+    writable_folder(Path(base.out), f"--out {base.out}", link_allowed=True)
     if args.race:
         return _race(args, tasks, backends, stop)
     with make_display(sys.stderr) as display:

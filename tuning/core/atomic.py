@@ -13,10 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tuning.core.files import open_for_append, refuse_link
+
 
 def write_atomically(path: str | Path, data: str | bytes) -> Path:
-    """Replace ``path`` with ``data`` (text is written as UTF-8) in one step; returns the path."""
-    path = Path(path)
+    """Replace ``path`` with ``data`` (text is written as UTF-8) in one step; returns the path.
+    A link at ``path`` is refused (`tuning.core.files.LinkRefused`), never written through."""
+    path = refuse_link(Path(path))
     payload = data.encode("utf-8") if isinstance(data, str) else data
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -34,11 +37,11 @@ def write_atomically(path: str | Path, data: str | bytes) -> Path:
 
 
 def append_locked(path: Path, render: Callable[[bool], str]) -> None:
-    """Append ``render(empty)`` to ``path`` in one ``write`` under an exclusive ``flock`` of the
-    file, then fsync. ``empty`` says whether the file is new (write its header then): decided
+    """Append ``render(empty)`` to ``path`` (never through a link) in one ``write`` under an
+    exclusive ``flock`` of the file, then fsync. ``empty`` says whether the file is new (write its header then): decided
     under the lock, so that of several processes appending to one new file only the first
     writes it. What is appended is on disk whole or not at all, and appends never interleave."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = open_for_append(path)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         os.write(fd, render(os.fstat(fd).st_size == 0).encode("utf-8"))

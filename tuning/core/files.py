@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +34,62 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
         raise StudyError(f"{what} {path} is not valid TOML: {exc}") from None
 
 
-def writable_folder(path: Path, field: str) -> Path:
+class LinkRefused(StudyError):
+    """A file or folder the harness would write to is a symbolic link."""
+
+
+def refuse_link(path: Path) -> Path:
+    """``path``, refused in one line if it is a symbolic link: the harness never writes through
+    one (planted in a results folder, it would send the harness's writes outside ``--out``)."""
+    if Path(path).is_symlink():
+        raise LinkRefused(
+            f"{path} is a symbolic link: the harness never writes through one (it could point "
+            "outside --out); remove the link"
+        )
+    return Path(path)
+
+
+def open_for_append(path: Path, mode: int = 0o644) -> int:
+    """A descriptor of ``path`` opened to append (created if need be) without following a link:
+    a link there is refused (`LinkRefused`) instead of written through."""
+    try:
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            refuse_link(path)
+        raise
+
+
+class NoLinkFileHandler(logging.FileHandler):
+    """A log file opened to append without following a link (`open_for_append`)."""
+
+    def _open(self):  # noqa: ANN202 (logging's own signature)
+        return os.fdopen(open_for_append(Path(self.baseFilename)), "a", encoding=self.encoding)
+
+
+def replace_with(path: Path, write: Callable[[Path], Any]) -> Path:
+    """Replace ``path`` with what ``write(temporary)`` writes (a library's own save: a Keras
+    model), in one step: the library writes a new file beside it, which is renamed over
+    ``path``; a link at ``path`` is refused, never written through."""
+    refuse_link(path)
+    # the whole name kept last: libraries check it (Keras wants ".keras", ".weights.h5")
+    temporary = path.with_name(f".tmp{os.getpid()}.{path.name}")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def writable_folder(path: Path, field: str, *, link_allowed: bool = False) -> Path:
     """Create ``path`` if needed and check that this process can write there; ``field`` names the
-    option or key that gave it, for the message."""
+    option or key that gave it, for the message. A folder that is a link is refused unless
+    ``link_allowed`` (the ``--out`` a user names may be one; what the harness makes inside it
+    may not)."""
+    if not link_allowed:
+        refuse_link(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -21,7 +21,7 @@ import logging
 import os
 from typing import Any
 
-from tuning.core.files import LOG_FILE
+from tuning.core.files import LOG_FILE, NoLinkFileHandler, refuse_link
 from tuning.run.config import StudyConfig
 
 log = logging.getLogger(__name__)
@@ -44,9 +44,9 @@ def run_study_on_dask_worker(
         die_with_parent(parent)
 
     study_config = StudyConfig(**config).resolve()  # (resolved by the grid's parent: as is)
-    study_dir = study_config.study_dir
+    study_dir = refuse_link(study_config.study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(study_dir / LOG_FILE, encoding="utf-8")
+    handler = NoLinkFileHandler(study_dir / LOG_FILE, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)

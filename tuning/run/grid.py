@@ -25,7 +25,7 @@ from typing import Any
 
 from tuning.core.cluster import dask_executor
 from tuning.core.errors import StudyError
-from tuning.core.files import LOG_FILE
+from tuning.core.files import LOG_FILE, open_for_append, refuse_link
 from tuning.core.lock import StudyLocked
 from tuning.core.results import TRIALS_FILE
 from tuning.core.signals import StopSignals, die_with_parent
@@ -238,7 +238,7 @@ def run_study_in_worker(config: dict[str, Any], threads: int, fresh: bool) -> di
     goes to ``STUDY/study.log``. ``fresh`` deletes what an
     earlier run left, under the study's lock."""
     study_config = StudyConfig(**config).resolve()  # (resolved by the grid's parent: as is)
-    study_dir = study_config.study_dir
+    study_dir = refuse_link(study_config.study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
     _log_to(study_dir / LOG_FILE)
     use_keras_backend(study_config.keras_backend)
@@ -257,7 +257,7 @@ def run_study_in_worker(config: dict[str, Any], threads: int, fresh: bool) -> di
 
 def _log_to(path: Path) -> None:
     """Send this process's stderr (C++ start-up lines too) and its log records to ``path``."""
-    handle = path.open("a", encoding="utf-8")
+    handle = os.fdopen(open_for_append(path), "a", encoding="utf-8")
     os.dup2(handle.fileno(), 2)
     logging.basicConfig(
         level=logging.INFO,

@@ -15,7 +15,7 @@ import pandas as pd
 from tuning.core.atomic import write_json
 from tuning.core.budget import BudgetMeter
 from tuning.core.errors import StudyError
-from tuning.core.files import SUMMARY_FILE, writable_folder
+from tuning.core.files import SUMMARY_FILE, replace_with, writable_folder
 from tuning.core.ledger import ResumeLedger, TrialResult
 from tuning.core.lock import study_lock
 from tuning.core.results import TRIALS_FILE, StudyKey, TrialWriter, all_columns, read_trials
@@ -199,7 +199,7 @@ def save_model(model: keras.Model, path: Path) -> None:
     if pretend:
         lazy._available = False
     try:
-        model.save(path)
+        replace_with(path, model.save)  # whole or not at all, never through a link
     finally:
         if pretend:
             lazy._available = None

@@ -20,6 +20,7 @@ import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.trial import TrialState
 
+from tuning.core.files import refuse_link
 from tuning.core.ledger import ResumeLedger
 from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param
 from tuning.core.urls import SecretURLError, check_url, redact, without_password
@@ -284,12 +285,12 @@ class OptunaBackend(SearchBackend):
         if lookups and not self.shares_study:
             from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
-            path = str((workdir / JOURNAL_FILE).resolve())
+            path = str(refuse_link(workdir / JOURNAL_FILE).resolve())
             return optuna.storages.JournalStorage(
                 JournalFileBackend(path, lock_obj=JournalFileOpenLock(path))
             )
         if not self.shares_study:
-            return f"sqlite:///{(workdir / STORAGE_FILE).resolve()}"
+            return f"sqlite:///{refuse_link(workdir / STORAGE_FILE).resolve()}"
         for attempt in range(1, STORAGE_ATTEMPTS + 1):
             try:
                 with _heartbeats_quietly():

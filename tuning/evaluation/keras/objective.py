@@ -21,6 +21,7 @@ import keras
 from tuning.core.budget import BudgetMeter
 from tuning.core.errors import ResumeError, StudyError, first_line, start_over
 from tuning.core.evaluator import Evaluator, Report, WarmStart, score_history
+from tuning.core.files import refuse_link, replace_with
 from tuning.core.ledger import ResumeLedger, TrialResult, same_params
 from tuning.core.recorder import TrialRecorder
 from tuning.core.results import TrialWriter
@@ -281,8 +282,8 @@ class Objective(Evaluator):
             number=number,
         )
         if self.checkpoints is not None and status != "failed":
-            self.checkpoints.mkdir(exist_ok=True)
-            model.save_weights(self.checkpoint(result.trial))
+            refuse_link(self.checkpoints).mkdir(exist_ok=True)
+            replace_with(self.checkpoint(result.trial), model.save_weights)
         return result
 
     def fit(

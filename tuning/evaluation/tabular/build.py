@@ -98,7 +98,7 @@ def tabulate(
     if dataset is None:
         dataset = load_dataset(settings.dataset)
     dataset = dataset.head(settings.max_rows)
-    out = writable_folder(Path(out), f"--out {out}")
+    out = writable_folder(Path(out), f"--out {out}", link_allowed=True)
     with study_lock(out, what="table"):  # one build of a table at a time
         return _build(settings, out, dataset, factory, stop)
 
