@@ -573,3 +573,24 @@ def test_jobs_beyond_the_machine_are_capped_with_a_notice(monkeypatch) -> None:
     assert grid.capped_jobs(1) == (1, "")
     monkeypatch.setattr(grid, "WORKER_MEMORY", 2.0**60)  # no room for a second worker
     assert grid.capped_jobs(2)[0] == 1 and "GiB free memory" in grid.capped_jobs(2)[1]
+
+
+def test_two_tasks_that_would_share_a_study_folder_are_refused_naming_both(tmp_path, capsys):
+    # a study folder is named after the data file's path, each run of other characters as "_":
+    # "d/a/b_c.csv" and "d/a_b/c.csv" both make "..._d_a_b_c.csv_random_s0"
+    rows = "\n".join(f"{i},{i % 3},{i * 0.5}" for i in range(40))
+    files = [tmp_path / "d" / "a" / "b_c.csv", tmp_path / "d" / "a_b" / "c.csv"]
+    for file in files:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text("x1,x2,y\n" + rows + "\n")
+    suite = tmp_path / "suite.toml"
+    suite.write_text(
+        "[defaults]\nmax_epochs = 1\ntrials = 1\ntarget = 'y'\n"
+        f"[tasks.first]\ndataset = 'csv:{files[0]}'\n"
+        f"[tasks.second]\ndataset = 'csv:{files[1]}'\n"
+    )
+    out = tmp_path / "out"
+    argv = ["benchmark", "--suite", str(suite), "--seeds", "0", "--backends", "random"]
+    line = refused([*argv, "--out", str(out)], capsys)
+    assert str(files[0]) in line and str(files[1]) in line and "share the study folder" in line
+    assert not out.exists()  # refused before anything ran or was written

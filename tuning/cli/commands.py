@@ -185,6 +185,7 @@ def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
                     sample = load_dataset(task.dataset, target=task.target).head(64)
                     check_model(task, sample, space)
         configs += plan_grid(task, backends, args.seeds)
+    check_unique_folders(configs)
     if args.race and args.fresh:
         raise StudyError(
             "--race and --fresh exclude each other: a race resumes from its finished studies; "
@@ -216,6 +217,22 @@ def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
     for study in failed:
         print(f"failed: {study.config.study}: {study.error}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def check_unique_folders(configs: list) -> None:
+    """Refuse, before anything runs, two studies of different tasks that would share one folder
+    (two CSV files of one name in other folders: ``a/houses.csv`` and ``b/houses.csv``)."""
+    from tuning.core.errors import StudyError
+
+    seen: dict[Path, str] = {}
+    for config in configs:
+        task = seen.setdefault(config.study_dir, config.dataset)
+        if task != config.dataset:
+            raise StudyError(
+                f"tasks {task!r} and {config.dataset!r} would share the study folder "
+                f"{config.study_dir} (a study folder is named after its data file): give one file "
+                "another name, or run the two into different --out folders"
+            )
 
 
 def _race(args: argparse.Namespace, tasks: list, backends: list[str], stop: StopSignals) -> int:
