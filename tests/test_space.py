@@ -162,3 +162,19 @@ def test_sklearn_translation_reproduces_the_books_candidates():
     ]
     assert len(winners) == 1
     assert winners[0][PREFIX + "learning_rate"] == pytest.approx(0.00336, rel=1e-2)
+
+
+@pytest.mark.parametrize(
+    ("choices", "says"),
+    [
+        ([1, "a"], "choices mix integers and strings"),
+        ([1, 2.5], "choices mix floats and integers"),
+        ([True, 0], "choices mix booleans and integers"),
+        ([[1, 2], [3]], "choices must be strings, numbers or booleans"),  # before: unhashable
+        ([None, 1], "choices must be strings, numbers or booleans"),
+        ([{"a": 1}], "choices must be strings, numbers or booleans"),
+    ],
+)
+def test_a_categorical_every_library_can_hold_one_type_of_plain_values(choices, says):
+    with pytest.raises(SpaceError, match=f"^act: {says}"):
+        SearchSpace.from_dict({"act": {"type": "categorical", "choices": choices}})

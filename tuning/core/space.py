@@ -80,6 +80,10 @@ class FloatParam:
         return isinstance(value, float) and self.low <= value <= self.high
 
 
+# The kinds of a categorical's choices: one a parameter (Keras Tuner's Choice holds one type).
+_KIND_OF = {bool: "booleans", int: "integers", float: "floats", str: "strings"}
+
+
 @dataclass(frozen=True)
 class CategoricalParam:
     """One of a fixed list of choices (strings, ints, floats or bools)."""
@@ -92,6 +96,19 @@ class CategoricalParam:
         choices = tuple(self.choices)
         if not choices:
             raise SpaceError(f"{self.name}: choices must not be empty")
+        odd = [c for c in choices if not isinstance(c, str | int | float)]
+        if odd:  # (bool is an int)
+            raise SpaceError(
+                f"{self.name}: choices must be strings, numbers or booleans, which every library "
+                f"can hold, got {odd[0]!r}"
+            )
+        kinds = sorted({_KIND_OF.get(type(c), "floats") for c in choices})
+        if len(kinds) > 1:
+            raise SpaceError(
+                f"{self.name}: choices mix {' and '.join(kinds)} ({list(choices)}); Keras Tuner's "
+                "Choice takes one type, and the others differ in what they return: make them all "
+                "one kind (1.0 for a float, '1' for a string)"
+            )
         if len(set(choices)) != len(choices):
             raise SpaceError(f"{self.name}: choices must be distinct, got {list(choices)}")
         object.__setattr__(self, "choices", choices)
