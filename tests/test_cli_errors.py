@@ -594,3 +594,21 @@ def test_two_tasks_that_would_share_a_study_folder_are_refused_naming_both(tmp_p
     line = refused([*argv, "--out", str(out)], capsys)
     assert str(files[0]) in line and str(files[1]) in line and "share the study folder" in line
     assert not out.exists()  # refused before anything ran or was written
+
+
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [
+        ('["a", "b"]', "cannot be built (TypeError: n_neurons must be an integer, got 'a')"),
+        ("[[1, 2]]", "grid.n_neurons: choices must be strings, numbers or booleans"),
+        ('[2, "x"]', "grid.n_neurons: choices mix integers and strings"),
+    ],
+)
+def test_tabulate_refuses_grid_values_a_study_would_refuse_in_one_line(
+    tmp_path, capsys, values, says
+):
+    grid = tmp_path / "grid.toml"
+    grid.write_text(f"[grid]\nn_hidden = [0, 1]\nn_neurons = {values}\nlearning_rate = [0.01]\n")
+    argv = ["tabulate", "--dataset", "iris", "--grid", str(grid), "--seeds", "0"]
+    line = refused([*argv, "--max-epochs", "1", "--out", str(tmp_path / "t")], capsys)
+    assert says in line

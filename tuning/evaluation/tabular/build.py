@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from tuning.core.atomic import append_locked, read_json, write_json
-from tuning.core.errors import StudyError
+from tuning.core.errors import StudyError, first_line
 from tuning.core.files import read_toml, writable_folder
 from tuning.core.lock import study_lock
+from tuning.core.space import CategoricalParam, SpaceError
 from tuning.evaluation.keras.factory import check_arguments, load_factory
 from tuning.evaluation.tabular.table_file import (
     COLUMNS,
@@ -59,6 +60,10 @@ def read_grid(path: Path) -> dict[str, list[Any]]:
             raise StudyError(f"grid file {path}: grid.{name} must be a non-empty list of values")
         if len({json.dumps(v) for v in values}) != len(values):
             raise StudyError(f"grid file {path}: grid.{name} lists a value twice: {values}")
+        try:  # the rule of a study's categorical: one type of plain values
+            CategoricalParam(name, tuple(values))
+        except SpaceError as exc:
+            raise StudyError(f"grid file {path}: grid.{exc}") from None
     return {name: list(values) for name, values in grid.items()}
 
 
@@ -137,7 +142,13 @@ def _build(
     groups = 0
 
     def build(params: Mapping[str, Any], seed: int) -> Any:
-        return build_seeded(factory, params, dataset, protocol, seed)
+        try:
+            return build_seeded(factory, params, dataset, protocol, seed)
+        except Exception as exc:  # the grid's values do not fit the factory: one line
+            raise StudyError(
+                f"the grid's configuration {dict(params)} cannot be built ({first_line(exc)}): "
+                "fix the grid file"
+            ) from None
 
     for group in _groups(todo, build):
         if stop is not None:
