@@ -81,3 +81,34 @@ def test_figure_is_a_real_png(two_studies, tmp_path):
 
 def test_leaderboard_of_nothing_is_empty(tmp_path):
     assert leaderboard(tmp_path).empty
+
+
+def test_one_tasks_studies_run_under_other_settings_are_refused_naming_them(tmp_path):
+    import json as json_
+
+    from tuning.analysis.compare import compare
+
+    for name, rows in (("iris_random_s0", 100), ("iris_optuna_s0", 50)):
+        folder = tmp_path / name
+        folder.mkdir()
+        summary = {
+            "study": name,
+            "backend": name.split("_")[1],
+            "dataset": "iris",
+            "seed": 0,
+            "test_loss": 0.5,
+            "best_val_loss": 0.5,
+            "best_params": {},
+            "config": {"max_rows": rows, "max_epochs": 3},
+        }
+        (folder / "summary.json").write_text(json_.dumps(summary))
+        (folder / "trials.csv").write_text(
+            "study,backend,dataset,seed,trial,status,val_loss,epochs,fit_seconds,cum_epochs,"
+            f"cum_seconds\n{name},x,iris,0,0,complete,0.5,1,0.1,1,0.1\n"
+        )
+    with pytest.raises(
+        ValueError,
+        match=r"task 'iris' holds studies run under different "
+        r"settings \(max_rows: 50 in iris_optuna_s0, 100 in iris_random_s0\)",
+    ):
+        compare(tmp_path)

@@ -6,7 +6,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -234,6 +234,7 @@ def compare(out: Path, target: float | None = None, rope: float = ROPE) -> Compa
     out = Path(out)
     found, skipped = read_studies(out)
     check_one_kind(found)
+    check_one_setup(found)
     studies, per_study = write_leaderboard(out, found)
     trials = all_trials(found)
     board = by_backend(studies, trials, target)
@@ -277,6 +278,49 @@ def compare(out: Path, target: float | None = None, rope: float = ROPE) -> Compa
         out, studies, board, figures, summaries, suite, importance, tabular, skipped, costs
     )
     return Comparison(studies, board, {**files, **figures}, suite, skipped)
+
+
+# The settings that make one task's studies comparable: the data, the model and its space, the
+# training protocol and the budget. (The backend, its options, the seed and the folders differ by
+# design.)
+SETUP_FIELDS = (
+    "max_rows",
+    "target",
+    "task",
+    "model",
+    "model_options",
+    "space",
+    "max_epochs",
+    "batch_size",
+    "patience",
+    "trials",
+    "budget_epochs",
+    "budget_seconds",
+    "objective",
+    "keras_backend",
+    "trainer",
+)
+
+
+def check_one_setup(found: list[FoundStudy]) -> None:
+    """Refuse a folder in which one task's studies ran under different data, space, protocol or
+    budget settings, naming the setting and one study of each value: pooled, they would be
+    ranked as if alike, and the report would state the first one's setup for all."""
+    by_task: dict[str, dict[str, tuple[Any, Path]]] = {}
+    for study in found:
+        config = study.summary.get("config") or {}
+        seen = by_task.setdefault(study.summary.get("dataset", "?"), {})
+        for name in SETUP_FIELDS:
+            value = config.get(name)
+            if name not in seen:
+                seen[name] = (value, study.folder)
+            elif seen[name][0] != value:
+                first_value, first_folder = seen[name]
+                raise ValueError(
+                    f"task {study.summary.get('dataset')!r} holds studies run under different "
+                    f"settings ({name}: {first_value!r} in {first_folder.name}, {value!r} in "
+                    f"{study.folder.name}): compare each setup in a folder of its own"
+                )
 
 
 def check_one_kind(found: list[FoundStudy]) -> None:
