@@ -612,3 +612,23 @@ def test_tabulate_refuses_grid_values_a_study_would_refuse_in_one_line(
     argv = ["tabulate", "--dataset", "iris", "--grid", str(grid), "--seeds", "0"]
     line = refused([*argv, "--max-epochs", "1", "--out", str(tmp_path / "t")], capsys)
     assert says in line
+
+
+@pytest.mark.parametrize(
+    ("backend", "option", "value"),
+    [
+        ("optuna:random", "n_startup_trials", "3"),
+        ("hyperopt:anneal", "n_startup_jobs", "3"),
+        ("keras_tuner:random", "factor", "2"),
+        ("keras_tuner", "num_initial_points", "2"),
+    ],
+)
+def test_an_option_the_algorithm_would_ignore_is_refused(tmp_path, capsys, backend, option, value):
+    study = tmp_path / "study.toml"
+    study.write_text(
+        f"backend = '{backend}'\ndataset = 'iris'\ntrials = 1\nmax_epochs = 1\n"
+        f"[backend_options]\n{option} = {value}\n"
+    )
+    line = refused(["run", "--config", str(study), "--out", str(tmp_path / "out")], capsys)
+    assert f"would ignore option '{option}'" in line
+    assert not (tmp_path / "out").exists()

@@ -13,6 +13,7 @@ and checking a name import no library: the grid's parent process checks names wi
 
 from __future__ import annotations
 
+import inspect
 import re
 from importlib import metadata
 from importlib.metadata import EntryPoint, entry_points
@@ -108,12 +109,23 @@ def create_backend(name: str, **options: Any) -> SearchBackend:
     if not (isinstance(cls, type) and issubclass(cls, SearchBackend)):
         raise BackendError(f"entry point {name!r} does not name a SearchBackend subclass")
     algorithm = name.partition(":")[2]
-    if algorithm:
-        if algorithm not in cls.algorithms:
+    if algorithm and algorithm not in cls.algorithms:
+        raise BackendError(
+            f"entry point {name!r}: {cls.__name__} has no algorithm {algorithm!r}; "
+            f"it has {sorted(cls.algorithms)}"
+        )
+    uses = cls.options_by_algorithm.get(algorithm or cls.default_algorithm)
+    taken = set(inspect.signature(cls.__init__).parameters)
+    if uses is not None and set(options) <= taken:  # (an option it takes not: said below)
+        ignored = sorted(set(options) - uses - {"algorithm"})
+        if ignored:
             raise BackendError(
-                f"entry point {name!r}: {cls.__name__} has no algorithm {algorithm!r}; "
-                f"it has {sorted(cls.algorithms)}"
+                f"backend {name!r} would ignore option {ignored[0]!r}: "
+                f"{algorithm or cls.default_algorithm} uses "
+                f"{', '.join(sorted(uses)) or 'no option'}; remove it (an ignored option "
+                "would be recorded as if it applied)"
             )
+    if algorithm:
         options = {**options, "algorithm": algorithm}
     try:
         return cls(**options)

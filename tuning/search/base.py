@@ -80,6 +80,10 @@ class SearchBackend(ABC):
     # one algorithm leaves ``algorithms`` empty.
     algorithms: ClassVar[dict[str, str]] = {}
     default_algorithm: ClassVar[str] = ""
+    # The options each algorithm uses (algorithm -> option names); an option given for an
+    # algorithm that would ignore it is refused (`tuning.search.make_backend`). Empty: every
+    # option the constructor takes applies to every algorithm.
+    options_by_algorithm: ClassVar[dict[str, frozenset[str]]] = {}
     library: ClassVar[str] = ""
     algorithm: str = ""
 

@@ -62,6 +62,11 @@ class HyperoptBackend(SearchBackend):
     name = "hyperopt"
     library = "hyperopt"
     default_algorithm = "tpe"
+    options_by_algorithm = {
+        "tpe": frozenset({"n_startup_jobs"}),
+        "anneal": frozenset(),
+        "rand": frozenset(),
+    }
     algorithms = {
         "tpe": "Tree-structured Parzen Estimator (tpe.suggest)",
         "anneal": "simulated annealing around the best point so far (anneal.suggest)",

@@ -161,6 +161,11 @@ class KerasTunerBackend(SearchBackend):
     name = "keras_tuner"
     library = "keras-tuner"
     default_algorithm = "hyperband"
+    options_by_algorithm = {
+        "hyperband": frozenset({"factor", "hyperband_iterations"}),
+        "bayesian": frozenset({"num_initial_points"}),
+        "random": frozenset(),
+    }
     algorithms = {
         "hyperband": "Hyperband brackets, promoted trials resume from their weights (Hyperband)",
         "bayesian": "Gaussian-process Bayesian optimization (BayesianOptimization)",

@@ -69,6 +69,14 @@ class OptunaBackend(SearchBackend):
     name = "optuna"
     library = "optuna"
     default_algorithm = "tpe"
+    options_by_algorithm = {
+        **{
+            a: frozenset({"n_startup_trials", "storage"})
+            for a in ("tpe", "cmaes", "gp", "tpe+hyperband", "tpe+asha", "tpe+median")
+        },
+        "qmc": frozenset({"storage"}),
+        "random": frozenset({"storage"}),
+    }
     algorithms = {
         "tpe": "Tree-structured Parzen Estimator (TPESampler)",
         "cmaes": "CMA-ES evolution strategy (CmaEsSampler, the cmaes package)",

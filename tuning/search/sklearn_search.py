@@ -279,6 +279,10 @@ class SklearnBackend(SearchBackend):
     name = "sklearn"
     library = "scikit-learn"
     default_algorithm = "randomized"
+    options_by_algorithm = {
+        "randomized": frozenset({"cv", "scheduler"}),
+        "halving": frozenset({"cv", "scheduler"}),
+    }
     algorithms = {
         "randomized": "randomized search, cross-validated (RandomizedSearchCV; the book's)",
         "halving": "successive halving over the epochs, cross-validated (HalvingRandomSearchCV)",
