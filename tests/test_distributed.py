@@ -113,7 +113,9 @@ def postgres_url():
     as_postgres: list[str] = []
     if os.geteuid() == 0:  # the server refuses to run as root: as the package's own user
         shutil.chown(data, "postgres")
-        as_postgres = ["runuser", "-u", "postgres", "--"]
+        # (in /usr/sbin, which a minimal PATH may leave out)
+        runuser = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
+        as_postgres = [runuser or "runuser", "-u", "postgres", "--"]
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = str(probe.getsockname()[1])
