@@ -57,7 +57,11 @@ toml_scalars = st.one_of(
     texts,
     st.sampled_from(["iris", "california", "random", "optuna", "tabular:inputs", "csv:x.csv"]),
 )
-toml_values = st.one_of(toml_scalars, st.lists(toml_scalars, max_size=3))
+toml_values = st.one_of(
+    toml_scalars,
+    st.lists(toml_scalars, max_size=3),
+    st.lists(st.lists(toml_scalars, max_size=2), max_size=2),  # nested choices
+)
 STUDY_KEYS = [
     "backend",
     "dataset",
@@ -178,7 +182,8 @@ def command_lines(draw: st.DrawFn) -> list[str]:
         argv += ["--seeds", "0", "--jobs", "1"]
         argv += ["--backends", draw(st.sampled_from(["random", ",", "optuna,optuna:tpe", "x"]))]
         if draw(st.booleans()):
-            argv += ["--suite", draw(st.sampled_from(["inputs/suite.toml", "inputs", "nosuch"]))]
+            suites = ["inputs/suite.toml", "inputs", "nosuch", "inputs/colliding.toml"]
+            argv += ["--suite", draw(st.sampled_from(suites))]
     for option in draw(st.lists(st.sampled_from(OPTIONS), max_size=4)):
         if command == "benchmark" and option in ("--backend", "--study", "--cv", "--storage"):
             continue
@@ -193,8 +198,21 @@ def command_lines(draw: st.DrawFn) -> list[str]:
 
 
 _VALUES = {
-    "--config": ["inputs/study.toml", "inputs", "inputs/binary.toml"],
-    "--storage": ["notaurl", "postgresql://u:S3cret@127.0.0.1:9/db?password=S3cret", "sqlite://"],
+    "--config": [
+        "inputs/study.toml",
+        "inputs",
+        "inputs/binary.toml",
+        "inputs/factory_study.toml",  # a user's factory that raises on a later build
+    ],
+    "--storage": [
+        "notaurl",
+        "postgresql://u:S3cret@127.0.0.1:9/db?password=S3cret",
+        "sqlite://",
+        "postgresql+psycopg://u:S3/cret@127.0.0.1:9/db",  # reserved characters in the password
+        "postgresql://u:S3@cret@127.0.0.1:9/db",
+        "postgresql://u:S3?cret#x@127.0.0.1:9/db?sslpassword=S3%2Fcret",
+        "postgresql://u:S3cret@127.0.0.1:notaport/db",
+    ],
     "--objective": ["tabular:", "tabular:inputs", "tabular:inputs/study.toml", "other"],
     "--model": [
         "os:system",
@@ -250,6 +268,95 @@ def corrupt(folder: Path, draw: st.DrawFn) -> None:
         target.unlink()
 
 
+FACTORY = """
+from tuning import build_model
+
+BUILDS = {{"n": 0}}
+
+
+def build(**arguments):
+    BUILDS["n"] += 1
+    if BUILDS["n"] > {after}:
+        raise {error}
+    return build_model(**arguments)
+"""
+FACTORY_ERRORS = [
+    "RuntimeError('the factory broke\\nsecond line')",
+    "KeyError('width')",
+    "ZeroDivisionError('division by zero')",
+    "AssertionError()",
+    "MemoryError('no room')",
+    "Exception('plain')",
+]
+BOOK_SPACE = """
+[space.n_hidden]
+type = "int"
+low = 0
+high = 2
+[space.n_neurons]
+type = "int"
+low = 2
+high = 8
+[space.learning_rate]
+type = "float"
+low = 0.001
+high = 0.01
+log = true
+"""
+
+
+def write_inputs(inputs: Path, draw: st.DrawFn) -> None:
+    """The files every generated command line may name: a user's factory that raises an
+    arbitrary exception on a later build and a study file using it, and a suite whose two CSV
+    tasks would name one study folder."""
+    error = draw(st.sampled_from(FACTORY_ERRORS), label="factory raises")
+    after = draw(st.integers(0, 2), label="after builds")
+    (inputs / "factory.py").write_text(FACTORY.format(after=after, error=error))
+    (inputs / "factory_study.toml").write_text(
+        'backend = "random"\ndataset = "iris"\ntrials = 2\nmax_epochs = 1\nmax_rows = 40\n'
+        f'model = "{inputs / "factory.py"}:build"\n' + BOOK_SPACE
+    )
+    rows = "\n".join(f"{i},{i % 3},{i * 0.5}" for i in range(40))
+    for name in ("d/a/b_c.csv", "d/a_b/c.csv"):
+        (inputs / name).parent.mkdir(parents=True, exist_ok=True)
+        (inputs / name).write_text("x1,x2,y\n" + rows + "\n")
+    (inputs / "colliding.toml").write_text(
+        "[defaults]\ntarget = 'y'\n"
+        f"[tasks.one]\ndataset = 'csv:{inputs / 'd/a/b_c.csv'}'\n"
+        f"[tasks.two]\ndataset = 'csv:{inputs / 'd/a_b/c.csv'}'\n"
+    )
+
+
+LINK_PLACES = [
+    "california_random_s0/trials.csv",
+    "california_random_s0/study.lock",
+    "california_random_s0/summary.json",
+    "california_random_s0/study.log",
+    "iris_random_s0",
+    "iris_random_s0/study.lock",
+    "figures",
+    "report.md",
+    "leaderboard.csv",
+]
+
+
+def plant_link(out: Path, root: Path, draw: st.DrawFn) -> None:
+    """A symbolic link inside the results folder, where the harness may write, to a file or a
+    folder outside it: writing through it would change what the test watches outside --out."""
+    place = out / draw(st.sampled_from(LINK_PLACES), label="link at")
+    if place.is_symlink() or place.exists():
+        if place.is_dir() and not place.is_symlink():
+            shutil.rmtree(place)
+        else:
+            place.unlink()
+    place.parent.mkdir(parents=True, exist_ok=True)
+    if place.suffix:  # a file: the neighbour's
+        place.symlink_to(root / "neighbour.txt")
+    else:  # a folder: an empty one outside, which must stay empty
+        (root / "elsewhere").mkdir(exist_ok=True)
+        place.symlink_to(root / "elsewhere")
+
+
 def run_cli(argv: list[str]) -> tuple[int, str]:
     """``tuning ARGV`` in this process; its exit code and everything it printed."""
     out, err = io.StringIO(), io.StringIO()
@@ -262,8 +369,19 @@ def run_cli(argv: list[str]) -> tuple[int, str]:
 
 
 def fake_grid(configs, **_kwargs) -> GridResult:
-    """`run_grid` without worker processes: the grid's input checks are what is fuzzed."""
-    return GridResult([StudyState(c, state="skipped") for c in configs], 0.0)
+    """`run_grid` without worker processes: the grid's input checks, and its check of the
+    finished studies (each unusable one failed alone), are what is fuzzed."""
+    from tuning.run.resume import finished_summary
+
+    states = []
+    for config in configs:
+        try:
+            finished = finished_summary(config)
+        except ValueError as exc:
+            states.append(StudyState(config, state="failed", error=str(exc)))
+            continue
+        states.append(StudyState(config, state="skipped" if finished else "done"))
+    return GridResult(states, 0.0)
 
 
 @FUZZ
@@ -280,6 +398,7 @@ def test_the_cli_refuses_bad_input_in_one_line_and_touches_nothing_outside_out(
         (inputs / "suite.toml").write_bytes(data.draw(suite_files(), label="suite file"))
         (inputs / "grid.toml").write_bytes(data.draw(grid_files(), label="grid file"))
         (inputs / "binary.toml").write_bytes(b"\x00\xff\xfe binary")
+        write_inputs(inputs, data.draw)
         (root / "neighbour.txt").write_text("not the harness's")
         corrupted = False
         if data.draw(st.booleans(), label="results exist"):
@@ -287,6 +406,8 @@ def test_the_cli_refuses_bad_input_in_one_line_and_touches_nothing_outside_out(
             corrupted = data.draw(st.booleans(), label="corrupt them")
             if corrupted:
                 corrupt(root / "out", data.draw)
+        if data.draw(st.integers(0, 3), label="plant a link") == 0:
+            plant_link(root / "out", root, data.draw)
         argv = data.draw(command_lines(), label="argv")
         if corrupted and data.draw(st.booleans(), label="compare them"):
             argv = ["compare", "out"]
@@ -300,6 +421,8 @@ def test_the_cli_refuses_bad_input_in_one_line_and_touches_nothing_outside_out(
             os.chdir(cwd)
         event(f"{argv[0]} exit {code}")
         assert "Traceback" not in printed, printed
+        said = [line for line in printed.splitlines() if "error" in line or "failed" in line]
+        assert not any("--fresh" in line for line in said), printed  # it would empty a grid
         assert code in (0, 1, 2), (code, printed)
         if code == 1:  # the documented failure: a study ended without a model
             assert "no trial" in printed or "failed" in printed, printed
@@ -310,6 +433,7 @@ def test_the_cli_refuses_bad_input_in_one_line_and_touches_nothing_outside_out(
         assert snapshot(root, root / "out") == before, f"touched outside --out: {argv}"
         # --fresh starts one study over: no other finished study in --out may go
         assert len(list((root / "out").rglob("summary.json"))) >= finished_before - 1, argv
-        assert "S3cret" not in printed
+        for secret in ("S3cret", "S3/cret", "S3@cret", "cret@127", "S3?cret", "S3%2Fcret"):
+            assert secret not in printed, printed
     finally:
         shutil.rmtree(root, ignore_errors=True)
