@@ -113,3 +113,20 @@ def test_a_whole_study_refuses_a_planted_link_in_one_line(planted, tmp_path, cap
     assert len([line for line in err.splitlines() if line.startswith("error")]) == 1
     _untouched(target)
     assert list(elsewhere.iterdir()) == []
+
+
+def test_compare_leaves_out_a_study_whose_files_are_links(planted, tmp_path):
+    """Found by the fuzzer: a study whose trials.csv linked to another file broke compare."""
+    from tuning.analysis.compare import read_studies
+    from tuning.core.results import cut_torn_tail
+
+    target, results, plant = planted
+    study = results / "iris_random_s0"
+    study.mkdir()
+    (study / "summary.json").write_text("{}")
+    link = plant("iris_random_s0/trials.csv")
+    found, skipped = read_studies(results)
+    assert found == [] and "is a symbolic link: not read" in skipped[0].reason
+    with pytest.raises(LinkRefused):  # a resumed study's table is never cut through a link
+        cut_torn_tail(link)
+    _untouched(target)

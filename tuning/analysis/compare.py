@@ -75,6 +75,9 @@ def read_study(folder: Path) -> FoundStudy:
     """Read one finished study; a missing, corrupt or foreign file is a ``ValueError`` whose
     message names the file and what is wrong with it."""
     path = folder / SUMMARY_FILE
+    for own in (path, folder / TRIALS_FILE):
+        if own.is_symlink():  # the harness's own files are never links: this one could be anything
+            raise ValueError(f"{own} is a symbolic link: not read as the study's")
     summary = read_json(path, "not a study's summary")
     for key, kind in SUMMARY_KEYS.items():
         value = summary.get(key)

@@ -22,6 +22,7 @@ import pandas as pd
 
 from tuning.core.atomic import append_locked
 from tuning.core.errors import start_over
+from tuning.core.files import refuse_link
 
 log = logging.getLogger(__name__)
 TRIALS_FILE = "trials.csv"
@@ -218,7 +219,7 @@ def cut_torn_tail(path: Path) -> bytes:
     """Cut a last row torn by a kill off the table at ``path`` (under its file lock, so not while
     a row is being appended; with a warning), so that the next row starts on a line of its own;
     returns the whole rows. A missing file holds none."""
-    path = Path(path)
+    path = refuse_link(Path(path))  # truncating through a link would write outside --out
     if not path.exists():
         return b""
     with path.open("r+b") as handle:
