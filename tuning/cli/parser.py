@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the race's elimination after Friedman: a backend whose mean rank exceeds the "
         "best's by Nemenyi's critical difference (default), Holm across Conover's comparisons "
         "against the best, or none (irace's rule); their measured error rates: "
-        "docs/comparison.md#racing",
+        "docs/comparison.md, racing",
     )
     bench.add_argument(
         "--suite",
