@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 
 from tuning.analysis.aggregate import by_backend
-from tuning.analysis.report import seeds_for_holm
+from tuning.analysis.families import seeds_for_holm
 from tuning.cli import main
 from tuning.cli.parser import _seed_list
 from tuning.core.results import read_trials

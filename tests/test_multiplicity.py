@@ -81,7 +81,7 @@ def test_blocks_of_tasks_on_other_scales_are_scaled_per_task():
 
 
 def test_the_seeds_holm_needs():
-    from tuning.analysis.report import seeds_for_holm
+    from tuning.analysis.families import seeds_for_holm
 
     # 2 / 2^n < 0.05 / m: m = 1 needs 6 seeds (2/64 = 0.031), m = 30 needs 11 (2/2048 < 0.00167)
     assert seeds_for_holm(1) == 6 and seeds_for_holm(30) == 11 and seeds_for_holm(5) == 8

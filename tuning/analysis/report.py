@@ -15,6 +15,7 @@ import pandas as pd
 from tuning.analysis.aggregate import ALPHA, BASELINE
 from tuning.analysis.bayes_pairs import pairs_in_words
 from tuning.analysis.cost import cost_lines
+from tuning.analysis.families import families_section, seeds_for_holm
 from tuning.analysis.importance import importance_lines
 from tuning.analysis.signed_rank import smallest_p
 from tuning.analysis.suite_stats import SCORE_CAP, SuiteStatistics, verdict
@@ -230,12 +231,6 @@ def _in_words(board: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def seeds_for_holm(tests: int, alpha: float = ALPHA) -> int:
-    """The fewest paired seeds whose smallest exact two-sided p (2 / 2^n) is below Holm's first
-    threshold ``alpha / tests``."""
-    return math.floor(math.log2(2 * max(tests, 1) / alpha)) + 1
-
-
 def _best_overall(studies: pd.DataFrame, summaries: Mapping[str, dict], out: Path) -> str:
     lines = []
     for dataset, group in studies.groupby("dataset", sort=True):
@@ -308,35 +303,6 @@ def _skipped_section(skipped: Sequence[Any], out: Path) -> list[str]:
         )
         + "\n",
     ]
-
-
-def families_section(board: pd.DataFrame, suite: SuiteStatistics | None) -> list[str]:
-    """The report's families of tests and how each controls its errors."""
-    family = int(board["tests_in_family"].iloc[0]) if len(board) else 0
-    lines = [
-        "## Families of tests\n",
-        f"- **Each backend against random search, per task** (the leaderboards below): {family} "
-        "paired signed-rank tests, one family: Holm-adjusted together, and the words "
-        f'"better"/"worse" follow the adjusted p, so the chance of any false one among '
-        f"them is at most {ALPHA}. A study without a model is the worst result of its seed.",
-    ]
-    if suite is not None:
-        k = len(suite.board)
-        lines += [
-            f"- **Pairs across the suite** (the suite verdict): {k * (k - 1) // 2} pairs, decided "
-            f"by Nemenyi's critical difference after the Friedman test, which holds the "
-            f"family-wise error of all pairs at {ALPHA}.",
-            "- **Bayesian pairs**: descriptions of the blocks, not tests; no error control (see "
-            "their caveat).",
-            "- Each family is controlled on its own: the chance of some false verdict somewhere in "
-            "the report is larger than for any one of them.",
-        ]
-    lines.append(
-        "- **Intervals** (t-intervals of mean losses, bootstrap intervals of scores): 95% each, "
-        "not simultaneous. Error rates of every verdict, measured by simulation: "
-        "`benchmarks/calibration.py` and docs/comparison.md.\n"
-    )
-    return lines
 
 
 def describe_configuration(params: Mapping[str, Any] | None) -> str:
