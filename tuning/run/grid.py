@@ -84,8 +84,8 @@ def plan_grid(
     return [replace(base, backend=b, seed=s, study="") for b in backends for s in seeds]
 
 
-# A worker process holds Keras, JAX and a study's data: about this much memory at most, measured
-# by benchmarks/memory.py on the suites' tasks; the cap leaves room for the parent.
+# The memory a worker process is given room for: Keras, JAX and a study's data (the suites' tasks;
+# benchmarks/README.md has the measured figures), with room left for the parent.
 WORKER_MEMORY = 1.5 * 2**30
 
 
