@@ -109,6 +109,8 @@ def measured_noise(rng: np.random.Generator) -> tuple[float, float]:
 
 
 def _trials(studies: pd.DataFrame) -> pd.DataFrame:
+    """One trial per study (`tuning.analysis.aggregate.standing_trials`, written out here so that
+    the script also runs against versions before it)."""
     return pd.DataFrame(
         {
             "study": studies["study"],

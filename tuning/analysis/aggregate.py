@@ -83,6 +83,20 @@ def verdict(test: PairedTest, adjusted_p: float) -> str:
     return "not significant"
 
 
+def standing_trials(studies: pd.DataFrame) -> pd.DataFrame:
+    """One complete trial per study, standing for it where only its leaderboard row is known (a
+    results page's data, pooled studies): its best validation loss after all its epochs."""
+    return pd.DataFrame(
+        {
+            "study": studies["study"],
+            "trial": 0,
+            "status": "complete",
+            "val_loss": studies["best_val_loss"],
+            "cum_epochs": studies["epochs"],
+        }
+    )
+
+
 def default_target(studies: pd.DataFrame) -> float:
     """Random search's median final best validation loss (all backends' if random did not run)."""
     pool = studies[studies["backend"] == BASELINE]

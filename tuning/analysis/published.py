@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tuning.analysis.aggregate import by_backend
+from tuning.analysis.aggregate import by_backend, standing_trials
 from tuning.analysis.bayes_pairs import pairs_table
 from tuning.analysis.report import fmt, markdown_table
 from tuning.analysis.suite_stats import suite_statistics
@@ -90,16 +90,7 @@ def page_tables(rows: pd.DataFrame) -> dict[str, str]:
         }
         for r in board.itertuples(index=False)
     ]
-    trials = pd.DataFrame(
-        {
-            "study": studies["study"],
-            "trial": 0,
-            "status": "complete",
-            "val_loss": studies["best_val_loss"],
-            "cum_epochs": studies["epochs"],
-        }
-    )
-    per_task = by_backend(studies, trials)
+    per_task = by_backend(studies, standing_trials(studies))
     family = int(per_task["tests_in_family"].iloc[0])
     others = per_task[per_task["backend"] != "random"]
     verdicts = others.pivot(index="backend", columns="dataset", values="vs_random")

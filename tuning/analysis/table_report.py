@@ -250,7 +250,7 @@ def task_claims(studies: pd.DataFrame, summaries: Mapping[str, dict]) -> pd.Data
     the per-task board tests (`tuning.analysis.aggregate.by_backend`, Holm across the family).
     Search seeds that share a table seed repeat the same training noise: counted as separate
     blocks they would test a claim about the table as if it were about the task."""
-    from tuning.analysis.aggregate import by_backend
+    from tuning.analysis.aggregate import by_backend, standing_trials
 
     frame = studies.assign(
         table_seed=[int((summaries.get(s) or {}).get("table_seed", -1)) for s in studies["study"]],
@@ -272,16 +272,7 @@ def task_claims(studies: pd.DataFrame, summaries: Mapping[str, dict]) -> pd.Data
     pooled["study"] = (
         pooled["dataset"] + "_" + pooled["backend"] + "_t" + pooled["seed"].astype(str)
     )
-    trials = pd.DataFrame(
-        {
-            "study": pooled["study"],
-            "trial": 0,
-            "status": "complete",
-            "val_loss": pooled["best_val_loss"],
-            "cum_epochs": pooled["epochs"],
-        }
-    )
-    return by_backend(pooled, trials)
+    return by_backend(pooled, standing_trials(pooled))
 
 
 def task_claims_section(claims: pd.DataFrame) -> list[str]:

@@ -15,10 +15,15 @@ class ResumeError(StudyError):
     """The library's search, restarted, does not retrace the trials already in the table."""
 
 
+def message_line(exc: BaseException) -> str:
+    """The first line of an exception's message ("" when it has none)."""
+    return (str(exc).strip().splitlines() or [""])[0]
+
+
 def first_line(exc: BaseException) -> str:
     """An exception in one line: its type and the first line of its message (``KeyError:
     'width'``), for a failed row or a one-line error, never a traceback."""
-    message = (str(exc).strip().splitlines() or [""])[0]
+    message = message_line(exc)
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import parse_qsl, quote, quote_plus, unquote, unquote_plus
+from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 # Query parameters of a database URL that hold a credential (libpq's and the drivers' names).
 SECRET_PARAMETER = re.compile(r"pass|pwd|secret|token|key|credential|auth", re.IGNORECASE)
@@ -92,10 +92,7 @@ def url_secrets(url: str) -> list[str]:
     parsed = _driver_url(url)
     if parsed is not None and parsed.password:
         secrets.add(str(parsed.password))
-    for name, value in parse_qsl(query, keep_blank_values=True):
-        if value and SECRET_PARAMETER.search(name):
-            secrets.add(value)
-    for pair in query.split("&"):
+    for pair in query.split("&"):  # each value as written and decoded (as parse_qsl would)
         name, _, value = pair.partition("=")
         if value and SECRET_PARAMETER.search(unquote_plus(name)):
             secrets |= {value, unquote(value), unquote_plus(value)}

@@ -78,10 +78,11 @@ class HyperoptBackend(SearchBackend):
         self.n_startup_jobs = n_startup_jobs
 
     def settings(self, budget: Budget, max_epochs: int) -> dict[str, Any]:
+        arguments = self._arguments(budget, max_epochs)
         settings: dict[str, Any] = {"suggest": f"{self.algorithm}.suggest"}
         if self.algorithm == "tpe":
-            settings["n_startup_jobs"] = budget.random_start(self.n_startup_jobs, max_epochs)
-        return {**settings, "suggest_arguments": self._arguments(budget, max_epochs)}
+            settings["n_startup_jobs"] = arguments["n_startup_jobs"]
+        return {**settings, "suggest_arguments": arguments}
 
     def _arguments(self, budget: Budget, max_epochs: int) -> dict[str, Any]:
         """Every argument of the algorithm, set here rather than left to its defaults."""

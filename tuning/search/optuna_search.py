@@ -20,6 +20,7 @@ import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.trial import TrialState
 
+from tuning.core.errors import message_line
 from tuning.core.files import refuse_link
 from tuning.core.ledger import ResumeLedger
 from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param
@@ -314,7 +315,7 @@ class OptunaBackend(SearchBackend):
                 if racing and attempt < STORAGE_ATTEMPTS:
                     time.sleep(0.5 * attempt)
                     continue
-                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                reason = message_line(exc) or type(exc).__name__
                 raise BackendError(
                     f"--storage {without_password(self.storage)}: {redact(reason, self.storage)}"
                 ) from None

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuning.core.errors import StudyError
+from tuning.core.errors import StudyError, message_line
 from tuning.core.space import IntParam, SearchSpace
 from tuning.evaluation.data import DATA_ARGUMENTS
 
@@ -54,9 +54,8 @@ def load_factory(spec: str | None) -> Callable[..., Any]:
     except FactoryError:
         raise
     except Exception as exc:  # the user's module may raise anything while it is imported
-        reason = (str(exc).strip().splitlines() or [""])[0]
         raise FactoryError(
-            f"model {spec!r}: cannot import {where} ({type(exc).__name__}: {reason})"
+            f"model {spec!r}: cannot import {where} ({type(exc).__name__}: {message_line(exc)})"
         ) from None
     factory = getattr(module, name, None)
     if factory is None:
@@ -220,9 +219,9 @@ def check_builds(
     try:
         model = factory(**arguments)
     except Exception as exc:
-        reason = (str(exc).strip().splitlines() or [""])[0]
         raise FactoryError(
-            f"model {spec} failed to build {dict(arguments)}: {type(exc).__name__}: {reason}"
+            f"model {spec} failed to build {dict(arguments)}: {type(exc).__name__}: "
+            f"{message_line(exc)}"
         ) from None
     if not isinstance(model, keras.Model):
         raise FactoryError(f"model {spec} returned {type(model).__name__}, not a keras.Model")
