@@ -485,6 +485,33 @@ def test_a_stopped_grid_stops_its_workers_and_raises_the_stop(tmp_path: Path) ->
     assert "spawn_main" not in children
 
 
+class StopAfter:
+    """A `StopSignals` that receives SIGTERM at its ``looks``-th look."""
+
+    def __init__(self, looks: int) -> None:
+        self.looks, self.seen = looks, 0
+
+    def raise_if_stopped(self) -> None:
+        from tuning.core.signals import Terminated
+
+        self.seen += 1
+        if self.seen >= self.looks:
+            raise Terminated("terminated")
+
+
+@pytest.mark.parametrize("fresh", [False, True])  # while checking, or while submitting
+def test_a_signal_stops_a_large_grid_within_one_study_of_planning(tmp_path, fresh) -> None:
+    from tuning.core.signals import Terminated
+    from tuning.run.grid import plan_grid, run_grid
+
+    config = StudyConfig(backend="random", dataset="iris", trials=1, out=str(tmp_path))
+    stop = StopAfter(looks=3)
+    with pytest.raises(Terminated):
+        run_grid(plan_grid(config, ["random"], range(2000)), jobs=1, fresh=fresh, stop=stop)
+    assert stop.seen == 3  # not after the 2,000 checks or submissions
+    assert list(tmp_path.iterdir()) == []  # no study was started
+
+
 def test_a_study_file_cannot_claim_to_be_resolved(tmp_path, capsys) -> None:
     study = tmp_path / "study.toml"
     study.write_text('backend = "random"\nresolved = true\n')

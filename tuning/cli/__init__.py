@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as interrupt:
         print(
             f"{str(interrupt) or 'interrupted'}: every finished trial is saved; run the same "
-            "command again to resume (--fresh starts over)",
+            "command again to resume",
             file=sys.stderr,
         )
         return EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED

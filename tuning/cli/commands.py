@@ -167,6 +167,7 @@ def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
         check_scheduler(args.scheduler)
     configs = []
     for task in tasks:
+        stop.raise_if_stopped()  # a signal while planning stops it here, not after it
         if args.scheduler is not None:
             task.out = str(Path(task.out).resolve())  # the same path on every worker
         own = task.space or task.model_options or task.model  # (else no Keras import here)
@@ -185,6 +186,7 @@ def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
                     sample = load_dataset(task.dataset, target=task.target).head(64)
                     check_model(task, sample, space)
         configs += plan_grid(task, backends, args.seeds)
+    stop.raise_if_stopped()
     check_unique_folders(configs)
     if args.race and args.fresh:
         raise StudyError(

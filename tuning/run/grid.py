@@ -131,6 +131,8 @@ def run_grid(
     # every finished study is checked before any starts; one that cannot be used costs only
     # itself: it is named and failed, and the others go on
     for study in studies if not fresh else ():
+        if stop is not None:  # a signal stops the checks of a large grid at once
+            stop.raise_if_stopped()
         try:
             summary = finished_summary(study.config)
         except ValueError as exc:  # (`StudyError`, `CorruptFile`)
@@ -148,17 +150,19 @@ def run_grid(
     watched_parent = os.getpid() if scheduler and scheduler.startswith("local:") else None
     if todo:
         with _executor(scheduler, min(jobs, len(todo))) as pool:
-            futures: dict[Future, StudyState] = {
-                (
-                    pool.submit(run_study_in_worker, asdict(s.config), threads, fresh)
-                    if scheduler is None
-                    else pool.submit(
-                        run_study_on_dask_worker, asdict(s.config), fresh, watched_parent
-                    )
-                ): s
-                for s in todo
-            }
+            futures: dict[Future, StudyState] = {}
             try:
+                for study in todo:
+                    if stop is not None:  # (submitting a large grid takes seconds)
+                        stop.raise_if_stopped()
+                    submitted = (
+                        pool.submit(run_study_in_worker, asdict(study.config), threads, fresh)
+                        if scheduler is None
+                        else pool.submit(
+                            run_study_on_dask_worker, asdict(study.config), fresh, watched_parent
+                        )
+                    )
+                    futures[submitted] = study
                 _wait_all(futures, notify, started, studies, refresh_seconds, stop)
             except BaseException:  # cancel the studies not started yet
                 if isinstance(pool, ProcessPoolExecutor):
