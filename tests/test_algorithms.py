@@ -111,7 +111,9 @@ def test_each_algorithm_spends_its_epoch_budget_exactly_resumes_and_repeats_its_
     with pytest.raises(KeyboardInterrupt), interrupted_after_row(0):
         run_study(resumed_config, dataset=california_small)
     if name == "sklearn:halving":  # scikit-learn's successive halving keeps no state to resume
-        with pytest.raises(ResumeError, match="sklearn:halving cannot resume .* pass --fresh"):
+        with pytest.raises(
+            ResumeError, match="sklearn:halving cannot resume .* to start that study over"
+        ):
             run_study(resumed_config, dataset=california_small)
         return
     trained = []

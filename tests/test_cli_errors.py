@@ -659,3 +659,157 @@ def test_an_option_the_algorithm_would_ignore_is_refused(tmp_path, capsys, backe
     line = refused(["run", "--config", str(study), "--out", str(tmp_path / "out")], capsys)
     assert f"would ignore option '{option}'" in line
     assert not (tmp_path / "out").exists()
+
+
+# --- the user's code -----------------------------------------------------------------------
+
+RAISING_FACTORY = """
+from tuning import build_model
+
+BUILDS = {{"n": 0}}
+
+
+def build(n_hidden, n_neurons, learning_rate, **arguments):
+    BUILDS["n"] += 1
+    if BUILDS["n"] > {after}:
+        raise RuntimeError("the factory broke\\nits second line")
+    return build_model(n_hidden, n_neurons, learning_rate, **arguments)
+"""
+BOOK_SPACE = """
+[space.n_hidden]
+type = "int"
+low = 0
+high = 2
+[space.n_neurons]
+type = "int"
+low = 2
+high = 8
+[space.learning_rate]
+type = "float"
+low = 0.001
+high = 0.01
+log = true
+"""
+
+
+def raising_study(folder: Path, backend: str, after: int, trials: int = 2) -> Path:
+    """A study file whose factory (taking ``**arguments``, as users' often do) raises on every
+    build after its ``after``-th (the harness's check builds it once first)."""
+    (folder / "factory.py").write_text(RAISING_FACTORY.format(after=after))
+    study = folder / "study.toml"
+    study.write_text(
+        f'backend = "{backend}"\ndataset = "iris"\ntrials = {trials}\nmax_epochs = 1\n'
+        f'max_rows = 40\nmodel = "{folder / "factory.py"}:build"\n' + BOOK_SPACE
+    )
+    return study
+
+
+@pytest.mark.parametrize(
+    "backend",
+    ["random", "optuna", "hyperopt", "skopt", "sklearn", "sklearn:halving", "keras_tuner"],
+)
+def test_a_factory_raising_at_every_search_build_gives_failed_rows_and_exit_1(
+    tmp_path, capsys, backend
+) -> None:
+    from tuning.core.results import read_trials
+
+    study = raising_study(tmp_path, backend, after=1)
+    assert main(["run", "--config", str(study), "--out", str(tmp_path / "out")]) == 1
+    printed = capsys.readouterr()
+    err = printed.err + printed.out
+    assert "Traceback" not in err and "its second line" not in err
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .endswith("no trial completed: no model to retrain; see the status and error columns")
+    )
+    rows = read_trials(next((tmp_path / "out").iterdir()))
+    assert len(rows) >= 1 and set(rows["status"]) == {"failed"}
+    for error in rows["error"]:  # the factory's first line, whoever called it
+        assert error.endswith("RuntimeError: the factory broke"), error
+
+
+def test_a_factory_raising_when_the_winner_is_built_again_ends_the_study_in_one_line(
+    tmp_path, capsys
+) -> None:
+    from tuning.core.results import read_trials
+
+    study = raising_study(tmp_path, "random", after=3, trials=2)  # the check and 2 trials
+    assert main(["run", "--config", str(study), "--out", str(tmp_path / "out")]) == 1
+    printed = capsys.readouterr()
+    last = (printed.err + printed.out).strip().splitlines()[-1]
+    assert last.endswith(
+        "the winner (trial 1) failed to build again for its final training: RuntimeError: "
+        "the factory broke"
+    ) or last.endswith(
+        "the winner (trial 0) failed to build again for its final training: RuntimeError: "
+        "the factory broke"
+    )
+    folder = next((tmp_path / "out").iterdir())
+    summary = json.loads((folder / "summary.json").read_text())
+    assert "model_file" not in summary and summary["best_trial"] in (0, 1)
+    assert list(read_trials(folder)["status"]) == ["complete", "complete"]  # the trials kept
+
+
+def test_scikeras_extras_are_not_passed_to_a_factory_taking_keyword_arguments(tmp_path) -> None:
+    from tuning.core.results import read_trials
+
+    study = raising_study(tmp_path, "sklearn", after=100)  # never raises
+    assert main(["run", "--config", str(study), "--out", str(tmp_path / "out")]) == 0
+    rows = read_trials(next((tmp_path / "out").iterdir()))
+    assert list(rows["status"]) == ["complete", "complete"], list(rows["error"])
+
+
+def test_scikit_learns_all_fits_failed_message_becomes_the_first_line_of_the_cause() -> None:
+    from tuning.search.sklearn_search import every_fit_failed
+
+    message = (
+        "\nAll the 3 fits failed.\nIt is very likely that your model is misconfigured.\n\n"
+        "2 fits failed with the following error:\nTraceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\n    raise KeyError("a")\nKeyError: \'a\'\n\n'
+        "1 fits failed with the following error:\nTraceback (most recent call last):\n"
+        '  File "x.py", line 2, in g\n    raise RuntimeError("b\\nc")\nRuntimeError: b\nc\n'
+    )
+    assert every_fit_failed(ValueError(message)) == "every fold failed to fit: RuntimeError: b"
+    assert every_fit_failed(ValueError("All the 3 fits failed.")) == "every fold failed to fit"
+    assert every_fit_failed(ValueError("Cannot have number of splits n_splits=5")) is None
+
+
+@pytest.mark.parametrize("command", ["run", "benchmark"])
+def test_a_choice_that_cannot_build_is_refused_before_any_trial(tmp_path, capsys, command):
+    study = tmp_path / "study.toml"
+    study.write_text(  # "bogus" builds only where there is a hidden layer to use it
+        'dataset = "iris"\ntrials = 2\nmax_epochs = 1\nmax_rows = 40\n[space.n_hidden]\n'
+        'type = "int"\nlow = 0\nhigh = 1\n[space.activation]\ntype = "categorical"\n'
+        'choices = ["relu", "bogus"]\n'
+    )
+    grid = ["--seeds", "0", "--backends", "random"] if command == "benchmark" else ["--backend"]
+    grid += [] if command == "benchmark" else ["random"]
+    line = refused([command, "--config", str(study), *grid, "--out", str(tmp_path / "o")], capsys)
+    assert "'activation': 'bogus'" in line and "Could not interpret activation" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_study_file_without_a_backend_run_without_one_is_one_line(tmp_path, capsys) -> None:
+    study = tmp_path / "study.toml"
+    study.write_text('dataset = "iris"\n')
+    line = refused(["run", "--config", str(study), "--out", str(tmp_path / "o")], capsys)
+    assert line.endswith(
+        'names no backend: add backend = "NAME" to it, or give --backend NAME '
+        "(see `tuning backends`)"
+    )
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory&uri=true"]
+)
+def test_a_storage_in_memory_is_refused_it_cannot_be_shared(url, tmp_path, capsys) -> None:
+    from tuning.core.urls import in_memory
+
+    assert in_memory(url) and not in_memory("sqlite:///a.db") and not in_memory("postgresql://h/d")
+    out = tmp_path / "out"
+    line = refused(
+        ["run", "--backend", "optuna", *TINY, "--storage", url, "--out", str(out)], capsys
+    )
+    assert "is a database in memory, which no other process can share" in line
+    assert files_under(out) == []

@@ -6,6 +6,11 @@ documented outcome) or 2 (refused), never a traceback, with at most one ``error:
 touches no file outside ``--out``. The default run tries a fixed number of examples
 (derandomized: the same ones every time); ``make fuzz`` runs many more (``FUZZ_EXAMPLES``).
 Each failure it found is pinned as a named test in ``tests/test_cli_errors.py``.
+
+Each example is either a general one or focused on one class of hostile input (`CLASSES`);
+``FUZZ_CLASS=NAME`` focuses every example on that class, which is how each class is shown to be
+found on an older version of the code. A grid's studies are not run here (`NotRun`): its checks,
+its planning and its refusals are what is fuzzed.
 """
 
 from __future__ import annotations
@@ -16,7 +21,12 @@ import io
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -25,11 +35,24 @@ from hypothesis import strategies as st
 
 from tuning import cli
 from tuning.run.config import StudyConfig
-from tuning.run.grid import GridResult, StudyState
 
 pytestmark = pytest.mark.one_keras_backend  # the command line's handling, not Keras'
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))
+# The classes of hostile input an example may focus on (issue 32's): see `focused_example`.
+CLASSES = [
+    "links",  # a link inside the results folder, to a file or folder outside it
+    "secrets",  # a storage URL with reserved characters in its password or query
+    "factory",  # a user's factory raising an arbitrary exception at some build
+    "spaces",  # categorical choices of mixed types, nested or unhashable
+    "collisions",  # two tasks of one suite that name one study folder
+    "grid",  # a finished grid with one corrupted file, run again (or raced)
+    "mixtures",  # one task's studies run under different settings, compared
+    "planning",  # SIGTERM while a grid of up to 10**8 seeds is planned
+]
+FOCUS = os.environ.get("FUZZ_CLASS")
+if FOCUS is not None and FOCUS not in CLASSES:
+    raise ValueError(f"FUZZ_CLASS={FOCUS!r}: choose from {CLASSES}")
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -177,7 +200,8 @@ def command_lines(draw: st.DrawFn) -> list[str]:
         return [*argv, "--out", draw(st.sampled_from(["out", "out/table", "inputs/study.toml"]))]
     argv = [command, *TINY]
     if command == "run":
-        argv += ["--backend", draw(st.sampled_from(["random", "optuna", "sklearn", "nosuch"]))]
+        backend = draw(st.sampled_from(["random", "optuna", "sklearn", "nosuch", None]))
+        argv += ["--backend", backend] if backend else []  # None: the study file's, if any
     else:
         argv += ["--seeds", "0", "--jobs", "1"]
         argv += ["--backends", draw(st.sampled_from(["random", ",", "optuna,optuna:tpe", "x"]))]
@@ -226,14 +250,23 @@ _VALUES = {
 
 @pytest.fixture(scope="module")
 def finished_studies(tmp_path_factory: pytest.TempPathFactory, california_small) -> Path:
-    """Two finished tiny studies, copied (then corrupted) into each example's results folder."""
+    """Two finished tiny studies, copied (then corrupted) into each example's results folder,
+    and in ``OUT-mixed`` a third of the same task run under another epoch limit."""
+    from tuning.run.study import run_study
+
     out = tmp_path_factory.mktemp("fuzz-studies")
     for backend in ("random", "optuna"):
         config = StudyConfig(backend=backend, trials=2, max_epochs=2, out=str(out))
-        from tuning.run.study import run_study
-
         run_study(config, dataset=california_small)
+    mixed = out.with_name(out.name + "-mixed")
+    other = StudyConfig(backend="random", seed=1, trials=2, max_epochs=3, out=str(mixed))
+    run_study(other, dataset=california_small)
     return out
+
+
+# the fixture's grid, as `benchmark` names it: its finished studies are found and checked
+FIXTURE_GRID = ["--dataset", "california", "--trials", "2", "--max-epochs", "2", "--seeds", "0"]
+FIXTURE_GRID += ["--backends", "random,optuna", "--jobs", "1"]
 
 
 def snapshot(root: Path, but: Path) -> dict[str, str]:
@@ -310,7 +343,7 @@ def write_inputs(inputs: Path, draw: st.DrawFn) -> None:
     arbitrary exception on a later build and a study file using it, and a suite whose two CSV
     tasks would name one study folder."""
     error = draw(st.sampled_from(FACTORY_ERRORS), label="factory raises")
-    after = draw(st.integers(0, 2), label="after builds")
+    after = draw(st.integers(0, 5), label="after builds")  # the check builds twice
     (inputs / "factory.py").write_text(FACTORY.format(after=after, error=error))
     (inputs / "factory_study.toml").write_text(
         'backend = "random"\ndataset = "iris"\ntrials = 2\nmax_epochs = 1\nmax_rows = 40\n'
@@ -360,28 +393,131 @@ def plant_link(out: Path, root: Path, draw: st.DrawFn) -> None:
 def run_cli(argv: list[str]) -> tuple[int, str]:
     """``tuning ARGV`` in this process; its exit code and everything it printed."""
     out, err = io.StringIO(), io.StringIO()
+    # a thread's uncaught exception printed as Python prints it (pytest would only warn)
+    hook, threading.excepthook = threading.excepthook, threading.__excepthook__
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = cli.main(argv)
         except SystemExit as exit_:  # argparse's own refusal
             code = exit_.code if isinstance(exit_.code, int) else 2
+        finally:
+            threading.excepthook = hook
     return code, err.getvalue() + out.getvalue()
 
 
-def fake_grid(configs, **_kwargs) -> GridResult:
-    """`run_grid` without worker processes: the grid's input checks, and its check of the
-    finished studies (each unusable one failed alone), are what is fuzzed."""
-    from tuning.run.resume import finished_summary
+class NotRun:
+    """The grid's worker pool, in this process, running nothing: each study it is handed ends
+    as failed (the documented exit 1). The grid's own checks all run, on any version of the
+    code; two studies handed to it with one folder fail the test."""
 
-    states = []
-    for config in configs:
-        try:
-            finished = finished_summary(config)
-        except ValueError as exc:
-            states.append(StudyState(config, state="failed", error=str(exc)))
-            continue
-        states.append(StudyState(config, state="skipped" if finished else "done"))
-    return GridResult(states, 0.0)
+    def __init__(self) -> None:
+        self.folders: set[str] = set()
+
+    def submit(self, _function, config: dict, *_args) -> Future:
+        folder = str(Path(config["out"], config.get("study") or "?"))
+        assert folder not in self.folders, f"two studies of one grid share {folder}"
+        self.folders.add(folder)
+        future: Future = Future()
+        future.set_exception(RuntimeError("not run by the fuzzer"))
+        return future
+
+    def shutdown(self, *_args, **_kwargs) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def not_run(_scheduler, _workers):
+    yield NotRun()
+
+
+LIBRARIES = ["random", "optuna", "hyperopt", "skopt", "sklearn", "keras_tuner"]
+HOSTILE_CHOICES = ['[1, "a"]', "[1, 2.5]", "[[1, 2], [3]]", "[true, 1]", '["relu", 1]']
+HOSTILE_CHOICES += ["[{ a = 1 }]", "[1, [2]]", '["relu", ["tanh"]]']
+SEEDS_TO_PLAN = ["0-9999", "0-999999", "0-99999999"]
+
+
+def hostile_space_study(draw: st.DrawFn) -> str:
+    """A study file whose categorical choices no library can take as they are."""
+    name = draw(st.sampled_from(["n_neurons", "activation", "n_hidden"]), label="parameter")
+    choices = draw(st.sampled_from(HOSTILE_CHOICES), label="choices")
+    text = 'dataset = "iris"\ntrials = 2\nmax_epochs = 1\nmax_rows = 40\n'
+    if name != "n_hidden":
+        text += '[space.n_hidden]\ntype = "int"\nlow = 0\nhigh = 1\n'
+    return text + f'[space.{name}]\ntype = "categorical"\nchoices = {choices}\n'
+
+
+def focused_example(focus: str, root: Path, finished: Path, draw: st.DrawFn) -> list[str]:
+    """Set up ``root`` for an example of class ``focus`` (`CLASSES`) and return its command."""
+    out, inputs = root / "out", root / "inputs"
+    if focus in ("grid", "mixtures") or (focus == "links" and draw(st.booleans())):
+        shutil.copytree(finished, out)
+    if focus == "links":
+        plant_link(out, root, draw)
+        return draw(command_lines())
+    if focus == "secrets":
+        url = draw(st.sampled_from(_VALUES["--storage"][1:]), label="storage")
+        return ["run", *TINY, "--backend", "optuna", "--storage", url, "--out", "out"]
+    if focus == "factory":
+        backend = draw(st.sampled_from(LIBRARIES), label="backend")
+        return ["run", "--config", "inputs/factory_study.toml", "--backend", backend, *OUT]
+    if focus == "spaces":
+        (inputs / "space.toml").write_text(hostile_space_study(draw))
+        backend = draw(st.sampled_from(LIBRARIES), label="backend")
+        return ["run", "--config", "inputs/space.toml", "--backend", backend, *OUT]
+    if focus == "collisions":
+        suite = ["--suite", "inputs/colliding.toml", "--seeds", "0", "--jobs", "1"]
+        return ["benchmark", *TINY, *suite, "--backends", "random", *OUT]
+    if focus == "grid":
+        corrupt(out, draw)
+        race = (
+            ["--race", "--seeds", "0,1", "--race-first", "2"]
+            if draw(st.booleans(), label="race")
+            else []
+        )
+        return ["benchmark", *FIXTURE_GRID, *race, *OUT]
+    if focus == "mixtures":
+        for study in finished.with_name(finished.name + "-mixed").iterdir():
+            shutil.copytree(study, out / study.name)
+        return ["compare", "out"]
+    assert focus == "planning"
+    from tuning.search import available_backends
+
+    algorithms = ",".join(name for name in available_backends() if ":" in name)
+    seeds = draw(st.sampled_from(SEEDS_TO_PLAN), label="seeds")
+    return ["benchmark", *TINY, "--jobs", "1", "--seeds", seeds, "--backends", algorithms, *OUT]
+
+
+OUT = ["--out", "out"]
+
+
+@contextlib.contextmanager
+def sigterm_while_listening(delay: float | None) -> Iterator[dict[str, float]]:
+    """SIGTERM to this process ``delay`` seconds after the CLI starts listening for it (its
+    handler replaces this one's); yields when it was sent. A signal after the CLI stopped
+    listening reaches this one's handler, which ignores it."""
+    sent: dict[str, float] = {}
+    if delay is None:
+        yield sent
+        return
+    done = threading.Event()
+    ours = signal.signal(signal.SIGTERM, lambda *_: None)
+    mine = signal.getsignal(signal.SIGTERM)
+
+    def send() -> None:
+        while not done.is_set() and signal.getsignal(signal.SIGTERM) is mine:
+            time.sleep(0.002)
+        if not done.wait(delay):
+            sent["at"] = time.monotonic()
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    try:
+        yield sent
+    finally:
+        done.set()
+        sender.join()
+        signal.signal(signal.SIGTERM, ours)
 
 
 @FUZZ
@@ -389,7 +525,9 @@ def fake_grid(configs, **_kwargs) -> GridResult:
 def test_the_cli_refuses_bad_input_in_one_line_and_touches_nothing_outside_out(
     data: st.DataObject, finished_studies: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("tuning.run.grid.run_grid", fake_grid)
+    monkeypatch.setattr("tuning.run.grid._executor", not_run)
+    focus = FOCUS or data.draw(st.sampled_from(["general", "general", *CLASSES]), label="class")
+    event(f"class {focus}")
     root = Path(tempfile.mkdtemp(prefix="fuzz-"))
     try:
         inputs = root / "inputs"
@@ -401,31 +539,46 @@ def test_the_cli_refuses_bad_input_in_one_line_and_touches_nothing_outside_out(
         write_inputs(inputs, data.draw)
         (root / "neighbour.txt").write_text("not the harness's")
         corrupted = False
-        if data.draw(st.booleans(), label="results exist"):
-            shutil.copytree(finished_studies, root / "out")
-            corrupted = data.draw(st.booleans(), label="corrupt them")
-            if corrupted:
-                corrupt(root / "out", data.draw)
-        if data.draw(st.integers(0, 3), label="plant a link") == 0:
-            plant_link(root / "out", root, data.draw)
-        argv = data.draw(command_lines(), label="argv")
-        if corrupted and data.draw(st.booleans(), label="compare them"):
-            argv = ["compare", "out"]
+        if focus != "general":
+            argv = focused_example(focus, root, finished_studies, data.draw)
+        else:
+            if data.draw(st.booleans(), label="results exist"):
+                shutil.copytree(finished_studies, root / "out")
+                corrupted = data.draw(st.booleans(), label="corrupt them")
+                if corrupted:
+                    corrupt(root / "out", data.draw)
+            if data.draw(st.integers(0, 3), label="plant a link") == 0:
+                plant_link(root / "out", root, data.draw)
+            argv = data.draw(command_lines(), label="argv")
+            if corrupted and data.draw(st.booleans(), label="compare them"):
+                argv = ["compare", "out"]
+        delay = None
+        if focus == "planning":
+            delay = data.draw(st.sampled_from([0.0, 0.2, 1.0]), label="SIGTERM after")
         finished_before = len(list((root / "out").rglob("summary.json")))
         before = snapshot(root, root / "out")
         cwd = Path.cwd()
         os.chdir(root)
         try:
-            code, printed = run_cli(argv)
+            with sigterm_while_listening(delay) as sent:
+                code, printed = run_cli(argv)
+                ended = time.monotonic()
         finally:
             os.chdir(cwd)
         event(f"{argv[0]} exit {code}")
         assert "Traceback" not in printed, printed
-        said = [line for line in printed.splitlines() if "error" in line or "failed" in line]
-        assert not any("--fresh" in line for line in said), printed  # it would empty a grid
-        assert code in (0, 1, 2), (code, printed)
+        if argv[0] in ("benchmark", "tabulate"):  # --fresh would empty a grid or a table
+            advice = [line for line in printed.splitlines() if "--fresh" in line]
+            assert all("[--fresh]" in line for line in advice), printed  # (argparse's usage)
+        assert code in (0, 1, 2, 143), (code, printed)
         if code == 1:  # the documented failure: a study ended without a model
             assert "no trial" in printed or "failed" in printed, printed
+        if code == 143:  # SIGTERM: only when one was sent
+            assert "at" in sent, printed
+        if "at" in sent:  # planning a grid stops at once
+            assert ended - sent["at"] < 5, f"{ended - sent['at']:.1f} s after SIGTERM: {argv}"
+        if focus == "mixtures":  # one task's studies under two epoch limits are not pooled
+            assert code == 2 and "max_epochs" in printed, printed
         errors = [line for line in printed.splitlines() if line.startswith("error")]
         assert len(errors) <= 1, printed
         if code == 2 and argv[0] != "compare":

@@ -178,3 +178,26 @@ def test_sklearn_translation_reproduces_the_books_candidates():
 def test_a_categorical_every_library_can_hold_one_type_of_plain_values(choices, says):
     with pytest.raises(SpaceError, match=f"^act: {says}"):
         SearchSpace.from_dict({"act": {"type": "categorical", "choices": choices}})
+
+
+def test_each_choice_holds_every_choice_at_both_ends_of_the_numbers():
+    space = SearchSpace.from_dict(
+        {
+            "n_hidden": {"type": "int", "low": 0, "high": 2},
+            "act": {"type": "categorical", "choices": ["relu", "tanh"]},
+            "opt": {"type": "categorical", "choices": ["sgd", "adam", "rmsprop"]},
+        }
+    )
+    built = space.each_choice()
+    assert built == [
+        {"n_hidden": 0, "act": "relu", "opt": "sgd"},
+        {"n_hidden": 0, "act": "tanh", "opt": "sgd"},
+        {"n_hidden": 0, "act": "relu", "opt": "adam"},
+        {"n_hidden": 0, "act": "relu", "opt": "rmsprop"},
+        {"n_hidden": 2, "act": "relu", "opt": "sgd"},
+        {"n_hidden": 2, "act": "tanh", "opt": "sgd"},
+        {"n_hidden": 2, "act": "relu", "opt": "adam"},
+        {"n_hidden": 2, "act": "relu", "opt": "rmsprop"},
+    ]
+    numbers_only = SearchSpace.from_dict({"n_hidden": {"type": "int", "low": 1, "high": 1}})
+    assert numbers_only.each_choice() == [{"n_hidden": 1}]  # one build, not two alike

@@ -178,13 +178,12 @@ def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
             load_table(task.table).check_space(task.search_space() if own else default_space())
         else:
             check_dataset(task.dataset, target=task.target, task=task.task)
-            if own:
-                space = task.search_space()  # checked once here, not once per worker
-                if task.model is not None:  # a user's factory: built once, before any study
-                    from tuning.run.study import check_model  # Keras: its backend is set above
+            if own:  # a user's factory, space or options: built before any study starts
+                from tuning.run.study import check_model  # Keras: its backend is set above
 
-                    sample = load_dataset(task.dataset, target=task.target).head(64)
-                    check_model(task, sample, space)
+                space = task.search_space()  # checked once here, not once per worker
+                sample = load_dataset(task.dataset, target=task.target).head(64)
+                check_model(task, sample, space)
         configs += plan_grid(task, backends, args.seeds)
     stop.raise_if_stopped()
     check_unique_folders(configs)

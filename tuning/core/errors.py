@@ -15,6 +15,11 @@ class ResumeError(StudyError):
     """The library's search, restarted, does not retrace the trials already in the table."""
 
 
+class FinalBuildError(Exception):
+    """The user's factory raised when the winner was built again for its final training: the
+    study ends without a model (its trials kept), not with the factory's traceback."""
+
+
 def message_line(exc: BaseException) -> str:
     """The first line of an exception's message ("" when it has none)."""
     return (str(exc).strip().splitlines() or [""])[0]

@@ -210,8 +210,8 @@ def _check_cells(frame: pd.DataFrame, path: Path) -> None:
     if bad.any():
         line = int(bad.to_numpy().argmax()) + 2  # 1-based, after the header
         raise ValueError(
-            f"{path}: line {line} is not a trial row (status or a number is wrong); remove it "
-            "or start the study over with --fresh"
+            f"{path}: line {line} is not a trial row (status or a number is wrong): remove "
+            f"that line, or {start_over(path.parent)}"
         )
 
 

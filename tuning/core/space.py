@@ -6,6 +6,7 @@ parameter kind) and hands the objective a ``dict`` of plain Python values (`Sear
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 from collections.abc import Iterator, Mapping
@@ -158,6 +159,27 @@ class SearchSpace:
         return {
             p.name: p.choices[0] if isinstance(p, CategoricalParam) else p.low for p in self.params
         }
+
+    def each_choice(self) -> list[dict[str, Any]]:
+        """Configurations that hold every choice of every categorical parameter, each with the
+        numeric parameters at their lowest and at their highest values (a choice may matter only
+        where another parameter makes room for it: an activation with at least one hidden
+        layer). The other categorical parameters keep their first choice."""
+        configurations = []
+        for end in ("low", "high"):
+            base = {
+                p.name: p.choices[0] if isinstance(p, CategoricalParam) else getattr(p, end)
+                for p in self.params
+            }
+            configurations.append(base)
+            configurations += [
+                {**base, p.name: choice}
+                for p in self.params
+                if isinstance(p, CategoricalParam)
+                for choice in p.choices[1:]
+            ]
+        unique = {json.dumps(c, sort_keys=True, default=repr): c for c in configurations}
+        return list(unique.values())
 
     def coerce(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Turn a library's sample (numpy scalars, floats for ints...) into plain Python values."""

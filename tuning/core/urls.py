@@ -83,6 +83,16 @@ def check_url(url: str) -> None:
         )
 
 
+def in_memory(url: str) -> bool:
+    """Whether ``url`` is an SQLite database in memory (``sqlite://``, ``:memory:``,
+    ``mode=memory``): one connection's own, which no other process or thread can reach."""
+    parsed = _driver_url(url)
+    if parsed is None or not parsed.drivername.startswith("sqlite"):
+        return False
+    database = parsed.database or ""
+    return database in ("", ":memory:") or parsed.query.get("mode") == "memory"
+
+
 def url_secrets(url: str) -> list[str]:
     """The secrets a URL holds, decoded and as written: the password of its user-info and the
     value of each query parameter that names a credential (``password=``, ``sslpassword=``,

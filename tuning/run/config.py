@@ -258,6 +258,11 @@ class StudyConfig:
                 data[key] = {**data[key], **value}  # --cv adds to the file's [backend_options]
             elif value is not None:
                 data[key] = value
+        if "backend" not in data:
+            raise StudyError(
+                f'study file {path} names no backend: add backend = "NAME" to it, or give '
+                "--backend NAME (see `tuning backends`)"
+            )
         return cls(**data)
 
 

@@ -121,7 +121,7 @@ def start_or_resume(
         if table.exists():
             raise StudyError(
                 f"{study_dir} holds trials but no {CONFIG_FILE} (an older version's study?): "
-                "pass --fresh to start it over, or --study NAME for a new one"
+                f"{start_over(study_dir)}, or give --study NAME for a new one"
             )
         others = sorted(e.name for e in study_dir.iterdir() if e.name not in (LOCK_FILE, LOG_FILE))
         if others:  # a folder of the user's: a study there would make --fresh empty it later

@@ -14,7 +14,7 @@ import pandas as pd
 
 from tuning.core.atomic import write_json
 from tuning.core.budget import BudgetMeter
-from tuning.core.errors import StudyError
+from tuning.core.errors import FinalBuildError, StudyError
 from tuning.core.files import SUMMARY_FILE, replace_with, writable_folder
 from tuning.core.ledger import ResumeLedger, TrialResult
 from tuning.core.lock import study_lock
@@ -69,7 +69,7 @@ def run_study(
         if dataset is None:
             dataset = load_dataset(config.dataset, target=config.target, task=config.task)
         dataset = dataset.head(config.max_rows)
-        if config.model is not None:
+        if config.model is not None or config.space or config.model_options:  # the user's
             check_model(config, dataset, space)
     budget = config.budget()
     shared = backend.shares_study
@@ -166,17 +166,19 @@ def run_study(
 
 
 def check_model(config: StudyConfig, dataset: Dataset, space: SearchSpace) -> None:
-    """Build the study's model once (each parameter at its lowest value or first choice) and
-    refuse a factory that fails or does not return a compiled Keras model, in one line."""
+    """Build the study's model with each parameter at its lowest value, and once with each other
+    choice of each categorical parameter (`SearchSpace.each_choice`), and refuse a factory that
+    fails or does not return a compiled Keras model, in one line."""
     factory = config.factory()
     protocol = config.protocol()
     padding = study_padding(
         factory, space, len(dataset.X_train), protocol.max_epochs, dataset.n_inputs
     )
-    options = {**padding.arguments(space.lowest()), **config.model_options}
-    fixed = factory_arguments(factory, dataset, protocol, config.noise_seed, options)
-    check_builds(factory, config.model, {**space.lowest(), **fixed})
-    release_models()
+    for params in space.each_choice():
+        options = {**padding.arguments(params), **config.model_options}
+        fixed = factory_arguments(factory, dataset, protocol, config.noise_seed, options)
+        check_builds(factory, config.model, {**params, **fixed})
+        release_models()
 
 
 def save_model(model: keras.Model, path: Path) -> None:
@@ -248,15 +250,18 @@ def finalize(
     else:
         best = complete.loc[complete["val_loss"].idxmin()]
         params = space.coerce(json.loads(best["params"]))
-        final, model = evaluator.final_result(params)
+        summary.update(
+            best_trial=int(best["trial"]), best_params=params, best_val_loss=float(best["val_loss"])
+        )
+        try:
+            final, model = evaluator.final_result(params)
+        except FinalBuildError as exc:  # the user's factory: no model, the trials kept
+            summary["error"] = f"the winner (trial {summary['best_trial']}) {exc}"
+            log.error("study %s: %s", config.study, summary["error"])
+            final, model = {}, None
         if model is not None:
             save_model(model, study_dir / MODEL_FILE)
             final["model_file"] = MODEL_FILE
-        summary.update(
-            best_trial=int(best["trial"]),
-            best_params=params,
-            best_val_loss=float(best["val_loss"]),
-            **final,
-        )
+        summary.update(final)
     summary["wall_seconds"] = round(time.perf_counter() - started, 3)
     return summary

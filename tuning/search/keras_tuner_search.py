@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +82,8 @@ class _Evaluated:
             if parent not in self._rows:
                 raise ResumeError(
                     f"keras_tuner: trial {parent}, which this trial continues, has no row in "
-                    f"{self._rows_file} (a study of an earlier version?): pass --fresh"
+                    f"{self._rows_file} (a study of an earlier version?): "
+                    + start_over(self.task.workdir)
                 )
             warm_start = WarmStart(self._rows[parent], hp.values["tuner/initial_epoch"])
         result = self.task.evaluator.evaluate(params, epochs=epochs, warm_start=warm_start)
@@ -258,9 +261,24 @@ class KerasTunerBackend(SearchBackend):
         task.ledger.restored(len(oracle.end_order))
         # Hyperband sets each round's epochs itself; the other tuners pass this to every trial.
         try:
-            tuner.search(verbose=0, epochs=task.max_epochs)
+            with _failed_trials_quiet():
+                tuner.search(verbose=0, epochs=task.max_epochs)
         finally:
             _forget_oracle(oracle)
+
+
+@contextmanager
+def _failed_trials_quiet() -> Iterator[None]:
+    """Keras Tuner prints the traceback of every failed trial while its ``DEBUG`` switch is on
+    (its default); a failed trial here is a row with its error's first line, so the switch is
+    off during the search, and restored after it."""
+    from keras_tuner.src import config  # (the switch is not exported)
+
+    debug, config.DEBUG = config.DEBUG, False
+    try:
+        yield
+    finally:
+        config.DEBUG = debug
 
 
 def _forget_oracle(oracle: kt.Oracle) -> None:

@@ -24,7 +24,7 @@ from tuning.core.errors import message_line
 from tuning.core.files import refuse_link
 from tuning.core.ledger import ResumeLedger
 from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param
-from tuning.core.urls import SecretURLError, check_url, redact, without_password
+from tuning.core.urls import SecretURLError, check_url, in_memory, redact, without_password
 from tuning.search import BackendError
 from tuning.search.base import REDUCTION_FACTOR, Budget, SearchBackend, SearchTask, min_resource
 
@@ -216,6 +216,12 @@ class OptunaBackend(SearchBackend):
                 check_url(self.storage)
             except SecretURLError as exc:
                 raise BackendError(f"--storage {without_password(self.storage)}: {exc}") from None
+            if in_memory(self.storage):  # (Optuna's heartbeat thread would not find its tables)
+                raise BackendError(
+                    f"--storage {without_password(self.storage)} is a database in memory, which "
+                    "no other process can share: give a file (sqlite:///PATH) or a server's "
+                    "URL, or leave --storage out for a study of its own"
+                )
             self._storage(Path("."))
 
     def search(self, task: SearchTask) -> None:

@@ -7,6 +7,8 @@ the study's trainer (the book's code path); where it does not (a table), a plain
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import math
 import os
 import sys
@@ -46,6 +48,28 @@ with _tensorflow_hidden():
     from scikeras.wrappers import KerasClassifier, KerasRegressor
 
 PREFIX = "model__"  # scikeras routes these parameters to the model-building function
+
+
+# what scikeras hands a model-building function that takes ``**kwargs``, beyond its parameters
+SCIKERAS_EXTRAS = ("meta", "compile_kwargs", "params")
+
+
+def scikeras_factory(factory: Any, names: list[str]) -> functools.partial:
+    """The study's factory as scikeras calls it (a function or a partial, scikeras requires),
+    declaring only ``names`` (the space's parameters and the study's fixed arguments) and
+    whichever of `SCIKERAS_EXTRAS` the factory itself names: scikeras gives a factory that takes
+    ``**kwargs`` those extras too, which it then passes on to Keras, and fails (``unexpected
+    keyword argument 'meta'``)."""
+    try:
+        declared = set(inspect.signature(factory).parameters)
+    except (TypeError, ValueError):  # (a callable with no signature to read)
+        declared = set()
+    wanted = dict.fromkeys([*names, *(e for e in SCIKERAS_EXTRAS if e in declared)])
+    call = functools.partial(factory)
+    call.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY) for name in wanted]
+    )
+    return call
 
 
 class BudgetSpent(RuntimeError):

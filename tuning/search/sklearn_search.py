@@ -18,7 +18,7 @@ import socket
 import sys
 import warnings
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,7 +33,7 @@ from sklearn.model_selection import (
 )
 
 from tuning.core.budget import BudgetMeter
-from tuning.core.errors import ResumeError
+from tuning.core.errors import ResumeError, start_over
 from tuning.core.ledger import ResumeLedger
 from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param
 from tuning.search import BackendError
@@ -44,6 +44,7 @@ from tuning.search.sklearn_estimators import (
     TimedKerasClassifier,
     TimedKerasRegressor,
     _Shared,
+    scikeras_factory,
     score_fold,
 )
 
@@ -125,8 +126,25 @@ class _CandidateRecorder:
         self, evaluate_candidates: Any, candidates: list[dict[str, Any]]
     ) -> dict[str, Any]:
         """Cross-validate ``candidates`` (their folds in parallel where joblib runs them so)
-        through the search, then write their rows in order; returns the search's results."""
-        results = evaluate_candidates(candidates)
+        through the search, then write their rows in order; returns the search's results.
+        Candidates none of whose folds fit (scikit-learn raises then, whatever ``error_score``
+        says) are failed rows, and the search goes on: their results are ``{}``."""
+        try:
+            results = evaluate_candidates(candidates)
+        except ValueError as exc:
+            reason = every_fit_failed(exc)
+            if reason is None:
+                raise
+            for candidate in candidates if self.record is not None else ():
+                self.record(
+                    self.params_of(candidate),
+                    status="failed",
+                    val_loss=math.nan,
+                    epochs=0,
+                    fit_seconds=0.0,
+                    error=reason,
+                )
+            return {}
         if self.record is None:
             return results
         first = len(results["params"]) - len(candidates)
@@ -178,6 +196,19 @@ class _CandidateRecorder:
         )
 
 
+def every_fit_failed(exc: ValueError) -> str | None:
+    """The row's error for scikit-learn's "All the N fits failed" (its message holds each
+    fold's traceback, flattened): "every fold failed to fit: " and the first line of the last
+    fold's exception; None for any other error."""
+    lines = str(exc).strip().splitlines()
+    if not lines or not lines[0].startswith("All the ") or "fits failed" not in lines[0]:
+        return None
+    tracebacks = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent")]
+    after = lines[tracebacks[-1] + 1 :] if tracebacks else []
+    cause = next((line for line in after if line.strip() and not line[0].isspace()), "")
+    return f"every fold failed to fit: {cause}" if cause else "every fold failed to fit"
+
+
 class BudgetedRandomizedSearchCV(RandomizedSearchCV):
     """`RandomizedSearchCV` that stops drawing candidates once the study's budget is spent.
 
@@ -200,6 +231,7 @@ class BudgetedRandomizedSearchCV(RandomizedSearchCV):
             self.param_distributions, self.n_iter, random_state=self.random_state
         )
         batch: list[dict[str, Any]] = []
+        fitted = False
         for candidate in sampler:
             if recorder.finished_before(candidate):
                 continue
@@ -207,14 +239,18 @@ class BudgetedRandomizedSearchCV(RandomizedSearchCV):
                 break
             batch.append(dict(candidate))
             if len(batch) == self.candidates_at_once:
-                recorder.evaluate(evaluate_candidates, batch)
+                fitted |= bool(recorder.evaluate(evaluate_candidates, batch))
                 batch = []
         if batch and not recorder.meter.exhausted:
-            recorder.evaluate(evaluate_candidates, batch)
+            fitted |= bool(recorder.evaluate(evaluate_candidates, batch))
+        if not fitted:  # (scikit-learn's `fit` reads the first candidate's results next)
+            raise _SearchEnded
 
 
 class _SearchEnded(Exception):
-    """The study's budget is spent: successive halving stops between two candidates."""
+    """A search stops where scikit-learn would go on to rank its candidates: the study's budget
+    is spent (successive halving, between two candidates), or no candidate fitted (nothing to
+    rank)."""
 
 
 class BudgetedHalvingRandomSearchCV(HalvingRandomSearchCV):
@@ -246,6 +282,8 @@ class BudgetedHalvingRandomSearchCV(HalvingRandomSearchCV):
                         [candidate],
                     )
                 )
+            if not latest:  # no candidate has fitted yet: no round to rank
+                raise _SearchEnded
             return latest
 
         super()._run_search(one_at_a_time, callback_ctx=callback_ctx)
@@ -383,7 +421,11 @@ class SklearnBackend(SearchBackend):
             **search_options,
         )
         search.recorder = recorder
-        with self._folds_on_cluster(search, n_splits), _expected_warnings_quietly():
+        with (
+            self._folds_on_cluster(search, n_splits),
+            _expected_warnings_quietly(),
+            suppress(_SearchEnded),  # no candidate fitted: every row is written already
+        ):
             search.fit(X, y, **fit_data)
 
     @staticmethod
@@ -406,8 +448,9 @@ class SklearnBackend(SearchBackend):
         wrapper = TimedKerasClassifier if d.task == "classification" else TimedKerasRegressor
         fit_kwargs = training.protocol.fit_kwargs()
         stop = training.stop
+        names = [*(p.name for p in task.space), *training.arguments]
         estimator = wrapper(
-            model=training.factory,
+            model=scikeras_factory(training.factory, names),
             callbacks=[  # the protocol's own are the trainer's
                 BudgetCallback(task.meter),
                 # (a cluster's workers do not get the signal: the search stops between batches)
@@ -439,7 +482,7 @@ class SklearnBackend(SearchBackend):
             raise ResumeError(
                 f"sklearn:halving cannot resume study {task.workdir.name!r} "
                 "(scikit-learn's successive halving keeps no state between its rounds): "
-                "pass --fresh to start it over"
+                + start_over(task.workdir)
             )
         if self.scheduler is not None:
             raise BackendError("sklearn:halving runs its folds here: drop --scheduler")

@@ -19,7 +19,7 @@ from typing import Any
 import keras
 
 from tuning.core.budget import BudgetMeter
-from tuning.core.errors import ResumeError, StudyError, first_line, start_over
+from tuning.core.errors import FinalBuildError, ResumeError, StudyError, first_line, start_over
 from tuning.core.evaluator import Evaluator, Report, WarmStart, score_history
 from tuning.core.files import refuse_link, replace_with
 from tuning.core.ledger import ResumeLedger, TrialResult, same_params
@@ -146,6 +146,18 @@ class Objective(Evaluator):
             self.seed,
             {**padding, **self.model_options},
         )
+
+    def build_winner(self, params: Mapping[str, Any], padded: bool = True) -> keras.Model:
+        """`build` for the final training: whatever the user's factory raises (it built these
+        ``params`` once already) is a `FinalBuildError` naming it in one line."""
+        try:
+            return self.build(params, padded)
+        except StudyError:
+            raise
+        except Exception as exc:
+            raise FinalBuildError(
+                f"failed to build again for its final training: {first_line(exc)}"
+            ) from exc
 
     # -- training -----------------------------------------------------------------------------
     def evaluate(
@@ -324,11 +336,11 @@ class Objective(Evaluator):
         search-time speed-up. Where those values do not fit (a factory whose padding is not
         trailing), the plain model is retrained and tested instead."""
         d = self.dataset
-        model = self.build(params)
+        model = self.build_winner(params)
         history, fit_seconds = self.fit(model, metered=False)
         test = self.trainer.evaluate(model, d.X_test, d.y_test)
         if self.padding.arguments(params):
-            padded, model = model, self.build(params, padded=False)
+            padded, model = model, self.build_winner(params, padded=False)
             try:
                 copy_real_units(padded, model, d.X_train, d.y_train)
             except ExportError as exc:
