@@ -130,3 +130,26 @@ def test_compare_leaves_out_a_study_whose_files_are_links(planted, tmp_path):
     with pytest.raises(LinkRefused):  # a resumed study's table is never cut through a link
         cut_torn_tail(link)
     _untouched(target)
+
+
+def test_keras_tuners_own_project_files_are_checked_for_links(planted, tmp_path, capsys):
+    """Keras Tuner writes its project (oracle, trials) with plain ``open``: a link planted in it
+    is refused before the library is handed the folder."""
+    from conftest import interrupted_after_row
+
+    from tuning.cli import main
+
+    target, results, plant = planted
+    argv = ["run", "--backend", "keras_tuner:random", "--dataset", "iris", "--trials", "3"]
+    argv += ["--max-epochs", "1", "--max-rows", "40", "--out", str(results)]
+    with interrupted_after_row(0):  # stopped after its first trial: the next run resumes it
+        assert main(argv) == 130
+    assert (results / "iris_keras_tuner-random_s0/keras_tuner/oracle.json").exists()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    plant("iris_keras_tuner-random_s0/keras_tuner/trial_1", elsewhere)  # the next trial's
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "keras_tuner/trial_1 is a symbolic link" in err and "Traceback" not in err
+    assert list(elsewhere.iterdir()) == []

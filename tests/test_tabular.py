@@ -70,6 +70,22 @@ def test_a_tabular_study_takes_its_tables_data_and_protocol_and_refuses_others(t
         _config(table, tmp_path, objective=f"tabular:{tmp_path / 'none'}")
 
 
+def test_a_setting_named_at_its_default_value_is_not_taken_as_left_out(table, tmp_path, capsys):
+    named = dataclasses.replace(_config(table, tmp_path), resolved=False, max_epochs=100)
+    with pytest.raises(StudyError, match=r"max_epochs 100 differs from the 6 table"):
+        dataclasses.replace(named, given=frozenset({"max_epochs"})).resolve()
+    assert dataclasses.replace(named, given=frozenset()).resolve().max_epochs == MAX_EPOCHS
+    assert named.resolve().max_epochs == MAX_EPOCHS  # built in code: the default is "left out"
+    argv = ["run", "--backend", "random", "--objective", f"tabular:{table}", "--trials", "1"]
+    argv += ["--out", str(tmp_path / "out")]
+    assert main([*argv, "--max-epochs", "100"]) == 2  # typed, though it is the default
+    assert "max_epochs 100 differs from the 6 table" in capsys.readouterr().err
+    study = tmp_path / "study.toml"
+    study.write_text(f'backend = "random"\nobjective = "tabular:{table}"\nmax_epochs = 100\n')
+    assert main(["run", "--config", str(study), "--out", str(tmp_path / "out")]) == 2
+    assert "max_epochs 100 differs from the 6 table" in capsys.readouterr().err
+
+
 def test_the_cli_refuses_a_space_the_table_does_not_hold_in_one_line(table, tmp_path, capsys):
     study = tmp_path / "study.toml"
     study.write_text(

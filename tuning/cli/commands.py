@@ -85,7 +85,8 @@ def _study_config(args: argparse.Namespace, backend: str | None):
         return StudyConfig.from_toml(args.config, **overrides).resolve()
     if not backend:
         raise StudyError("--backend is required (or --config FILE); see `tuning backends`")
-    return StudyConfig(**{k: v for k, v in overrides.items() if v is not None}).resolve()
+    typed = {k: v for k, v in overrides.items() if v is not None}
+    return StudyConfig(**typed, given=frozenset(typed)).resolve()
 
 
 def _tabulate(args: argparse.Namespace, stop: StopSignals) -> int:

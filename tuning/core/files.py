@@ -49,6 +49,17 @@ def refuse_link(path: Path) -> Path:
     return Path(path)
 
 
+def refuse_links_under(folder: Path) -> Path:
+    """``folder`` and everything under it, refused in one line at the first symbolic link: for a
+    library that writes a tree of its own files (Keras Tuner's project) through plain ``open``,
+    the tree is checked before the library is handed it."""
+    refuse_link(folder)
+    for root, folders, files in os.walk(folder):  # (walk does not follow links to folders)
+        for name in [*folders, *files]:
+            refuse_link(Path(root, name))
+    return Path(folder)
+
+
 def open_for_append(path: Path, mode: int = 0o644) -> int:
     """A descriptor of ``path`` opened to append (created if need be) without following a link:
     a link there is refused (`LinkRefused`) instead of written through."""

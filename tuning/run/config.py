@@ -69,6 +69,10 @@ class StudyConfig:
     objective: str | None = None
     # True once `resolve` has read what the settings name; never recorded
     resolved: bool = field(default=False, repr=False, compare=False)
+    # The settings a user named (a study or suite file's keys, the options typed), whatever
+    # their values: a tabular study takes the others from its table. None (a config built in
+    # code): the settings whose values differ from the defaults. Never recorded.
+    given: frozenset[str] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -163,7 +167,8 @@ class StudyConfig:
             value, theirs = getattr(self, name), built.get(name)
             if value == theirs:
                 continue
-            if value != defaults[name]:
+            named = value != defaults[name] if self.given is None else name in self.given
+            if named:
                 raise StudyError(
                     f"{name} {value!r} differs from the {theirs!r} table {folder} was built "
                     f"with: leave {name} out (a tabular study takes the table's)"
@@ -184,7 +189,7 @@ class StudyConfig:
         """The settings as a study's files hold them: `dataclasses.asdict`, but with the password
         of a storage URL hidden (a password is not a setting, and files get shared)."""
         settings = asdict(self)
-        del settings["resolved"]
+        del settings["resolved"], settings["given"]
         storage = settings["backend_options"].get("storage")
         if isinstance(storage, str):
             settings["backend_options"]["storage"] = without_password(storage)
@@ -247,7 +252,7 @@ class StudyConfig:
         path = Path(path)
         data = read_toml(path, "study file")
         check_space_given(data, f"study file {path}")
-        known = {f.name for f in fields(cls)} - {"resolved"}  # (set by `resolve` only)
+        known = {f.name for f in fields(cls)} - {"resolved", "given"}  # (not settings)
         unknown = sorted(set(data) - known)
         if unknown:
             raise StudyError(
@@ -263,7 +268,7 @@ class StudyConfig:
                 f'study file {path} names no backend: add backend = "NAME" to it, or give '
                 "--backend NAME (see `tuning backends`)"
             )
-        return cls(**data)
+        return cls(**data, given=frozenset(data))
 
 
 def table_format(objective: str) -> Path:

@@ -135,7 +135,8 @@ def race(
             if state.state in ("failed", "held"):
                 raise StudyError(
                     f"race: study {state.config.study} {state.state} ({state.error}): the round "
-                    "cannot be decided; run the same command again"
+                    "cannot be decided without it; once it can run, run the same command again "
+                    "(the finished studies are kept)"
                 )
             key = (state.config.dataset, state.config.backend, state.config.seed)
             summaries[key] = state.summary

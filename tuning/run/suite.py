@@ -34,7 +34,7 @@ from tuning.run.config import StudyConfig, check_space_given
 
 # StudyConfig fields a suite cannot set per task: the grid's own, and one per process.
 NOT_PER_TASK = frozenset(
-    {"backend", "seed", "study", "out", "keras_backend", "trainer", "resolved"}
+    {"backend", "seed", "study", "out", "keras_backend", "trainer", "resolved", "given"}
 )
 TASK_SETTINGS = frozenset(f.name for f in fields(StudyConfig)) - NOT_PER_TASK
 SUITE_KEYS = frozenset({"description", "defaults", "tasks"})
@@ -100,7 +100,8 @@ def suite_configs(suite: Suite, given: dict[str, Any]) -> list[StudyConfig]:
     configs = []
     for name, settings in suite.tasks.items():
         try:
-            configs.append(StudyConfig(**{**settings, **given}).resolve())
+            named = frozenset(settings) | frozenset(given)
+            configs.append(StudyConfig(**{**settings, **given}, given=named).resolve())
         except StudyError as exc:
             raise StudyError(f"suite {suite.path}, task {name!r}: {exc}") from None
         except TypeError as exc:  # a value of the wrong kind for a field

@@ -16,6 +16,7 @@ from tuning.core.atomic import read_json, write_atomically
 from tuning.core.budget import BudgetMeter
 from tuning.core.errors import ResumeError, start_over
 from tuning.core.evaluator import WarmStart
+from tuning.core.files import refuse_links_under
 from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
 from tuning.search.base import Budget, SearchBackend, SearchTask
 
@@ -247,6 +248,7 @@ class KerasTunerBackend(SearchBackend):
         return _BudgetedRandomOracle(meter, max_trials=max_trials, **common)
 
     def search(self, task: SearchTask) -> None:
+        refuse_links_under(Path(task.workdir) / PROJECT_DIR)  # Keras Tuner's files: plain open
         oracle = self._oracle(task.meter, task.budget, task.seed, task.max_epochs)
         tuner = _BudgetedTuner(
             task=task,

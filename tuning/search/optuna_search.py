@@ -214,8 +214,8 @@ class OptunaBackend(SearchBackend):
         if self.shares_study:
             try:
                 check_url(self.storage)
-            except SecretURLError as exc:
-                raise BackendError(f"--storage {without_password(self.storage)}: {exc}") from None
+            except SecretURLError as exc:  # (no part of the URL: it is read ambiguously)
+                raise BackendError(f"--storage: {exc}") from None
             if in_memory(self.storage):  # (Optuna's heartbeat thread would not find its tables)
                 raise BackendError(
                     f"--storage {without_password(self.storage)} is a database in memory, which "
