@@ -694,7 +694,8 @@ log = true
 
 def raising_study(folder: Path, backend: str, after: int, trials: int = 2) -> Path:
     """A study file whose factory (taking ``**arguments``, as users' often do) raises on every
-    build after its ``after``-th (the harness's check builds it once first)."""
+    build after its ``after``-th (the harness's check builds it twice first: the space's lowest
+    and highest values)."""
     (folder / "factory.py").write_text(RAISING_FACTORY.format(after=after))
     study = folder / "study.toml"
     study.write_text(
@@ -713,7 +714,7 @@ def test_a_factory_raising_at_every_search_build_gives_failed_rows_and_exit_1(
 ) -> None:
     from tuning.core.results import read_trials
 
-    study = raising_study(tmp_path, backend, after=1)
+    study = raising_study(tmp_path, backend, after=2)
     assert main(["run", "--config", str(study), "--out", str(tmp_path / "out")]) == 1
     printed = capsys.readouterr()
     err = printed.err + printed.out
@@ -734,7 +735,7 @@ def test_a_factory_raising_when_the_winner_is_built_again_ends_the_study_in_one_
 ) -> None:
     from tuning.core.results import read_trials
 
-    study = raising_study(tmp_path, "random", after=3, trials=2)  # the check and 2 trials
+    study = raising_study(tmp_path, "random", after=4, trials=2)  # the check's 2, 2 trials
     assert main(["run", "--config", str(study), "--out", str(tmp_path / "out")]) == 1
     printed = capsys.readouterr()
     last = (printed.err + printed.out).strip().splitlines()[-1]

@@ -210,7 +210,7 @@ def test_a_resumed_study_proposes_and_records_what_an_uninterrupted_one_does(alg
     _, first = run_search(algorithm, budget, tmp_path / "resumed" / "study", killed_after=2)
     assert len(first) == 2  # killed while its third trial trained
     if algorithm == "sklearn:halving":  # its rounds keep no state: it says so, in one line
-        with pytest.raises(ResumeError, match="--fresh"):
+        with pytest.raises(ResumeError, match="to start that study over"):
             run_search(algorithm, budget, tmp_path / "resumed" / "study", first)
         return
     evaluator, resumed = run_search(algorithm, budget, tmp_path / "resumed" / "study", first)
