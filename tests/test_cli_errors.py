@@ -555,7 +555,11 @@ def test_a_password_of_any_reserved_characters_is_masked_or_refused(
     try:
         check_url(url)
     except SecretURLError as exc:  # refused in one line that quotes nothing of the URL
-        messages = {refusal("postgresql://u:p@w@host/db"), refusal("postgresql://u:p@host:x/db")}
+        messages = {
+            refusal("postgresql://u:p@w@host/db"),
+            refusal("postgresql://u:p@host:x/db"),
+            refusal("postgresql://u:p?w@host/db"),  # an '@' after the '?'
+        }
         assert str(exc) in messages
         return
     read = make_url(url)  # what the driver will use
@@ -814,3 +818,134 @@ def test_a_storage_in_memory_is_refused_it_cannot_be_shared(url, tmp_path, capsy
     )
     assert "is a database in memory, which no other process can share" in line
     assert files_under(out) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:////tmp/s.db?password=SEKRETX@SEKRETY",
+        "postgresql://127.0.0.1:5432/tuning?sslpassword=SEKRETQ@SEKRETR",
+        "postgresql:///tuning?host=127.0.0.1&password=SEKRETQ@SEKRETR",
+    ],
+)
+def test_an_at_sign_in_a_query_value_is_refused_without_quoting_it(url, tmp_path, capsys):
+    out = tmp_path / "out"
+    line = refused(
+        ["run", "--backend", "optuna", *TINY, "--storage", url, "--out", str(out)], capsys
+    )
+    assert "unencoded '@' after its '?'" in line and "SEKRET" not in line
+    assert files_under(out) == []
+
+
+RAISES = {
+    "an exception whose message cannot be read": (
+        "class E(Exception):\n    def __str__(self):\n        raise RuntimeError('no')\n",
+        "E()",
+        "E: <its message could not be read>",
+    ),
+    "GeneratorExit": ("", "GeneratorExit('gen')", "GeneratorExit: gen"),
+    "a BaseException of the user's": (
+        "class Stop(BaseException):\n    pass\n",
+        "Stop('halt')",
+        "Stop: halt",
+    ),
+    "SystemExit": ("", "SystemExit(0)", "SystemExit: 0"),
+}
+
+
+@pytest.mark.parametrize("backend", ["random", "optuna", "sklearn"])
+@pytest.mark.parametrize("kind", sorted(RAISES))
+def test_whatever_a_factory_raises_is_a_failed_row_not_the_end(tmp_path, capsys, kind, backend):
+    from tuning.core.results import read_trials
+
+    prelude, raised, recorded = RAISES[kind]
+    (tmp_path / "factory.py").write_text(
+        "from tuning import build_model\n" + prelude + "BUILDS = {'n': 0}\n\n\n"
+        "def build(**arguments):\n    BUILDS['n'] += 1\n    if BUILDS['n'] > 2:\n"
+        f"        raise {raised}\n    return build_model(**arguments)\n"
+    )
+    study = tmp_path / "study.toml"
+    study.write_text(
+        f'backend = "{backend}"\ndataset = "iris"\ntrials = 2\nmax_epochs = 1\nmax_rows = 40\n'
+        f'model = "{tmp_path / "factory.py"}:build"\n' + BOOK_SPACE
+    )
+    assert main(["run", "--config", str(study), "--out", str(tmp_path / "out")]) == 1
+    printed = capsys.readouterr()
+    assert "Traceback" not in printed.err + printed.out
+    rows = read_trials(next((tmp_path / "out").iterdir()))
+    assert len(rows) == 2 and set(rows["status"]) == {"failed"}
+    for error in rows["error"]:
+        assert error.endswith(recorded), error
+
+
+def test_a_pickle_in_a_results_folder_is_never_loaded(tmp_path) -> None:
+    """A results folder is data: Hyperopt's state is rebuilt from the table, never unpickled."""
+    import pickle
+
+    from conftest import interrupted_after_row
+
+    argv = ["run", "--backend", "hyperopt", *TINY[:2], "--trials", "3", "--max-epochs", "1"]
+    argv += ["--max-rows", "40", "--out", str(tmp_path / "out")]
+    with interrupted_after_row(0):
+        assert main(argv) == 130
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    (tmp_path / "out" / "iris_hyperopt_s0" / "hyperopt_trials.pkl").write_bytes(
+        pickle.dumps(Payload())
+    )
+    assert main(argv) == 0
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        b"study,trial,status,vl,cum_epochs,cum_seconds\ns,0,complete,0.5,1,0.1\n",  # a header
+        b"study,trial,status,val_loss,cum_epochs,cum_seconds\ns,0,complete,abc,1,0.1\n",
+        bytes(range(256)),
+        b"study,trial,status,val_loss,cum_epochs,cum_seconds\ns,0,complete,0.5,x,0.1\n",
+    ],
+)
+def test_the_grids_progress_display_reads_past_a_table_it_cannot_read(tmp_path, table) -> None:
+    """Found by a hostile review: the display read every study's table unguarded, so one bad
+    trials.csv stopped the whole grid (a KeyError traceback, or a one-line error naming no
+    study)."""
+    from tuning.run.grid import StudyState
+    from tuning.run.progress import StudyProgress, study_progress
+
+    config = StudyConfig(backend="random", dataset="iris", out=str(tmp_path))
+    config.study_dir.mkdir(parents=True)
+    (config.study_dir / "trials.csv").write_bytes(table)
+    assert study_progress(StudyState(config)) == StudyProgress()
+    (config.study_dir / "trials.csv").unlink()
+    (config.study_dir / "trials.csv").mkdir()  # a folder where the table should be
+    assert study_progress(StudyState(config)) == StudyProgress()
+
+
+@pytest.mark.parametrize("how", ["nested", "folder"])
+def test_a_summary_nested_too_deep_or_a_folder_is_set_aside(tmp_path, how, caplog) -> None:
+    from tuning.run.resume import finished_summary
+
+    config = StudyConfig(backend="random", dataset="iris", out=str(tmp_path))
+    summary = config.study_dir / "summary.json"
+    config.study_dir.mkdir(parents=True)
+    if how == "nested":
+        summary.write_text("[" * 100_000 + "]" * 100_000)
+    else:
+        summary.mkdir()
+    assert finished_summary(config) is None  # to be finished again from its rows
+    assert not summary.exists() and (config.study_dir / "summary.json.unreadable").exists()
+    assert "is corrupt (RecursionError)" in caplog.text or "is a folder, not a file" in caplog.text
+
+
+def test_compare_reads_a_study_in_which_no_trial_completed(tmp_path, capsys) -> None:
+    study = raising_study(tmp_path, "random", after=2)
+    assert main(["run", "--config", str(study), "--out", str(tmp_path / "out")]) == 1
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr()
+    assert "Traceback" not in printed.err and (tmp_path / "out" / "report.md").exists()

@@ -236,6 +236,8 @@ _VALUES = {
         "postgresql://u:S3@cret@127.0.0.1:9/db",
         "postgresql://u:S3?cret#x@127.0.0.1:9/db?sslpassword=S3%2Fcret",
         "postgresql://u:S3cret@127.0.0.1:notaport/db",
+        "postgresql://127.0.0.1:9/db?sslpassword=S3cret@S3cret",  # an '@' in a query value
+        "sqlite:///x.db?password=S3cret@S3cret",
     ],
     "--objective": ["tabular:", "tabular:inputs", "tabular:inputs/study.toml", "other"],
     "--model": [
@@ -283,7 +285,8 @@ def corrupt(folder: Path, draw: st.DrawFn) -> None:
     types, binary, or gone."""
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in (".json", ".csv"))
     target = draw(st.sampled_from(files))
-    how = draw(st.sampled_from(["truncate", "shape", "types", "binary", "delete", "append"]))
+    ways = ["truncate", "shape", "types", "binary", "delete", "append", "nested", "folder"]
+    how = draw(st.sampled_from(ways))
     data = target.read_bytes()
     if how == "truncate":
         target.write_bytes(data[: draw(st.integers(0, len(data)))])
@@ -297,6 +300,11 @@ def corrupt(folder: Path, draw: st.DrawFn) -> None:
     elif how == "append":
         with target.open("ab") as handle:
             handle.write(draw(st.binary(max_size=32)) + b"\n")
+    elif how == "nested":  # deeper than a recursive parser goes
+        target.write_text("[" * 100_000 + "]" * 100_000)
+    elif how == "folder":  # a folder where the file should be
+        target.unlink()
+        target.mkdir()
     else:
         target.unlink()
 
@@ -305,6 +313,15 @@ FACTORY = """
 from tuning import build_model
 
 BUILDS = {{"n": 0}}
+
+
+class Unprintable(Exception):
+    def __str__(self):
+        raise RuntimeError("no message")
+
+
+class Halt(BaseException):
+    pass
 
 
 def build(**arguments):
@@ -320,6 +337,10 @@ FACTORY_ERRORS = [
     "AssertionError()",
     "MemoryError('no room')",
     "Exception('plain')",
+    "SystemExit(0)",
+    "GeneratorExit('closed')",
+    "Unprintable()",
+    "Halt('a BaseException of the user')",
 ]
 BOOK_SPACE = """
 [space.n_hidden]

@@ -153,3 +153,30 @@ def test_keras_tuners_own_project_files_are_checked_for_links(planted, tmp_path,
     err = capsys.readouterr().err
     assert "keras_tuner/trial_1 is a symbolic link" in err and "Traceback" not in err
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_library_save_goes_through_no_name_that_could_be_planted(planted) -> None:
+    """Found by a hostile review: the library's file was written at ``.tmp<pid>.NAME``, a name
+    a link could be planted at; it is now written in a new folder of an unknowable name."""
+    import os
+
+    target, results, plant = planted
+    plant(f".tmp{os.getpid()}.best_model.keras")
+    written = replace_with(results / "best_model.keras", lambda t: t.write_text("model"))
+    assert written.read_text() == "model" and not written.is_symlink()
+    _untouched(target)
+    assert sorted(p.name for p in results.iterdir()) == [
+        f".tmp{os.getpid()}.best_model.keras",  # the planted link, left as it was
+        "best_model.keras",
+    ]
+
+
+@pytest.mark.parametrize("sidecar", ["optuna.db-journal", "optuna.db-wal", "optuna.db-shm"])
+def test_sqlites_own_files_beside_optunas_database_are_checked_for_links(planted, sidecar):
+    from tuning.search.optuna_search import OptunaBackend
+
+    target, results, plant = planted
+    plant(sidecar)
+    with pytest.raises(LinkRefused, match=f"{sidecar} is a symbolic link"):
+        OptunaBackend()._storage(results)
+    _untouched(target)

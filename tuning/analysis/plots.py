@@ -114,7 +114,8 @@ def plot_best_so_far(trials: pd.DataFrame, path: Path, x: str = "cum_epochs") ->
             xlabel=X_LABELS.get(x, x),
             ylabel="best val_loss",
         )
-        ax.set_yscale("log")
+        if (shown["best_val_loss"] > 0).any():  # (no trial completed: nothing to log-scale)
+            ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return save_figure(fig, path)

@@ -124,6 +124,7 @@ def missing_blocks(frame: pd.DataFrame) -> dict[tuple[str, int], list[str]]:
 def block_wins(losses: pd.DataFrame) -> pd.Series:
     """Per backend (column), the blocks (rows) in which its loss is the lowest: a tie for first
     is a win for each backend in it; a block where no backend has a result has no winner."""
+    losses = losses.astype(float)  # (a study without a model: None, and an object column)
     lowest = losses.min(axis=1)
     won = losses.eq(lowest, axis=0) & np.isfinite(losses)
     return won.sum().astype(int)

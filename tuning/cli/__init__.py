@@ -36,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,  # this command's stderr (an earlier `main` in the process may have set another)
     )
     _quiet_frameworks()
     # Keras/TensorFlow warn about retracing on every scikeras predict; the harness's own log stays.

@@ -72,8 +72,10 @@ def read_json(path: Path, remedy: str, kind: type = dict) -> Any:
     another shape is a `CorruptFile` naming it, with ``remedy`` (what to do) after it."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # (nested deep)
         raise CorruptFile(f"{path} is corrupt ({type(exc).__name__}): {remedy}") from None
+    except IsADirectoryError:
+        raise CorruptFile(f"{path} is a folder, not a file: {remedy}") from None
     if not isinstance(data, kind):
         raise CorruptFile(
             f"{path} holds {type(data).__name__} data, not a {kind.__name__}: {remedy}"

@@ -6,6 +6,8 @@ where a bad input is the cause.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class StudyError(ValueError):
     """A study that cannot run as configured; the message names the field and the fix."""
@@ -21,14 +23,40 @@ class FinalBuildError(Exception):
 
 
 def message_line(exc: BaseException) -> str:
-    """The first line of an exception's message ("" when it has none)."""
-    return (str(exc).strip().splitlines() or [""])[0]
+    """The first line of an exception's message ("" when it has none; a placeholder when the
+    exception cannot even say it: a user's ``__str__`` that raises)."""
+    try:
+        text = str(exc)
+    except Exception:
+        return "<its message could not be read>"
+    return (text.strip().splitlines() or [""])[0]
+
+
+class FactoryRaised(Exception):
+    """What a user's factory raised, of whatever type (a `BaseException` that is not an
+    interrupt, ``SystemExit`` and ``GeneratorExit`` included), as one line: the trial's failure
+    and never the process's end."""
+
+
+def call_user_code(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """``function(*args, **kwargs)``, for the user's code (a model factory): whatever it raises
+    but an interrupt (Ctrl-C, SIGTERM) is a `FactoryRaised` with its first line."""
+    try:
+        return function(*args, **kwargs)
+    except KeyboardInterrupt:
+        raise
+    except FactoryRaised:
+        raise
+    except BaseException as exc:
+        raise FactoryRaised(first_line(exc)) from None
 
 
 def first_line(exc: BaseException) -> str:
     """An exception in one line: its type and the first line of its message (``KeyError:
     'width'``), for a failed row or a one-line error, never a traceback."""
     message = message_line(exc)
+    if isinstance(exc, FactoryRaised):  # (its message is that line already)
+        return message
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shutil
+import tempfile
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -83,14 +85,16 @@ def replace_with(path: Path, write: Callable[[Path], Any]) -> Path:
     model), in one step: the library writes a new file beside it, which is renamed over
     ``path``; a link at ``path`` is refused, never written through."""
     refuse_link(path)
-    # the whole name kept last: libraries check it (Keras wants ".keras", ".weights.h5")
-    temporary = path.with_name(f".tmp{os.getpid()}.{path.name}")
+    # In a new folder of a name no one could know in advance (a predictable file name could
+    # be a link planted before the library's plain `open`); the file's whole name is kept, as
+    # libraries check it (Keras wants ".keras", ".weights.h5").
+    private = Path(tempfile.mkdtemp(prefix=".tmp", dir=path.parent))
     try:
+        temporary = private / path.name
         write(temporary)
         os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
     return path
 
 

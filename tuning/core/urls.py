@@ -73,6 +73,12 @@ def check_url(url: str) -> None:
     parsed = _driver_url(url)
     if parsed is None:
         raise SecretURLError(UNREADABLE)
+    if "@" in url.partition("?")[2]:
+        raise SecretURLError(
+            "the URL holds an unencoded '@' after its '?', which the database driver reads as "
+            "the end of a password, and the rest as the host (which it would print); "
+            "percent-encode '@' in a password or query value as %40"
+        )
     written = _written_password(url)
     if (parsed.password or None) != (unquote(written) if written else None):
         raise SecretURLError(

@@ -44,17 +44,18 @@ def study_progress(study: StudyState) -> StudyProgress:
         # not a row still being written
         text = whole_rows(path.read_bytes()).decode("utf-8")
         rows = [r for r in csv.DictReader(io.StringIO(text)) if r.get("cum_epochs")]
-    except (FileNotFoundError, csv.Error):
+        if not rows:
+            return StudyProgress()
+        losses = [float(r["val_loss"]) for r in rows if r["status"] == "complete" and r["val_loss"]]
+        return StudyProgress(
+            trials=len(rows),
+            epochs=int(rows[-1]["cum_epochs"]),
+            seconds=float(rows[-1]["cum_seconds"] or 0.0),
+            best_val_loss=min(losses, default=math.nan),
+        )
+    except (OSError, ValueError, KeyError, TypeError, csv.Error):
+        # a table the display cannot read: the study's own run names what is wrong with it
         return StudyProgress()
-    if not rows:
-        return StudyProgress()
-    losses = [float(r["val_loss"]) for r in rows if r["status"] == "complete" and r["val_loss"]]
-    return StudyProgress(
-        trials=len(rows),
-        epochs=int(rows[-1]["cum_epochs"]),
-        seconds=float(rows[-1]["cum_seconds"] or 0.0),
-        best_val_loss=min(losses, default=math.nan),
-    )
 
 
 def study_fraction(study: StudyState, progress: StudyProgress) -> float:

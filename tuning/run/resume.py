@@ -39,6 +39,8 @@ def finished_summary(config: StudyConfig) -> dict[str, Any] | None:
         # The rows are the study's record and the summary is made from them: a summary that
         # cannot be read is set aside, and the study is finished again (its winner retrained).
         aside = path.with_name(f"{SUMMARY_FILE}.unreadable")
+        if aside.is_dir() and not aside.is_symlink():  # (set aside before, and a folder)
+            shutil.rmtree(aside)
         path.replace(aside)
         log.warning("%s; kept as %s, and the study is finished again from its rows", exc, aside)
         return None

@@ -6,9 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import pickle
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import hyperopt
@@ -17,12 +15,10 @@ import numpy as np
 from hyperopt import hp
 from hyperopt.pyll import scope
 
-from tuning.core.atomic import write_atomically
 from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param
 from tuning.search.base import Budget, SearchBackend, SearchTask
 
 log = logging.getLogger(__name__)
-TRIALS_FILE = "hyperopt_trials.pkl"
 
 
 def to_hyperopt(param: Param) -> Any:
@@ -113,9 +109,12 @@ class HyperoptBackend(SearchBackend):
 
         algo = self._algo(task.budget, task.max_epochs)
         domain = {p.name: to_hyperopt(p) for p in space}
-        saved = task.workdir / TRIALS_FILE
-        trials = load_trials(saved)
-        task.ledger.restored(len(trials))
+        # A resumed study starts from empty `Trials`: each step is seeded by its number and the
+        # history before it, so the same configurations are asked for again, and the table
+        # answers them without training. (Hyperopt's `Trials` saves by pickle, and a pickle in
+        # a results folder, which is data, would be code run on loading.)
+        trials = hyperopt.Trials()
+        task.ledger.restored(0)
         while not task.meter.exhausted:
             step = len(trials)
             # fmin raises AllTrialsFailed when it looks up its best point and no trial has
@@ -132,20 +131,3 @@ class HyperoptBackend(SearchBackend):
                 )
             if len(trials) == step:  # hyperopt drew nothing: its space is exhausted
                 break
-            write_atomically(saved, pickle.dumps(trials))
-
-
-def load_trials(path: Path) -> hyperopt.Trials:
-    """The `Trials` saved in ``path``, or a new one when there is none (or it cannot be read:
-    the table then replays every trial)."""
-    if not path.exists():
-        return hyperopt.Trials()
-    try:
-        trials = pickle.loads(path.read_bytes())
-    except Exception as exc:  # a file from another hyperopt version, or damaged
-        log.warning("%s cannot be read (%s): rebuilding it from the table", path, exc)
-        return hyperopt.Trials()
-    if not isinstance(trials, hyperopt.Trials):
-        log.warning("%s holds no hyperopt Trials: rebuilding it from the table", path)
-        return hyperopt.Trials()
-    return trials

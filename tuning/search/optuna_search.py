@@ -29,6 +29,7 @@ from tuning.search import BackendError
 from tuning.search.base import REDUCTION_FACTOR, Budget, SearchBackend, SearchTask, min_resource
 
 STORAGE_FILE = "optuna.db"
+SQLITE_SIDECARS = ("-journal", "-wal", "-shm")
 JOURNAL_FILE = "optuna.journal"  # the storage of a study of lookups (`OptunaBackend._storage`)
 ROW = "row"  # user attribute: the trial's number in the study's table
 HEARTBEAT_SECONDS = 10  # shared storage: a trial whose process is silent 30 s is failed
@@ -226,6 +227,10 @@ class OptunaBackend(SearchBackend):
 
     def search(self, task: SearchTask) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # through the process's own log (the CLI's stderr), not a handler of Optuna's own bound
+        # to whatever stderr was when Optuna first logged
+        optuna.logging.disable_default_handler()
+        optuna.logging.enable_propagation()
         space, budget, seed, workdir = task.space, task.budget, task.seed, task.workdir
         evaluator, ledger, meter, max_epochs = (
             task.evaluator,
@@ -305,6 +310,8 @@ class OptunaBackend(SearchBackend):
                 JournalFileBackend(path, lock_obj=JournalFileOpenLock(path))
             )
         if not self.shares_study:
+            for sidecar in SQLITE_SIDECARS:  # SQLite's own files beside the database
+                refuse_link(workdir / f"{STORAGE_FILE}{sidecar}")
             return f"sqlite:///{refuse_link(workdir / STORAGE_FILE).resolve()}"
         for attempt in range(1, STORAGE_ATTEMPTS + 1):
             try:

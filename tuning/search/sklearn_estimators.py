@@ -22,6 +22,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.metrics import log_loss, mean_squared_error
 
+from tuning.core.errors import call_user_code
 from tuning.core.ledger import TrialResult
 from tuning.search.base import SearchTask
 
@@ -65,7 +66,9 @@ def scikeras_factory(factory: Any, names: list[str]) -> functools.partial:
     except (TypeError, ValueError):  # (a callable with no signature to read)
         declared = set()
     wanted = dict.fromkeys([*names, *(e for e in SCIKERAS_EXTRAS if e in declared)])
-    call = functools.partial(factory)
+    # (scikit-learn records a fold's `Exception` as its failure; a `SystemExit` would end the
+    # search: the factory's every exception is made one)
+    call = functools.partial(call_user_code, factory)
     call.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY) for name in wanted]
     )

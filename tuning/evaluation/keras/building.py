@@ -8,6 +8,7 @@ from typing import Any
 
 import keras
 
+from tuning.core.errors import call_user_code
 from tuning.evaluation.data import DATA_ARGUMENTS, Dataset
 from tuning.evaluation.keras.factory import offered_arguments
 from tuning.evaluation.keras.session import seed_generators
@@ -45,4 +46,4 @@ def build_seeded(
     seeded with ``seed`` first, the factory's other arguments from `factory_arguments`."""
     seed_generators(seed)
     arguments = factory_arguments(factory, dataset, protocol, seed, model_options or {})
-    return factory(**params, **arguments)
+    return call_user_code(factory, **params, **arguments)
