@@ -126,10 +126,11 @@ class _ReplaySpy:
 
 # How many of the finished trials each backend answers from the table after a kill that came
 # right after a row was written: the libraries that keep their own state hold all but that one
-# (Optuna settles it in its storage); random, sklearn and skopt (a new optimizer, seeded
-# alike) propose every trial again.
+# (Optuna settles it in its storage); random, sklearn, skopt (a new optimizer, seeded alike)
+# and Hyperopt (new `Trials`, each step seeded by its number: nothing is unpickled from a
+# results folder) propose every trial again.
 REPLAYED_AFTER_ROW_KILL = {
-    "hyperopt": lambda rows: 1,
+    "hyperopt": lambda rows: rows,
     "keras_tuner": lambda rows: 1,
     "optuna": lambda rows: 0,
     "random": lambda rows: rows,
