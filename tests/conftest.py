@@ -98,3 +98,21 @@ def interrupted_after_row(last: int) -> Iterator[None]:
         yield
     finally:
         TrialWriter.append = append
+
+
+# The book's space as a study file's [space] tables (small ranges: tiny models, fast builds).
+BOOK_SPACE = """
+[space.n_hidden]
+type = "int"
+low = 0
+high = 2
+[space.n_neurons]
+type = "int"
+low = 2
+high = 8
+[space.learning_rate]
+type = "float"
+low = 0.001
+high = 0.01
+log = true
+"""

@@ -4,6 +4,9 @@ import dataclasses
 import functools
 import json
 import math
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -252,6 +255,9 @@ def test_random_start_leaves_a_small_budget_model_based_trials(trials, requested
 
 THIRD_PARTY_BACKEND = """
 import math
+import os
+import subprocess
+import sys
 import random
 
 from tuning.search import SearchBackend
@@ -300,3 +306,100 @@ def test_a_third_party_package_adds_a_backend_through_its_entry_point(
     assert list(rows["backend"]) == ["plain_random"] * 2
     assert set(rows["status"]) == {"complete"}
     assert summary["backend"] == "plain_random" and math.isfinite(summary["test_loss"])
+
+
+PLUGINS = {
+    "broken_plugin.py": "from tuning.no_such_module import SearchBackend\n",
+    "not_a_backend.py": "thing = 42\n",
+    "old_plugin.py": (  # written to the docs of the release before the layers
+        "from tuning.backends import SearchBackend\n"
+        "from tuning.space import IntParam\n\n\n"
+        "class OldBackend(SearchBackend):\n"
+        '    """A backend of the first interface."""\n\n'
+        '    name = "oldlib"\n\n'
+        "    def run(self, objective, space, budget, seed, workdir):\n"
+        "        while not objective.meter.exhausted:\n"
+        "            objective(space.sample(seed))\n"
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def plugins(tmp_path_factory) -> dict[str, str]:
+    """Three plugin packages installed beside the harness (a distribution's metadata on the
+    path): one that fails to import, one that registers something else, one written to the old
+    docs; the environment that sees them."""
+    site = tmp_path_factory.mktemp("site")
+    for name, text in PLUGINS.items():
+        (site / name).write_text(text)
+    info = site / "plugins-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: plugins\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[tuning.backends]\nbroken = broken_plugin:Backend\n"
+        "notabackend = not_a_backend:thing\noldlib = old_plugin:OldBackend\n"
+    )
+    return {**os.environ, "PYTHONPATH": str(site), "PYTHONWARNINGS": "always::DeprecationWarning"}
+
+
+def _tuning(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tuning", *argv], env=env, capture_output=True, text=True
+    )
+
+
+@pytest.mark.one_keras_backend  # plugins and messages, not Keras
+def test_a_broken_plugin_is_listed_unavailable_and_breaks_nothing(plugins) -> None:
+    listed = _tuning(plugins, "backends")
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+    lines = {line.split()[0]: line for line in listed.stdout.splitlines()}
+    assert lines["broken"].endswith(
+        "unavailable: backend 'broken' (package plugins) cannot be loaded: "
+        "ModuleNotFoundError: No module named 'tuning.no_such_module'"
+    )
+    assert "not_a_backend:thing is not a SearchBackend subclass" in lines["notabackend"]
+    assert "optuna:tpe" in lines and "unavailable" not in lines["optuna:tpe"]
+    # the old docs' imports work, and say where the names live now
+    assert "unavailable" not in lines["oldlib"]
+    assert "tuning.space is deprecated: import the same names from tuning.core.space" in (
+        listed.stderr
+    )
+
+
+@pytest.mark.one_keras_backend  # plugins and messages, not Keras
+def test_a_study_naming_a_broken_plugin_is_refused_naming_its_package(plugins, tmp_path) -> None:
+    ran = _tuning(
+        plugins, "run", "--backend", "broken", "--dataset", "iris", "--out", str(tmp_path)
+    )
+    assert ran.returncode == 2 and "Traceback" not in ran.stderr
+    assert ran.stderr.strip().splitlines()[-1] == (
+        "error: backend 'broken' (package plugins) cannot be loaded: ModuleNotFoundError: No "
+        "module named 'tuning.no_such_module'"
+    )
+    defaults = subprocess.run(
+        [sys.executable, "-c", "from tuning.search import default_backends as d; print(d())"],
+        env=plugins,
+        capture_output=True,
+        text=True,
+    )
+    assert "broken" not in defaults.stdout and "'oldlib'" in defaults.stdout
+    assert "left out of the default backends" in defaults.stderr
+
+
+@pytest.mark.one_keras_backend
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("from tuning.space import IntParam, SearchSpace", "tuning.core.space"),
+        ("from tuning.study import save_model, run_study", "tuning.run.study"),
+        ("from tuning.sim_to_real import build_on_grid", "tuning.run.certify:build_on_grid"),
+    ],
+)
+def test_the_import_paths_of_earlier_docs_work_and_warn(old, new) -> None:
+    imported = subprocess.run(
+        [sys.executable, "-W", "always::DeprecationWarning", "-c", old],
+        capture_output=True,
+        text=True,
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert "DeprecationWarning" in imported.stderr and new in imported.stderr

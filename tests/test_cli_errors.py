@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import BOOK_SPACE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -678,21 +679,6 @@ def build(n_hidden, n_neurons, learning_rate, **arguments):
     if BUILDS["n"] > {after}:
         raise RuntimeError("the factory broke\\nits second line")
     return build_model(n_hidden, n_neurons, learning_rate, **arguments)
-"""
-BOOK_SPACE = """
-[space.n_hidden]
-type = "int"
-low = 0
-high = 2
-[space.n_neurons]
-type = "int"
-low = 2
-high = 8
-[space.learning_rate]
-type = "float"
-low = 0.001
-high = 0.01
-log = true
 """
 
 

@@ -30,6 +30,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
+from conftest import BOOK_SPACE
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -342,21 +343,6 @@ FACTORY_ERRORS = [
     "Unprintable()",
     "Halt('a BaseException of the user')",
 ]
-BOOK_SPACE = """
-[space.n_hidden]
-type = "int"
-low = 0
-high = 2
-[space.n_neurons]
-type = "int"
-low = 2
-high = 8
-[space.learning_rate]
-type = "float"
-low = 0.001
-high = 0.01
-log = true
-"""
 
 
 def write_inputs(inputs: Path, draw: st.DrawFn) -> None:

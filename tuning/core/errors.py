@@ -32,30 +32,31 @@ def message_line(exc: BaseException) -> str:
     return (text.strip().splitlines() or [""])[0]
 
 
-class FactoryRaised(Exception):
-    """What a user's factory raised, of whatever type (a `BaseException` that is not an
-    interrupt, ``SystemExit`` and ``GeneratorExit`` included), as one line: the trial's failure
-    and never the process's end."""
+class UserCodeRaised(Exception):
+    """What the user's code (a model factory, a backend package) raised, of whatever type (a
+    `BaseException` that is not an interrupt, ``SystemExit`` and ``GeneratorExit`` included),
+    as one line: a trial's failure or a one-line refusal, never the process's end."""
 
 
 def call_user_code(function: Any, *args: Any, **kwargs: Any) -> Any:
-    """``function(*args, **kwargs)``, for the user's code (a model factory): whatever it raises
-    but an interrupt (Ctrl-C, SIGTERM) is a `FactoryRaised` with its first line."""
+    """``function(*args, **kwargs)``, for the user's code (a model factory, a plugin's import):
+    whatever it raises but an interrupt (Ctrl-C, SIGTERM) is a `UserCodeRaised` with its first
+    line."""
     try:
         return function(*args, **kwargs)
     except KeyboardInterrupt:
         raise
-    except FactoryRaised:
+    except UserCodeRaised:
         raise
     except BaseException as exc:
-        raise FactoryRaised(first_line(exc)) from None
+        raise UserCodeRaised(first_line(exc)) from None
 
 
 def first_line(exc: BaseException) -> str:
     """An exception in one line: its type and the first line of its message (``KeyError:
     'width'``), for a failed row or a one-line error, never a traceback."""
     message = message_line(exc)
-    if isinstance(exc, FactoryRaised):  # (its message is that line already)
+    if isinstance(exc, UserCodeRaised):  # (its message is that line already)
         return message
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 

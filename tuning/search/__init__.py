@@ -14,14 +14,17 @@ and checking a name import no library: the grid's parent process checks names wi
 from __future__ import annotations
 
 import inspect
+import logging
 import re
 from importlib import metadata
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
+from tuning.core.errors import UserCodeRaised, call_user_code
 from tuning.search.base import Budget, SearchBackend
 
 ENTRY_POINT_GROUP = "tuning.backends"
+log = logging.getLogger(__name__)
 
 __all__ = [
     "BackendError",
@@ -31,6 +34,7 @@ __all__ = [
     "create_backend",
     "default_backends",
     "describe_backends",
+    "load_backend",
     "missing_extra",
     "same_algorithms",
 ]
@@ -42,6 +46,37 @@ class BackendError(ValueError):
 
 def _registry() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _package(ep: EntryPoint) -> str:
+    """The distribution that registered ``ep`` (else its module's top package)."""
+    return ep.dist.metadata["Name"] if ep.dist is not None else ep.value.split(".")[0]
+
+
+def _own(ep: EntryPoint) -> bool:
+    return ep.value.startswith("tuning.")
+
+
+def load_backend(name: str) -> type[SearchBackend]:
+    """The class registered as ``name``, imported and checked. A package that fails to import
+    (whatever it raises), or that registers something other than a `SearchBackend` subclass,
+    is a `BackendError` naming the package and the error in one line: one broken plugin
+    cannot break the harness."""
+    registry = _registry()
+    if name not in registry:
+        raise BackendError(f"backend {name!r} is unknown; choose one of {available_backends()}")
+    ep = registry[name]
+    try:
+        cls = call_user_code(ep.load)
+    except UserCodeRaised as exc:
+        raise BackendError(
+            f"backend {name!r} (package {_package(ep)}) cannot be loaded: {exc}"
+        ) from None
+    if not (isinstance(cls, type) and issubclass(cls, SearchBackend)):
+        raise BackendError(
+            f"backend {name!r} (package {_package(ep)}): {ep.value} is not a SearchBackend subclass"
+        )
+    return cls
 
 
 def _installed(requirement: str) -> bool:
@@ -82,14 +117,24 @@ def same_algorithms(names: list[str]) -> list[tuple[str, str]]:
         spelled = [n for n in names if n.partition(":")[0] == bare and ":" in n]
         if not spelled:
             continue
-        default = getattr(registry[bare].load(), "default_algorithm", "")
+        default = getattr(load_backend(bare), "default_algorithm", "")
         pairs += [(bare, n) for n in spelled if n.partition(":")[2] == default]
     return pairs
 
 
 def default_backends() -> list[str]:
-    """The bare library names: each library's main algorithm, compared when none is named."""
-    return [name for name in available_backends() if ":" not in name]
+    """The bare library names: each library's main algorithm, compared when none is named. A
+    plugin's that cannot be loaded is left out, with a warning (`load_backend`)."""
+    registry, names = _registry(), []
+    for name in (n for n in available_backends() if ":" not in n):
+        if not _own(registry[name]):
+            try:
+                load_backend(name)
+            except BackendError as exc:
+                log.warning("%s: left out of the default backends", exc)
+                continue
+        names.append(name)
+    return names
 
 
 def create_backend(name: str, **options: Any) -> SearchBackend:
@@ -105,9 +150,7 @@ def create_backend(name: str, **options: Any) -> SearchBackend:
         raise BackendError(
             f"backend {name!r} needs the {extra!r} extra: pip install '{package}[{extra}]'"
         )
-    cls = registry[name].load()
-    if not (isinstance(cls, type) and issubclass(cls, SearchBackend)):
-        raise BackendError(f"entry point {name!r} does not name a SearchBackend subclass")
+    cls = load_backend(name)
     algorithm = name.partition(":")[2]
     if algorithm and algorithm not in cls.algorithms:
         raise BackendError(
@@ -137,10 +180,13 @@ def describe_backends() -> list[str]:
     """One line per installed algorithm, for ``tuning backends``: its name, its library and that
     library's installed version, and what it does; a bare library name says which algorithm it
     stands for. Imports every backend's library."""
-    registry = _registry()
     lines = []
     for name in available_backends():
-        cls = registry[name].load()
+        try:
+            cls = load_backend(name)
+        except BackendError as exc:  # listed, with why, and the others still are
+            lines.append(f"{name:<22} unavailable: {exc}")
+            continue
         algorithm = name.partition(":")[2]
         if not algorithm and cls.algorithms:
             lines.append(f"{name:<22} = {name}:{cls.default_algorithm}")

@@ -33,7 +33,7 @@ from sklearn.model_selection import (
 )
 
 from tuning.core.budget import BudgetMeter
-from tuning.core.errors import FactoryRaised, ResumeError, start_over
+from tuning.core.errors import ResumeError, UserCodeRaised, start_over
 from tuning.core.ledger import ResumeLedger
 from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param
 from tuning.search import BackendError
@@ -206,7 +206,7 @@ def every_fit_failed(exc: ValueError) -> str | None:
     tracebacks = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent")]
     after = lines[tracebacks[-1] + 1 :] if tracebacks else []
     cause = next((line for line in after if line.strip() and not line[0].isspace()), "")
-    cause = cause.removeprefix(f"{FactoryRaised.__module__}.{FactoryRaised.__name__}: ")
+    cause = cause.removeprefix(f"{UserCodeRaised.__module__}.{UserCodeRaised.__name__}: ")
     return f"every fold failed to fit: {cause}" if cause else "every fold failed to fit"
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuning.core.errors import FactoryRaised, StudyError, call_user_code, message_line
+from tuning.core.errors import StudyError, UserCodeRaised, call_user_code, message_line
 from tuning.core.space import IntParam, SearchSpace
 from tuning.evaluation.data import DATA_ARGUMENTS
 
@@ -218,7 +218,7 @@ def check_builds(
     spec = spec or DEFAULT_FACTORY
     try:
         model = call_user_code(factory, **arguments)
-    except FactoryRaised as exc:
+    except UserCodeRaised as exc:
         raise FactoryError(f"model {spec} failed to build {dict(arguments)}: {exc}") from None
     if not isinstance(model, keras.Model):
         raise FactoryError(f"model {spec} returned {type(model).__name__}, not a keras.Model")
