@@ -935,3 +935,28 @@ def test_compare_reads_a_study_in_which_no_trial_completed(tmp_path, capsys) -> 
     assert main(["compare", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr()
     assert "Traceback" not in printed.err and (tmp_path / "out" / "report.md").exists()
+
+
+def _signalled_then_slow(*_args, **_kwargs):
+    """A stage that receives SIGTERM, then would go on for 30 s."""
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(30)
+
+
+@pytest.mark.parametrize(
+    ("command", "stage"),
+    [
+        (["compare", "."], "tuning.analysis.compare.compare"),
+        (["backends"], "tuning.search.describe_backends"),
+        (["datasets"], "tuning.evaluation.data.describe_datasets"),
+    ],
+)
+def test_sigterm_stops_a_command_with_no_step_to_finish_at_once(
+    command, stage, monkeypatch, tmp_path, capsys
+) -> None:
+    monkeypatch.setattr(stage, _signalled_then_slow)
+    monkeypatch.chdir(tmp_path)
+    started = time.monotonic()
+    assert main(command) == 143
+    assert time.monotonic() - started < 10  # not after the stage's 30 s
+    assert "terminated" in capsys.readouterr().err

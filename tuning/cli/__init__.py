@@ -71,6 +71,33 @@ def one_line(message: str) -> str:
 
 
 def _dispatch(args: argparse.Namespace, stop: StopSignals) -> int:
+    if args.command in ("backends", "datasets", "compare"):  # no step to finish: stop at once
+        with stop.at_once():
+            return _dispatch_now(args)
+    if args.command == "tabulate":
+        return _tabulate(args, stop)
+    if args.command == "certify":
+        return _certify(args, stop)
+    if args.command == "benchmark":
+        return _benchmark(args, stop)
+    if args.command == "demo":  # a small benchmark grid, then its comparison
+        code = _benchmark(args, stop)
+        if code:
+            return code
+        with stop.at_once():
+            return _compare(Path(args.out), None, args.rope)
+
+    config = _study_config(args, args.backend)
+    use_keras_backend(config.keras_backend)
+    from tuning.run.study import run_study  # imports Keras: after its backend is chosen
+
+    summary = run_study(config, fresh=args.fresh, stop=stop)
+    _print_summary(summary)
+    return EXIT_FAILED if "error" in summary else 0
+
+
+def _dispatch_now(args: argparse.Namespace) -> int:
+    """The commands that a signal stops at once."""
     if args.command == "backends":
         use_keras_backend(None)  # (listing imports Keras Tuner, hence Keras)
         from tuning.search import describe_backends
@@ -82,24 +109,7 @@ def _dispatch(args: argparse.Namespace, stop: StopSignals) -> int:
 
         print("\n".join(describe_datasets()))
         return 0
-    if args.command == "tabulate":
-        return _tabulate(args, stop)
-    if args.command == "certify":
-        return _certify(args, stop)
-    if args.command == "compare":
-        return _compare(args.out, args.target, args.rope)
-    if args.command == "benchmark":
-        return _benchmark(args, stop)
-    if args.command == "demo":  # a small benchmark grid, then its comparison
-        return _benchmark(args, stop) or _compare(Path(args.out), None, args.rope)
-
-    config = _study_config(args, args.backend)
-    use_keras_backend(config.keras_backend)
-    from tuning.run.study import run_study  # imports Keras: after its backend is chosen
-
-    summary = run_study(config, fresh=args.fresh, stop=stop)
-    _print_summary(summary)
-    return EXIT_FAILED if "error" in summary else 0
+    return _compare(args.out, args.target, args.rope)
 
 
 if __name__ == "__main__":

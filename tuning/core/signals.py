@@ -13,6 +13,8 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -30,6 +32,7 @@ class StopSignals:
     def __init__(self) -> None:
         self.received: int | None = None
         self._previous: dict[int, object] = {}
+        self._at_once = False
 
     def __deepcopy__(self, memo: dict[int, Any]) -> StopSignals:
         # scikit-learn deep-copies an estimator's callbacks for each fold: they must all see
@@ -55,10 +58,22 @@ class StopSignals:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         again, self.received = self.received is not None, signum
-        if again:
+        if again or self._at_once:
             self.raise_if_stopped()
         # no logging here: the main thread may hold the logging lock
         os.write(2, b"stopping at the end of this epoch (again to stop at once)\n")
+
+    @contextmanager
+    def at_once(self) -> Iterator[None]:
+        """Within this block the first signal raises at once: for a stage with no step to
+        finish and nothing it could leave half written (listing, reading and comparing results,
+        whose files are written whole and renamed)."""
+        self.raise_if_stopped()
+        previous, self._at_once = self._at_once, True
+        try:
+            yield
+        finally:
+            self._at_once = previous
 
     def raise_if_stopped(self) -> None:
         if self.received == signal.SIGTERM:
