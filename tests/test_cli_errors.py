@@ -960,3 +960,14 @@ def test_sigterm_stops_a_command_with_no_step_to_finish_at_once(
     assert main(command) == 143
     assert time.monotonic() - started < 10  # not after the stage's 30 s
     assert "terminated" in capsys.readouterr().err
+
+
+def test_loading_a_users_factory_writes_nothing_beside_it(tmp_path, monkeypatch) -> None:
+    """Found by the fuzzer, in a fresh clone whose shell did not set PYTHONDONTWRITEBYTECODE:
+    importing the factory's file wrote ``__pycache__`` into the user's folder."""
+    from tuning.evaluation.keras.factory import load_factory
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    (tmp_path / "mine.py").write_text("def build(**arguments):\n    return None\n")
+    assert callable(load_factory(f"{tmp_path / 'mine.py'}:build"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.py"]

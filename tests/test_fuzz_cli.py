@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -534,6 +535,9 @@ def test_the_cli_refuses_bad_input_in_one_line_and_touches_nothing_outside_out(
     data: st.DataObject, finished_studies: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("tuning.run.grid._executor", not_run)
+    # Python writes bytecode beside a module it imports unless told not to (and a developer's
+    # shell often tells it not to): the harness must write none beside a user's factory
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
     focus = FOCUS or data.draw(st.sampled_from(["general", "general", *CLASSES]), label="class")
     event(f"class {focus}")
     root = Path(tempfile.mkdtemp(prefix="fuzz-"))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import sys
@@ -70,6 +71,14 @@ def load_factory(spec: str | None) -> Callable[..., Any]:
     return factory
 
 
+class _NoBytecodeLoader(importlib.machinery.SourceFileLoader):
+    """Python's loader of a source file, writing no bytecode cache (``__pycache__``) beside it:
+    the user's folder is not the harness's to write in."""
+
+    def set_data(self, path: str, data: bytes, *, _mode: int = 0o666) -> None:
+        return None
+
+
 def _from_file(path: Path) -> Any:
     if not path.is_file():
         raise FactoryError(
@@ -81,7 +90,8 @@ def _from_file(path: Path) -> Any:
     module_name = f"tuning_user_model_{resolved.stem}_{digest}"
     if module_name in sys.modules:
         return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, resolved)
+    loader = _NoBytecodeLoader(module_name, str(resolved))
+    spec = importlib.util.spec_from_file_location(module_name, resolved, loader=loader)
     if spec is None or spec.loader is None:
         raise FactoryError(f"model: {path} is not a Python module")
     module = importlib.util.module_from_spec(spec)
