@@ -670,23 +670,27 @@ def test_an_option_the_algorithm_would_ignore_is_refused(tmp_path, capsys, backe
 
 RAISING_FACTORY = """
 from tuning import build_model
-
+{prelude}
 BUILDS = {{"n": 0}}
 
 
 def build(n_hidden, n_neurons, learning_rate, **arguments):
     BUILDS["n"] += 1
     if BUILDS["n"] > {after}:
-        raise RuntimeError("the factory broke\\nits second line")
+        raise {raised}
     return build_model(n_hidden, n_neurons, learning_rate, **arguments)
 """
+BROKE = 'RuntimeError("the factory broke\\nits second line")'
 
 
-def raising_study(folder: Path, backend: str, after: int, trials: int = 2) -> Path:
-    """A study file whose factory (taking ``**arguments``, as users' often do) raises on every
-    build after its ``after``-th (the harness's check builds it twice first: the space's lowest
-    and highest values)."""
-    (folder / "factory.py").write_text(RAISING_FACTORY.format(after=after))
+def raising_study(
+    folder: Path, backend: str, after: int, trials: int = 2, raised: str = BROKE, prelude: str = ""
+) -> Path:
+    """A study file whose factory (taking ``**arguments``, as users' often do) raises ``raised``
+    (defined in ``prelude``) on every build after its ``after``-th (the harness's check builds it
+    twice first: the space's lowest and highest values)."""
+    factory = RAISING_FACTORY.format(after=after, raised=raised, prelude=prelude)
+    (folder / "factory.py").write_text(factory)
     study = folder / "study.toml"
     study.write_text(
         f'backend = "{backend}"\ndataset = "iris"\ntrials = {trials}\nmax_epochs = 1\n'
@@ -845,16 +849,7 @@ def test_whatever_a_factory_raises_is_a_failed_row_not_the_end(tmp_path, capsys,
     from tuning.core.results import read_trials
 
     prelude, raised, recorded = RAISES[kind]
-    (tmp_path / "factory.py").write_text(
-        "from tuning import build_model\n" + prelude + "BUILDS = {'n': 0}\n\n\n"
-        "def build(**arguments):\n    BUILDS['n'] += 1\n    if BUILDS['n'] > 2:\n"
-        f"        raise {raised}\n    return build_model(**arguments)\n"
-    )
-    study = tmp_path / "study.toml"
-    study.write_text(
-        f'backend = "{backend}"\ndataset = "iris"\ntrials = 2\nmax_epochs = 1\nmax_rows = 40\n'
-        f'model = "{tmp_path / "factory.py"}:build"\n' + BOOK_SPACE
-    )
+    study = raising_study(tmp_path, backend, after=2, raised=raised, prelude=prelude)
     assert main(["run", "--config", str(study), "--out", str(tmp_path / "out")]) == 1
     printed = capsys.readouterr()
     assert "Traceback" not in printed.err + printed.out

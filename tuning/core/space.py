@@ -6,7 +6,6 @@ parameter kind) and hands the objective a ``dict`` of plain Python values (`Sear
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 from collections.abc import Iterator, Mapping
@@ -178,8 +177,8 @@ class SearchSpace:
                 if isinstance(p, CategoricalParam)
                 for choice in p.choices[1:]
             ]
-        unique = {json.dumps(c, sort_keys=True, default=repr): c for c in configurations}
-        return list(unique.values())
+        # (every value is hashable: a choice that is not is refused when the space is made)
+        return list({tuple(c.items()): c for c in configurations}.values())
 
     def coerce(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Turn a library's sample (numpy scalars, floats for ints...) into plain Python values."""

@@ -145,10 +145,9 @@ def create_backend(name: str, **options: Any) -> SearchBackend:
         raise BackendError(f"backend {name!r} is unknown; choose one of {available_backends()}")
     extra = missing_extra(registry[name])
     if extra is not None:
-        dist = registry[name].dist
-        package = dist.metadata["Name"] if dist is not None else "tuning"
         raise BackendError(
-            f"backend {name!r} needs the {extra!r} extra: pip install '{package}[{extra}]'"
+            f"backend {name!r} needs the {extra!r} extra: pip install "
+            f"'{_package(registry[name])}[{extra}]'"
         )
     cls = load_backend(name)
     algorithm = name.partition(":")[2]
