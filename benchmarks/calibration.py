@@ -42,9 +42,9 @@ from tuning.analysis.suite_stats import (
     normalized_scores,
     ranking_losses,
 )
+from tuning.core.config import StudyConfig
 from tuning.run import race as racing
 from tuning.run.certify import agreement
-from tuning.run.config import StudyConfig
 from tuning.run.grid import StudyState
 
 BACKENDS = ["a", "b", "c", "d", "e", "random"]

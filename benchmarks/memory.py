@@ -6,7 +6,7 @@ epochs on 2,000 California rows. Four runs, each in a fresh process:
 - `keras default` (TensorFlow): `build_model` + `model.fit` in a loop with Keras' defaults, the way
   a plain script does it (nothing freed between trials): the baseline.
 - `harness` on TensorFlow (Keras `fit`) and on JAX (the compiled trainer): the study's
-  `Objective`, which frees the previous trial's models (`keras.backend.clear_session`) before
+  `KerasEvaluator`, which frees the previous trial's models (`keras.backend.clear_session`) before
   building the next.
 - `harness, new shapes` on JAX: the same, but every trial's model has a shape no earlier trial
   had (depth 1-3, width 1-67): each compiles its own program, so the compiled trainer must drop
@@ -45,9 +45,9 @@ def child(result_path: str, variant: str, trials: int) -> None:
     from tuning.core.results import StudyKey, TrialWriter
     from tuning.core.space import default_space
     from tuning.evaluation.data import load_dataset
+    from tuning.evaluation.keras.evaluator import KerasEvaluator
     from tuning.evaluation.keras.factory import study_padding
     from tuning.evaluation.keras.model import build_model
-    from tuning.evaluation.keras.objective import Objective
     from tuning.evaluation.keras.trainer import TrainingProtocol
 
     data = load_dataset("california", download=False).head(ROWS)
@@ -59,7 +59,7 @@ def child(result_path: str, variant: str, trials: int) -> None:
         if variant == "padded":
             rows = len(data.X_train)
             padding = study_padding(build_model, default_space(), rows, EPOCHS, data.n_inputs)
-        objective = Objective(data, protocol, writer, 0, padding=padding)
+        objective = KerasEvaluator(data, protocol, writer, 0, padding=padding)
         for trial in range(trials):
             n_hidden, n_neurons = SHAPES[trial % len(SHAPES)]
             if variant in ("new-shapes", "padded"):
@@ -76,7 +76,7 @@ def child(result_path: str, variant: str, trials: int) -> None:
                         callbacks=[keras.callbacks.EarlyStopping(restore_best_weights=True)],
                     )
             else:
-                objective(params)
+                objective.evaluate(params)
             rss.append(rss_mb())
     write_result(result_path, {"backend": keras.backend.backend(), "rss": rss})
 

@@ -19,8 +19,8 @@ from dataclasses import replace
 
 from _measure import machine
 
+from tuning.core.config import StudyConfig
 from tuning.evaluation.keras.environment import KERAS_BACKENDS
-from tuning.run.config import StudyConfig
 from tuning.run.grid import plan_grid, run_grid
 
 

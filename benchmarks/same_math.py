@@ -41,9 +41,10 @@ def main() -> None:
     from scipy import stats
 
     from tuning.evaluation.data import load_dataset
+    from tuning.evaluation.keras.between_trials import release_models
     from tuning.evaluation.keras.compiled import CompiledTrainer
     from tuning.evaluation.keras.model import build_model
-    from tuning.evaluation.keras.objective import build_seeded, release_models
+    from tuning.evaluation.keras.seeded_build import build_seeded
     from tuning.evaluation.keras.trainer import KerasTrainer, TrainingProtocol
 
     if keras.backend.backend() != "jax":

@@ -25,9 +25,9 @@ import pandas as pd
 
 from tuning.analysis.compare import find_studies, load_summary
 from tuning.cli.parser import _seed_list
+from tuning.core.config import StudyConfig
 from tuning.evaluation.keras.environment import use_keras_backend
 from tuning.evaluation.tabular.table import table_settings
-from tuning.run.config import StudyConfig
 from tuning.run.grid import plan_grid, run_grid
 from tuning.search import available_backends, default_backends
 

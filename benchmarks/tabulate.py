@@ -23,7 +23,7 @@ from tuning.core.space import default_grid  # noqa: E402
 from tuning.evaluation.data import load_dataset  # noqa: E402
 from tuning.evaluation.keras.compiled import CompiledTrainer  # noqa: E402
 from tuning.evaluation.keras.model import build_model  # noqa: E402
-from tuning.evaluation.keras.objective import build_seeded  # noqa: E402
+from tuning.evaluation.keras.seeded_build import build_seeded  # noqa: E402
 from tuning.evaluation.keras.trainer import TrainingProtocol  # noqa: E402
 from tuning.evaluation.keras.vmapped import VmappedTraining  # noqa: E402
 from tuning.evaluation.tabular.build import tabulate  # noqa: E402

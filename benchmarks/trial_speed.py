@@ -9,10 +9,10 @@ it is not.
 
 - `keras default`: `build_model` + `model.fit` with Keras' defaults on TensorFlow (one call per
   batch, progress output to an unread buffer): the baseline, 1.00x.
-- `harness, keras fit`: an `Objective` trial with ``trainer="keras"`` (Keras `fit`, one call per
+- `harness, keras fit`: an `KerasEvaluator` trial with ``trainer="keras"`` (Keras `fit`, one call per
   epoch), on TensorFlow and on JAX, without JAX's persistent compilation cache: the harness
   before the compiled trainer.
-- `compiled`: an `Objective` trial with the compiled trainer (JAX): first with an empty
+- `compiled`: an `KerasEvaluator` trial with the compiled trainer (JAX): first with an empty
   persistent compilation cache (`cold cache`), then in another process with the cache the first
   one filled (`warm cache`: a grid's later processes, or a later run). Both the epoch programs
   and what Keras compiles to build each model (its initializers, per shape) are cached.
@@ -59,9 +59,9 @@ def child(result_path: str, variant: str, epochs: int) -> None:
     from tuning.core.results import StudyKey, TrialWriter
     from tuning.core.space import default_space
     from tuning.evaluation.data import load_dataset
+    from tuning.evaluation.keras.evaluator import KerasEvaluator
     from tuning.evaluation.keras.factory import study_padding
     from tuning.evaluation.keras.model import build_model
-    from tuning.evaluation.keras.objective import Objective
     from tuning.evaluation.keras.trainer import TrainingProtocol
 
     data = load_dataset("california", download=False)
@@ -86,7 +86,7 @@ def child(result_path: str, variant: str, epochs: int) -> None:
         padding = study_padding(
             build_model, default_space(), len(data.X_train), epochs, data.n_inputs
         )
-        objective = Objective(data, protocol, writer, seed=0, padding=padding)
+        objective = KerasEvaluator(data, protocol, writer, seed=0, padding=padding)
 
         def trial(n_hidden: int, n_neurons: int) -> dict[str, float]:
             params = {"n_hidden": n_hidden, "n_neurons": n_neurons, "learning_rate": LEARNING_RATE}

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from conftest import interrupted_after_row
 
-import tuning.evaluation.keras.objective
+import tuning.evaluation.keras.evaluator
 from tuning.cli import main
+from tuning.core.config import StudyConfig
+from tuning.core.errors import ResumeError
 from tuning.core.results import read_trials
-from tuning.evaluation.keras.objective import ResumeError
-from tuning.run.config import StudyConfig
 from tuning.run.study import run_study
 from tuning.search import BackendError, available_backends, create_backend, default_backends
 
@@ -117,9 +117,9 @@ def test_each_algorithm_spends_its_epoch_budget_exactly_resumes_and_repeats_its_
             run_study(resumed_config, dataset=california_small)
         return
     trained = []
-    record = tuning.evaluation.keras.objective.Objective.record
+    record = tuning.evaluation.keras.evaluator.KerasEvaluator.record
     monkeypatch.setattr(
-        tuning.evaluation.keras.objective.Objective,
+        tuning.evaluation.keras.evaluator.KerasEvaluator,
         "record",
         lambda objective, params, **kw: trained.append(params) or record(objective, params, **kw),
     )

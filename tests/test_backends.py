@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 import tuning.evaluation.keras.model
+from tuning.core.config import StudyConfig, StudyError
 from tuning.core.results import read_trials
 from tuning.core.space import default_space
 from tuning.evaluation.keras.model import build_model
-from tuning.run.config import StudyConfig, StudyError
 from tuning.run.study import run_study
 from tuning.search import BackendError, Budget, available_backends, create_backend
 
@@ -195,7 +195,7 @@ def test_hyperband_promotes_the_best_trial_and_records_only_the_epochs_it_traine
     # max_epochs=3, factor=3: one bracket of 3 configurations at 1 epoch, then the best one
     # continues from its saved weights (epoch 1) to epoch 3: two more epochs, not three.
     weights_in, weights_out = [], []
-    train = tuning.evaluation.keras.objective.Objective.train
+    train = tuning.evaluation.keras.evaluator.KerasEvaluator.train
 
     def watched_train(self, model, params, **kwargs):
         weights_in.append(model.get_weights())
@@ -203,7 +203,7 @@ def test_hyperband_promotes_the_best_trial_and_records_only_the_epochs_it_traine
         weights_out.append(model.get_weights())
         return result
 
-    monkeypatch.setattr(tuning.evaluation.keras.objective.Objective, "train", watched_train)
+    monkeypatch.setattr(tuning.evaluation.keras.evaluator.KerasEvaluator, "train", watched_train)
     config = StudyConfig(backend="keras_tuner", trials=4, max_epochs=3, out=str(tmp_path))
     run_study(config, dataset=california_small)
     rows = read_trials(config.study_dir)
@@ -391,8 +391,11 @@ def test_a_study_naming_a_broken_plugin_is_refused_naming_its_package(plugins, t
     ("old", "new"),
     [
         ("from tuning.space import IntParam, SearchSpace", "tuning.core.space"),
-        ("from tuning.study import save_model, run_study", "tuning.run.study"),
-        ("from tuning.sim_to_real import build_on_grid", "tuning.run.certify:build_on_grid"),
+        ("from tuning.study import save_model, run_study", "tuning.evaluation.keras.winner"),
+        (
+            "from tuning.sim_to_real import build_on_grid",
+            "tuning.evaluation.keras.snapping:build_on_grid",
+        ),
     ],
 )
 def test_the_import_paths_of_earlier_docs_work_and_warn(old, new) -> None:

@@ -17,8 +17,8 @@ from tuning.analysis.aggregate import by_backend
 from tuning.analysis.families import seeds_for_holm
 from tuning.cli import main
 from tuning.cli.parser import _seed_list
+from tuning.core.config import StudyConfig, StudyError
 from tuning.core.results import read_trials
-from tuning.run.config import StudyConfig, StudyError
 from tuning.run.grid import StudyState, plan_grid
 from tuning.run.progress import LiveDisplay, LogDisplay, eta_seconds, headline
 

@@ -7,8 +7,8 @@ import pytest
 
 from tuning.cli import main
 from tuning.core.budget import Budget, BudgetError, BudgetMeter, fraction_spent
+from tuning.core.config import StudyConfig, StudyError
 from tuning.core.results import read_trials
-from tuning.run.config import StudyConfig, StudyError
 from tuning.run.study import run_study
 
 BACKENDS = ["sklearn", "keras_tuner", "optuna", "hyperopt", "skopt", "random"]
@@ -132,7 +132,7 @@ def test_a_search_that_trains_nothing_ends_under_an_epoch_budget(
 ):
     monkeypatch.setattr(BudgetMeter, "MAX_IDLE_TRIALS", 6)  # 100 failed builds take ~30 s
     # (the check before the study would refuse the activation: the budget is what is tested)
-    monkeypatch.setattr("tuning.run.study.check_model", lambda *_args: None)
+    monkeypatch.setattr("tuning.evaluation.keras.kind.check_model", lambda *_args: None)
     config = StudyConfig(
         backend="random",
         budget_epochs=10,

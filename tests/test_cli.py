@@ -15,7 +15,7 @@ from tuning.analysis.compare import LEADERBOARD_COLUMNS, leaderboard_columns
 from tuning.cli import main
 from tuning.cli.commands import _study_config
 from tuning.cli.parser import build_parser
-from tuning.run.config import StudyConfig
+from tuning.core.config import StudyConfig
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--trials", "2", "--max-epochs", "2", "--max-rows", "200", "--seed", "3"]

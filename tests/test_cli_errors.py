@@ -23,13 +23,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tuning.cli import main
+from tuning.core.config import StudyConfig
 from tuning.core.errors import StudyError
 from tuning.core.files import read_toml
 from tuning.core.space import SearchSpace, SpaceError
 from tuning.core.urls import redact, without_password
 from tuning.evaluation.tabular.build import read_grid
 from tuning.evaluation.tabular.table_file import read_table, repair_table
-from tuning.run.config import StudyConfig
 from tuning.run.resume import clear_study, start_or_resume
 
 pytestmark = pytest.mark.one_keras_backend  # files and messages, not Keras

@@ -8,8 +8,8 @@ import pytest
 
 from tuning.analysis.compare import leaderboard, leaderboard_columns, write_leaderboard
 from tuning.analysis.plots import band, best_so_far, plot_best_so_far
+from tuning.core.config import StudyConfig
 from tuning.core.results import read_trials
-from tuning.run.config import StudyConfig
 from tuning.run.study import run_study
 
 pytestmark = pytest.mark.one_keras_backend  # tables and figures: no Keras backend

@@ -15,13 +15,14 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tuning.core.budget import Budget, BudgetMeter
 from tuning.core.errors import ResumeError
-from tuning.core.evaluator import Evaluator, Report, WarmStart
+from tuning.core.evaluator import DataDescription, Evaluator, Report, WarmStart
 from tuning.core.ledger import ResumeLedger, TrialResult, same_params
 from tuning.core.space import default_space
 from tuning.search import available_backends, create_backend, missing_extra
@@ -80,6 +81,7 @@ class FakeEvaluator(Evaluator):
         killed_after: int | None = None,
     ) -> None:
         self.meter, self.ledger, self.clock = meter, ledger, clock
+        self.space = default_space()
         self.killed_after = killed_after  # rows recorded, then the process "dies"
         self.calls: list[dict[str, Any]] = []
 
@@ -127,6 +129,13 @@ class FakeEvaluator(Evaluator):
         self.ledger.count()
         self.meter.add_trial()
         return result
+
+    def final_result(self, params: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+        loss = landscape(params)
+        return {"final_val_loss": loss, "final_epochs": MAX_EPOCHS, "test_loss": loss}
+
+    def data(self) -> DataDescription:
+        return DataDescription("landscape", "regression", (0, 0, 0))
 
 
 def run_search(
@@ -176,7 +185,7 @@ def run_search(
 @pytest.fixture(params=ALGORITHMS)
 def algorithm(request):
     if not _on_the_contract(request.param):
-        pytest.skip(f"{request.param} still drives the first interface (an Objective)")
+        pytest.skip(f"{request.param} still drives the first interface (run(objective, ...))")
     return request.param
 
 

@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 
 from tuning.cli import main
+from tuning.core.config import StudyConfig
 from tuning.core.results import read_trials
-from tuning.run.config import StudyConfig
 from tuning.run.grid import plan_grid, run_grid
 from tuning.run.study import run_study
 

@@ -12,11 +12,12 @@ import pytest
 from conftest import REPO, needs_fashion
 
 from tuning.cli import main
+from tuning.core.config import StudyConfig, StudyError
 from tuning.core.results import read_trials
 from tuning.evaluation.keras.factory import FactoryError, check_arguments, load_factory
 from tuning.evaluation.keras.model import build_model
-from tuning.run.config import StudyConfig, StudyError
 from tuning.run.study import run_study
+from tuning.evaluation.objectives import study_space
 
 # A factory of another shape than the book's: a categorical activation, a float dropout, a width,
 # and the harness's own arguments taken by name (input_shape, n_outputs, seed; not task).
@@ -87,7 +88,7 @@ def test_a_searched_name_the_factory_lacks_is_refused_with_its_arguments(user_mo
         check_arguments(factory, "m", ["width", "seed"], [])
     config = StudyConfig(backend="random", model="user_models:wide_and_shallow")
     with pytest.raises(StudyError, match="give its search space"):
-        config.search_space()  # the book's space does not fit another model
+        study_space(config)  # the book's space does not fit another model
 
 
 @pytest.mark.parametrize(
@@ -189,7 +190,7 @@ def test_the_cnn_example_of_six_hyperparameters_trains_on_fashion_mnist(tmp_path
         max_rows=96,
         out=str(tmp_path),
     )
-    assert len(config.search_space()) >= 5
+    assert len(study_space(config)) >= 5
     summary = run_study(config, dataset=load_dataset("fashion_mnist", download=False))
     rows = read_trials(config.study_dir)
     assert len(rows) == 2 and set(rows["status"]) == {"complete"}

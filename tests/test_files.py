@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tuning.core.atomic import write_atomically
+from tuning.core.config import StudyConfig
 from tuning.core.results import StudyKey, TrialWriter, read_trials
-from tuning.run.config import StudyConfig
 from tuning.run.grid import StudyState
 from tuning.run.progress import study_progress
 

@@ -36,7 +36,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tuning import cli
-from tuning.run.config import StudyConfig
+from tuning.core.config import StudyConfig
 
 pytestmark = pytest.mark.one_keras_backend  # the command line's handling, not Keras'
 

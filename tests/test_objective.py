@@ -4,10 +4,11 @@ import keras
 import pandas as pd
 import pytest
 
-from tuning.core.evaluator import score_history
+from tuning.core.outcome import score_history
 from tuning.core.results import StudyKey, TrialWriter, read_trials
 from tuning.core.space import default_space
-from tuning.evaluation.keras.objective import Objective, TrainingProtocol
+from tuning.evaluation.keras.evaluator import KerasEvaluator
+from tuning.evaluation.keras.trainer import TrainingProtocol
 
 # The columns trials.csv had before rows took their parameter columns from the space: the book's
 # space must still give exactly these.
@@ -22,12 +23,12 @@ def make_objective(tmp_path, dataset, **protocol):
     writer = TrialWriter(
         tmp_path / "trials.csv", StudyKey("s", "test", dataset.name, 0), default_space().names
     )
-    return Objective(dataset, TrainingProtocol(**protocol), writer, seed=0)
+    return KerasEvaluator(dataset, TrainingProtocol(**protocol), writer, seed=0)
 
 
 def test_a_trial_is_trained_recorded_and_scored_by_its_best_val_loss(tmp_path, california_small):
     objective = make_objective(tmp_path, california_small, max_epochs=4)
-    result = objective(PARAMS)
+    result = objective.evaluate(PARAMS)
     assert result.status == "complete"
     assert result.epochs == 4
     assert result.val_loss == pytest.approx(min(result.history["val_loss"]))
@@ -42,7 +43,7 @@ def test_a_trial_is_trained_recorded_and_scored_by_its_best_val_loss(tmp_path, c
 
 def test_trials_are_reproducible(tmp_path, california_small):
     objective = make_objective(tmp_path, california_small, max_epochs=3)
-    first, second = objective(PARAMS), objective(PARAMS)
+    first, second = objective.evaluate(PARAMS), objective.evaluate(PARAMS)
     assert first.history["val_loss"] == second.history["val_loss"]
     rows = read_trials(tmp_path)
     assert list(rows["trial"]) == [0, 1]
@@ -53,7 +54,7 @@ def test_early_stopping_ends_a_trial_before_the_cap(tmp_path, california_small):
     objective = make_objective(tmp_path, california_small, max_epochs=200, patience=1)
     # a tiny learning rate on the linear model: validation loss soon stops improving by much,
     # and with patience 1 any uptick ends the fit
-    result = objective({"n_hidden": 0, "n_neurons": 1, "learning_rate": 3e-2})
+    result = objective.evaluate({"n_hidden": 0, "n_neurons": 1, "learning_rate": 3e-2})
     assert result.status == "complete"
     assert result.epochs < 200
     best_epoch = result.history["val_loss"].index(min(result.history["val_loss"]))
@@ -64,13 +65,13 @@ def test_a_diverging_trial_is_recorded_failed_and_the_next_one_runs(
     tmp_path, california_small, capfd
 ):
     objective = make_objective(tmp_path, california_small, max_epochs=20)
-    failed = objective({"n_hidden": 3, "n_neurons": 90, "learning_rate": 5.0})
+    failed = objective.evaluate({"n_hidden": 3, "n_neurons": 90, "learning_rate": 5.0})
     assert failed.status == "failed"
     assert failed.epochs == 1  # the NaN guard stopped it inside its first epoch, not after 20
     assert capfd.readouterr().out == ""  # and printed nothing on the terminal
     assert math.isnan(failed.val_loss)
     assert "diverged" in failed.error
-    ok = objective(PARAMS)
+    ok = objective.evaluate(PARAMS)
     rows = read_trials(tmp_path)
     assert list(rows["status"]) == ["failed", "complete"]
     assert pd.isna(rows["val_loss"].iloc[0]) and "diverged" in rows["error"].iloc[0]
@@ -98,7 +99,7 @@ def test_an_error_while_training_is_recorded_failed_and_the_next_trial_runs(
     assert failed.status == "failed" and math.isnan(failed.val_loss)
     assert failed.error == "training failed: RuntimeError: device lost"
     assert failed.epochs == 1  # the epoch that raised did not finish
-    assert objective(PARAMS).ok
+    assert objective.evaluate(PARAMS).ok
     rows = read_trials(tmp_path)
     assert list(rows["status"]) == ["failed", "complete"]
     assert list(rows["cum_epochs"]) == [1, 6]
@@ -106,7 +107,7 @@ def test_an_error_while_training_is_recorded_failed_and_the_next_trial_runs(
 
 def test_an_unbuildable_configuration_is_recorded_failed(tmp_path, california_small):
     objective = make_objective(tmp_path, california_small, max_epochs=2)
-    result = objective({"n_hidden": 1, "n_neurons": 0, "learning_rate": 1e-3})
+    result = objective.evaluate({"n_hidden": 1, "n_neurons": 0, "learning_rate": 1e-3})
     assert result.status == "failed" and "n_neurons" in result.error
 
 
@@ -156,12 +157,12 @@ def test_whatever_a_factory_raises_is_a_failed_row_with_its_first_line(
     writer = TrialWriter(
         tmp_path / "trials.csv", StudyKey("s", "test", "california", 0), default_space().names
     )
-    objective = Objective(
+    objective = KerasEvaluator(
         california_small, TrainingProtocol(max_epochs=2), writer, seed=0, factory=factory
     )
-    failed = objective({**PARAMS, "n_hidden": 2})
+    failed = objective.evaluate({**PARAMS, "n_hidden": 2})
     name = type(error).__name__
     assert failed.status == "failed" and failed.error.startswith(f"build failed: {name}")
     assert "\n" not in failed.error and "the rest" not in failed.error
-    assert objective(PARAMS).ok  # the study goes on
+    assert objective.evaluate(PARAMS).ok  # the study goes on
     assert list(read_trials(tmp_path)["status"]) == ["failed", "complete"]

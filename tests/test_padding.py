@@ -18,10 +18,11 @@ import pytest
 from scipy import stats
 
 from tuning.core.space import default_space
+from tuning.evaluation.keras.between_trials import release_models
 from tuning.evaluation.keras.export import ExportError, copy_real_units
 from tuning.evaluation.keras.factory import study_padding
 from tuning.evaluation.keras.model import GlorotBlock, SkippableDense, UnitMask, build_model
-from tuning.evaluation.keras.objective import build_seeded, release_models
+from tuning.evaluation.keras.seeded_build import build_seeded
 from tuning.evaluation.keras.trainer import TrainingProtocol
 
 pytestmark = pytest.mark.skipif(
@@ -311,8 +312,8 @@ unmasked.padded_widths = {"n_units": "padded_units"}
 def test_a_winner_whose_padding_does_not_fit_is_retrained_plain(
     tmp_path, california_small, monkeypatch, caplog
 ):
+    from tuning.core.config import StudyConfig
     from tuning.core.results import read_trials
-    from tuning.run.config import StudyConfig
     from tuning.run.study import run_study
 
     (tmp_path / "not_trailing.py").write_text(NOT_TRAILING)

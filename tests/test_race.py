@@ -12,7 +12,7 @@ from scipy import stats
 
 from tuning.analysis.posthoc import conover_vs_best
 from tuning.analysis.suite_stats import critical_difference
-from tuning.run.config import StudyConfig
+from tuning.core.config import StudyConfig
 from tuning.run.grid import StudyState
 from tuning.run.race import RACE_FILE, decide, describe, race
 

@@ -24,13 +24,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import tuning.evaluation.keras.objective
+import tuning.evaluation.keras.evaluator
 from tuning.cli import main
+from tuning.core.config import StudyConfig, StudyError
 from tuning.core.ledger import ResumeLedger
 from tuning.core.lock import LOCK_FILE, StudyLocked, study_lock
 from tuning.core.results import TRIALS_FILE, TrialWriter, read_trials
 from tuning.core.signals import StopSignals, Terminated
-from tuning.run.config import StudyConfig, StudyError
 from tuning.run.study import run_study
 
 # Files, processes and the libraries' own state: the same on either Keras backend.
@@ -109,7 +109,10 @@ class _ReplaySpy:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.replayed = 0
         self.recorded = 0
-        replay, record = ResumeLedger.replay, tuning.evaluation.keras.objective.Objective.record
+        replay, record = (
+            ResumeLedger.replay,
+            tuning.evaluation.keras.evaluator.KerasEvaluator.record,
+        )
 
         def spy_replay(ledger, params):
             result = replay(ledger, params)
@@ -121,7 +124,7 @@ class _ReplaySpy:
             return record(objective, params, **kwargs)
 
         monkeypatch.setattr(ResumeLedger, "replay", spy_replay)
-        monkeypatch.setattr(tuning.evaluation.keras.objective.Objective, "record", spy_record)
+        monkeypatch.setattr(tuning.evaluation.keras.evaluator.KerasEvaluator, "record", spy_record)
 
 
 # How many of the finished trials each backend answers from the table after a kill that came

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tuning.run.certify import build_on_grid, snap_to_grid
+from tuning.evaluation.keras.snapping import build_on_grid, snap_to_grid
+from tuning.run.certify import build_on_grid as old_build_on_grid
 
 GRID = {"n_hidden": [0, 1, 2], "n_neurons": [1, 10, 100], "learning_rate": [0.001, 0.01, 0.1]}
 
@@ -25,17 +26,19 @@ def test_proposals_snap_to_the_grid_as_a_tabular_study_snaps_them():
     assert linear == {"n_neurons": 10, "learning_rate": 0.001}
 
 
-def test_the_snapping_factory_builds_the_grid_configuration(tmp_path):
+@pytest.mark.parametrize("factory", ["grid", "table"])
+def test_the_snapping_factory_builds_the_grid_configuration(tmp_path, factory):
+    """Given the grid (the factory certificates now name), or the table's folder (the one
+    earlier certificates' study files name, deprecated): the grid's nearest configuration."""
     (tmp_path / "table.json").write_text(json.dumps({"grid": GRID, "seeds": [0], "model": None}))
-    model = build_on_grid(
-        table=str(tmp_path),
-        log=["learning_rate"],
-        n_hidden=1,
-        n_neurons=37,
-        learning_rate=0.02,
-        input_shape=(4,),
-        seed=0,
-    )
+    arguments = {"n_hidden": 1, "n_neurons": 37, "learning_rate": 0.02, "input_shape": (4,)}
+    if factory == "grid":
+        model = build_on_grid(grid=GRID, log=["learning_rate"], seed=0, **arguments)
+    else:
+        with pytest.warns(DeprecationWarning, match="tuning.evaluation.keras.snapping"):
+            model = old_build_on_grid(
+                table=str(tmp_path), log=["learning_rate"], seed=0, **arguments
+            )
     hidden = [layer for layer in model.layers if getattr(layer, "units", None)][:-1]
     assert [layer.units for layer in hidden] == [10]  # 37 -> 10 on the linear scale
     assert float(model.optimizer.learning_rate) == pytest.approx(0.01)
@@ -45,7 +48,7 @@ def test_certify_runs_the_real_studies_and_writes_the_certificate(tmp_path):
     import keras
 
     from tuning.cli import main
-    from tuning.run.config import StudyConfig
+    from tuning.core.config import StudyConfig
     from tuning.run.study import run_study
 
     if keras.backend.backend() != "jax":
@@ -90,6 +93,8 @@ def test_certify_runs_the_real_studies_and_writes_the_certificate(tmp_path):
     }
     same = winners[winners["seed"] == 0]
     assert not np.allclose(same["real_test_loss"], same["table_test_loss"], rtol=1e-4)
-    assert {s["config"]["model"] for s in summaries} == {"tuning.run.certify:build_on_grid"}
+    assert {s["config"]["model"] for s in summaries} == {
+        "tuning.evaluation.keras.snapping:build_on_grid"
+    }
     assert all(s["trials"] == 3 for s in summaries)
     assert "Kendall's tau" in (real / "sim_to_real.md").read_text()

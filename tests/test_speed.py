@@ -11,6 +11,7 @@ import pytest
 
 from tuning.cli import main
 from tuning.core.budget import BudgetMeter
+from tuning.core.config import StudyConfig, StudyError
 from tuning.core.results import StudyKey, TrialWriter, read_trials
 from tuning.evaluation.keras.environment import (
     DEFAULT_KERAS_BACKEND,
@@ -19,8 +20,8 @@ from tuning.evaluation.keras.environment import (
     resolve_keras_backend,
     use_keras_backend,
 )
-from tuning.evaluation.keras.objective import Objective, TrainingProtocol
-from tuning.run.config import StudyConfig, StudyError
+from tuning.evaluation.keras.evaluator import KerasEvaluator
+from tuning.evaluation.keras.trainer import TrainingProtocol
 from tuning.run.study import run_study
 
 BACKENDS = ["sklearn", "keras_tuner", "optuna", "hyperopt", "skopt", "random"]
@@ -44,7 +45,7 @@ def compiled_steps(monkeypatch):
 def _objective(dataset, tmp_path, protocol):
     key = StudyKey("s", "test", dataset.name, 0)
     writer = TrialWriter(tmp_path / f"{protocol.fast}.csv", key)
-    return Objective(dataset, protocol, writer, seed=3, meter=BudgetMeter(None))
+    return KerasEvaluator(dataset, protocol, writer, seed=3, meter=BudgetMeter(None))
 
 
 def test_one_call_per_epoch_gives_the_same_loss_history_bit_for_bit(
@@ -54,7 +55,7 @@ def test_one_call_per_epoch_gives_the_same_loss_history_bit_for_bit(
     for fast in (False, True):
         protocol = TrainingProtocol(max_epochs=12, patience=3, fast=fast)
         objective = _objective(california_small, tmp_path, protocol)
-        result = objective(PARAMS)
+        result = objective.evaluate(PARAMS)
         assert result.ok
         histories[fast] = result.history
         # the budget callback saw every epoch, also when an epoch is one call
@@ -141,13 +142,14 @@ TRIALS_IN_A_PROCESS = """
 import sys
 from pathlib import Path
 from tuning.evaluation.data import load_dataset
-from tuning.evaluation.keras.objective import Objective, TrainingProtocol
+from tuning.evaluation.keras.evaluator import KerasEvaluator
+from tuning.evaluation.keras.trainer import TrainingProtocol
 from tuning.core.results import StudyKey, TrialWriter
 data = load_dataset("california", download=False).head(200)
 writer = TrialWriter(Path(sys.argv[1]) / "trials.csv", StudyKey("s", "test", data.name, 0))
-objective = Objective(data, TrainingProtocol(max_epochs=2), writer, seed=0)
-statuses = [objective(p).status for p in ({"n_hidden": 1}, {"n_hidden": 2})]
-from tuning.run.config import StudyConfig
+objective = KerasEvaluator(data, TrainingProtocol(max_epochs=2), writer, seed=0)
+statuses = [objective.evaluate(p).status for p in ({"n_hidden": 1}, {"n_hidden": 2})]
+from tuning.core.config import StudyConfig
 from tuning.run.study import run_study
 summary = run_study(StudyConfig(backend="random", trials=1, max_epochs=2, out=sys.argv[1]), dataset=data)
 import keras

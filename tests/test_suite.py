@@ -131,7 +131,7 @@ def test_a_suite_of_two_tiny_tasks_end_to_end(tmp_path, capsys):
 
 
 def test_the_live_display_has_a_row_per_task_and_backend_in_a_suite():
-    from tuning.run.config import StudyConfig
+    from tuning.core.config import StudyConfig
     from tuning.run.grid import StudyState
     from tuning.run.progress import StudyProgress, backend_rows
 

@@ -12,14 +12,15 @@ from conftest import interrupted_after_row
 
 from tuning.analysis.compare import compare
 from tuning.cli import main
+from tuning.core.config import StudyConfig, StudyError
 from tuning.core.results import read_trials
 from tuning.core.space import SearchSpace, default_space
 from tuning.evaluation.tabular.build import tabulate
 from tuning.evaluation.tabular.table import load_table
 from tuning.evaluation.tabular.table_file import TableSettings, config_id, configurations
-from tuning.run.config import StudyConfig, StudyError
 from tuning.run.study import run_study
 from tuning.search import default_backends
+from tuning.evaluation.objectives import resolve
 
 pytestmark = [
     pytest.mark.one_keras_backend,
@@ -55,7 +56,7 @@ def _config(table, tmp_path, **changes) -> StudyConfig:
         "seed": 1,
         "out": str(tmp_path),
     }
-    return StudyConfig(**{**settings, **changes}).resolve()
+    return resolve(StudyConfig(**{**settings, **changes}))
 
 
 def test_a_tabular_study_takes_its_tables_data_and_protocol_and_refuses_others(table, tmp_path):
@@ -73,9 +74,9 @@ def test_a_tabular_study_takes_its_tables_data_and_protocol_and_refuses_others(t
 def test_a_setting_named_at_its_default_value_is_not_taken_as_left_out(table, tmp_path, capsys):
     named = dataclasses.replace(_config(table, tmp_path), resolved=False, max_epochs=100)
     with pytest.raises(StudyError, match=r"max_epochs 100 differs from the 6 table"):
-        dataclasses.replace(named, given=frozenset({"max_epochs"})).resolve()
-    assert dataclasses.replace(named, given=frozenset()).resolve().max_epochs == MAX_EPOCHS
-    assert named.resolve().max_epochs == MAX_EPOCHS  # built in code: the default is "left out"
+        resolve(dataclasses.replace(named, given=frozenset({"max_epochs"})))
+    assert resolve(dataclasses.replace(named, given=frozenset())).max_epochs == MAX_EPOCHS
+    assert resolve(named).max_epochs == MAX_EPOCHS  # built in code: the default is "left out"
     argv = ["run", "--backend", "random", "--objective", f"tabular:{table}", "--trials", "1"]
     argv += ["--out", str(tmp_path / "out")]
     assert main([*argv, "--max-epochs", "100"]) == 2  # typed, though it is the default

@@ -11,9 +11,10 @@ import pytest
 import tuning.evaluation.keras.vmapped
 import tuning.evaluation.tabular.build
 from tuning.cli import main
+from tuning.core.config import StudyError
 from tuning.core.results import StudyKey, TrialWriter
 from tuning.core.space import default_grid
-from tuning.evaluation.keras.objective import Objective
+from tuning.evaluation.keras.evaluator import KerasEvaluator
 from tuning.evaluation.keras.trainer import TrainingProtocol
 from tuning.evaluation.tabular.build import tabulate
 from tuning.evaluation.tabular.table_file import (
@@ -23,7 +24,6 @@ from tuning.evaluation.tabular.table_file import (
     configurations,
     read_table,
 )
-from tuning.run.config import StudyError
 
 pytestmark = [
     pytest.mark.one_keras_backend,
@@ -98,7 +98,7 @@ def test_a_table_entry_equals_a_real_trial_of_that_configuration_and_seed(
         ({"n_hidden": 0, "n_neurons": 2, "learning_rate": 3e-3}, 0),
     ):
         writer = TrialWriter(tmp_path / f"trials{seed}.csv", StudyKey("s", "random", "c", seed))
-        objective = Objective(california_small, protocol, writer, seed)
+        objective = KerasEvaluator(california_small, protocol, writer, seed)
         model = objective.build(params)
         history, _ = objective.fit(model, metered=False)
         test_loss = model.evaluate(california_small.X_test, california_small.y_test, verbose=0)

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from tuning.core.config import StudyConfig, StudyError
 from tuning.core.results import read_trials
+from tuning.evaluation.keras.between_trials import release_models
 from tuning.evaluation.keras.model import build_model
-from tuning.evaluation.keras.objective import build_seeded, release_models
+from tuning.evaluation.keras.seeded_build import build_seeded
 from tuning.evaluation.keras.trainer import KerasTrainer, TrainingProtocol
-from tuning.evaluation.keras.trainers import create_trainer
-from tuning.run.config import StudyConfig, StudyError
+from tuning.evaluation.keras.trainer_choice import create_trainer
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "jax", reason="the compiled trainer runs on JAX only"
@@ -224,7 +225,7 @@ def test_the_trainer_is_a_recorded_setting_and_checked_against_the_keras_backend
     with pytest.raises(StudyError, match="trainer 'fast' is not known"):
         StudyConfig(backend="random", trainer="fast")
 
-    from tuning.evaluation.keras.trainers import process_programs
+    from tuning.evaluation.keras.trainer_choice import process_programs
 
     process_programs.cache_clear()  # (no program an earlier test of this process compiled)
     tables = {}
@@ -347,12 +348,13 @@ import sys
 from pathlib import Path
 import jax
 from tuning.evaluation.data import load_dataset
-from tuning.evaluation.keras.objective import Objective, TrainingProtocol
+from tuning.evaluation.keras.evaluator import KerasEvaluator
+from tuning.evaluation.keras.trainer import TrainingProtocol
 from tuning.core.results import StudyKey, TrialWriter
 data = load_dataset("california", download=False).head(100)
 writer = TrialWriter(Path(sys.argv[1]) / "trials.csv", StudyKey("s", "test", data.name, 0))
-objective = Objective(data, TrainingProtocol(max_epochs=2), writer, seed=0)
-print(objective({"n_hidden": 1, "n_neurons": 3}).status, jax.config.jax_compilation_cache_dir)
+objective = KerasEvaluator(data, TrainingProtocol(max_epochs=2), writer, seed=0)
+print(objective.evaluate({"n_hidden": 1, "n_neurons": 3}).status, jax.config.jax_compilation_cache_dir)
 """
 
 

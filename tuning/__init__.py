@@ -33,7 +33,7 @@ _EXPORTS = {
     "CategoricalParam": "tuning.core.space",
     "default_space": "tuning.core.space",
     "TrainingProtocol": "tuning.evaluation.keras.trainer",
-    "StudyConfig": "tuning.run.config",
+    "StudyConfig": "tuning.core.config",
     "run_study": "tuning.run.study",
 }
 

@@ -77,16 +77,17 @@ def _given_settings(args: argparse.Namespace, backend: str | None) -> dict[str, 
 
 
 def _study_config(args: argparse.Namespace, backend: str | None):
+    from tuning.core.config import StudyConfig
     from tuning.core.errors import StudyError
-    from tuning.run.config import StudyConfig
+    from tuning.evaluation.objectives import resolve
 
     overrides = _given_settings(args, backend)
     if getattr(args, "config", None) is not None:
-        return StudyConfig.from_toml(args.config, **overrides).resolve()
+        return resolve(StudyConfig.from_toml(args.config, **overrides))
     if not backend:
         raise StudyError("--backend is required (or --config FILE); see `tuning backends`")
     typed = {k: v for k, v in overrides.items() if v is not None}
-    return StudyConfig(**typed, given=frozenset(typed)).resolve()
+    return resolve(StudyConfig(**typed, given=frozenset(typed)))
 
 
 def _tabulate(args: argparse.Namespace, stop: StopSignals) -> int:
@@ -137,7 +138,7 @@ def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
     from tuning.core.cluster import check_scheduler
     from tuning.core.errors import StudyError
     from tuning.core.files import writable_folder
-    from tuning.evaluation.data import check_dataset, load_dataset
+    from tuning.evaluation.objectives import check_inputs
     from tuning.run.grid import plan_grid, run_grid
     from tuning.run.progress import make_display
     from tuning.search import available_backends, default_backends, same_algorithms
@@ -171,20 +172,7 @@ def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
         stop.raise_if_stopped()  # a signal while planning stops it here, not after it
         if args.scheduler is not None:
             task.out = str(Path(task.out).resolve())  # the same path on every worker
-        own = task.space or task.model_options or task.model  # (else no Keras import here)
-        if task.table is not None:  # read and checked once here, not once per worker
-            from tuning.core.space import default_space
-            from tuning.evaluation.tabular.table import load_table
-
-            load_table(task.table).check_space(task.search_space() if own else default_space())
-        else:
-            check_dataset(task.dataset, target=task.target, task=task.task)
-            if own:  # a user's factory, space or options: built before any study starts
-                from tuning.run.study import check_model  # Keras: its backend is set above
-
-                space = task.search_space()  # checked once here, not once per worker
-                sample = load_dataset(task.dataset, target=task.target).head(64)
-                check_model(task, sample, space)
+        check_inputs(task)  # once here, not once per worker
         configs += plan_grid(task, backends, args.seeds)
     stop.raise_if_stopped()
     check_unique_folders(configs)

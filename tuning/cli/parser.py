@@ -6,11 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
-from tuning.evaluation.keras.environment import (
-    DEFAULT_KERAS_BACKEND,
-    KERAS_BACKENDS,
-    TRAINERS,
-)
+from tuning.core.config import KERAS_BACKENDS, TRAINERS
+from tuning.evaluation.keras.environment import DEFAULT_KERAS_BACKEND
 
 DESCRIPTION = "The command line: ``tuning run | benchmark | compare | demo | backends | datasets``."
 
@@ -238,8 +235,8 @@ MAX_SEEDS = 10_000
 
 def _seed_list(text: str) -> list[int]:
     """``0,1,2`` or ``0-4`` (both ends included), or a mix: ``0-2,7``; at most `MAX_SEEDS`
-    seeds, each at most `tuning.run.config.MAX_SEED`, counted before any list is made."""
-    from tuning.run.config import MAX_SEED
+    seeds, each at most `tuning.core.config.MAX_SEED`, counted before any list is made."""
+    from tuning.core.config import MAX_SEED
 
     ranges: list[tuple[int, int]] = []
     try:

@@ -4,7 +4,7 @@ A budget is a number of trials, of training epochs, of wall seconds, or any mix 
 search ends at whichever runs out first. Epochs are the fair unit across backends that train every
 configuration fully and those that stop most of them early (Hyperband): every epoch any trial trains
 is counted, as it ends, into a `BudgetMeter` shared by the whole study, and the training loop stops at
-the end of the epoch that spends the last of the budget (`tuning.evaluation.keras.objective.BudgetCallback`), so no
+the end of the epoch that spends the last of the budget (`tuning.evaluation.keras.evaluator.BudgetCallback`), so no
 backend overshoots an epoch budget. No Keras import here: backends register without it.
 """
 
@@ -155,3 +155,7 @@ def fraction_spent(budget: Mapping[str, Any], spent: Mapping[str, Any]) -> float
         if limit is not None
     ]
     return min(1.0, max(parts)) if parts else 0.0
+
+
+class BudgetSpent(RuntimeError):
+    """Raised instead of fitting a fold once the study's budget is spent."""

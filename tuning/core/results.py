@@ -16,13 +16,16 @@ import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from tuning.core.atomic import append_locked
 from tuning.core.errors import start_over
 from tuning.core.files import refuse_link
+
+if TYPE_CHECKING:
+    from tuning.core.config import StudyConfig
 
 log = logging.getLogger(__name__)
 TRIALS_FILE = "trials.csv"
@@ -126,6 +129,15 @@ class TrialWriter:
 
         append_locked(self.path, render)
         return full
+
+
+def study_writer(
+    config: StudyConfig, dataset: str, algorithm: str, parameters: Sequence[str]
+) -> TrialWriter:
+    """The writer of a study's ``trials.csv``, its rows keyed by the study, its backend, the
+    ``dataset``'s name, its seed and ``algorithm`` (``library:algorithm``)."""
+    key = StudyKey(config.study, config.backend, dataset, config.seed, algorithm)
+    return TrialWriter(config.study_dir / TRIALS_FILE, key, parameters)
 
 
 def _csv_lines(row: Mapping[str, Any], header: bool, columns: tuple[str, ...]) -> str:

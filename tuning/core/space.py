@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterator, Mapping
+from bisect import bisect_left
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -283,3 +284,17 @@ def describe_space(space: SearchSpace) -> str:
                 f"{param.name} {param.low:g} to {param.high:g}" + (" (log)" if param.log else "")
             )
     return ", ".join(parts)
+
+
+def nearest_on_grid(values: Sequence[Any], value: Any, *, log: bool) -> Any:
+    """The element of ``values`` nearest to ``value`` (ties: the lower), in log where ``log``:
+    how a proposal is snapped to a table's grid."""
+    ordered = sorted(values)
+
+    def scale(v: float) -> float:
+        return math.log(v) if log and v > 0 else float(v)
+
+    target = scale(value)
+    i = bisect_left([scale(v) for v in ordered], target)
+    candidates = ordered[max(0, i - 1) : i + 1]
+    return min(candidates, key=lambda v: abs(scale(v) - target))

@@ -19,8 +19,8 @@ its blocks are (task, seed), which is what gives the verdict power.
 
 from __future__ import annotations
 
-import functools
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -30,10 +30,13 @@ import pandas as pd
 
 from tuning.analysis.certificate import ALPHA, Agreement, agreement
 from tuning.core.atomic import write_atomically
+from tuning.core.config import StudyConfig
 from tuning.core.errors import StudyError
-from tuning.run.config import StudyConfig
+from tuning.evaluation.keras.snapping import build_on_grid as snap_and_build
+from tuning.evaluation.objectives import resolve
 
-SNAPPING_FACTORY = "tuning.run.certify:build_on_grid"
+SNAPPING_FACTORY = "tuning.evaluation.keras.snapping:build_on_grid"
+OLD_SNAPPING_FACTORY = "tuning.run.certify:build_on_grid"
 # A real study of seed s trains with seed REAL_NOISE + s: its search is the tabular study's (the
 # same seed), its training noise never one of the table's draws (a table's seeds are far below).
 REAL_NOISE = 1_000_000
@@ -43,41 +46,25 @@ PAIRS_FILE = "sim_to_real_pairs.csv"
 WINNERS_FILE = "sim_to_real_winners.csv"
 
 
-@functools.lru_cache(maxsize=4)
-def _table_grid(folder: str) -> tuple[dict[str, list[Any]], str | None]:
+def build_on_grid(*, table: str, log: Sequence[str] = (), **arguments: Any) -> Any:
+    """Deprecated (the factory earlier certificates' study files name): the grid of ``table``
+    read, then `tuning.evaluation.keras.snapping.build_on_grid`."""
+    warnings.warn(
+        f"{OLD_SNAPPING_FACTORY} is deprecated: name {SNAPPING_FACTORY} with the table's grid "
+        "as model_options grid and grid_model",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    grid, model = _grid_of(table)
+    return snap_and_build(grid=grid, grid_model=model, log=log, table=table, **arguments)
+
+
+def _grid_of(table: str) -> tuple[dict[str, list[Any]], str | None]:
+    """The grid a table was built over, and its factory."""
     from tuning.evaluation.tabular.table import table_settings
 
-    settings = table_settings(Path(folder))
+    settings = table_settings(Path(table))
     return {k: list(v) for k, v in settings["grid"].items()}, settings.get("model")
-
-
-def snap_to_grid(
-    params: dict[str, Any], grid: dict[str, list[Any]], log: Sequence[str] = ()
-) -> dict[str, Any]:
-    """``params`` with each gridded number moved to the grid's nearest value (in log for the
-    names in ``log``), as a tabular study snaps its proposals; other arguments unchanged."""
-    from tuning.evaluation.tabular.table import _nearest
-
-    snapped = dict(params)
-    for name, values in grid.items():
-        value = params.get(name)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            snapped[name] = _nearest(values, value, log=name in log)
-    return snapped
-
-
-def build_on_grid(*, table: str, log: Sequence[str] = (), **arguments: Any) -> Any:
-    """A model factory: the table's own factory (the book's by default) building the grid
-    configuration nearest to ``arguments`` (the searched values; the harness's own arguments
-    pass through). ``table``: the table's folder; ``log``: the parameters snapped in log."""
-    from tuning.evaluation.keras.factory import load_factory, offered_arguments
-
-    grid, model = _table_grid(str(table))
-    factory = load_factory(model)
-    snapped = snap_to_grid(arguments, grid, log)
-    searched = {k: v for k, v in snapped.items() if k in grid}
-    others = offered_arguments(factory, {k: v for k, v in snapped.items() if k not in grid})
-    return factory(**searched, **others)
 
 
 def real_configs(tabular: list[dict[str, Any]], seeds: Sequence[int], out: Path) -> list:
@@ -87,6 +74,7 @@ def real_configs(tabular: list[dict[str, Any]], seeds: Sequence[int], out: Path)
     for summary in tabular:
         recorded = dict(summary["config"])
         table = str(Path(recorded["objective"].partition(":")[2]))
+        grid, grid_model = _grid_of(table)
         space = recorded.get("space") or _book_space()
         logged = [name for name, spec in space.items() if spec.get("log")]
         base = {
@@ -97,17 +85,25 @@ def real_configs(tabular: list[dict[str, Any]], seeds: Sequence[int], out: Path)
         resolved = summary.get("algorithm") or {}
         if "cv" in resolved:  # scikit-learn scored the table's one validation split: holdout
             base["backend_options"] = {**base.get("backend_options", {}), "cv": resolved["cv"]}
-        config = StudyConfig(
-            **{
-                **base,
-                "model": SNAPPING_FACTORY,
-                "model_options": {"table": table, "log": logged, **recorded["model_options"]},
-                "space": space,
-                "out": str(out),
-                "trainer": "compiled",
-                "keras_backend": "jax",
-            }
-        ).resolve()
+        config = resolve(
+            StudyConfig(
+                **{
+                    **base,
+                    "model": SNAPPING_FACTORY,
+                    "model_options": {
+                        "grid": grid,
+                        "grid_model": grid_model,
+                        "table": table,
+                        "log": logged,
+                        **recorded["model_options"],
+                    },
+                    "space": space,
+                    "out": str(out),
+                    "trainer": "compiled",
+                    "keras_backend": "jax",
+                }
+            )
+        )
         configs += [replace(config, seed=s, training_seed=REAL_NOISE + s, study="") for s in seeds]
     return configs
 

@@ -21,8 +21,9 @@ import logging
 import os
 from typing import Any
 
+from tuning.core.config import StudyConfig
 from tuning.core.files import LOG_FILE, NoLinkFileHandler, refuse_link
-from tuning.run.config import StudyConfig
+from tuning.evaluation.objectives import resolve
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def run_study_on_dask_worker(
     if parent is not None and os.getppid() == parent:
         die_with_parent(parent)
 
-    study_config = StudyConfig(**config).resolve()  # (resolved by the grid's parent: as is)
+    study_config = resolve(StudyConfig(**config))  # (resolved by the grid's parent: as is)
     study_dir = refuse_link(study_config.study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
     handler = NoLinkFileHandler(study_dir / LOG_FILE, encoding="utf-8")

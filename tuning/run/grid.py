@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from tuning.core.cluster import dask_executor
+from tuning.core.config import StudyConfig
 from tuning.core.errors import StudyError
 from tuning.core.files import LOG_FILE, open_for_append, refuse_link
 from tuning.core.lock import StudyLocked
 from tuning.core.results import TRIALS_FILE
 from tuning.core.signals import StopSignals, die_with_parent
 from tuning.evaluation.keras.environment import pin_threads, use_keras_backend
-from tuning.run.config import StudyConfig
+from tuning.evaluation.objectives import resolve
 from tuning.run.dask_grid import run_study_on_dask_worker
 from tuning.run.resume import finished_summary
 
@@ -241,7 +242,7 @@ def run_study_in_worker(config: dict[str, Any], threads: int, fresh: bool) -> di
     """Run (or resume) one study in this worker process (a worker runs many in turn); its log
     goes to ``STUDY/study.log``. ``fresh`` deletes what an
     earlier run left, under the study's lock."""
-    study_config = StudyConfig(**config).resolve()  # (resolved by the grid's parent: as is)
+    study_config = resolve(StudyConfig(**config))  # (resolved by the grid's parent: as is)
     study_dir = refuse_link(study_config.study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
     _log_to(study_dir / LOG_FILE)

@@ -40,8 +40,8 @@ from tuning.analysis.blocks import block_ranks
 from tuning.analysis.posthoc import conover_vs_best
 from tuning.analysis.signed_rank import paired_test, scaled_per_task
 from tuning.core.atomic import write_json
+from tuning.core.config import StudyConfig
 from tuning.core.errors import StudyError
-from tuning.run.config import StudyConfig
 
 RACE_FILE = "race.json"
 FIRST_SEEDS = 5  # irace's firstTest: no elimination before this many seeds

@@ -15,11 +15,11 @@ from typing import Any
 import pandas as pd
 
 from tuning.core.atomic import read_json, write_json
+from tuning.core.config import StudyConfig
 from tuning.core.errors import StudyError, start_over
 from tuning.core.files import CONFIG_FILE, LOG_FILE, SUMMARY_FILE
 from tuning.core.lock import LOCK_FILE
 from tuning.core.results import TRIALS_FILE, read_trials, repair_table
-from tuning.run.config import StudyConfig
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ not, refused when its settings changed). The file::
     dataset = "csv:houses.csv"
     target = "price"
 
-A task's settings are `tuning.run.config.StudyConfig` fields, bar the ones the grid sets (backend,
+A task's settings are `tuning.core.config.StudyConfig` fields, bar the ones the grid sets (backend,
 seed, study, out) and the Keras backend (one per grid). No Keras here.
 """
 
@@ -28,9 +28,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from tuning.core.config import StudyConfig, check_space_given
 from tuning.core.errors import StudyError
 from tuning.core.files import read_toml
-from tuning.run.config import StudyConfig, check_space_given
+from tuning.evaluation.objectives import resolve
 
 # StudyConfig fields a suite cannot set per task: the grid's own, and one per process.
 NOT_PER_TASK = frozenset(
@@ -101,7 +102,7 @@ def suite_configs(suite: Suite, given: dict[str, Any]) -> list[StudyConfig]:
     for name, settings in suite.tasks.items():
         try:
             named = frozenset(settings) | frozenset(given)
-            configs.append(StudyConfig(**{**settings, **given}, given=named).resolve())
+            configs.append(resolve(StudyConfig(**{**settings, **given}, given=named)))
         except StudyError as exc:
             raise StudyError(f"suite {suite.path}, task {name!r}: {exc}") from None
         except TypeError as exc:  # a value of the wrong kind for a field

@@ -3,18 +3,17 @@ evaluator for each trial."""
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from types import SimpleNamespace
+from typing import Any, ClassVar
 
 from tuning.core.budget import Budget, BudgetMeter
 from tuning.core.evaluator import Evaluator
-from tuning.core.ledger import ResumeLedger
+from tuning.core.ledger import ResumeLedger, TrialResult
 from tuning.core.space import SearchSpace
-
-if TYPE_CHECKING:  # nothing here imports Keras
-    from tuning.evaluation.keras.objective import KerasTraining, Objective
 
 
 @dataclass(frozen=True)
@@ -22,10 +21,9 @@ class SearchTask:
     """What a backend's `SearchBackend.search` gets: the evaluator (the one way to evaluate a
     configuration), the study's budget meter and resume ledger, and the search's settings.
     ``max_epochs`` is the protocol's epoch cap (a multi-fidelity algorithm's top rung);
-    ``workdir`` the study folder, where the library may keep its own state. ``training`` is
-    the study's Keras training, for a library that must fit the model through its own
-    estimator (scikit-learn over scikeras); None where the evaluator answers each trial from
-    recorded curves (a table: microseconds a trial, no model to fit)."""
+    ``workdir`` the study folder, where the library may keep its own state. A library that
+    must fit the model through its own estimator (scikit-learn over scikeras) asks the
+    evaluator for it (`tuning.core.evaluator.Evaluator.native_training`)."""
 
     evaluator: Evaluator
     meter: BudgetMeter
@@ -35,7 +33,6 @@ class SearchTask:
     seed: int
     max_epochs: int
     workdir: Path
-    training: KerasTraining | None = None
 
 
 # Multi-fidelity algorithms (Optuna's pruners, scikit-learn's successive halving) keep one trial
@@ -68,10 +65,9 @@ class SearchBackend(ABC):
     same configurations again. One that cannot retrace them fails with
     `tuning.core.errors.ResumeError`, which tells the user to pass ``--fresh``.
 
-    The first interface, ``run(objective, space, budget, seed, workdir)`` (the objective: the
-    evaluator itself, with ``objective(params)``, ``objective.meter``, ``objective.finished``,
-    ``objective.restored(n)`` and ``objective.protocol.max_epochs``), is still called for a
-    backend that defines `run` instead of `search`.
+    The first interface, ``run(objective, space, budget, seed, workdir)``, is deprecated: it
+    is still called, with a `DeprecationWarning`, for a backend that defines `run` instead of
+    `search`, handed a `FirstObjective` over the task.
     """
 
     name: ClassVar[str]
@@ -143,12 +139,20 @@ class SearchBackend(ABC):
 
     def search(self, task: SearchTask) -> None:
         """Search until the budget is spent. By default: the first interface's `run`, handed
-        the evaluator as its objective."""
-        self.run(task.evaluator, task.space, task.budget, task.seed, task.workdir)  # type: ignore[arg-type]
+        a `FirstObjective`, with a `DeprecationWarning`."""
+        warnings.warn(
+            f"{type(self).__module__}.{type(self).__name__} defines run(objective, space, "
+            "budget, seed, workdir), the first backend interface: define search(self, task) "
+            "instead (tuning.search.base.SearchBackend; task.evaluator.evaluate(params) for "
+            "objective(params))",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        self.run(FirstObjective(task), task.space, task.budget, task.seed, task.workdir)
 
     def run(
         self,
-        objective: Objective,
+        objective: FirstObjective,
         space: SearchSpace,
         budget: Budget,
         seed: int,
@@ -156,3 +160,24 @@ class SearchBackend(ABC):
     ) -> None:
         """The first interface (see the class); a backend defines this or `search`."""
         raise NotImplementedError(f"{type(self).__name__} defines search(task), not run")
+
+
+class FirstObjective:
+    """What the first backend interface's ``run`` was handed as its objective, over a search
+    task: ``objective(params)`` evaluates, ``meter``, ``finished`` and ``restored(n)`` are the
+    task's, and ``protocol.max_epochs`` its epoch cap."""
+
+    def __init__(self, task: SearchTask) -> None:
+        self.task = task
+        self.meter = task.meter
+        self.protocol = SimpleNamespace(max_epochs=task.max_epochs)
+
+    def __call__(self, params: Any, **options: Any) -> TrialResult:
+        return self.task.evaluator.evaluate(params, **options)
+
+    @property
+    def finished(self) -> list[TrialResult]:
+        return self.task.ledger.finished
+
+    def restored(self, n_trials: int) -> None:
+        self.task.ledger.restored(n_trials)

@@ -240,7 +240,7 @@ class OptunaBackend(SearchBackend):
         )
         study = optuna.create_study(
             study_name=workdir.name,
-            storage=self._storage(workdir, lookups=task.training is None),
+            storage=self._storage(workdir, lookups=task.evaluator.native_training() is None),
             direction="minimize",
             load_if_exists=True,  # a resumed study continues from its storage
             pruner=self._pruner(budget, max_epochs) or optuna.pruners.NopPruner(),

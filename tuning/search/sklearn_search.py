@@ -19,7 +19,7 @@ import sys
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -34,22 +34,13 @@ from sklearn.model_selection import (
 
 from tuning.core.budget import BudgetMeter
 from tuning.core.errors import ResumeError, UserCodeRaised, start_over
+from tuning.core.evaluator import NativeTraining
 from tuning.core.ledger import ResumeLedger
+from tuning.core.outcome import folds_outcome
 from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param
 from tuning.search import BackendError
 from tuning.search.base import REDUCTION_FACTOR, Budget, SearchBackend, SearchTask, min_resource
-from tuning.search.sklearn_estimators import (
-    PREFIX,
-    EvaluatorEstimator,
-    TimedKerasClassifier,
-    TimedKerasRegressor,
-    _Shared,
-    scikeras_factory,
-    score_fold,
-)
-
-if TYPE_CHECKING:  # imported where the model is trained (a table's study trains none)
-    from tuning.evaluation.keras.objective import KerasTraining
+from tuning.search.sklearn_estimators import PREFIX, EvaluatorEstimator, SharedTask, score_fold
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +78,7 @@ def to_sklearn_distribution(param: Param) -> Any:
 
 class _CandidateRecorder:
     """Evaluates candidates through the search's ``evaluate_candidates`` and, where the folds
-    trained natively (``record``: `KerasTraining.record`), writes one row per candidate from
+    trained natively (``record``: `tuning.core.evaluator.NativeTraining.record`), writes one row per candidate from
     its folds' scores (`score_fold`), wherever they were computed. Without ``record`` each
     candidate's fold was an evaluation, which wrote its own row.
 
@@ -171,27 +162,16 @@ class _CandidateRecorder:
     ) -> None:
         scored = [(-loss, e, seconds) for loss, e, seconds in folds if not math.isnan(e)]
         epochs = int(sum(f[1] for f in scored))
-        meter = self.meter
         if self.count_epochs:
-            meter.add_epoch(epochs)
-        n, done = self.n_splits, len(scored)
-        error, status = "", "failed"
-        if done < n and meter.exhausted:
-            error = f"the budget ran out after {done} of {n} folds"
-            status = "pruned"
-        elif done == 0:
-            error = "every fold failed to fit"
-        elif done < n:
-            error = f"{n - done} of {n} folds failed to fit"
-        elif not all(math.isfinite(f[0]) for f in scored):
-            error = "validation loss became non-finite in a fold: diverged"
+            self.meter.add_epoch(epochs)
+        outcome = folds_outcome([f[0] for f in scored], self.n_splits, self.meter.exhausted)
         self.record(
             params,
-            status=status if error else "complete",
-            val_loss=math.nan if error else float(np.mean([f[0] for f in scored])),
+            status=outcome.status,
+            val_loss=outcome.val_loss,
             epochs=epochs,
             fit_seconds=sum(f[2] for f in scored),
-            error=error,
+            error=outcome.error,
             worker=worker,
         )
 
@@ -347,7 +327,7 @@ class SklearnBackend(SearchBackend):
         """``cv`` as given; by default 3 (the book's) where the search trains the model, or
         ``holdout`` where the evaluator answers without one (a table holds one validation
         split per configuration: cross-validation folds and a Dask cluster are refused)."""
-        if task.training is not None:
+        if task.evaluator.native_training() is not None:
             return 3 if self.cv is None else self.cv
         if self.cv not in (None, "holdout"):
             raise BackendError(
@@ -380,27 +360,24 @@ class SklearnBackend(SearchBackend):
                 "sklearn with --scheduler: folds fitted on other processes cannot stop at the "
                 "study's epoch budget; give the budget in --trials or --budget-seconds"
             )
-        training = task.training
-        if training is None:  # each fold an evaluation: no data, one row on each side
+        native = task.evaluator.native_training()
+        defaults = {PREFIX + p.name: _default_value(p) for p in task.space}
+        if native is None:  # each fold an evaluation: no data, one row on each side
             cv: Any = PredefinedSplit(np.array([-1, 0]))
             n_splits, X, y = 1, np.zeros((2, 1)), np.zeros(2)
             estimator: Any = EvaluatorEstimator(
-                _Shared(task),
-                epochs=task.max_epochs,
-                **{PREFIX + p.name: _default_value(p) for p in task.space},
+                SharedTask(task), epochs=task.max_epochs, **defaults
             )
             fit_data: dict[str, Any] = {}
             record = None
         else:
-            d = training.dataset
-            cv, n_splits = self._splitter(self.folds(task), len(d.X_train), len(d.X_valid))
-            X, y, estimator = self._estimator(task, training)
-            fit_data = {
-                "validation_data": (d.X_valid, d.y_valid),
-                "trainer": training.trainer,
-                "padded": training.padded,
-            }
-            record = training.record
+            folds = self.folds(task)
+            cv, n_splits = self._splitter(folds, len(native.X_train), len(native.X_valid))
+            X, y = self._split_rows(folds, native)
+            # (a cluster's workers do not get the signal: the search stops between batches)
+            estimator = native.estimator(defaults, self.scheduler is None)
+            fit_data = dict(native.fit_params)
+            record = native.record
         recorder = _CandidateRecorder(task, record, n_splits, self.scheduler is not None)
         distributions = {PREFIX + p.name: to_sklearn_distribution(p) for p in task.space}
         search_options = {
@@ -436,35 +413,15 @@ class SklearnBackend(SearchBackend):
             return PredefinedSplit(test_fold), 1
         return folds, int(folds)
 
-    def _estimator(self, task: SearchTask, training: KerasTraining) -> tuple[Any, Any, Any]:
-        """The data the search splits (training rows, and the validation rows for holdout) and
-        the scikeras estimator over the study's factory, trained by the study's trainer."""
-        d = training.dataset
-        if self.folds(task) == "holdout":
-            X, y = np.concatenate([d.X_train, d.X_valid]), np.concatenate([d.y_train, d.y_valid])
-        else:
-            X, y = d.X_train, d.y_train
-        from tuning.evaluation.keras.callbacks import BudgetCallback, StopCallback
-
-        wrapper = TimedKerasClassifier if d.task == "classification" else TimedKerasRegressor
-        fit_kwargs = training.protocol.fit_kwargs()
-        stop = training.stop
-        names = [*(p.name for p in task.space), *training.arguments]
-        estimator = wrapper(
-            model=scikeras_factory(training.factory, names),
-            callbacks=[  # the protocol's own are the trainer's
-                BudgetCallback(task.meter),
-                # (a cluster's workers do not get the signal: the search stops between batches)
-                *([StopCallback(stop)] if stop and not self.scheduler else []),
-            ],
-            batch_size=fit_kwargs["batch_size"],
-            epochs=fit_kwargs["epochs"],
-            verbose=fit_kwargs["verbose"],
-            random_state=training.seed,
-            **{PREFIX + k: v for k, v in training.arguments.items()},
-            **{PREFIX + p.name: _default_value(p) for p in task.space},
-        )
-        return X, y, estimator
+    @staticmethod
+    def _split_rows(folds: int | str, native: NativeTraining) -> tuple[Any, Any]:
+        """The rows the search splits: the training rows, and the validation rows for holdout."""
+        if folds == "holdout":
+            return (
+                np.concatenate([native.X_train, native.X_valid]),
+                np.concatenate([native.y_train, native.y_valid]),
+            )
+        return native.X_train, native.y_train
 
     def _halve(
         self,

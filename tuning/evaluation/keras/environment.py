@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import sys
 
-KERAS_BACKENDS = ("jax", "tensorflow")
+from tuning.core.config import check_keras_backend
+
 DEFAULT_KERAS_BACKEND = "jax"
-TRAINERS = ("keras", "compiled")  # `tuning.evaluation.keras.trainer`
 
 
 class KerasBackendError(ValueError):
@@ -32,27 +32,10 @@ def resolve_keras_backend(requested: str | None = None) -> str:
     """The backend a study will use: ``requested``, else ``KERAS_BACKEND``, else the backend of the
     Keras already imported here, else `DEFAULT_KERAS_BACKEND`. Checks the name only."""
     name = requested or os.environ.get("KERAS_BACKEND") or imported_keras_backend()
-    name = name or DEFAULT_KERAS_BACKEND
-    if name not in KERAS_BACKENDS:
-        raise KerasBackendError(
-            f"keras_backend {name!r} is not supported; choose one of {list(KERAS_BACKENDS)}"
-        )
-    return name
-
-
-def resolve_trainer(requested: str | None, keras_backend: str) -> str:
-    """The trainer a study uses: ``requested``, else ``compiled`` on JAX and ``keras``
-    elsewhere. Raises ValueError naming the field when the two do not go together."""
-    if requested is None:
-        return "compiled" if keras_backend == "jax" else "keras"
-    if requested not in TRAINERS:
-        raise ValueError(f"trainer {requested!r} is not known; choose one of {list(TRAINERS)}")
-    if requested != "keras" and keras_backend != "jax":
-        raise ValueError(
-            f"trainer {requested!r} runs on the JAX backend only, not {keras_backend!r}: "
-            "use --trainer keras or --keras-backend jax"
-        )
-    return requested
+    try:
+        return check_keras_backend(name or DEFAULT_KERAS_BACKEND)
+    except ValueError as exc:
+        raise KerasBackendError(str(exc)) from None
 
 
 def use_keras_backend(name: str) -> None:

@@ -4,7 +4,7 @@ Compiling is a large share of a short trial on the CPU: Keras compiles the initi
 new layer shape while it builds a model (about 0.9 s for a new 3-layer MLP here), and each new
 architecture's epoch program or training step compiles in about 0.5 s. JAX can keep compiled
 programs on disk and load them in a few milliseconds; every process of a grid then shares them,
-and so does every later run. It is on for studies on JAX (`tuning.evaluation.keras.trainers.create_trainer`).
+and so does every later run. It is on for studies on JAX (`tuning.evaluation.keras.trainer_choice.create_trainer`).
 """
 
 from __future__ import annotations

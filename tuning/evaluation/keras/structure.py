@@ -108,7 +108,7 @@ class ProgramCache:
     """Compiled programs (epochs, evaluations, predictions) by key (structure, data shapes,
     batch size), the least recently used dropped past ``size`` so memory stays bounded. A
     trainer has its own by default; the studies of one process share one
-    (`tuning.evaluation.keras.trainers.create_trainer`), so a study does not trace and compile
+    (`tuning.evaluation.keras.trainer_choice.create_trainer`), so a study does not trace and compile
     again what an earlier study of the process compiled."""
 
     def __init__(self, size: int = 32) -> None:

@@ -11,7 +11,7 @@ once per epoch. Two trainers carry it out, with the same arithmetic:
   ``train_step``/``test_step`` (`tuning.evaluation.keras.compiled`), several times faster per
   epoch on the CPU (`benchmarks/README.md`).
 
-No JAX here. The study's settings name a trainer (`tuning.evaluation.keras.environment.resolve_trainer`)
+No JAX here. The study's settings name a trainer (`tuning.core.config.trainer_for`)
 before anything imports Keras.
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from tuning.evaluation.keras.environment import TRAINERS
+from tuning.core.config import TRAINERS
 
 ValidationData = tuple[np.ndarray, np.ndarray]
 History = dict[str, list[float]]
@@ -56,7 +56,7 @@ class TrainingProtocol:
     diverging trial stops at the end of the epoch it diverged in, as with the compiled trainer.
 
     ``trainer``: ``keras`` or ``compiled`` (`TRAINERS`); ``None`` picks by the Keras backend
-    (`resolve_trainer`). ``shuffle``: the training rows are shuffled each epoch (Keras' default);
+    (`tuning.core.config.trainer_for`). ``shuffle``: the training rows are shuffled each epoch (Keras' default);
     off only to compare trainers step by step.
     """
 

@@ -111,7 +111,8 @@ def tabulate(
 def _build(
     settings: TableSettings, out: Path, dataset: Any, factory: Any, stop: Any
 ) -> dict[str, Any]:
-    from tuning.evaluation.keras.objective import build_seeded, release_models
+    from tuning.evaluation.keras.between_trials import release_models
+    from tuning.evaluation.keras.seeded_build import build_seeded
     from tuning.evaluation.keras.trainer import TrainingProtocol
     from tuning.evaluation.keras.vmapped import VmappedTraining
 

@@ -21,15 +21,17 @@ cannot go past the epoch at which early stopping ended that run.
 
 from __future__ import annotations
 
-import gc
 import math
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from tuning.core.budget import Budget, BudgetMeter
-from tuning.core.evaluator import Evaluator, Report, WarmStart, score_history
+from tuning.core.collector import collect_and_freeze
+from tuning.core.evaluator import DataDescription, Evaluator, Report, WarmStart
 from tuning.core.ledger import ResumeLedger, TrialResult
+from tuning.core.outcome import trained_outcome
 from tuning.core.recorder import TrialRecorder
 from tuning.core.results import TrialWriter
 from tuning.core.signals import StopSignals
@@ -51,16 +53,6 @@ class SimulatedClock:
         self.offset += seconds
 
 
-def _freeze_what_is_alive() -> None:
-    """Libraries collect garbage between trials (Keras Tuner: a full collection per build);
-    with the frameworks loaded one scans half a million objects, far more than a lookup costs.
-    As `tuning.evaluation.keras.objective.release_models` does before the first real trial:
-    what is alive now (the frameworks, the table) is left out of every later collection."""
-    if not gc.get_freeze_count():
-        gc.collect()
-        gc.freeze()
-
-
 class TableEvaluator(Evaluator):
     """The evaluator of a tabular study: the same contract, rows, budget and resume as real
     training, with each trial looked up. A configuration is snapped to the grid (the rows hold
@@ -68,6 +60,8 @@ class TableEvaluator(Evaluator):
     epoch of the budget and its recorded seconds on the study's `SimulatedClock` (``clock``,
     which the study's ``meter`` reads). Each row's ``table_test_loss`` is the table's test loss
     of that configuration fully trained (what the study would report were it the winner)."""
+
+    simulated_clock = True
 
     def __init__(
         self,
@@ -90,7 +84,9 @@ class TableEvaluator(Evaluator):
         self.recorder = TrialRecorder(writer, ledger, self.meter)
         self.table_seed = table.table_seed(seed)
         self.dataset: Dataset = table.dataset()
-        _freeze_what_is_alive()
+        # libraries collect garbage between trials (Keras Tuner: a full collection per build),
+        # which with the frameworks loaded costs far more than a lookup
+        collect_and_freeze()
 
     def entry(self, params: Mapping[str, Any]) -> TableEntry:
         """The table's run of (snapped) ``params`` for the study's table seed."""
@@ -130,18 +126,15 @@ class TableEvaluator(Evaluator):
         history, seconds, pruned_after = self._play(
             entry, first, self.max_epochs if epochs is None else epochs, report
         )
-        val_loss, error = score_history(history)
-        status = "failed" if error else "complete"
-        if pruned_after and not error:
-            status, error = "pruned", f"pruned by the search after epoch {pruned_after}"
+        outcome = trained_outcome(history, pruned_after)
         return self._record(
             params,
             entry,
-            status=status,
-            val_loss=val_loss,
+            status=outcome.status,
+            val_loss=outcome.val_loss,
             epochs=len(history["loss"]),
             fit_seconds=seconds,
-            error=error,
+            error=outcome.error,
             history=history,
             number=number,
         )
@@ -176,7 +169,11 @@ class TableEvaluator(Evaluator):
     def _record(self, params: dict[str, Any], entry: TableEntry, **fields: Any) -> TrialResult:
         return self.recorder.record(params, extra={"table_test_loss": entry.test_loss}, **fields)
 
-    def final_result(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], None]:
+    def data(self) -> DataDescription:
+        d = self.dataset
+        return DataDescription(d.name, d.task, tuple(d.sizes))
+
+    def final_result(self, params: Mapping[str, Any], folder: Path) -> dict[str, Any]:
         """The winner "retrained": the table's full run of its configuration and seed; its
         regret against the table's best test loss for the seed. No model file."""
         entry = self.entry(self.table.snap(params, self.space))
@@ -192,4 +189,4 @@ class TableEvaluator(Evaluator):
             "table_best_params": best.params,
             "table_best_test_loss": best.test_loss,
             "regret": entry.test_loss - best.test_loss,
-        }, None
+        }

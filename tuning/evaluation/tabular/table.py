@@ -10,7 +10,6 @@ import json
 import logging
 import math
 import time
-from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,13 @@ import numpy as np
 
 from tuning.core.atomic import read_json
 from tuning.core.errors import StudyError
-from tuning.core.space import CategoricalParam, FloatParam, IntParam, SearchSpace
+from tuning.core.space import (
+    CategoricalParam,
+    FloatParam,
+    IntParam,
+    SearchSpace,
+    nearest_on_grid,
+)
 from tuning.evaluation.tabular.table_file import (
     SETTINGS_FILE,
     TABLE_FILE,
@@ -125,7 +130,7 @@ class Table:
         for param in space:
             value = params[param.name]
             if isinstance(param, IntParam | FloatParam):
-                value = _nearest(self.grid[param.name], value, log=param.log)
+                value = nearest_on_grid(self.grid[param.name], value, log=param.log)
             snapped[param.name] = value
         return snapped
 
@@ -166,19 +171,6 @@ class Table:
             data = load_dataset(self.settings["dataset"])
             self._dataset = data.head(self.settings.get("max_rows"))
         return self._dataset
-
-
-def _nearest(values: Sequence[Any], value: Any, *, log: bool) -> Any:
-    """The element of ``values`` nearest to ``value`` (ties: the lower), in log where ``log``."""
-    ordered = sorted(values)
-
-    def scale(v: float) -> float:
-        return math.log(v) if log and v > 0 else float(v)
-
-    target = scale(value)
-    i = bisect_left([scale(v) for v in ordered], target)
-    candidates = ordered[max(0, i - 1) : i + 1]
-    return min(candidates, key=lambda v: abs(scale(v) - target))
 
 
 def load_table(folder: Path) -> Table:

@@ -10,8 +10,8 @@ import keras
 
 from tuning.core.errors import call_user_code
 from tuning.evaluation.data import DATA_ARGUMENTS, Dataset
+from tuning.evaluation.keras.between_trials import seed_generators
 from tuning.evaluation.keras.factory import offered_arguments
-from tuning.evaluation.keras.session import seed_generators
 from tuning.evaluation.keras.trainer import TrainingProtocol
 
 
@@ -23,7 +23,7 @@ def factory_arguments(
     model_options: Mapping[str, Any],
 ) -> dict[str, Any]:
     """A factory's arguments besides the searched ones: the data's (`DATA_ARGUMENTS`), the
-    protocol's (`tuning.run.config.PROTOCOL_ARGUMENTS`: the speed setting, and the study's seed for
+    protocol's (`tuning.core.config.PROTOCOL_ARGUMENTS`: the speed setting, and the study's seed for
     the initial weights, which makes them the same in any process), those of them its signature
     takes, and the study's fixed ``model_options``."""
     from_data = {name: getattr(dataset, name) for name in DATA_ARGUMENTS}

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import keras
 
-from tuning.evaluation.keras.environment import resolve_trainer
+from tuning.core.config import trainer_for
 from tuning.evaluation.keras.trainer import KerasTrainer, Trainer, TrainingProtocol
 
 if TYPE_CHECKING:  # the compiled trainer is imported only where it runs (JAX)
@@ -31,7 +31,7 @@ def create_trainer(
         from tuning.evaluation.keras.jax_cache import enable_compilation_cache
 
         enable_compilation_cache()
-    name = resolve_trainer(protocol.trainer, backend)
+    name = trainer_for(protocol.trainer, backend)
     if name == "keras":
         return KerasTrainer(protocol, seed)
     from tuning.evaluation.keras.compiled import CompiledTrainer  # JAX: only where it runs

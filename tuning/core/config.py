@@ -2,27 +2,22 @@
 
 A config is inert data: constructing one checks its values and reads nothing. What its settings
 name outside it (a table's settings, the Keras backend the environment chooses) is read once,
-by `resolve`, in the process that plans the studies; the resolved config travels to the
-workers as data. No Keras here: the grid's parent plans and checks studies without importing it.
+by `tuning.evaluation.objectives.resolve`, in the process that plans the studies; the resolved
+config travels to the workers as data. What is built from a config (its space, its evaluator,
+its training protocol) is built by the layer that owns it (`tuning.evaluation.objectives`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tuning.core.budget import Budget
 from tuning.core.errors import StudyError
 from tuning.core.files import read_toml
-from tuning.core.space import SearchSpace, default_space
 from tuning.core.urls import without_password
-from tuning.evaluation.keras.environment import resolve_keras_backend, resolve_trainer
-
-if TYPE_CHECKING:
-    from tuning.evaluation.keras.trainer import TrainingProtocol
 
 # Settings that may differ between two runs of one study without making its results another study's.
 NOT_COMPARED = frozenset({"out"})
@@ -31,6 +26,34 @@ DEFAULT_TRIALS = 20
 STUDY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 # The settings a tabular study takes from its table (`tuning tabulate` built it with them).
 TABLE_SETTINGS = ("dataset", "max_rows", "max_epochs", "batch_size", "patience", "model")
+
+
+KERAS_BACKENDS = ("jax", "tensorflow")
+TRAINERS = ("keras", "compiled")  # `tuning.evaluation.keras.trainer`
+
+
+def check_keras_backend(name: str) -> str:
+    """``name`` if it is a Keras backend the harness trains on; ValueError naming the field."""
+    if name not in KERAS_BACKENDS:
+        raise ValueError(
+            f"keras_backend {name!r} is not supported; choose one of {list(KERAS_BACKENDS)}"
+        )
+    return name
+
+
+def trainer_for(requested: str | None, keras_backend: str) -> str:
+    """The trainer a study uses: ``requested``, else ``compiled`` on JAX and ``keras``
+    elsewhere. Raises ValueError naming the field when the two do not go together."""
+    if requested is None:
+        return "compiled" if keras_backend == "jax" else "keras"
+    if requested not in TRAINERS:
+        raise ValueError(f"trainer {requested!r} is not known; choose one of {list(TRAINERS)}")
+    if requested != "keras" and keras_backend != "jax":
+        raise ValueError(
+            f"trainer {requested!r} runs on the JAX backend only, not {keras_backend!r}: "
+            "use --trainer keras or --keras-backend jax"
+        )
+    return requested
 
 
 # The largest seed every library takes: numpy's generators stop at 2**32 - 1, Keras Tuner adds 1
@@ -87,10 +110,10 @@ class StudyConfig:
             )
         try:
             if self.keras_backend is not None:
-                self.keras_backend = resolve_keras_backend(self.keras_backend)
+                check_keras_backend(self.keras_backend)
             if self.trainer is not None or self.keras_backend is not None:
                 # (no backend given: the trainer's name is checked, its backend on `resolve`)
-                self.trainer = resolve_trainer(self.trainer, self.keras_backend or "jax")
+                self.trainer = trainer_for(self.trainer, self.keras_backend or "jax")
         except ValueError as exc:
             raise StudyError(str(exc)) from None
         if self.trials is None and self.budget_epochs is None and self.budget_seconds is None:
@@ -139,43 +162,6 @@ class StudyConfig:
         """The seed of the study's training noise: `training_seed`, else the study's seed."""
         return self.seed if self.training_seed is None else self.training_seed
 
-    def resolve(self) -> StudyConfig:
-        """This config with what its settings name read in (once; a resolved config is
-        returned as it is): a tabular study's data and protocol from its table (a setting left
-        at its default takes the table's value, one set to another value is refused), and the
-        Keras backend (``KERAS_BACKEND``, else JAX) and trainer when not given."""
-        if self.resolved:
-            return self
-        changes: dict[str, Any] = {"resolved": True}
-        if self.objective is not None:
-            changes.update(self._table_settings())
-        try:
-            backend = resolve_keras_backend(self.keras_backend)
-            changes.update(keras_backend=backend, trainer=resolve_trainer(self.trainer, backend))
-        except ValueError as exc:
-            raise StudyError(str(exc)) from None
-        return replace(self, **changes)
-
-    def _table_settings(self) -> dict[str, Any]:
-        from tuning.evaluation.tabular.table import table_settings
-
-        folder = self.table
-        built = table_settings(folder)
-        defaults = {f.name: f.default for f in fields(self)}
-        adopted = {}
-        for name in TABLE_SETTINGS:
-            value, theirs = getattr(self, name), built.get(name)
-            if value == theirs:
-                continue
-            named = value != defaults[name] if self.given is None else name in self.given
-            if named:
-                raise StudyError(
-                    f"{name} {value!r} differs from the {theirs!r} table {folder} was built "
-                    f"with: leave {name} out (a tabular study takes the table's)"
-                )
-            adopted[name] = theirs
-        return adopted
-
     @property
     def table(self) -> Path | None:
         """The folder of a tabular study's table; None for a study that trains."""
@@ -205,46 +191,8 @@ class StudyConfig:
             if name not in NOT_COMPARED and recorded.get(name) != new[name]
         ]
 
-    def factory(self) -> Callable[..., Any]:
-        """The model factory (`tuning.evaluation.keras.factory`), imported: the user's module is run."""
-        from tuning.evaluation.keras.factory import load_factory
-
-        return load_factory(self.model)
-
-    def search_space(self) -> SearchSpace:
-        """The space to search; it and ``model_options`` must name arguments of the factory
-        (imported to check its signature)."""
-        from tuning.evaluation.keras.factory import DEFAULT_FACTORY, check_arguments
-
-        factory = self.factory()
-        if self.space:
-            space = SearchSpace.from_dict(self.space)
-        elif self.model in (None, DEFAULT_FACTORY):
-            space = default_space()
-        else:
-            raise StudyError(
-                f"model {self.model}: give its search space ([space.NAME] tables in a study "
-                "or suite file); the default space is the book's MLP's"
-            )
-        check_arguments(factory, self.model, space.names, self.model_options)
-        both = sorted(set(space.names) & set(self.model_options))
-        if both:
-            raise StudyError(
-                f"model_options {both} are also searched in the space: remove them from one of the two"
-            )
-        return space
-
     def budget(self) -> Budget:
         return Budget(self.trials, self.budget_epochs, self.budget_seconds)
-
-    def protocol(self) -> TrainingProtocol:
-        from tuning.evaluation.keras.trainer import (
-            TrainingProtocol,  # Keras: only when a study runs
-        )
-
-        return TrainingProtocol(
-            self.max_epochs, self.batch_size, self.patience, trainer=self.trainer
-        )
 
     @classmethod
     def from_toml(cls, path: str | Path, **overrides: Any) -> StudyConfig:

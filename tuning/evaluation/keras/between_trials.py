@@ -3,13 +3,13 @@ global generators seeded, so that every trial starts as the first did and memory
 
 from __future__ import annotations
 
-import functools
-import gc
 import random
 import sys
 
 import keras
 import numpy as np
+
+from tuning.core.collector import collect_and_freeze
 
 
 def release_models(forget_programs: bool = True) -> None:
@@ -29,15 +29,7 @@ def release_models(forget_programs: bool = True) -> None:
     _forget_custom_gradients()
     if forget_programs:
         _forget_jax_programs()
-    gc.collect()
-    _freeze_once()
-
-
-@functools.cache
-def _freeze_once() -> None:
-    """`gc.freeze` what is alive at the process's first release (`gc.get_freeze_count` would
-    tell, but counts the frozen objects one by one: milliseconds per trial)."""
-    gc.freeze()
+    collect_and_freeze()
 
 
 def seed_generators(seed: int) -> None:

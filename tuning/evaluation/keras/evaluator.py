@@ -1,9 +1,10 @@
 """The real-training evaluator: the only place a trial is trained.
 
-Every backend evaluates a configuration through `Objective.evaluate` (the contract of
-`tuning.core.evaluator`; scikit-learn's scikeras estimator through `KerasTraining`: the same
-factory, trainer and callbacks), so every trial sees the same data, batch size, epoch cap, early
-stopping and divergence guard, and writes the same row (`tuning.core.recorder`).
+Every backend evaluates a configuration through `KerasEvaluator.evaluate` (the contract of
+`tuning.core.evaluator`; scikit-learn's scikeras estimator through the same evaluator's
+`native_training`: the same factory, trainer and callbacks), so every trial sees the same data,
+batch size, epoch cap, early stopping and divergence guard, and writes the same row
+(`tuning.core.recorder`). The winner's final training is `tuning.evaluation.keras.winner`'s.
 """
 
 from __future__ import annotations
@@ -12,49 +13,34 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
 
 from tuning.core.budget import BudgetMeter
-from tuning.core.errors import FinalBuildError, ResumeError, StudyError, first_line, start_over
-from tuning.core.evaluator import Evaluator, Report, WarmStart, score_history
+from tuning.core.errors import ResumeError, StudyError, first_line, start_over
+from tuning.core.evaluator import DataDescription, Evaluator, NativeTraining, Report, WarmStart
 from tuning.core.files import refuse_link, replace_with
-from tuning.core.ledger import ResumeLedger, TrialResult, same_params
+from tuning.core.ledger import ResumeLedger, TrialResult
+from tuning.core.outcome import trained_outcome
 from tuning.core.recorder import TrialRecorder
 from tuning.core.results import TrialWriter
 from tuning.core.signals import StopSignals
+from tuning.core.space import SearchSpace, default_space
 from tuning.evaluation.data import Dataset
-from tuning.evaluation.keras.building import build_seeded, factory_arguments
+from tuning.evaluation.keras.between_trials import release_models
 from tuning.evaluation.keras.callbacks import BudgetCallback, PruneCallback, StopCallback
-from tuning.evaluation.keras.export import ExportError, copy_real_units
 from tuning.evaluation.keras.factory import Padding
 from tuning.evaluation.keras.model import build_model
-from tuning.evaluation.keras.session import release_models
-from tuning.evaluation.keras.trainer import StopOnNonFiniteLoss, Trainer, TrainingProtocol
-from tuning.evaluation.keras.trainers import create_trainer
-
-__all__ = [  # the protocol's names, imported from here by earlier code
-    "BudgetCallback",
-    "Objective",
-    "PruneCallback",
-    "ResumeError",
-    "StopCallback",
-    "StopOnNonFiniteLoss",
-    "TrainingProtocol",
-    "TrialResult",
-    "build_seeded",
-    "factory_arguments",
-    "release_models",
-    "same_params",
-]
+from tuning.evaluation.keras.seeded_build import build_seeded, factory_arguments
+from tuning.evaluation.keras.trainer import Trainer, TrainingProtocol
+from tuning.evaluation.keras.trainer_choice import create_trainer
 
 log = logging.getLogger(__name__)
 
 
-class Objective(Evaluator):
+class KerasEvaluator(Evaluator):
     """Train one configuration under the protocol and append its row to the study's table.
 
     Every trial of a study is seeded with the study's seed, so two trials differ only by their
@@ -71,6 +57,7 @@ class Objective(Evaluator):
         protocol: TrainingProtocol,
         writer: TrialWriter,
         seed: int,
+        space: SearchSpace | None = None,  # default: the book's
         model_options: Mapping[str, Any] | None = None,
         meter: BudgetMeter | None = None,
         finished: Sequence[TrialResult] = (),
@@ -82,6 +69,7 @@ class Objective(Evaluator):
         padding: Padding | None = None,
     ) -> None:
         self.dataset = dataset
+        self.space = space if space is not None else default_space()
         self.factory = factory or build_model
         self.protocol = protocol
         self.trainer = trainer or create_trainer(protocol, seed, share_programs=True)
@@ -100,24 +88,9 @@ class Objective(Evaluator):
         # each trial's final (best) weights, for a search that continues trials (warm starts)
         self.checkpoints = checkpoints
 
-    @property
-    def finished(self) -> list[TrialResult]:
-        return self.ledger.finished
-
-    @property
-    def n_recorded(self) -> int:
-        return self.ledger.recorded
-
     def _before_training(self) -> None:
         if self.stop is not None:
             self.stop.raise_if_stopped()
-
-    # -- resuming (the ledger's; kept here for backends written against the first interface) --
-    def restored(self, n_trials: int) -> None:
-        self.ledger.restored(n_trials)
-
-    def replay(self, params: Mapping[str, Any]) -> TrialResult | None:
-        return self.ledger.replay(params)
 
     # -- building -----------------------------------------------------------------------------
     def model_kwargs(self) -> dict[str, Any]:
@@ -147,18 +120,6 @@ class Objective(Evaluator):
             {**padding, **self.model_options},
         )
 
-    def build_winner(self, params: Mapping[str, Any], padded: bool = True) -> keras.Model:
-        """`build` for the final training: whatever the user's factory raises (it built these
-        ``params`` once already) is a `FinalBuildError` naming it in one line."""
-        try:
-            return self.build(params, padded)
-        except StudyError:
-            raise
-        except Exception as exc:
-            raise FinalBuildError(
-                f"failed to build again for its final training: {first_line(exc)}"
-            ) from exc
-
     # -- training -----------------------------------------------------------------------------
     def evaluate(
         self,
@@ -173,8 +134,8 @@ class Objective(Evaluator):
         warm start builds it, loads the earlier trial's kept weights, and trains on from there."""
         callbacks = [PruneCallback(report)] if report is not None else []
         if warm_start is None:
-            return self(params, number=number, callbacks=callbacks, epochs=epochs)
-        replayed = self.replay(params)
+            return self.train_new(params, number=number, callbacks=callbacks, epochs=epochs)
+        replayed = self.ledger.replay(params)
         if replayed is not None:
             return replayed
         started = time.perf_counter()
@@ -215,7 +176,7 @@ class Objective(Evaluator):
             )
         return path
 
-    def __call__(
+    def train_new(
         self,
         params: Mapping[str, Any],
         *,
@@ -229,7 +190,7 @@ class Objective(Evaluator):
         study shared by several processes; by default the trials are numbered in order.
         ``callbacks`` join the protocol's (a `PruneCallback`: the library may stop the trial).
         """
-        replayed = self.replay(params)
+        replayed = self.ledger.replay(params)
         if replayed is not None:
             return replayed
         self._before_training()
@@ -263,7 +224,7 @@ class Objective(Evaluator):
         An exception raised while training is recorded as a failed trial (with the epochs that
         finished before it) rather than ending the study.
         """
-        replayed = self.replay(params)
+        replayed = self.ledger.replay(params)
         if replayed is not None:
             return replayed
         self._before_training()
@@ -274,26 +235,23 @@ class Objective(Evaluator):
                 model, epochs=epochs, initial_epoch=initial_epoch, callbacks=[*callbacks, progress]
             )
         except Exception as exc:
-            log.debug("trial %d raised while training", self.n_recorded, exc_info=True)
+            log.debug("trial %d raised while training", self.ledger.recorded, exc_info=True)
             error = f"training failed: {first_line(exc)}"
             epochs = len(getattr(progress, "epoch", []))
             return self.failed(params, started, error, number, epochs=epochs)
-        val_loss, error = score_history(history)
-        status = "failed" if error else "complete"
         pruned = [cb.pruned_after for cb in callbacks if getattr(cb, "pruned_after", None)]
-        if pruned and not error:
-            status, error = "pruned", f"pruned by the search after epoch {pruned[0]}"
+        outcome = trained_outcome(history, pruned[0] if pruned else None)
         result = self.record(
             params,
-            status=status,
-            val_loss=val_loss,
+            status=outcome.status,
+            val_loss=outcome.val_loss,
             epochs=len(history.get("loss", [])),
             fit_seconds=seconds,
-            error=error,
+            error=outcome.error,
             history=history,
             number=number,
         )
-        if self.checkpoints is not None and status != "failed":
+        if self.checkpoints is not None and outcome.status != "failed":
             refuse_link(self.checkpoints).mkdir(exist_ok=True)
             replace_with(self.checkpoint(result.trial), model.save_weights)
         return result
@@ -328,34 +286,16 @@ class Objective(Evaluator):
         )
         return history, time.perf_counter() - started
 
-    def final_result(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], keras.Model | None]:
-        """The winner's ``params`` retrained once under the protocol, outside the budget, and
-        tested: the summary's figures, and the model the study saves. It trains at the study's
-        padded shape (its program is compiled already); the saved model is the factory's plain
-        one with the trained values (`tuning.evaluation.keras.export`), padding being a
-        search-time speed-up. Where those values do not fit (a factory whose padding is not
-        trailing), the plain model is retrained and tested instead."""
+    def final_result(self, params: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+        """`tuning.core.evaluator.Evaluator.final_result`: the winner retrained, tested and
+        saved into ``folder`` (`tuning.evaluation.keras.winner`)."""
+        from tuning.evaluation.keras.winner import final_training
+
+        return final_training(self, params, folder)
+
+    def data(self) -> DataDescription:
         d = self.dataset
-        model = self.build_winner(params)
-        history, fit_seconds = self.fit(model, metered=False)
-        test = self.trainer.evaluate(model, d.X_test, d.y_test)
-        if self.padding.arguments(params):
-            padded, model = model, self.build_winner(params, padded=False)
-            try:
-                copy_real_units(padded, model, d.X_train, d.y_train)
-            except ExportError as exc:
-                log.warning(
-                    "the trained values do not fit the unpadded model (%s): retraining", exc
-                )
-                history, fit_seconds = self.fit(model, metered=False)
-                test = self.trainer.evaluate(model, d.X_test, d.y_test)
-        return {
-            "final_val_loss": float(min(history["val_loss"])),
-            "final_epochs": len(history["loss"]),
-            "final_fit_seconds": round(fit_seconds, 3),
-            "test_loss": float(test["loss"]),
-            "test_accuracy": float(test["accuracy"]) if "accuracy" in test else None,
-        }, model
+        return DataDescription(d.name, d.task, tuple(d.sizes))
 
     # -- recording ----------------------------------------------------------------------------
     def record(self, params: Mapping[str, Any], **fields: Any) -> TrialResult:
@@ -382,38 +322,21 @@ class Objective(Evaluator):
             number=number,
         )
 
-    def keras_training(self) -> KerasTraining:
-        """What a library that trains the study's model itself needs (scikit-learn's scikeras
-        estimator, `KerasTraining`)."""
-        return KerasTraining(
+    def native_training(self) -> NativeTraining:
+        """What scikit-learn's scikeras estimator needs to train the study's model
+        (`tuning.evaluation.keras.scikeras_estimator`)."""
+        from tuning.evaluation.keras.scikeras_estimator import native_training
+
+        return native_training(
             dataset=self.dataset,
-            factory=self.factory,
-            arguments=self.model_kwargs(),
-            trainer=self.trainer,
             protocol=self.protocol,
+            factory=self.factory,
+            searched=self.space.names,
+            arguments=self.model_kwargs(),
+            padded=bool(self.padding.fixed_arguments()),
+            trainer=self.trainer,
             seed=self.seed,
+            meter=self.meter,
             stop=self.stop,
             record=self.record,
-            padded=bool(self.padding.fixed_arguments()),
         )
-
-
-@dataclass(frozen=True)
-class KerasTraining:
-    """The real-training side of a study, for a library that fits the study's Keras model
-    through its own estimator (scikit-learn over scikeras: the book's code path): the data, the
-    factory and its fixed ``arguments``, the study's ``trainer`` (every fit goes through it),
-    the protocol, the seed of the initial weights, the stop signals, and ``record``, which
-    appends one finished trial's row (`tuning.core.recorder.TrialRecorder.record`).
-    ``padded``: ``arguments`` build every model at one padded shape, so the programs JAX
-    compiles to build them are kept between fits."""
-
-    dataset: Dataset
-    factory: Callable[..., keras.Model]
-    arguments: Mapping[str, Any]
-    trainer: Trainer
-    protocol: TrainingProtocol
-    seed: int
-    stop: StopSignals | None
-    record: Callable[..., TrialResult]
-    padded: bool = False
