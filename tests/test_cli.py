@@ -13,7 +13,7 @@ import pytest
 
 from tuning.analysis.compare import LEADERBOARD_COLUMNS, leaderboard_columns
 from tuning.cli import main
-from tuning.cli.commands import _study_config
+from tuning.cli.commands import study_config
 from tuning.cli.parser import build_parser
 from tuning.core.config import StudyConfig
 
@@ -218,7 +218,7 @@ def test_command_line_options_add_to_the_study_files_backend_options(tmp_path):
     config = tmp_path / "study.toml"
     config.write_text('backend = "sklearn"\ntrials = 7\n[backend_options]\noption_from_file = 1\n')
     args = build_parser().parse_args(["run", "--config", str(config), "--cv", "holdout"])
-    merged = _study_config(args, args.backend)
+    merged = study_config(args, args.backend)
     assert isinstance(merged, StudyConfig) and merged.trials == 7
     assert merged.backend_options == {"option_from_file": 1, "cv": "holdout"}
 

@@ -16,8 +16,8 @@ from tuning.core.config import StudyConfig, StudyError
 from tuning.core.results import read_trials
 from tuning.evaluation.keras.factory import FactoryError, check_arguments, load_factory
 from tuning.evaluation.keras.model import build_model
-from tuning.run.study import run_study
 from tuning.evaluation.objectives import study_space
+from tuning.run.study import run_study
 
 # A factory of another shape than the book's: a categorical activation, a float dropout, a width,
 # and the harness's own arguments taken by name (input_shape, n_outputs, seed; not task).

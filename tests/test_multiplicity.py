@@ -113,7 +113,7 @@ def test_the_hodges_lehmann_sign_follows_the_test_when_some_differences_are_zero
 
 
 def test_a_diverged_loss_cannot_make_its_backend_look_better_across_tasks():
-    from tuning.run.race import wilcoxon_drop
+    from tuning.analysis.elimination import wilcoxon_drop
 
     # two tasks x 20 seeds: A lower than B in every seed of t1, higher in every seed of t2
     rng = np.random.default_rng(0)

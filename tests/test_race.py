@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from tuning.analysis.elimination import decide
 from tuning.analysis.posthoc import conover_vs_best
 from tuning.analysis.suite_stats import critical_difference
 from tuning.core.config import StudyConfig
 from tuning.run.grid import StudyState
-from tuning.run.race import RACE_FILE, decide, describe, race
+from tuning.run.race import RACE_FILE, describe, race
 
 pytestmark = pytest.mark.one_keras_backend  # no Keras
 

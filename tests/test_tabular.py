@@ -15,12 +15,12 @@ from tuning.cli import main
 from tuning.core.config import StudyConfig, StudyError
 from tuning.core.results import read_trials
 from tuning.core.space import SearchSpace, default_space
+from tuning.evaluation.objectives import resolve
 from tuning.evaluation.tabular.build import tabulate
 from tuning.evaluation.tabular.table import load_table
 from tuning.evaluation.tabular.table_file import TableSettings, config_id, configurations
 from tuning.run.study import run_study
 from tuning.search import default_backends
-from tuning.evaluation.objectives import resolve
 
 pytestmark = [
     pytest.mark.one_keras_backend,

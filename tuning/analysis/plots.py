@@ -72,7 +72,7 @@ def backend_colours(backends) -> dict[str, str]:
     return {b: f"C{i % 10}" for i, b in enumerate(sorted(set(backends)))}
 
 
-def _panels(n: int, width: float = 6.5, height: float = 4.2):
+def dataset_panels(n: int, width: float = 6.5, height: float = 4.2):
     return plt.subplots(1, n, figsize=(width * n, height), squeeze=False)
 
 
@@ -92,7 +92,7 @@ def plot_best_so_far(trials: pd.DataFrame, path: Path, x: str = "cum_epochs") ->
     curves = best_so_far(trials)
     colours = backend_colours(curves["backend"])
     datasets = sorted(curves["dataset"].unique())
-    fig, axes = _panels(len(datasets))
+    fig, axes = dataset_panels(len(datasets))
     for ax, dataset in zip(axes[0], datasets, strict=True):
         shown = curves[curves["dataset"] == dataset]
         finals = shown.groupby("study")["best_val_loss"].last().dropna()
@@ -125,7 +125,7 @@ def plot_test_loss(studies: pd.DataFrame, path: Path) -> Path:
     """Each study's final test loss, per backend (box over seeds, one dot per seed)."""
     datasets = sorted(studies["dataset"].unique())
     colours = backend_colours(studies["backend"])
-    fig, axes = _panels(len(datasets))
+    fig, axes = dataset_panels(len(datasets))
     for ax, dataset in zip(axes[0], datasets, strict=True):
         shown = studies[(studies["dataset"] == dataset) & studies["test_loss"].notna()]
         order = shown.groupby("backend")["test_loss"].median().sort_values().index.tolist()

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tuning.analysis.plots import UNKNOWN, _panels, backend_colours, plt, save_figure
+from tuning.analysis.plots import UNKNOWN, backend_colours, dataset_panels, plt, save_figure
 from tuning.analysis.report import describe_configuration, fmt, markdown_table
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def plot_regret_over_budget(curves: pd.DataFrame, path: Path) -> Path:
     seeds (a study with no complete trial yet counts as infinitely bad)."""
     colours = backend_colours(curves["backend"])
     datasets = sorted(curves["dataset"].unique())
-    fig, axes = _panels(len(datasets))
+    fig, axes = dataset_panels(len(datasets))
     for ax, dataset in zip(axes[0], datasets, strict=True):
         shown = curves[curves["dataset"] == dataset]
         for backend, mine in shown.groupby("backend", sort=True):

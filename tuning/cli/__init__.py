@@ -14,12 +14,12 @@ from tuning.cli.commands import (
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
     EXIT_USAGE,
-    _benchmark,
-    _certify,
-    _compare,
-    _print_summary,
-    _study_config,
-    _tabulate,
+    print_summary,
+    run_benchmark,
+    run_certify,
+    run_compare,
+    run_tabulate,
+    study_config,
 )
 from tuning.cli.parser import build_parser
 from tuning.core.signals import StopSignals, Terminated
@@ -75,24 +75,24 @@ def _dispatch(args: argparse.Namespace, stop: StopSignals) -> int:
         with stop.at_once():
             return _dispatch_now(args)
     if args.command == "tabulate":
-        return _tabulate(args, stop)
+        return run_tabulate(args, stop)
     if args.command == "certify":
-        return _certify(args, stop)
+        return run_certify(args, stop)
     if args.command == "benchmark":
-        return _benchmark(args, stop)
+        return run_benchmark(args, stop)
     if args.command == "demo":  # a small benchmark grid, then its comparison
-        code = _benchmark(args, stop)
+        code = run_benchmark(args, stop)
         if code:
             return code
         with stop.at_once():
-            return _compare(Path(args.out), None, args.rope)
+            return run_compare(Path(args.out), None, args.rope)
 
-    config = _study_config(args, args.backend)
+    config = study_config(args, args.backend)
     use_keras_backend(config.keras_backend)
     from tuning.run.study import run_study  # imports Keras: after its backend is chosen
 
     summary = run_study(config, fresh=args.fresh, stop=stop)
-    _print_summary(summary)
+    print_summary(summary)
     return EXIT_FAILED if "error" in summary else 0
 
 
@@ -109,7 +109,7 @@ def _dispatch_now(args: argparse.Namespace) -> int:
 
         print("\n".join(describe_datasets()))
         return 0
-    return _compare(args.out, args.target, args.rope)
+    return run_compare(args.out, args.target, args.rope)
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def _given_settings(args: argparse.Namespace, backend: str | None) -> dict[str, 
     return overrides
 
 
-def _study_config(args: argparse.Namespace, backend: str | None):
+def study_config(args: argparse.Namespace, backend: str | None):
     from tuning.core.config import StudyConfig
     from tuning.core.errors import StudyError
     from tuning.evaluation.objectives import resolve
@@ -90,7 +90,7 @@ def _study_config(args: argparse.Namespace, backend: str | None):
     return resolve(StudyConfig(**typed, given=frozenset(typed)))
 
 
-def _tabulate(args: argparse.Namespace, stop: StopSignals) -> int:
+def run_tabulate(args: argparse.Namespace, stop: StopSignals) -> int:
     use_keras_backend("jax")  # vmapped epochs: JAX only
     from tuning.core.space import default_grid
     from tuning.evaluation.tabular.build import read_grid, tabulate
@@ -134,7 +134,7 @@ def default_table_seeds(args: argparse.Namespace) -> list[int]:
     return CHEAP_TABLE_SEEDS if cheap else TABLE_SEEDS
 
 
-def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
+def run_benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
     from tuning.core.cluster import check_scheduler
     from tuning.core.errors import StudyError
     from tuning.core.files import writable_folder
@@ -156,7 +156,7 @@ def _benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
     if getattr(args, "suite", None) is not None:
         tasks = _suite_tasks(args, backends[0])
     else:
-        tasks = [_study_config(args, backends[0])]
+        tasks = [study_config(args, backends[0])]
     base = tasks[0]
     use_keras_backend(base.keras_backend)  # the workers inherit it
     twice = same_algorithms(backends)
@@ -250,7 +250,7 @@ def _race(args: argparse.Namespace, tasks: list, backends: list[str], stop: Stop
     return 0
 
 
-def _certify(args: argparse.Namespace, stop: StopSignals) -> int:
+def run_certify(args: argparse.Namespace, stop: StopSignals) -> int:
     from tuning.run.certify import certify
     from tuning.run.progress import make_display
 
@@ -286,7 +286,7 @@ def _suite_tasks(args: argparse.Namespace, backend: str) -> list:
     return suite_configs(load_suite(args.suite), given)
 
 
-def _print_summary(summary: dict) -> None:
+def print_summary(summary: dict) -> None:
     if "error" in summary:
         print(f"{summary['study']}: {summary['error']}")
         return
@@ -301,7 +301,7 @@ def _print_summary(summary: dict) -> None:
     )
 
 
-def _compare(out: Path, target: float | None, rope: float) -> int:
+def run_compare(out: Path, target: float | None, rope: float) -> int:
     from tuning.analysis.compare import compare
 
     if not out.is_dir():

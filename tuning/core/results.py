@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from tuning.core.atomic import append_locked
-from tuning.core.errors import start_over
+from tuning.core.errors import message_line, start_over
 from tuning.core.files import refuse_link
 
 if TYPE_CHECKING:
@@ -189,8 +189,7 @@ def read_trials(path: Path) -> pd.DataFrame:
     try:
         frame = pd.read_csv(io.BytesIO(whole), keep_default_na=True, encoding="utf-8")
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        reason = str(exc).strip().splitlines()[0]
-        raise ValueError(f"{path} is not a trials table ({reason})") from None
+        raise ValueError(f"{path} is not a trials table ({message_line(exc)})") from None
     missing = [c for c in KEY_COLUMNS + RESULT_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path} is not a trials table: columns {missing} are missing")

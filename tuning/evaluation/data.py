@@ -16,6 +16,8 @@ from typing import Literal
 
 import numpy as np
 
+from tuning.core.errors import message_line
+
 Task = Literal["regression", "classification"]
 SPLIT_SEED = 42  # the book's random_state for both splits
 CSV_PREFIX = "csv:"
@@ -204,7 +206,7 @@ def load_csv(path: str | Path, target: str | None, task: Task | None = None) -> 
     except pd.errors.EmptyDataError:
         raise DataError(f"csv file {path} is empty: it needs a header row and data rows") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"csv file {path} cannot be parsed as CSV: {exc}".splitlines()[0]) from None
+        raise DataError(f"csv file {path} cannot be parsed as CSV: {message_line(exc)}") from None
     if frame.empty:
         raise DataError(f"csv file {path} has no data rows below its header")
     if target not in frame.columns:

@@ -37,8 +37,7 @@ import numpy as np
 import pandas as pd
 
 from tuning.analysis.blocks import block_ranks
-from tuning.analysis.posthoc import conover_vs_best
-from tuning.analysis.signed_rank import paired_test, scaled_per_task
+from tuning.analysis.elimination import CORRECTION, decide
 from tuning.core.atomic import write_json
 from tuning.core.config import StudyConfig
 from tuning.core.errors import StudyError
@@ -46,10 +45,6 @@ from tuning.core.errors import StudyError
 RACE_FILE = "race.json"
 FIRST_SEEDS = 5  # irace's firstTest: no elimination before this many seeds
 ALPHA = 0.05
-# Nemenyi's critical difference against the best by default: irace's uncorrected rule ("none")
-# and Holm across the comparisons ("holm") drop a backend identical to the best in a large share
-# of rounds, because the best is itself the minimum of noisy rank sums (benchmarks/calibration.py).
-CORRECTION = "nemenyi"
 
 
 @dataclass
@@ -67,32 +62,6 @@ class Round:
     rank_sums: dict[str, float] = field(default_factory=dict)
     dropped: list[str] = field(default_factory=list)
     correction: str = CORRECTION  # of the comparisons against the best (Friedman rounds)
-
-
-def wilcoxon_drop(losses: pd.DataFrame, alpha: float) -> tuple[float, float, list[str]]:
-    """Two backends left: the paired signed-rank test of their losses, scaled to [0, 1] within
-    each task (`tuning.analysis.signed_rank`: no model is the worst result of its block); when
-    p < ``alpha`` the one the test finds worse (its one-sided p-value) is dropped."""
-    a, b = losses.columns
-    scaled = scaled_per_task(losses)  # blocks of several tasks: one scale
-    test = paired_test(scaled[a], scaled[b])
-    if not test.testable:
-        return math.nan, math.nan, []
-    worse = a if test.direction() == "higher" else b
-    return test.statistic, test.p, [worse] if test.p < alpha else []
-
-
-def decide(
-    losses: pd.DataFrame, alpha: float, correction: str = CORRECTION
-) -> tuple[str, float, float, float, list[str]]:
-    """One round's test on ``losses`` (blocks x backends still racing; +inf: no model)."""
-    if losses.shape[1] == 2:
-        statistic, p, dropped = wilcoxon_drop(losses, alpha)
-        return "wilcoxon", statistic, p, math.nan, dropped
-    if losses.shape[0] < 2:
-        return "none", math.nan, math.nan, math.nan, []
-    result = conover_vs_best(block_ranks(losses), alpha, correction)
-    return "friedman", result.statistic, result.p, result.critical, result.dropped
 
 
 @dataclass
