@@ -301,7 +301,9 @@ def test_a_third_party_package_adds_a_backend_through_its_entry_point(
     monkeypatch.syspath_prepend(str(site))
     assert "plain_random" in available_backends()
     config = StudyConfig(backend="plain_random", trials=2, max_epochs=2, out=str(tmp_path))
-    summary = run_study(config, dataset=california_small)
+    # (written to the first interface, run(objective, ...): it runs, and is told what to change)
+    with pytest.warns(DeprecationWarning, match=r"define search\(self, task\) instead"):
+        summary = run_study(config, dataset=california_small)
     rows = read_trials(config.study_dir)
     assert list(rows["backend"]) == ["plain_random"] * 2
     assert set(rows["status"]) == {"complete"}

@@ -153,6 +153,9 @@ def test_study_budget_fields_are_checked_with_their_names():
         StudyConfig(backend="random", budget_epochs=0)
     with pytest.raises(StudyError, match="budget_seconds must be a number > 0, got -1"):
         StudyConfig(backend="random", budget_seconds=-1)
+    # the budget's own rule (a study's config once let an endless budget through to the search)
+    with pytest.raises(StudyError, match="budget_seconds must be a number > 0, got inf"):
+        StudyConfig(backend="random", budget_seconds=math.inf)
     assert StudyConfig(backend="random").trials == 20  # no budget given: 20 trials
     assert StudyConfig(backend="random", budget_epochs=50).trials is None
 

@@ -966,3 +966,30 @@ def test_loading_a_users_factory_writes_nothing_beside_it(tmp_path, monkeypatch)
     (tmp_path / "mine.py").write_text("def build(**arguments):\n    return None\n")
     assert callable(load_factory(f"{tmp_path / 'mine.py'}:build"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.py"]
+
+
+@pytest.mark.parametrize("stage", ["load_dataset", "check_model"])
+def test_sigterm_while_a_study_loads_its_data_or_checks_its_model_writes_nothing(
+    stage, monkeypatch, tmp_path, capsys
+) -> None:
+    """A study stops right after the stage a signal arrived in: before its folder, its
+    settings or a first model exist (it would otherwise stop before its first trial only)."""
+    import tuning.evaluation.keras.kind as kind
+
+    real = getattr(kind, stage)
+
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kind, stage, signalled)
+    argv = ["run", "--backend", "random", "--dataset", "iris", "--trials", "2"]
+    argv += ["--max-epochs", "2", "--out", str(tmp_path / "out")]
+    if stage == "check_model":  # (checked for a user's model or space only)
+        argv += ["--model", "tuning.evaluation.keras.model:build_model"]
+        study = tmp_path / "study.toml"
+        study.write_text('[space.n_hidden]\ntype = "int"\nlow = 0\nhigh = 1\n')
+        argv += ["--config", str(study)]
+    assert main(argv) == 143
+    assert "terminated" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

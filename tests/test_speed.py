@@ -74,7 +74,9 @@ def test_every_backend_finds_the_same_trials_with_and_without_the_speed_settings
     tables = {}
     for fast in (False, True):
         slow_or_fast = TrainingProtocol(max_epochs=3, patience=2, fast=fast)
-        monkeypatch.setattr(StudyConfig, "protocol", lambda self, p=slow_or_fast: p)
+        monkeypatch.setattr(
+            "tuning.evaluation.keras.kind.protocol_of", lambda _config, p=slow_or_fast: p
+        )
         config = StudyConfig(backend=backend, trials=2, seed=1, out=str(tmp_path / str(fast)))
         run_study(config, dataset=california_small)
         tables[fast] = read_trials(config.study_dir)

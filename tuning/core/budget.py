@@ -21,6 +21,24 @@ class BudgetError(ValueError):
     """A budget that cannot be spent: none given, zero, negative or not a number."""
 
 
+def check_count(name: str, value: Any) -> None:
+    """A count of trials or epochs (a budget's, a study's epoch cap, ...) is an integer >= 1;
+    `BudgetError` naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BudgetError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def check_seconds(name: str, value: Any) -> None:
+    """A number of seconds to spend is a finite number > 0; `BudgetError` naming ``name``."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise BudgetError(f"{name} must be a number > 0, got {value!r}")
+
+
 @dataclass(frozen=True)
 class Budget:
     """The search budget of one study; ``None`` means "no limit in this unit".
@@ -37,19 +55,10 @@ class Budget:
 
     def __post_init__(self) -> None:
         for name in ("trials", "epochs"):
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise BudgetError(f"budget {name} must be an integer >= 1, got {value!r}")
-        seconds = self.seconds
-        if seconds is not None and (
-            isinstance(seconds, bool)
-            or not isinstance(seconds, int | float)
-            or not math.isfinite(seconds)
-            or seconds <= 0
-        ):
-            raise BudgetError(f"budget seconds must be a number > 0, got {seconds!r}")
+            if getattr(self, name) is not None:
+                check_count(f"budget {name}", getattr(self, name))
+        if self.seconds is not None:
+            check_seconds("budget seconds", self.seconds)
         if self.trials is None and self.epochs is None and self.seconds is None:
             raise BudgetError("a budget needs trials, epochs or seconds (at least one)")
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from tuning.core.budget import Budget
+from tuning.core.budget import Budget, BudgetError, check_count, check_seconds
 from tuning.core.errors import StudyError
 from tuning.core.files import read_toml
 from tuning.core.urls import without_password
@@ -118,17 +118,15 @@ class StudyConfig:
             raise StudyError(str(exc)) from None
         if self.trials is None and self.budget_epochs is None and self.budget_seconds is None:
             self.trials = DEFAULT_TRIALS
-        for name in ("trials", "budget_epochs", "max_epochs", "batch_size", "patience"):
-            value = getattr(self, name)
-            if value is None and name.startswith(("trials", "budget")):
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise StudyError(f"{name} must be an integer >= 1, got {value!r}")
-        seconds = self.budget_seconds
-        if seconds is not None and (
-            isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0
-        ):
-            raise StudyError(f"budget_seconds must be a number > 0, got {seconds!r}")
+        try:
+            for name in ("trials", "budget_epochs", "max_epochs", "batch_size", "patience"):
+                value = getattr(self, name)
+                if value is not None or not name.startswith(("trials", "budget")):
+                    check_count(name, value)
+            if self.budget_seconds is not None:
+                check_seconds("budget_seconds", self.budget_seconds)
+        except BudgetError as exc:
+            raise StudyError(str(exc)) from None
         if self.max_rows is not None and (not isinstance(self.max_rows, int) or self.max_rows < 8):
             raise StudyError(f"max_rows must be an integer >= 8, got {self.max_rows!r}")
         if self.task not in (None, "regression", "classification"):

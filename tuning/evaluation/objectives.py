@@ -106,6 +106,9 @@ def build_evaluator(
     from tuning.evaluation.keras.environment import use_keras_backend
 
     use_keras_backend(config.keras_backend)  # before the kind imports Keras
-    return _builder(kind_of(config))(
+    evaluator = _builder(kind_of(config))(
         config, algorithm=algorithm, keeps_weights=keeps_weights, dataset=dataset, stop=stop
     )
+    if stop is not None:  # a signal while it was built (data loaded, models checked)
+        stop.raise_if_stopped()
+    return evaluator

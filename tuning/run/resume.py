@@ -17,7 +17,9 @@ import pandas as pd
 from tuning.core.atomic import read_json, write_json
 from tuning.core.config import StudyConfig
 from tuning.core.errors import StudyError, start_over
+from tuning.core.evaluator import Evaluator
 from tuning.core.files import CONFIG_FILE, LOG_FILE, SUMMARY_FILE
+from tuning.core.ledger import TrialResult
 from tuning.core.lock import LOCK_FILE
 from tuning.core.results import TRIALS_FILE, read_trials, repair_table
 
@@ -159,3 +161,14 @@ def start_or_resume(
         idle = idle + 1 if after == before else 0
     log.info("study %s: resuming after %d finished trials", config.study, len(trials))
     return EarlierRun(trials, cum_epochs[-1], float(trials["cum_seconds"].iloc[-1]), idle)
+
+
+def carry_over(earlier: EarlierRun, evaluator: Evaluator, shared: bool) -> None:
+    """What the study's earlier runs finished, handed to its evaluator: their rows to the
+    resume ledger, their spending to the budget meter (a study shared through a storage starts
+    its meter at zero: its rows are other processes' spending)."""
+    evaluator.ledger.load([TrialResult.from_row(row) for _, row in earlier.trials.iterrows()])
+    if shared:
+        evaluator.meter.restore(0, 0, 0.0)
+    else:
+        evaluator.meter.restore(len(earlier), earlier.epochs, earlier.seconds, earlier.idle_trials)

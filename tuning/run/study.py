@@ -19,14 +19,13 @@ from tuning.core.config import StudyConfig
 from tuning.core.errors import FinalBuildError, StudyError
 from tuning.core.evaluator import Evaluator
 from tuning.core.files import SUMMARY_FILE, writable_folder
-from tuning.core.ledger import TrialResult
 from tuning.core.lock import study_lock
 from tuning.core.results import TRIALS_FILE, all_columns, read_trials
 from tuning.core.signals import StopSignals
 from tuning.core.versions import library_versions
 from tuning.evaluation.data import Dataset
 from tuning.evaluation.objectives import build_evaluator, resolve
-from tuning.run.resume import clear_study, finished_summary, start_or_resume
+from tuning.run.resume import carry_over, clear_study, finished_summary, start_or_resume
 from tuning.search import create_backend
 from tuning.search.base import SearchTask
 
@@ -76,11 +75,8 @@ def run_study(
         max_epochs=config.max_epochs,
         workdir=config.study_dir,
     )
-    algorithm = {
-        "name": backend.algorithm_name,
-        **backend.settings_for(task),
-        "versions": library_versions(),
-    }
+    algorithm = {"name": backend.algorithm_name, **backend.settings_for(task)}
+    algorithm["versions"] = library_versions()
     study_dir = writable_folder(config.study_dir, f"--out {config.out}")
     with study_lock(study_dir, shared=shared):
         if fresh:
@@ -95,13 +91,8 @@ def run_study(
             return summary
         columns = all_columns(evaluator.space.names)
         earlier = start_or_resume(config, shared=shared, algorithm=algorithm, columns=columns)
-        evaluator.ledger.load([TrialResult.from_row(row) for _, row in earlier.trials.iterrows()])
+        carry_over(earlier, evaluator, shared)
         meter = evaluator.meter
-        # the search's clock starts here (a shared study's rows are other processes' spending)
-        if shared:
-            meter.restore(0, 0, 0.0)
-        else:
-            meter.restore(len(earlier), earlier.epochs, earlier.seconds, earlier.idle_trials)
         log.info(
             "study %s: %s on %s, budget %s",
             config.study,

@@ -108,6 +108,8 @@ def keras_evaluator(
     if dataset is None:
         dataset = load_dataset(config.dataset, target=config.target, task=config.task)
     dataset = dataset.head(config.max_rows)
+    if stop is not None:  # a signal while the data loaded: before any model is built
+        stop.raise_if_stopped()
     if user_model(config):
         check_model(config, factory, dataset, space)
     from tuning.evaluation.keras.evaluator import KerasEvaluator  # Keras: only once it runs
