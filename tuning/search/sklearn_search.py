@@ -197,7 +197,8 @@ class BudgetedRandomizedSearchCV(RandomizedSearchCV):
     searches override it too). The candidates are the same `ParameterSampler` stream, drawn
     lazily and evaluated one by one, each writing its row before the next starts;
     ``cv_results_`` holds the candidates that were evaluated. A resumed study draws the same
-    stream and skips the candidates whose rows the table already holds (`Objective.replay`).
+    stream and skips the candidates whose rows the table already holds
+    (`tuning.core.ledger.ResumeLedger.replay`).
     """
 
     # set by the backend (scikit-learn estimators take no new constructor arguments)
