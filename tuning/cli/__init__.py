@@ -88,8 +88,7 @@ def _dispatch(args: argparse.Namespace, stop: StopSignals) -> int:
             return run_compare(Path(args.out), None, args.rope)
 
     config = study_config(args, args.backend)
-    use_keras_backend(config.keras_backend)
-    from tuning.run.study import run_study  # imports Keras: after its backend is chosen
+    from tuning.run.study import run_study
 
     summary = run_study(config, fresh=args.fresh, stop=stop)
     print_summary(summary)

@@ -62,7 +62,6 @@ class NativeTraining:
     ``record``: appends one finished candidate's row (`tuning.core.recorder.TrialRecorder.record`).
     """
 
-    task: str
     X_train: Any
     y_train: Any
     X_valid: Any

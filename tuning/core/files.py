@@ -62,15 +62,21 @@ def refuse_links_under(folder: Path) -> Path:
     return Path(folder)
 
 
-def open_for_append(path: Path, mode: int = 0o644) -> int:
-    """A descriptor of ``path`` opened to append (created if need be) without following a link:
-    a link there is refused (`LinkRefused`) instead of written through."""
+def open_unfollowed(path: Path, flags: int, mode: int = 0o644) -> int:
+    """``os.open(path, flags | O_CREAT)`` without following a link: a link there is refused
+    (`LinkRefused`) instead of opened."""
     try:
-        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, mode)
+        return os.open(path, flags | os.O_CREAT | os.O_NOFOLLOW, mode)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             refuse_link(path)
         raise
+
+
+def open_for_append(path: Path, mode: int = 0o644) -> int:
+    """A descriptor of ``path`` opened to append (created if need be) without following a link
+    (`open_unfollowed`)."""
+    return open_unfollowed(path, os.O_WRONLY | os.O_APPEND, mode)
 
 
 class NoLinkFileHandler(logging.FileHandler):

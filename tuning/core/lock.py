@@ -9,7 +9,6 @@ can both decide that a lock is stale. The file stays behind between runs; only t
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import logging
 import os
@@ -19,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tuning.core.errors import StudyError
-from tuning.core.files import refuse_link
+from tuning.core.files import open_unfollowed
 
 log = logging.getLogger(__name__)
 LOCK_FILE = "study.lock"
@@ -39,12 +38,7 @@ def study_lock(study_dir: Path, *, shared: bool = False, what: str = "study") ->
     ``what``: what the folder holds, for the message (a table is built under the same lock).
     """
     path = Path(study_dir) / LOCK_FILE
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            refuse_link(path)
-        raise
+    fd = open_unfollowed(path, os.O_RDWR)
     try:
         try:
             fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)

@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from tuning.core.errors import message_line
+from tuning.core.evaluator import DataDescription
 
 Task = Literal["regression", "classification"]
 SPLIT_SEED = 42  # the book's random_state for both splits
@@ -71,6 +72,10 @@ class Dataset:
     @property
     def sizes(self) -> tuple[int, int, int]:
         return len(self.X_train), len(self.X_valid), len(self.X_test)
+
+    def description(self) -> DataDescription:
+        """What a study's summary says of this data (`tuning.core.evaluator.DataDescription`)."""
+        return DataDescription(self.name, self.task, self.sizes)
 
     def head(self, n_rows: int | None) -> Dataset:
         """The first ``n_rows`` of each split (the splits are already shuffled): small, fast studies."""

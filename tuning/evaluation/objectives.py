@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from tuning.core.config import StudyConfig, check_keras_backend, trainer_for
+from tuning.core.config import StudyConfig, trainer_for
 from tuning.core.errors import StudyError
 from tuning.core.evaluator import Evaluator
 from tuning.core.signals import StopSignals
@@ -54,7 +54,7 @@ def resolve(config: StudyConfig) -> StudyConfig:
     from tuning.evaluation.keras.environment import resolve_keras_backend
 
     try:
-        backend = check_keras_backend(resolve_keras_backend(config.keras_backend))
+        backend = resolve_keras_backend(config.keras_backend)
         changes.update(keras_backend=backend, trainer=trainer_for(config.trainer, backend))
     except ValueError as exc:
         raise StudyError(str(exc)) from None
@@ -74,7 +74,7 @@ def check_inputs(config: StudyConfig, sample_rows: int = 64) -> None:
     user's factory, space or options whose models do not build (on ``sample_rows`` rows).
     Keras is imported only for a user's model (the book's needs no check)."""
     from tuning.core.space import default_space
-    from tuning.evaluation.keras.kind import check_model, space_of, user_model
+    from tuning.evaluation.keras.kind import check_model, protocol_of, space_of, user_model
 
     own = user_model(config)
     if kind_of(config) == "tabular":
@@ -88,7 +88,7 @@ def check_inputs(config: StudyConfig, sample_rows: int = 64) -> None:
 
         factory = load_factory(config.model)
         sample = load_dataset(config.dataset, target=config.target).head(sample_rows)
-        check_model(config, factory, sample, space_of(config, factory))
+        check_model(config, factory, sample, space_of(config, factory), protocol_of(config))
 
 
 def build_evaluator(
@@ -102,10 +102,8 @@ def build_evaluator(
     """The evaluator of the study ``config`` (resolved) defines, built by its kind: its data
     (``dataset`` reuses arrays loaded already), space, protocol, budget meter, resume ledger
     and row writer (rows keyed by ``algorithm``); ``keeps_weights``: the search continues
-    trials (`tuning.core.evaluator.WarmStart`); ``stop``: the study's stop signals."""
-    from tuning.evaluation.keras.environment import use_keras_backend
-
-    use_keras_backend(config.keras_backend)  # before the kind imports Keras
+    trials (`tuning.core.evaluator.WarmStart`); ``stop``: the study's stop signals. The
+    config's Keras backend is chosen before (`tuning.run.study.run_study` does it first)."""
     evaluator = _builder(kind_of(config))(
         config, algorithm=algorithm, keeps_weights=keeps_weights, dataset=dataset, stop=stop
     )

@@ -39,7 +39,6 @@ def run_study_on_dask_worker(
     ends with it (`tuning.core.signals.die_with_parent`).
     """
     from tuning.core.signals import die_with_parent
-    from tuning.evaluation.keras.environment import use_keras_backend
 
     if parent is not None and os.getppid() == parent:
         die_with_parent(parent)
@@ -54,8 +53,7 @@ def run_study_on_dask_worker(
     level = root.level
     root.setLevel(logging.INFO)
     try:
-        use_keras_backend(study_config.keras_backend)
-        from tuning.run.study import run_study  # imports Keras: after its backend is chosen
+        from tuning.run.study import run_study
 
         log.info("study %s on Dask worker pid %d", study_config.study, os.getpid())
         return run_study(study_config, fresh=fresh)

@@ -30,7 +30,7 @@ from tuning.core.files import LOG_FILE, open_for_append, refuse_link
 from tuning.core.lock import StudyLocked
 from tuning.core.results import TRIALS_FILE
 from tuning.core.signals import StopSignals, die_with_parent
-from tuning.evaluation.keras.environment import pin_threads, use_keras_backend
+from tuning.evaluation.keras.environment import pin_threads
 from tuning.evaluation.objectives import resolve
 from tuning.run.dask_grid import run_study_on_dask_worker
 from tuning.run.resume import finished_summary
@@ -246,9 +246,8 @@ def run_study_in_worker(config: dict[str, Any], threads: int, fresh: bool) -> di
     study_dir = refuse_link(study_config.study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
     _log_to(study_dir / LOG_FILE)
-    use_keras_backend(study_config.keras_backend)
-    pin_threads(threads)
-    from tuning.run.study import run_study  # imports Keras: after its backend and threads are set
+    pin_threads(threads)  # before the study imports Keras
+    from tuning.run.study import run_study
 
     with StopSignals() as stop:  # Ctrl-C reaches every worker of the terminal's process group
         try:

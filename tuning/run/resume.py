@@ -24,6 +24,8 @@ from tuning.core.lock import LOCK_FILE
 from tuning.core.results import TRIALS_FILE, read_trials, repair_table
 
 log = logging.getLogger(__name__)
+# Where a study of other settings goes instead (benchmark has no --study).
+ANOTHER_FOLDER = "choose another --out (with `tuning run`: or --study NAME)"
 
 
 def finished_summary(config: StudyConfig) -> dict[str, Any] | None:
@@ -51,7 +53,7 @@ def finished_summary(config: StudyConfig) -> dict[str, Any] | None:
         raise StudyError(
             f"{config.study_dir} holds a finished study run with other settings "
             f"({', '.join(differing)}): move that folder away to run it again with these, or "
-            "choose another --out (with `tuning run`: or --study NAME)"
+            f"{ANOTHER_FOLDER}"
         )
     return summary
 
@@ -125,15 +127,13 @@ def start_or_resume(
         if table.exists():
             raise StudyError(
                 f"{study_dir} holds trials but no {CONFIG_FILE} (an older version's study?): "
-                f"{start_over(study_dir)}, or choose another --out "
-                "(with `tuning run`: or --study NAME)"
+                f"{start_over(study_dir)}, or {ANOTHER_FOLDER}"
             )
         others = sorted(e.name for e in study_dir.iterdir() if e.name not in (LOCK_FILE, LOG_FILE))
         if others:  # a folder of the user's: a study there would make --fresh empty it later
             raise StudyError(
                 f"{study_dir} already holds files that are not a study's ({', '.join(others[:3])}"
-                f"{', ...' if len(others) > 3 else ''}): choose another --out "
-                "(with `tuning run`: or --study NAME)"
+                f"{', ...' if len(others) > 3 else ''}): {ANOTHER_FOLDER}"
             )
         write_json(
             settings, {**config.recorded(), **({"algorithm": algorithm} if algorithm else {})}
@@ -144,7 +144,7 @@ def start_or_resume(
         raise StudyError(
             f"study {config.study!r} in {study_dir} was started with other settings "
             f"({', '.join(differing)}): run it with the same ones to resume it, "
-            f"{start_over(study_dir)}, or choose another --out (with `tuning run`: or --study NAME)"
+            f"{start_over(study_dir)}, or {ANOTHER_FOLDER}"
         )
     if not repair_table(table, columns):
         return EarlierRun(pd.DataFrame())

@@ -24,6 +24,7 @@ from tuning.core.results import TRIALS_FILE, all_columns, read_trials
 from tuning.core.signals import StopSignals
 from tuning.core.versions import library_versions
 from tuning.evaluation.data import Dataset
+from tuning.evaluation.keras.environment import use_keras_backend
 from tuning.evaluation.objectives import build_evaluator, resolve
 from tuning.run.resume import carry_over, clear_study, finished_summary, start_or_resume
 from tuning.search import create_backend
@@ -50,6 +51,7 @@ def run_study(
     """
     started = time.perf_counter()
     config = resolve(config)  # (a resolved config, as the grid's workers get: as it is)
+    use_keras_backend(config.keras_backend)  # before a library or the evaluator imports Keras
     backend = create_backend(config.backend, **config.backend_options)
     backend.check()
     shared = backend.shares_study

@@ -324,11 +324,11 @@ class SklearnBackend(SearchBackend):
         self.cv = cv
         self.scheduler = scheduler
 
-    def folds(self, task: SearchTask) -> int | str:
-        """``cv`` as given; by default 3 (the book's) where the search trains the model, or
+    def folds(self, trains: bool) -> int | str:
+        """``cv`` as given; by default 3 (the book's) where the search ``trains`` the model, or
         ``holdout`` where the evaluator answers without one (a table holds one validation
         split per configuration: cross-validation folds and a Dask cluster are refused)."""
-        if task.evaluator.native_training() is not None:
+        if trains:
             return 3 if self.cv is None else self.cv
         if self.cv not in (None, "holdout"):
             raise BackendError(
@@ -342,7 +342,8 @@ class SklearnBackend(SearchBackend):
         return "holdout"
 
     def settings_for(self, task: SearchTask) -> dict[str, Any]:
-        return {"cv": self.folds(task), **self.settings(task.budget, task.max_epochs)}
+        trains = task.evaluator.native_training() is not None
+        return {"cv": self.folds(trains), **self.settings(task.budget, task.max_epochs)}
 
     def settings(self, budget: Budget, max_epochs: int) -> dict[str, Any]:
         if self.algorithm != "halving":
@@ -372,7 +373,7 @@ class SklearnBackend(SearchBackend):
             fit_data: dict[str, Any] = {}
             record = None
         else:
-            folds = self.folds(task)
+            folds = self.folds(trains=True)
             cv, n_splits = self._splitter(folds, len(native.X_train), len(native.X_valid))
             X, y = self._split_rows(folds, native)
             # (a cluster's workers do not get the signal: the search stops between batches)

@@ -294,8 +294,7 @@ class KerasEvaluator(Evaluator):
         return final_training(self, params, folder)
 
     def data(self) -> DataDescription:
-        d = self.dataset
-        return DataDescription(d.name, d.task, tuple(d.sizes))
+        return self.dataset.description()
 
     # -- recording ----------------------------------------------------------------------------
     def record(self, params: Mapping[str, Any], **fields: Any) -> TrialResult:

@@ -17,9 +17,9 @@ from tuning.core.results import study_writer
 from tuning.core.signals import StopSignals
 from tuning.core.space import SearchSpace, default_space
 from tuning.evaluation.data import Dataset, load_dataset
-from tuning.evaluation.keras.environment import use_keras_backend
 from tuning.evaluation.keras.factory import (
     DEFAULT_FACTORY,
+    Padding,
     check_arguments,
     check_builds,
     load_factory,
@@ -65,19 +65,30 @@ def space_of(config: StudyConfig, factory: Callable[..., Any] | None = None) -> 
     return space
 
 
+def padding_of(
+    factory: Callable[..., Any], space: SearchSpace, dataset: Dataset, protocol: TrainingProtocol
+) -> Padding:
+    """The study's `Padding` for its factory, space, data and protocol (`study_padding`)."""
+    return study_padding(
+        factory, space, len(dataset.X_train), protocol.max_epochs, dataset.n_inputs
+    )
+
+
 def check_model(
-    config: StudyConfig, factory: Callable[..., Any], dataset: Dataset, space: SearchSpace
+    config: StudyConfig,
+    factory: Callable[..., Any],
+    dataset: Dataset,
+    space: SearchSpace,
+    protocol: TrainingProtocol,
 ) -> None:
     """Build the study's model with each parameter at its lowest value, and once with each other
-    choice of each categorical parameter (`SearchSpace.each_choice`), and refuse a factory that
-    fails or does not return a compiled Keras model, in one line."""
+    choice of each categorical parameter (`SearchSpace.each_choice`), at the study's padded
+    shapes, and refuse a factory that fails or does not return a compiled Keras model, in one
+    line."""
     from tuning.evaluation.keras.between_trials import release_models
     from tuning.evaluation.keras.seeded_build import factory_arguments
 
-    protocol = protocol_of(config)
-    padding = study_padding(
-        factory, space, len(dataset.X_train), protocol.max_epochs, dataset.n_inputs
-    )
+    padding = padding_of(factory, space, dataset, protocol)
     for params in space.each_choice():
         options = {**padding.arguments(params), **config.model_options}
         fixed = factory_arguments(factory, dataset, protocol, config.noise_seed, options)
@@ -102,7 +113,6 @@ def keras_evaluator(
     the factory and space checked (a user's built at every choice first), its padding, its
     row writer named by ``algorithm``, and the folder of each trial's weights where the search
     continues trials (``keeps_weights``)."""
-    use_keras_backend(config.keras_backend)
     factory = load_factory(config.model)
     space = space_of(config, factory)
     if dataset is None:
@@ -110,11 +120,11 @@ def keras_evaluator(
     dataset = dataset.head(config.max_rows)
     if stop is not None:  # a signal while the data loaded: before any model is built
         stop.raise_if_stopped()
+    protocol = protocol_of(config)
     if user_model(config):
-        check_model(config, factory, dataset, space)
+        check_model(config, factory, dataset, space, protocol)
     from tuning.evaluation.keras.evaluator import KerasEvaluator  # Keras: only once it runs
 
-    protocol = protocol_of(config)
     return KerasEvaluator(
         dataset,
         protocol,
@@ -125,9 +135,7 @@ def keras_evaluator(
         meter=BudgetMeter(config.budget()),
         stop=stop,
         factory=factory,
-        padding=study_padding(
-            factory, space, len(dataset.X_train), protocol.max_epochs, dataset.n_inputs
-        ),
+        padding=padding_of(factory, space, dataset, protocol),
         checkpoints=Path(config.study_dir) / CHECKPOINTS_DIR if keeps_weights else None,
         ledger=ResumeLedger(backend=config.backend),
     )

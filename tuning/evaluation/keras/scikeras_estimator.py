@@ -184,7 +184,6 @@ def native_training(
         )
 
     return NativeTraining(
-        task=d.task,
         X_train=d.X_train,
         y_train=d.y_train,
         X_valid=d.X_valid,

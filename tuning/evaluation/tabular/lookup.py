@@ -170,8 +170,7 @@ class TableEvaluator(Evaluator):
         return self.recorder.record(params, extra={"table_test_loss": entry.test_loss}, **fields)
 
     def data(self) -> DataDescription:
-        d = self.dataset
-        return DataDescription(d.name, d.task, tuple(d.sizes))
+        return self.dataset.description()
 
     def final_result(self, params: Mapping[str, Any], folder: Path) -> dict[str, Any]:
         """The winner "retrained": the table's full run of its configuration and seed; its
