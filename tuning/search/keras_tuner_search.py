@@ -120,6 +120,23 @@ class _Budgeted:
         path = Path(self._get_trial_dir(trial.trial_id)) / "trial.json"
         write_atomically(path, json.dumps(trial.get_state()))
 
+    def reload(self) -> None:
+        """The library's reload, less what a kill between two of its writes left behind.
+
+        - A new trial's file is written before the oracle's state that starts it: a kill
+          between the two leaves a trial the reloaded oracle counts against ``max_trials``
+          but neither runs nor retries. Dropped, the oracle is as before that proposal and
+          proposes it again (its seed state was saved before it) under the same trial id.
+        - An ended trial is saved in ``end_order`` before it leaves the ongoing trials: a
+          kill between the two has the reload send a finished trial for retry, which would
+          train it again. Only trials that did not end are retried.
+        """
+        super().reload()
+        started, ended = set(self.start_order), set(self.end_order)
+        for trial_id in [t for t in self.trials if t not in started]:
+            del self.trials[trial_id]
+        self._retry_queue = [t for t in self._retry_queue if t not in ended]
+
 
 class _BudgetedHyperbandOracle(_Budgeted, kt.oracles.HyperbandOracle):
     pass
