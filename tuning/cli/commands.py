@@ -63,6 +63,7 @@ def _given_settings(args: argparse.Namespace, backend: str | None) -> dict[str, 
         "trainer": args.trainer,
         "out": getattr(args, "out", None),
         "study": getattr(args, "study", None),
+        "workers": args.workers if isinstance(getattr(args, "workers", None), int) else None,
     }
     backend_options: dict[str, object] = {}
     if getattr(args, "cv", None) is not None:
@@ -173,7 +174,7 @@ def run_benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
         if args.scheduler is not None:
             task.out = str(Path(task.out).resolve())  # the same path on every worker
         check_inputs(task)  # once here, not once per worker
-        configs += plan_grid(task, backends, args.seeds)
+        configs += plan_grid(task, backends, args.seeds, getattr(args, "workers", None))
     stop.raise_if_stopped()
     check_unique_folders(configs)
     if args.race and args.fresh:

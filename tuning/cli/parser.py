@@ -87,6 +87,13 @@ def _add_grid_options(parser: argparse.ArgumentParser, *, out: str, seeds: list[
         help="run the studies on Dask: local:N (a LocalCluster of N worker processes here) or "
         "tcp://HOST:8786 (a running cluster; --out must then be a folder every worker sees)",
     )
+    parser.add_argument(
+        "--workers",
+        type=_count_list,
+        help="trials at once in each study, each library through its own parallel mode: one "
+        "count, or several (1,4,16: a study of each) to see which library degrades least "
+        "(default 1)",
+    )
     parser.add_argument("--config", type=Path, help="a study TOML file for every study")
     parser.add_argument("--out", default=out, help=f"results folder (default {out})")
     _add_study_options(parser, seed=False)
@@ -112,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="a study TOML file (options override it)")
     run.add_argument("--out", help="results folder (default results)")
     run.add_argument("--study", help="study name (default DATASET_BACKEND_sSEED)")
+    run.add_argument(
+        "--workers",
+        type=int,
+        help="trials at once, through the library's own parallel mode (default 1; "
+        "`tuning backends` says each one's)",
+    )
     run.add_argument("--cv", help="sklearn backend: number of folds (default 3) or 'holdout'")
     run.add_argument(
         "--scheduler",
@@ -260,3 +273,23 @@ def _seed_list(text: str) -> list[int]:
     if not count:
         raise argparse.ArgumentTypeError(f"{text!r} names no seed; write e.g. 0-4, not 4-0")
     return [seed for low, high in ranges for seed in range(low, high + 1)]
+
+
+# More workers than this in one study is a typo, not a machine (the simulated ones included).
+MAX_WORKERS = 1024
+
+
+def _count_list(text: str) -> list[int]:
+    """``4`` or ``1,4,16``: worker counts, each from 1 to `MAX_WORKERS`, none twice."""
+    try:
+        counts = [int(part) for part in _name_list(text)]
+    except ValueError:
+        counts = []
+    if not counts or any(not 1 <= c <= MAX_WORKERS for c in counts):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a list of worker counts; write e.g. 4 or 1,4,16 (each 1 to "
+            f"{MAX_WORKERS})"
+        )
+    if len(set(counts)) != len(counts):
+        raise argparse.ArgumentTypeError(f"{text!r} names a worker count twice")
+    return counts

@@ -90,6 +90,8 @@ class StudyConfig:
     space: dict[str, dict[str, Any]] = field(default_factory=dict)
     # None: every trial is trained; "tabular:TABLE": looked up in a table
     objective: str | None = None
+    # evaluations at once, each library through its own parallel mode (`tuning.core.workers`)
+    workers: int = 1
     # True once `resolve` has read what the settings name; never recorded
     resolved: bool = field(default=False, repr=False, compare=False)
     # The settings a user named (a study or suite file's keys, the options typed), whatever
@@ -102,7 +104,7 @@ class StudyConfig:
         if self.objective is not None:
             table_format(self.objective)
         if not self.study:
-            self.study = default_study_name(self.dataset, self.backend, self.seed)
+            self.study = default_study_name(self.dataset, self.backend, self.seed, self.workers)
         if not STUDY_NAME.fullmatch(self.study):
             raise StudyError(
                 f"study name {self.study!r} must be one plain folder name: letters, digits, "
@@ -145,6 +147,10 @@ class StudyConfig:
                 raise StudyError(
                     f"{name} must be a table ([{name}] in a study file), got {getattr(self, name)!r}"
                 )
+        try:
+            check_count("workers", self.workers)  # (before the study's name is made of it)
+        except BudgetError as exc:
+            raise StudyError(str(exc)) from None
         for name in ("seed", "training_seed"):
             value = getattr(self, name)
             if value is None and name == "training_seed":
@@ -183,10 +189,12 @@ class StudyConfig:
         """``'field: old -> new'`` for each setting (bar `NOT_COMPARED`) in which this config
         differs from ``recorded``, an earlier run's settings (`recorded`)."""
         new = self.recorded()
+        # a setting an earlier version did not record had its default then
+        old = {name: recorded.get(name, SETTING_DEFAULTS.get(name)) for name in new}
         return [
-            f"{name}: {recorded.get(name)!r} -> {new[name]!r}"
+            f"{name}: {old[name]!r} -> {new[name]!r}"
             for name in sorted(new)
-            if name not in NOT_COMPARED and recorded.get(name) != new[name]
+            if name not in NOT_COMPARED and old[name] != new[name]
         ]
 
     def budget(self) -> Budget:
@@ -217,6 +225,10 @@ class StudyConfig:
         return cls(**data, given=frozenset(data))
 
 
+# The settings added since studies were first recorded, and their defaults (`differences`).
+SETTING_DEFAULTS = {"workers": 1}
+
+
 def table_format(objective: str) -> Path:
     """The table's folder of an ``objective`` setting, which must read ``tabular:TABLE``."""
     kind, _, folder = objective.partition(":")
@@ -237,8 +249,9 @@ def check_space_given(settings: dict[str, Any], where: str) -> None:
         )
 
 
-def default_study_name(dataset: str, backend: str, seed: int) -> str:
-    """``DATASET_BACKEND_sSEED``; ``optuna:tpe+median`` is written ``optuna-tpe-median`` (a colon or plus
-    is no part of a portable file name)."""
+def default_study_name(dataset: str, backend: str, seed: int, workers: int = 1) -> str:
+    """``DATASET_BACKEND_sSEED`` (``_wN`` after it for N workers); ``optuna:tpe+median`` is
+    written ``optuna-tpe-median`` (a colon or plus is no part of a portable file name)."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset.removeprefix("csv:")).strip("._-") or "data"
-    return f"{stem}_{re.sub(r'[:+]', '-', backend)}_s{seed}"
+    name = f"{stem}_{re.sub(r'[:+]', '-', backend)}_s{seed}"
+    return name if workers == 1 else f"{name}_w{workers}"

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from tuning.core.budget import BudgetMeter
 from tuning.core.ledger import ResumeLedger, TrialResult
 from tuning.core.space import SearchSpace
+from tuning.core.workers import Workers
 
 # Called at the end of each epoch with (epochs trained so far, that epoch's validation loss);
 # answers True to stop the trial there (a pruner: the trial is recorded "pruned").
@@ -125,3 +126,13 @@ class Evaluator(ABC):
         """For a library that fits the model itself (`NativeTraining`); None (the default)
         where there is no model to fit (a table answers each trial from recorded curves)."""
         return None
+
+    def workers(self, size: int) -> Workers:
+        """``size`` workers evaluating this study's configurations at once (``--workers``):
+        `tuning.core.workers.SimulatedWorkers` for a table's lookups. An evaluator without
+        them refuses in one line (`tuning.core.errors.StudyError`)."""
+        from tuning.core.errors import StudyError
+
+        raise StudyError(
+            f"--workers {size}: {type(self).__name__} evaluates one trial at a time; drop --workers"
+        )

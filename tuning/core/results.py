@@ -23,6 +23,7 @@ import pandas as pd
 from tuning.core.atomic import append_locked
 from tuning.core.errors import message_line, start_over
 from tuning.core.files import refuse_link
+from tuning.core.workers import PARALLEL_COLUMNS
 
 if TYPE_CHECKING:
     from tuning.core.config import StudyConfig
@@ -45,6 +46,7 @@ EXTRA_COLUMNS = (
     "compile_seconds",
     "algorithm",
     "table_test_loss",  # a tabular study's: the configuration's test loss in the table
+    *PARALLEL_COLUMNS,  # a parallel study's (`tuning.core.workers`)
 )
 FIXED_COLUMNS = frozenset(KEY_COLUMNS + RESULT_COLUMNS + EXTRA_COLUMNS)
 

@@ -72,9 +72,13 @@ class GridResult:
 
 
 def plan_grid(
-    base: StudyConfig, backends: Sequence[str], seeds: Sequence[int]
+    base: StudyConfig,
+    backends: Sequence[str],
+    seeds: Sequence[int],
+    workers: Sequence[int] | None = None,
 ) -> list[StudyConfig]:
-    """One config per (backend, seed), named ``DATASET_BACKEND_sSEED``, all under ``base.out``."""
+    """One config per (backend, seed) and worker count (default: the base's), named
+    ``DATASET_BACKEND_sSEED`` (``_wN`` after it for N > 1 workers), all under ``base.out``."""
     if not backends:
         raise StudyError("--backends is empty: name at least one (see `tuning backends`)")
     if not seeds:
@@ -82,7 +86,13 @@ def plan_grid(
     for name, values in (("--backends", backends), ("--seeds", seeds)):
         if len(set(values)) != len(values):
             raise StudyError(f"{name} lists a value twice: {list(values)}")
-    return [replace(base, backend=b, seed=s, study="") for b in backends for s in seeds]
+    counts = workers or [base.workers]
+    return [
+        replace(base, backend=b, seed=s, workers=w, study="")
+        for w in counts
+        for b in backends
+        for s in seeds
+    ]
 
 
 # The memory a worker process is given room for: Keras, JAX and a study's data (the suites' tasks;

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,8 @@ from tuning.evaluation.data import Dataset
 from tuning.evaluation.keras.environment import use_keras_backend
 from tuning.evaluation.objectives import build_evaluator, resolve
 from tuning.run.resume import carry_over, clear_study, finished_summary, start_or_resume
-from tuning.search import create_backend
-from tuning.search.base import SearchTask
+from tuning.search import BackendError, create_backend
+from tuning.search.base import SearchBackend, SearchTask
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,9 @@ def run_study(
         workdir=config.study_dir,
     )
     algorithm = {"name": backend.algorithm_name, **backend.settings_for(task)}
+    if config.workers > 1:  # refused before anything is written, where it cannot be
+        algorithm["parallel"] = parallel_mode(backend, config.workers)
+        task = replace(task, workers=evaluator.workers(config.workers))
     algorithm["versions"] = library_versions()
     study_dir = writable_folder(config.study_dir, f"--out {config.out}")
     with study_lock(study_dir, shared=shared):
@@ -119,6 +123,18 @@ def run_study(
         summary["algorithm"] = algorithm
         write_json(study_dir / SUMMARY_FILE, summary)
         return summary
+
+
+def parallel_mode(backend: SearchBackend, workers: int) -> str:
+    """The library's own mechanism for ``workers`` trials at once; refused in one line for an
+    algorithm that has none."""
+    mode = backend.parallel_mode()
+    if mode is None:
+        raise BackendError(
+            f"--workers {workers}: {backend.algorithm_name} has no parallel mode (it proposes "
+            "one trial after another); drop --workers, or see `tuning backends` for those that have"
+        )
+    return mode
 
 
 def finalize(

@@ -14,6 +14,7 @@ from tuning.core.budget import Budget, BudgetMeter
 from tuning.core.evaluator import Evaluator
 from tuning.core.ledger import ResumeLedger, TrialResult
 from tuning.core.space import SearchSpace
+from tuning.core.workers import Workers
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,9 @@ class SearchTask:
     ``max_epochs`` is the protocol's epoch cap (a multi-fidelity algorithm's top rung);
     ``workdir`` the study folder, where the library may keep its own state. A library that
     must fit the model through its own estimator (scikit-learn over scikeras) asks the
-    evaluator for it (`tuning.core.evaluator.Evaluator.native_training`)."""
+    evaluator for it (`tuning.core.evaluator.Evaluator.native_training`). ``workers``: the
+    study's workers (``--workers N``, `tuning.core.workers.Workers`) for a backend whose
+    algorithm has a parallel mode (`SearchBackend.parallel_mode`); None: one trial at a time."""
 
     evaluator: Evaluator
     meter: BudgetMeter
@@ -33,6 +36,7 @@ class SearchTask:
     seed: int
     max_epochs: int
     workdir: Path
+    workers: Workers | None = None
 
 
 # Multi-fidelity algorithms (Optuna's pruners, scikit-learn's successive halving) keep one trial
@@ -122,6 +126,14 @@ class SearchBackend(ABC):
         """True when the search continues earlier trials (`tuning.core.evaluator.WarmStart`):
         the evaluator then keeps each trial's weights."""
         return False
+
+    # The library's own mechanism for proposing while trials run, per algorithm (one line for
+    # `tuning backends`); an algorithm missing here has none, and `--workers > 1` is refused.
+    parallel: ClassVar[dict[str, str]] = {}
+
+    def parallel_mode(self) -> str | None:
+        """How this algorithm proposes with several trials running (``parallel``), or None."""
+        return self.parallel.get(self.algorithm or self.default_algorithm or "")
 
     @property
     def shares_study(self) -> bool:

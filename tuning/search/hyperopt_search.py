@@ -16,6 +16,7 @@ from hyperopt import hp
 from hyperopt.pyll import scope
 
 from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param
+from tuning.core.workers import Finished, drive
 from tuning.search.base import Budget, SearchBackend, SearchTask
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,11 @@ class HyperoptBackend(SearchBackend):
         "anneal": "simulated annealing around the best point so far (anneal.suggest)",
         "rand": "independent random sampling (rand.suggest)",
     }
+    parallel = dict.fromkeys(
+        algorithms,
+        "asynchronous trials: the algorithm suggests over a Trials holding the running trials "
+        "as JOB_STATE_RUNNING documents (as MongoTrials' workers leave them)",
+    )
 
     def __init__(self, algorithm: str | None = None, n_startup_jobs: int | None = None) -> None:
         self.algorithm = self._choose(algorithm)
@@ -109,6 +115,9 @@ class HyperoptBackend(SearchBackend):
 
         algo = self._algo(task.budget, task.max_epochs)
         domain = {p.name: to_hyperopt(p) for p in space}
+        if task.workers is not None:
+            _search_parallel(task, algo, domain)
+            return
         # A resumed study starts from empty `Trials`: each step is seeded by its number and the
         # history before it, so the same configurations are asked for again, and the table
         # answers them without training. (Hyperopt's `Trials` saves by pickle, and a pickle in
@@ -131,3 +140,40 @@ class HyperoptBackend(SearchBackend):
                 )
             if len(trials) == step:  # hyperopt drew nothing: its space is exhausted
                 break
+
+
+def _search_parallel(task: SearchTask, algo: Any, space_expression: dict[str, Any]) -> None:
+    """The step of `fmin`'s asynchronous loop, run whenever a worker is free: ``algo`` asked
+    for one new trial over `Trials` in which the running trials are documents in state
+    ``JOB_STATE_RUNNING`` (Hyperopt's TPE models the finished ones), seeded from one stream
+    (``default_rng(seed)``, as `fmin`'s ``rstate``); a trial's document is completed when it
+    ends. (`fmin` itself only polls a database for what its workers did.)"""
+    trials = hyperopt.Trials()
+    domain = hyperopt.base.Domain(lambda _sample: None, space_expression)
+    rstate = np.random.default_rng(task.seed)
+    space = task.space
+
+    def propose() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None:
+        tid = trials.new_trial_ids(1)
+        trials.refresh()
+        (doc,) = algo(tid, domain, trials, rstate.integers(2**31 - 1)) or (None,)
+        if doc is None:  # its space is exhausted
+            return None
+        doc["state"] = hyperopt.JOB_STATE_RUNNING
+        trials.insert_trial_docs([doc])
+        trials.refresh()
+        sample = hyperopt.space_eval(space_expression, hyperopt.base.spec_from_misc(doc["misc"]))
+        return space.coerce(sample), doc["tid"], {}
+
+    def tell(finished: Finished) -> None:
+        (doc,) = [d for d in trials.trials if d["tid"] == finished.submission.tag]
+        result = finished.result
+        doc["result"] = (
+            {"status": hyperopt.STATUS_OK, "loss": result.val_loss, "epochs": result.epochs}
+            if result.ok
+            else {"status": hyperopt.STATUS_FAIL, "error": result.error}
+        )
+        doc["state"] = hyperopt.JOB_STATE_DONE
+        trials.refresh()
+
+    drive(task.workers, propose, tell)

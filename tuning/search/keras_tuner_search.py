@@ -18,6 +18,7 @@ from tuning.core.errors import ResumeError, start_over
 from tuning.core.evaluator import WarmStart
 from tuning.core.files import refuse_links_under
 from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
+from tuning.core.workers import Finished, drive
 from tuning.search.base import Budget, SearchBackend, SearchTask
 
 PROJECT_DIR = "keras_tuner"
@@ -192,6 +193,11 @@ class KerasTunerBackend(SearchBackend):
         "bayesian": "Gaussian-process Bayesian optimization (BayesianOptimization)",
         "random": "random search (RandomSearch)",
     }
+    parallel = dict.fromkeys(
+        algorithms,
+        "the oracle serving one tuner per worker (create_trial(tuner_id), update_trial, "
+        "end_trial: what the chief's gRPC server calls for its workers)",
+    )
 
     def __init__(
         self,
@@ -273,8 +279,16 @@ class KerasTunerBackend(SearchBackend):
             oracle=oracle,
             directory=str(task.workdir),
             project_name=PROJECT_DIR,
-            overwrite=False,  # a resumed study reloads the project: its trials and brackets
+            # a resumed study reloads the project: its trials and brackets (a simulated
+            # parallel study is played again from its start)
+            overwrite=task.workers is not None,
         )
+        if task.workers is not None:
+            try:
+                _search_parallel(task, tuner)
+            finally:
+                _forget_oracle(oracle)
+            return
         # The reloaded oracle holds every trial that ended; a trial whose row was written just
         # before a kill is retried by Keras Tuner and answered from the table.
         task.ledger.restored(len(oracle.end_order))
@@ -284,6 +298,42 @@ class KerasTunerBackend(SearchBackend):
                 tuner.search(verbose=0, epochs=task.max_epochs)
         finally:
             _forget_oracle(oracle)
+
+
+def _search_parallel(task: SearchTask, tuner: _BudgetedTuner) -> None:
+    """Keras Tuner's distributed tuning, its oracle's side: each worker is a tuner
+    (``tuner{worker}``) asking the one oracle for a trial (`Oracle.create_trial`: Hyperband
+    answers ``IDLE`` while a round waits for its trials), reporting its metric
+    (`update_trial`) and ending it (`end_trial`), as the chief's gRPC servicer does for its
+    workers' calls."""
+    oracle, workers = tuner.oracle, task.workers
+    rows: dict[str, int] = {}  # Keras Tuner trial id -> the row it wrote
+    running = kt.engine.trial.TrialStatus.RUNNING
+
+    def propose() -> tuple[dict[str, Any], kt.engine.trial.Trial, dict[str, Any]] | None:
+        trial = oracle.create_trial(f"tuner{workers.next_worker}")
+        if trial.status != running:  # IDLE (wait for a running trial) or STOPPED
+            return None
+        values = trial.hyperparameters.values
+        parent = values.get("tuner/trial_id")
+        warm_start = (
+            None if parent is None else WarmStart(rows[parent], values["tuner/initial_epoch"])
+        )
+        options = {"epochs": values.get("tuner/epochs", task.max_epochs), "warm_start": warm_start}
+        return tuner.hypermodel.params(trial.hyperparameters), trial, options
+
+    def tell(finished: Finished) -> None:
+        trial, result = finished.submission.tag, finished.result
+        rows[trial.trial_id] = result.trial
+        if result.ok:
+            oracle.update_trial(trial.trial_id, {"val_loss": result.val_loss})
+            trial.status = kt.engine.trial.TrialStatus.COMPLETED
+        else:
+            trial.status, trial.message = kt.engine.trial.TrialStatus.FAILED, result.error
+        oracle.end_trial(trial)
+
+    with _failed_trials_quiet():
+        drive(workers, propose, tell)
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from tuning.core.files import refuse_link
 from tuning.core.ledger import ResumeLedger
 from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param
 from tuning.core.urls import SecretURLError, check_url, in_memory, redact, without_password
+from tuning.core.workers import Finished, drive
 from tuning.search import BackendError
 from tuning.search.base import REDUCTION_FACTOR, Budget, SearchBackend, SearchTask, min_resource
 
@@ -88,6 +89,16 @@ class OptunaBackend(SearchBackend):
         "tpe+hyperband": "TPE, trials pruned per epoch by HyperbandPruner",
         "tpe+asha": "TPE, trials pruned per epoch by SuccessiveHalvingPruner (asynchronous)",
         "tpe+median": "TPE, trials pruned per epoch by MedianPruner",
+    }
+    parallel = {
+        **dict.fromkeys(
+            algorithms,
+            "ask/tell: the running trials are in the study (RUNNING) when it asks",
+        ),
+        "tpe": "ask/tell; TPE's constant liar (constant_liar=True) counts the RUNNING trials",
+        "tpe+hyperband": "ask/tell; TPE's constant liar, the pruner over every worker's reports",
+        "tpe+asha": "ask/tell; TPE's constant liar, the pruner over every worker's reports",
+        "tpe+median": "ask/tell; TPE's constant liar, the pruner over every worker's reports",
     }
 
     def __init__(
@@ -238,6 +249,9 @@ class OptunaBackend(SearchBackend):
             task.meter,
             task.max_epochs,
         )
+        if task.workers is not None:
+            self._search_parallel(task)
+            return
         study = optuna.create_study(
             study_name=workdir.name,
             storage=self._storage(workdir, lookups=task.evaluator.native_training() is None),
@@ -286,6 +300,44 @@ class OptunaBackend(SearchBackend):
         study.optimize(evaluate, n_trials=remaining, callbacks=[stop_when_spent], catch=())
         if self.shares_study:
             wait_for_the_others(study)
+
+    def _search_parallel(self, task: SearchTask) -> None:
+        """`study.ask` whenever a worker is free, `study.tell` as each trial ends: the trials
+        running are RUNNING in the study when it asks (what its samplers and pruners see of
+        them: TPE's constant liar, a pruner's rungs). The study is in memory: a simulated
+        study resumes by playing again from its start."""
+        if self.shares_study:
+            raise BackendError("optuna with --workers keeps its study here: drop --storage")
+        budget, max_epochs = task.budget, task.max_epochs
+        study = optuna.create_study(
+            storage=optuna.storages.InMemoryStorage(),
+            study_name=task.workdir.name,
+            direction="minimize",
+            sampler=self._sampler(
+                task.seed, budget.random_start(self.n_startup_trials, max_epochs)
+            ),
+            pruner=self._pruner(budget, max_epochs) or optuna.pruners.NopPruner(),
+        )
+        space, pruning = task.space, self._pruner_name != ""
+
+        def propose() -> tuple[dict[str, Any], optuna.Trial, dict[str, Any]]:
+            trial = study.ask()
+            params = space.coerce({p.name: suggest(trial, p) for p in space})
+            return params, trial, {"report": partial(report, trial) if pruning else None}
+
+        def tell(finished: Finished) -> None:
+            trial, result = finished.submission.tag, finished.result
+            trial.set_user_attr(ROW, result.trial)
+            trial.set_user_attr("epochs", result.epochs)
+            if result.status == "pruned":
+                study.tell(trial, state=TrialState.PRUNED)
+            elif not result.ok:
+                trial.set_user_attr("error", result.error)
+                study.tell(trial, state=TrialState.FAIL)
+            else:
+                study.tell(trial, result.val_loss)
+
+        drive(task.workers, propose, tell)
 
     def _sampler_seed(self, seed: int, stored: int) -> int:
         """The sampler's seed: the study's, for a new study of its own. The sampler's stream does

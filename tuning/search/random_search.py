@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param
+from tuning.core.workers import drive
 from tuning.search.base import SearchBackend, SearchTask
 
 
@@ -39,8 +40,20 @@ class RandomBackend(SearchBackend):
 
     name = "random"
     library = "numpy"
+    parallel = {"": "a new draw whenever a worker is free (draws ignore results)"}
 
     def search(self, task: SearchTask) -> None:
         rng = np.random.default_rng(task.seed)
+        if task.workers is not None:
+            drive(
+                task.workers,
+                lambda: ({p.name: draw(p, rng) for p in task.space}, None, {}),
+                _ignore,
+            )
+            return
         while not task.meter.exhausted:
             task.evaluator.evaluate({p.name: draw(p, rng) for p in task.space})
+
+
+def _ignore(_finished: object) -> None:
+    """Random search is told nothing."""

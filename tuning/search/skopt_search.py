@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import skopt
 from sklearn.ensemble import GradientBoostingRegressor
 from skopt.learning import GradientBoostingQuantileRegressor
 from skopt.space import Categorical, Dimension, Integer, Real
 
 from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param
+from tuning.core.workers import Finished, drive
 from tuning.search.base import Budget, SearchBackend, SearchTask
 
 
@@ -95,6 +97,11 @@ class SkoptBackend(SearchBackend):
         "extra_trees": "extra-trees surrogate (forest_minimize, base_estimator='ET')",
         "gbrt": "gradient-boosted-trees surrogate (gbrt_minimize)",
     }
+    parallel = dict.fromkeys(
+        algorithms,
+        "constant liar: the running points told min(y) on a copy, as ask(n_points, "
+        "strategy='cl_min') does",
+    )
 
     def __init__(
         self,
@@ -148,6 +155,9 @@ class SkoptBackend(SearchBackend):
                 optimizer.tell(failed_untold, [worst] * len(failed_untold))
                 failed_untold.clear()
 
+        if task.workers is not None:
+            self._search_parallel(task, optimizer, observe)
+            return
         # A resumed study asks again: the evaluator answers the finished trials from the table
         # (the resume ledger checks that the optimizer proposes them again), and the optimizer
         # is told its own proposals, as in the first run (a tabular study's rows hold the
@@ -157,3 +167,30 @@ class SkoptBackend(SearchBackend):
             params = space.coerce(dict(zip(space.names, point, strict=True)))
             result = task.evaluator.evaluate(params)
             observe(point, result.ok, result.val_loss)
+
+    @staticmethod
+    def _search_parallel(task: SearchTask, optimizer: skopt.Optimizer, observe: Any) -> None:
+        """Asked for a point while others run, the optimizer proposes as its own
+        ``ask(n_points, strategy="cl_min")`` does for a batch: a copy of it (seeded from its
+        own random state) is told the running points at the lowest loss seen (0 before any),
+        and asked."""
+        space = task.space
+        running: dict[int, list] = {}  # proposal -> point
+
+        def propose() -> tuple[dict[str, Any], list, dict[str, Any]]:
+            if running:
+                lied = optimizer.copy(random_state=optimizer.rng.randint(0, np.iinfo(np.int32).max))
+                lie = min(optimizer.yi) if optimizer.yi else 0.0
+                points = list(running.values())
+                lied.tell(points, [lie] * len(points))
+                point = lied.ask()
+            else:
+                point = optimizer.ask()
+            running[task.workers.proposals] = point
+            return space.coerce(dict(zip(space.names, point, strict=True))), point, {}
+
+        def tell(finished: Finished) -> None:
+            del running[finished.submission.number]
+            observe(finished.submission.tag, finished.result.ok, finished.result.val_loss)
+
+        drive(task.workers, propose, tell)

@@ -36,6 +36,7 @@ from tuning.core.recorder import TrialRecorder
 from tuning.core.results import TrialWriter
 from tuning.core.signals import StopSignals
 from tuning.core.space import SearchSpace
+from tuning.core.workers import RunningTrial, SimulatedWorkers, Submission
 from tuning.evaluation.data import Dataset
 from tuning.evaluation.tabular.table import Table, TableEntry
 
@@ -108,66 +109,54 @@ class TableEvaluator(Evaluator):
         replayed = self.ledger.replay(params)
         if replayed is not None:
             return replayed
+        trial = self._played(params, epochs, warm_start, report, number)
+        started = self.clock.offset
+        while (seconds := trial.next_epoch_seconds()) is not None:
+            self.clock.advance(seconds)
+            trial.play_epoch()
+        trial.seconds = self.clock.offset - started  # (the clock's sum, to the last bit)
+        return trial.record({})
+
+    def workers(self, size: int) -> SimulatedWorkers:
+        """``size`` simulated workers (`tuning.core.workers.SimulatedWorkers`): each trial's
+        epochs take the seconds the table recorded, on one event queue."""
+        return SimulatedWorkers(size, self.meter, self._start)
+
+    def _start(self, submission: Submission) -> PlayedTrial:
+        params = self.table.snap(submission.params, self.space)
+        return self._played(params, replays=True, **submission.options)
+
+    def _played(
+        self,
+        params: dict[str, Any],
+        epochs: int | None = None,
+        warm_start: WarmStart | None = None,
+        report: Report | None = None,
+        number: int | None = None,
+        replays: bool = False,
+    ) -> PlayedTrial:
         if self.stop is not None:
             self.stop.raise_if_stopped()
-        entry = self.entry(params)
-        first = 0 if warm_start is None else warm_start.epochs
-        if first >= entry.epochs and math.isfinite(entry.best_val_loss):
-            return self._record(
-                params,
-                entry,
-                status="complete",
-                val_loss=entry.best_val_loss,
-                epochs=0,
-                fit_seconds=0.0,
-                error=f"early stopping ended this configuration after epoch {entry.epochs}",
-                number=number,
-            )
-        history, seconds, pruned_after = self._play(
-            entry, first, self.max_epochs if epochs is None else epochs, report
-        )
-        outcome = trained_outcome(history, pruned_after)
-        return self._record(
+        return PlayedTrial(
+            self,
             params,
-            entry,
-            status=outcome.status,
-            val_loss=outcome.val_loss,
-            epochs=len(history["loss"]),
-            fit_seconds=seconds,
-            error=outcome.error,
-            history=history,
+            self.entry(params),
+            first=0 if warm_start is None else warm_start.epochs,
+            last=self.max_epochs if epochs is None else epochs,
+            report=report,
             number=number,
+            replays=replays,
         )
 
-    def _play(
-        self, entry: TableEntry, first: int, epochs: int, report: Report | None
-    ) -> tuple[dict[str, list[float]], float, int | None]:
-        """Epochs ``first`` to ``epochs`` of the entry's curves (where its run went that far),
-        each counted into the meter and the clock, stopped as a real fit is: by the search's
-        ``report`` (pruned after that epoch), the spent budget or a stop signal. Returns the
-        history, the simulated seconds and the epochs trained when it was pruned (or None)."""
-        history: dict[str, list[float]] = {"loss": [], "val_loss": []}
-        started = self.clock.offset
-        pruned_after = None
-        for epoch in range(first, min(epochs, entry.epochs)):
-            self.clock.advance(entry.epoch_seconds)
-            val_loss = entry.val_loss[epoch]
-            history["loss"].append(entry.loss[epoch])
-            history["val_loss"].append(val_loss)
-            stop = False
-            # a diverged epoch is failed by the NaN guard, not pruned
-            if report is not None and math.isfinite(val_loss) and report(epoch + 1, val_loss):
-                pruned_after, stop = epoch + 1, True
-            self.meter.add_epoch()
-            stop = stop or self.meter.exhausted
-            if self.stop is not None:
-                self.stop.raise_if_stopped()
-            if stop:
-                break
-        return history, self.clock.offset - started, pruned_after
-
-    def _record(self, params: dict[str, Any], entry: TableEntry, **fields: Any) -> TrialResult:
-        return self.recorder.record(params, extra={"table_test_loss": entry.test_loss}, **fields)
+    def _record(
+        self,
+        params: dict[str, Any],
+        entry: TableEntry,
+        extra: Mapping[str, Any] = {},  # noqa: B006  (read only)
+        **fields: Any,
+    ) -> TrialResult:
+        extra = {"table_test_loss": entry.test_loss, **extra}
+        return self.recorder.record(params, extra=extra, **fields)
 
     def data(self) -> DataDescription:
         return self.dataset.description()
@@ -189,3 +178,93 @@ class TableEvaluator(Evaluator):
             "table_best_test_loss": best.test_loss,
             "regret": entry.test_loss - best.test_loss,
         }
+
+
+class PlayedTrial(RunningTrial):
+    """One configuration's curves played epoch by epoch, from epoch ``first`` to ``last`` (or
+    where its table's run ended), stopped as a real fit is: by the search's ``report`` (pruned
+    after that epoch), the spent budget or a stop signal. ``replays``: an earlier run's row for
+    it is checked and kept when it ends (a simulated parallel study, played again from its
+    start) rather than before it plays."""
+
+    def __init__(
+        self,
+        evaluator: TableEvaluator,
+        params: dict[str, Any],
+        entry: TableEntry,
+        *,
+        first: int,
+        last: int,
+        report: Report | None,
+        number: int | None,
+        replays: bool,
+    ) -> None:
+        self.evaluator, self.params, self.entry = evaluator, params, entry
+        self.epoch, self.last = first, min(last, entry.epochs)
+        self.report, self.number, self.replays = report, number, replays
+        self.history: dict[str, list[float]] = {"loss": [], "val_loss": []}
+        self.seconds = 0.0
+        self.pruned_after: int | None = None
+        # a continued trial whose run early stopping ended before: nothing left to play
+        self.run_ended = first >= entry.epochs and math.isfinite(entry.best_val_loss)
+        self.stopped = self.run_ended
+
+    def next_epoch_seconds(self) -> float | None:
+        if self.stopped or self.epoch >= self.last:
+            return None
+        return self.entry.epoch_seconds
+
+    def play_epoch(self) -> None:
+        meter, stop = self.evaluator.meter, self.evaluator.stop
+        val_loss = self.entry.val_loss[self.epoch]
+        self.history["loss"].append(self.entry.loss[self.epoch])
+        self.history["val_loss"].append(val_loss)
+        self.epoch += 1
+        self.seconds += self.entry.epoch_seconds
+        # a diverged epoch is failed by the NaN guard, not pruned
+        if (
+            self.report is not None
+            and math.isfinite(val_loss)
+            and self.report(self.epoch, val_loss)
+        ):
+            self.pruned_after, self.stopped = self.epoch, True
+        meter.add_epoch()
+        self.stopped = self.stopped or meter.exhausted
+        if stop is not None:
+            stop.raise_if_stopped()
+
+    def end(self) -> None:
+        self.stopped = True
+
+    def record(self, extra: Mapping[str, Any]) -> TrialResult:
+        evaluator = self.evaluator
+        if self.replays:
+            replayed = evaluator.ledger.replay(self.params)
+            if replayed is not None:
+                evaluator.meter.add_trial()
+                return replayed
+        if self.run_ended:
+            return evaluator._record(
+                self.params,
+                self.entry,
+                extra,
+                status="complete",
+                val_loss=self.entry.best_val_loss,
+                epochs=0,
+                fit_seconds=0.0,
+                error=f"early stopping ended this configuration after epoch {self.entry.epochs}",
+                number=self.number,
+            )
+        outcome = trained_outcome(self.history, self.pruned_after)
+        return evaluator._record(
+            self.params,
+            self.entry,
+            extra,
+            status=outcome.status,
+            val_loss=outcome.val_loss,
+            epochs=len(self.history["loss"]),
+            fit_seconds=self.seconds,
+            error=outcome.error,
+            history=self.history,
+            number=self.number,
+        )
