@@ -47,9 +47,12 @@ def test_a_page_without_data_says_so(page):
 @pytest.mark.parametrize("page", WITH_DATA, ids=lambda p: p.stem)
 def test_a_stale_number_is_caught(page):
     rows = pd.read_csv(page_data(page))
-    loss = "real_test_loss" if "real_test_loss" in rows.columns else "test_loss"
-    best = rows.groupby("task")[loss].idxmin().iloc[0]
-    rows.loc[best, loss] = rows[loss].max() * 10  # one task's best study made its worst
+    if "score_equal_epochs" in rows.columns:  # a parallel verdict: one study's score doubled
+        rows.loc[rows["score_equal_epochs"].idxmax(), "score_equal_epochs"] *= 2
+    else:
+        loss = "real_test_loss" if "real_test_loss" in rows.columns else "test_loss"
+        best = rows.groupby("task")[loss].idxmin().iloc[0]
+        rows.loc[best, loss] = rows[loss].max() * 10  # one task's best study made its worst
     tables = all_tables(rows)
     blocks = generated_blocks(page.read_text())
     assert any(body.strip() != tables[name].strip() for name, body in blocks.items())

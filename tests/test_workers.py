@@ -195,3 +195,28 @@ def test_workers_is_a_count_and_a_grid_makes_a_study_of_each(tmp_path, capsys):
         "california_random_s0_w4",
         "california_optuna_s0_w4",
     ]
+
+
+@pytest.mark.parametrize("name", ONE_EACH)
+def test_one_worker_of_the_parallel_driver_proposes_what_the_sequential_loop_does(
+    name, tmp_path, monkeypatch
+):
+    """So that a library's change from 1 to N workers is its parallel mode's doing alone."""
+    sequential = run_study(_config(tmp_path / "loop", name, workers=1))
+    monkeypatch.setattr("tuning.run.study.SEQUENTIAL_UP_TO", 0)
+    driven = run_study(_config(tmp_path / "driver", name, workers=1))
+    assert driven["workers"]["workers"] == 1 and "workers" not in sequential
+    columns = ["trial", "status", "params", "val_loss", "epochs", "cum_epochs"]
+    loop = read_trials(Path(tmp_path) / "loop" / sequential["study"])
+    pd.testing.assert_frame_equal(
+        read_trials(Path(tmp_path) / "driver" / driven["study"])[columns], loop[columns]
+    )
+
+
+def test_a_study_that_trains_refuses_workers_in_one_line_before_writing(tmp_path, capsys):
+    args = ["run", "--backend", "random", "--dataset", "california", "--max-rows", "100"]
+    code = main([*args, "--trials", "2", "--workers", "2", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0, err
+    assert "--workers 2: KerasEvaluator evaluates one trial at a time; drop --workers" in err
+    assert not any(tmp_path.iterdir())  # nothing written

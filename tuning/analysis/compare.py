@@ -42,6 +42,8 @@ LEADERBOARD_COLUMNS = (
     "algorithm",
     "regret",  # a tabular study's: its test loss minus the table's best
     "folder",  # the study's folder, relative to the compared one
+    "library",  # the backend without its worker count
+    "workers",  # trials at once (`tuning.analysis.parallel`)
 )
 LEADERBOARD_FIXED = frozenset(LEADING_COLUMNS + LEADERBOARD_COLUMNS)
 
@@ -132,10 +134,11 @@ def leaderboard(out: Path, found: list[FoundStudy] | None = None) -> pd.DataFram
         summary, trials = study.summary, study.trials
         parameters.update(dict.fromkeys(parameters_in(trials.columns)))
         params = summary.get("best_params") or {}
+        workers = study_workers(summary)
         rows.append(
             {
                 "study": summary["study"],
-                "backend": summary["backend"],
+                "backend": backend_label(summary["backend"], workers),
                 "dataset": summary["dataset"],
                 "seed": summary["seed"],
                 "best_val_loss": summary.get("best_val_loss"),
@@ -155,6 +158,8 @@ def leaderboard(out: Path, found: list[FoundStudy] | None = None) -> pd.DataFram
                 "algorithm": (summary.get("algorithm") or {}).get("name", summary["backend"]),
                 "regret": summary.get("regret"),
                 "folder": Path(os.path.relpath(study.folder, out)).as_posix(),
+                "library": summary["backend"],
+                "workers": workers,
             }
         )
     columns = leaderboard_columns([p for p in parameters if p not in LEADERBOARD_FIXED])
@@ -165,6 +170,18 @@ def leaderboard(out: Path, found: list[FoundStudy] | None = None) -> pd.DataFram
     return frame.sort_values(
         ["dataset", "test_loss", "best_val_loss"], na_position="last", ignore_index=True
     )
+
+
+def study_workers(summary: dict[str, Any]) -> int:
+    """The study's worker count (1 for a study of an earlier version, which had one)."""
+    workers = (summary.get("config") or {}).get("workers", 1)
+    return workers if isinstance(workers, int) and workers >= 1 else 1
+
+
+def backend_label(backend: str, workers: int) -> str:
+    """How the tables and figures name a backend: ``random``, or ``random@4w`` with 4 workers
+    (each worker count of a library is an entry of its own in every ranking)."""
+    return backend if workers == 1 else f"{backend}@{workers}w"
 
 
 def leaderboard_columns(parameters: list[str]) -> list[str]:
@@ -217,6 +234,14 @@ def compare(out: Path, target: float | None = None, rope: float = ROPE) -> Compa
     from tuning.analysis.bayes_pairs import PAIRS_FILE, pairs_table
     from tuning.analysis.cost import COST_FILE, cost_table
     from tuning.analysis.importance import IMPORTANCE_FILE, importance_table
+    from tuning.analysis.parallel import (
+        PARALLEL_FILE,
+        block_scores,
+        is_parallel_grid,
+        parallel_section,
+        parallel_table,
+        plot_parallel,
+    )
     from tuning.analysis.plots import plot_all, plot_importance
     from tuning.analysis.report import write_report
     from tuning.analysis.suite_plots import plot_suite
@@ -277,8 +302,25 @@ def compare(out: Path, target: float | None = None, rope: float = ROPE) -> Compa
         tabular = tabular_section(table, regrets, summaries) + task_claims_section(claims)
     costs = cost_table(trials, studies)
     files["cost"] = write_csv(costs, out / COST_FILE)
+    parallel = None
+    if is_parallel_grid(studies):
+        scores = block_scores(studies, trials)
+        verdict = parallel_table(scores)
+        files["parallel"] = write_csv(verdict, out / PARALLEL_FILE)
+        figures["parallel_figure"] = plot_parallel(verdict, out / "figures" / "parallel.png")
+        parallel = parallel_section(verdict, scores, "figures/parallel.png")
     files["report"] = write_report(
-        out, studies, board, figures, summaries, suite, importance, tabular, skipped, costs
+        out,
+        studies,
+        board,
+        figures,
+        summaries,
+        suite,
+        importance,
+        tabular,
+        skipped,
+        costs,
+        parallel,
     )
     return Comparison(studies, board, {**files, **figures}, suite, skipped)
 
@@ -351,6 +393,11 @@ def task_spaces(studies: pd.DataFrame, summaries: dict[str, dict]) -> dict[str, 
 
 
 def all_trials(found: list[FoundStudy]) -> pd.DataFrame:
-    """Every trial row of the studies `read_studies` found, in one frame."""
-    frames = [s.trials for s in found if len(s.trials)]
+    """Every trial row of the studies `read_studies` found, in one frame; ``backend`` as the
+    leaderboard labels it (`backend_label`)."""
+    frames = [
+        s.trials.assign(backend=backend_label(s.summary["backend"], study_workers(s.summary)))
+        for s in found
+        if len(s.trials)
+    ]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

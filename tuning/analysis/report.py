@@ -325,12 +325,14 @@ def write_report(
     tabular: Sequence[str] | None = None,
     skipped: Sequence[Any] = (),
     costs: pd.DataFrame | None = None,
+    parallel: str | None = None,
 ) -> Path:
     """Write ``OUT/report.md`` from the two leaderboards, the figures and each study's summary
     (by study name); with ``suite`` (several tasks), it opens with the suite's verdict;
     ``importance`` (`tuning.analysis.importance.importance_table`) adds which hyperparameters mattered;
     ``tabular`` (`tuning.analysis.table_report.tabular_section`), the table and the regrets;
-    ``costs`` (`tuning.analysis.cost.cost_table`), what each backend spent, compiling included."""
+    ``costs`` (`tuning.analysis.cost.cost_table`), what each backend spent, compiling included;
+    ``parallel`` (`tuning.analysis.parallel.parallel_section`), the verdict over worker counts."""
     out = Path(out)
     parts = [
         f"# Tuning benchmark: {', '.join(sorted(studies['dataset'].unique()))}\n",
@@ -341,6 +343,7 @@ def write_report(
         *(_suite_section(suite) if suite is not None else []),
         *families_section(board, suite),
         *(tabular or []),
+        *([parallel] if parallel else []),
         "## Setup\n",
         _setup(studies, summaries),
     ]

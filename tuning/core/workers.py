@@ -143,6 +143,14 @@ class Workers(ABC):
         self.start(worker, submission)
         return submission
 
+    def report(self) -> dict[str, Any]:
+        """What the study's summary says of its workers."""
+        return {
+            "workers": self.size,
+            "proposals": self.proposals,
+            "library_seconds": round(self.library_seconds, 4),
+        }
+
     @abstractmethod
     def start(self, worker: int, submission: Submission) -> None:
         """Begin ``submission`` on ``worker``."""
@@ -244,6 +252,9 @@ class SimulatedWorkers(Workers):
         super().__init__(size, meter)
         self.clock = EventClock()
         self.start_trial = start_trial
+        # the event queue's own time (the simulator's overhead), and the lookups' it excludes
+        self._queue_seconds = 0.0
+        self._lookup_seconds = 0.0
         self._trials: dict[int, tuple[RunningTrial, float]] = {}  # worker -> trial, started
         self._events: list[_Event] = []
         self._ended: list[tuple[int, int]] = []  # (proposal, worker): ended, not yet returned
@@ -256,10 +267,35 @@ class SimulatedWorkers(Workers):
     def charge(self, seconds: float) -> None:
         self.clock.charged += seconds
 
+    def report(self) -> dict[str, Any]:
+        return {
+            **super().report(),
+            "simulated_seconds": round(self.clock.now, 4),
+            "simulator_seconds": round(self._queue_seconds - self._lookup_seconds, 4),
+        }
+
+    @contextmanager
+    def _queueing(self) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._queue_seconds += time.perf_counter() - started
+
+    @contextmanager
+    def _lookup(self) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._lookup_seconds += time.perf_counter() - started
+
     def start(self, worker: int, submission: Submission) -> None:
-        trial = self.start_trial(submission)
-        self._trials[worker] = (trial, self.clock.now)
-        self._schedule(worker, trial, submission.number)
+        with self._queueing():
+            with self._lookup():
+                trial = self.start_trial(submission)
+            self._trials[worker] = (trial, self.clock.now)
+            self._schedule(worker, trial, submission.number)
 
     def _schedule(self, worker: int, trial: RunningTrial, proposal: int) -> None:
         seconds = trial.next_epoch_seconds()
@@ -269,6 +305,10 @@ class SimulatedWorkers(Workers):
             heapq.heappush(self._events, _Event(self.clock.now + seconds, proposal, worker))
 
     def wait(self) -> Finished:
+        with self._queueing():
+            return self._next_finished()
+
+    def _next_finished(self) -> Finished:
         while not self._ended:
             if not self._events:
                 raise RuntimeError("no evaluation is running")
@@ -279,7 +319,8 @@ class SimulatedWorkers(Workers):
             heapq.heappop(self._events)
             self.clock.now = event.time
             trial, _ = self._trials[event.worker]
-            trial.play_epoch()
+            with self._lookup():
+                trial.play_epoch()
             self._schedule(event.worker, trial, event.proposal)
             if self.meter.exhausted:  # the budget is spent: every running trial stops here
                 self._end_all()
@@ -287,7 +328,8 @@ class SimulatedWorkers(Workers):
         proposal, worker = self._ended.pop(0)
         trial, started = self._trials.pop(worker)
         submission = self.running.pop(worker)
-        result = trial.record(parallel_columns(submission, worker, started, self.clock.now))
+        with self._lookup():
+            result = trial.record(parallel_columns(submission, worker, started, self.clock.now))
         return Finished(submission, result, worker, started, self.clock.now)
 
     def _past_seconds_budget(self, time_: float) -> bool:

@@ -11,17 +11,20 @@ from pathlib import Path
 
 import pandas as pd
 
+from tuning.analysis.parallel import parallel_table, verdict_table
 from tuning.analysis.posthoc import CORRECTIONS
 from tuning.analysis.published import certificate_tables, fill_page, page_data, page_tables
 from tuning.run.race import describe, replay
 
 
 def all_tables(rows: pd.DataFrame) -> dict[str, str]:
-    """Every block a page can print from its data: a certificate's (`certificate_tables`), or a
-    suite's (`page_tables`') and the race under each correction (``race_nemenyi``,
+    """Every block a page can print from its data: a certificate's (`certificate_tables`), a
+    parallel verdict's (``parallel``, from each study's scores), or a suite's (`page_tables`') and the race under each correction (``race_nemenyi``,
     ``race_holm``, ``race_none``), round by round."""
     if "real_test_loss" in rows.columns:
         return certificate_tables(rows)
+    if "score_equal_epochs" in rows.columns:  # a parallel verdict's per-study scores
+        return {"parallel": verdict_table(parallel_table(rows), rows)}
     tables = page_tables(rows)
     for correction in CORRECTIONS:
         lines = describe(replay(rows, correction=correction))

@@ -32,6 +32,9 @@ from tuning.search import BackendError, create_backend
 from tuning.search.base import SearchBackend, SearchTask
 
 log = logging.getLogger(__name__)
+# Worker counts run by a backend's sequential loop (its parallel driver proposes the same with
+# one worker: tests/test_workers.py checks it by lowering this to 0).
+SEQUENTIAL_UP_TO = 1
 
 
 def run_study(
@@ -79,7 +82,7 @@ def run_study(
         workdir=config.study_dir,
     )
     algorithm = {"name": backend.algorithm_name, **backend.settings_for(task)}
-    if config.workers > 1:  # refused before anything is written, where it cannot be
+    if config.workers > SEQUENTIAL_UP_TO:  # refused before anything is written, where it cannot be
         algorithm["parallel"] = parallel_mode(backend, config.workers)
         task = replace(task, workers=evaluator.workers(config.workers))
     algorithm["versions"] = library_versions()
@@ -121,6 +124,8 @@ def run_study(
         summary = finalize(config, evaluator, study_dir, search_seconds, started, spent)
         summary["trials_from_earlier_runs"] = len(earlier)
         summary["algorithm"] = algorithm
+        if task.workers is not None:
+            summary["workers"] = task.workers.report()
         write_json(study_dir / SUMMARY_FILE, summary)
         return summary
 

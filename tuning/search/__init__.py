@@ -176,9 +176,9 @@ def create_backend(name: str, **options: Any) -> SearchBackend:
 
 
 def describe_backends() -> list[str]:
-    """One line per installed algorithm, for ``tuning backends``: its name, its library and that
-    library's installed version, and what it does; a bare library name says which algorithm it
-    stands for. Imports every backend's library."""
+    """Lines per installed algorithm, for ``tuning backends``: its name, its library and that
+    library's installed version, and what it does, then its parallel mode (``--workers``); a
+    bare library name says which algorithm it stands for. Imports every backend's library."""
     lines = []
     for name in available_backends():
         try:
@@ -197,4 +197,8 @@ def describe_backends() -> list[str]:
             version = "?"
         description = cls.algorithms.get(algorithm) or (cls.__doc__ or "").strip().splitlines()[0]
         lines.append(f"{name:<22} {library + ' ' + version:<24} {description}")
+        parallel = getattr(cls, "parallel", {}).get(algorithm or cls.default_algorithm or "")
+        lines.append(
+            f"{'':<47} --workers N: {parallel or 'no parallel mode (one trial at a time)'}"
+        )
     return lines

@@ -145,17 +145,18 @@ class HyperoptBackend(SearchBackend):
 def _search_parallel(task: SearchTask, algo: Any, space_expression: dict[str, Any]) -> None:
     """The step of `fmin`'s asynchronous loop, run whenever a worker is free: ``algo`` asked
     for one new trial over `Trials` in which the running trials are documents in state
-    ``JOB_STATE_RUNNING`` (Hyperopt's TPE models the finished ones), seeded from one stream
-    (``default_rng(seed)``, as `fmin`'s ``rstate``); a trial's document is completed when it
-    ends. (`fmin` itself only polls a database for what its workers did.)"""
+    ``JOB_STATE_RUNNING`` (Hyperopt's TPE models the finished ones), each step seeded by
+    ``(seed, step)`` as the one-worker search's `fmin` calls are (one worker proposes what it
+    does); a trial's document is completed when it ends. (`fmin` itself only polls a database for what its workers did.)"""
     trials = hyperopt.Trials()
     domain = hyperopt.base.Domain(lambda _sample: None, space_expression)
-    rstate = np.random.default_rng(task.seed)
     space = task.space
 
     def propose() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None:
         tid = trials.new_trial_ids(1)
         trials.refresh()
+        # each step seeded by its number, as the one-worker search seeds its `fmin` calls
+        rstate = np.random.default_rng([task.seed, tid[0]])
         (doc,) = algo(tid, domain, trials, rstate.integers(2**31 - 1)) or (None,)
         if doc is None:  # its space is exhausted
             return None

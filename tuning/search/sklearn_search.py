@@ -38,6 +38,7 @@ from tuning.core.evaluator import NativeTraining
 from tuning.core.ledger import ResumeLedger
 from tuning.core.outcome import folds_outcome
 from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param
+from tuning.core.workers import drive
 from tuning.search import BackendError
 from tuning.search.base import REDUCTION_FACTOR, Budget, SearchBackend, SearchTask, min_resource
 from tuning.search.sklearn_estimators import PREFIX, EvaluatorEstimator, SharedTask, score_fold
@@ -307,6 +308,10 @@ class SklearnBackend(SearchBackend):
         "randomized": "randomized search, cross-validated (RandomizedSearchCV; the book's)",
         "halving": "successive halving over the epochs, cross-validated (HalvingRandomSearchCV)",
     }
+    parallel = {
+        "randomized": "n_jobs: its candidate stream (ParameterSampler, seeded as the search "
+        "seeds it) dispatched to a pool of workers, each candidate whenever one is free",
+    }
 
     def __init__(
         self,
@@ -363,6 +368,9 @@ class SklearnBackend(SearchBackend):
                 "study's epoch budget; give the budget in --trials or --budget-seconds"
             )
         native = task.evaluator.native_training()
+        if task.workers is not None:
+            self._search_parallel(task)
+            return
         defaults = {PREFIX + p.name: _default_value(p) for p in task.space}
         if native is None:  # each fold an evaluation: no data, one row on each side
             cv: Any = PredefinedSplit(np.array([-1, 0]))
@@ -407,6 +415,28 @@ class SklearnBackend(SearchBackend):
             suppress(_SearchEnded),  # no candidate fitted: every row is written already
         ):
             search.fit(X, y, **fit_data)
+
+    def _search_parallel(self, task: SearchTask) -> None:
+        """`RandomizedSearchCV(n_jobs=N)` on a table: the candidates it would fit (its own
+        `ParameterSampler`, drawn lazily as its budgeted search draws them), each evaluated
+        (holdout: one fold, looked up) as soon as a worker of the pool is free; none is told
+        anything, as in the search itself."""
+        self.folds(trains=False)  # (cross-validation folds cannot be looked up: refused)
+        distributions = {PREFIX + p.name: to_sklearn_distribution(p) for p in task.space}
+        candidates = iter(
+            ParameterSampler(
+                distributions, n_iter=task.budget.trials or sys.maxsize, random_state=task.seed
+            )
+        )
+
+        def propose() -> tuple[dict[str, Any], None, dict[str, Any]] | None:
+            candidate = next(candidates, None)
+            if candidate is None:
+                return None
+            params = {name[len(PREFIX) :]: value for name, value in candidate.items()}
+            return task.space.coerce(params), None, {"epochs": task.max_epochs}
+
+        drive(task.workers, propose, lambda _finished: None)
 
     @staticmethod
     def _splitter(folds: int | str, n_train: int, n_valid: int) -> tuple[Any, int]:
