@@ -23,7 +23,13 @@ TINY = ["--trials", "2", "--max-epochs", "2", "--max-rows", "200", "--seed", "3"
 
 def test_backends_and_datasets_are_listed(capsys):
     assert main(["backends"]) == 0
-    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    lines = capsys.readouterr().out.splitlines()
+    names = [line.split()[0] for line in lines if not line[0].isspace()]
+    # each algorithm's parallel mode, or that it has none, under it
+    modes = [line.strip() for line in lines if line[0].isspace()]
+    assert len(modes) == len([n for n in names if ":" in n or n == "random"])
+    assert all(mode.startswith("--workers N: ") for mode in modes)
+    assert "--workers N: no parallel mode (one trial at a time)" in modes  # sklearn:halving
     assert [name for name in names if ":" not in name] == [
         "hyperopt",
         "keras_tuner",
