@@ -158,9 +158,22 @@ def test_the_table_tests_each_count_against_one_worker_with_holm_over_the_family
 def test_the_library_that_degrades_least_is_named_with_the_test_of_the_two_first():
     scores = _grid({"optuna": [0.3] * 6, "random": [0.1, 0.2, 0.0, 0.1, 0.1, 0.2]})
     sentence = least_degradation(scores)
-    assert sentence.startswith("At equal epochs, random degraded least from 1 to 16 workers")
-    assert "rose by 0.117" in sentence and "next optuna (+0.300" in sentence
-    assert "p = 0.0312, signed-rank over 6 blocks" in sentence  # 2 / 2**6
+    assert sentence.startswith("At the budget's end, random degraded least from 1 to 16 workers")
+    assert "rose by 0.117 on average over 6 blocks" in sentence
+    assert "next optuna (+0.300" in sentence
+    assert "p = 0.0312, one signed-rank test over 6 blocks, unadjusted" in sentence  # 2 / 2**6
+
+
+def test_the_sentence_compares_every_library_at_one_count_and_leaves_out_one_without_results():
+    scores = _grid({"optuna": [0.3] * 6, "random": [0.2] * 6, "hyperopt": [0.0] * 6})
+    # hyperopt also ran 4 workers, where it rose less; the others did not: 16 is compared
+    four = scores[(scores.library == "hyperopt") & (scores.workers == 16)].assign(workers=4)
+    scores = pd.concat([scores, four.assign(score_equal_epochs=0.4)], ignore_index=True)
+    # a library with no result at any count (every score the cap) is left out
+    never = _grid({"never": [0.0] * 6}).assign(score_equal_epochs=SCORE_CAP)
+    sentence = least_degradation(pd.concat([scores, never], ignore_index=True))
+    assert sentence.startswith("At the budget's end, hyperopt degraded least from 1 to 16")
+    assert "never" not in sentence
 
 
 def test_a_grid_of_one_worker_count_is_not_a_parallel_grid():

@@ -54,8 +54,9 @@ class _Fixed(RunningTrial):
         self.played += 1
         self.meter.add_epoch()
 
-    def end(self) -> None:
+    def end(self) -> bool:
         self.left = 0
+        return self.played > 0
 
     def record(self, extra: Mapping[str, Any]) -> TrialResult:
         self.meter.add_trial()
@@ -96,7 +97,8 @@ def test_an_epoch_budget_stops_every_running_trial_at_its_last_finished_epoch():
 
 def test_a_seconds_budget_ends_the_running_trials_when_it_is_spent():
     rows = _simulate(Budget(seconds=2.5), [(5, 1.0), (1, 1.0), (5, 2.0)], 2)
-    assert [(r["proposal"], r["ended"]) for r in rows] == [(1, 1.0), (0, 2.5), (2, 2.5)]
+    # proposal 2 started at 1 s; its first epoch would have ended at 3 s: no row
+    assert [(r["proposal"], r["ended"]) for r in rows] == [(1, 1.0), (0, 2.5)]
 
 
 def test_a_trial_budget_never_starts_more_trials_than_it_allows():
@@ -202,9 +204,9 @@ def test_one_worker_of_the_parallel_driver_proposes_what_the_sequential_loop_doe
     name, tmp_path, monkeypatch
 ):
     """So that a library's change from 1 to N workers is its parallel mode's doing alone."""
-    sequential = run_study(_config(tmp_path / "loop", name, workers=1))
-    monkeypatch.setattr("tuning.run.study.SEQUENTIAL_UP_TO", 0)
     driven = run_study(_config(tmp_path / "driver", name, workers=1))
+    monkeypatch.setattr("tuning.run.study.ONE_WORKER_SIMULATED", False)
+    sequential = run_study(_config(tmp_path / "loop", name, workers=1))
     assert driven["workers"]["workers"] == 1 and "workers" not in sequential
     columns = ["trial", "status", "params", "val_loss", "epochs", "cum_epochs"]
     loop = read_trials(Path(tmp_path) / "loop" / sequential["study"])
@@ -220,3 +222,27 @@ def test_a_study_that_trains_refuses_workers_in_one_line_before_writing(tmp_path
     assert code == 2 and err.count("\n") == 0, err
     assert "--workers 2: KerasEvaluator evaluates one trial at a time; drop --workers" in err
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("name", ["optuna", "sklearn"])
+def test_a_study_interrupted_at_the_row_that_spent_its_budget_resumes_to_the_whole(name, tmp_path):
+    whole = _config(tmp_path / "whole", name, workers=4)
+    run_study(whole)
+    rows = read_trials(whole.study_dir)
+    spent = int((rows["cum_epochs"] >= 120).idxmax())  # the row at which the budget ran out
+    assert spent < len(rows) - 1  # trials were still running then, and ended after it
+    resumed = _config(tmp_path / "resumed", name, workers=4)
+    with pytest.raises(KeyboardInterrupt), interrupted_after_row(spent):
+        run_study(resumed)
+    run_study(resumed)
+    pd.testing.assert_frame_equal(
+        _deterministic(read_trials(resumed.study_dir)), _deterministic(rows)
+    )
+
+
+def test_a_trial_the_budget_stopped_before_its_first_epoch_writes_no_row(tmp_path):
+    config = _config(tmp_path, "optuna", workers=64, budget_epochs=20)
+    run_study(config)
+    rows = read_trials(config.study_dir)
+    assert (rows["epochs"] >= 1).all() and (rows["status"] != "failed").all()
+    assert rows["epochs"].sum() == 20

@@ -265,6 +265,17 @@ def compare(out: Path, target: float | None = None, rope: float = ROPE) -> Compa
     check_one_setup(found)
     studies, per_study = write_leaderboard(out, found)
     trials = all_trials(found)
+    parallel = None
+    if is_parallel_grid(studies):  # the verdict over worker counts; the rest ranks the fewest
+        scores = block_scores(studies, trials)
+        verdict = parallel_table(scores)
+        parallel_files = {
+            "parallel": write_csv(verdict, out / PARALLEL_FILE),
+            "parallel_figure": plot_parallel(verdict, out / "figures" / "parallel.png"),
+        }
+        parallel = parallel_section(verdict, scores, "figures/parallel.png")
+        studies = studies[studies["workers"] == studies["workers"].min()].reset_index(drop=True)
+        trials = trials[trials["study"].isin(studies["study"])].reset_index(drop=True)
     board = by_backend(studies, trials, target)
     files = {"leaderboard": per_study, "by_backend": write_csv(board, out / BY_BACKEND_FILE)}
     summaries = {s.summary["study"]: s.summary for s in found}
@@ -302,13 +313,8 @@ def compare(out: Path, target: float | None = None, rope: float = ROPE) -> Compa
         tabular = tabular_section(table, regrets, summaries) + task_claims_section(claims)
     costs = cost_table(trials, studies)
     files["cost"] = write_csv(costs, out / COST_FILE)
-    parallel = None
-    if is_parallel_grid(studies):
-        scores = block_scores(studies, trials)
-        verdict = parallel_table(scores)
-        files["parallel"] = write_csv(verdict, out / PARALLEL_FILE)
-        figures["parallel_figure"] = plot_parallel(verdict, out / "figures" / "parallel.png")
-        parallel = parallel_section(verdict, scores, "figures/parallel.png")
+    if parallel is not None:
+        files.update(parallel_files)
     files["report"] = write_report(
         out,
         studies,

@@ -63,7 +63,7 @@ def _given_settings(args: argparse.Namespace, backend: str | None) -> dict[str, 
         "trainer": args.trainer,
         "out": getattr(args, "out", None),
         "study": getattr(args, "study", None),
-        "workers": args.workers if isinstance(getattr(args, "workers", None), int) else None,
+        "workers": _one_count(getattr(args, "workers", None)),
     }
     backend_options: dict[str, object] = {}
     if getattr(args, "cv", None) is not None:
@@ -75,6 +75,14 @@ def _given_settings(args: argparse.Namespace, backend: str | None) -> dict[str, 
     if backend_options:
         overrides["backend_options"] = backend_options
     return overrides
+
+
+def _one_count(workers: int | list[int] | None) -> int | None:
+    """``--workers`` as a study's setting: ``run``'s count, or a grid's only one; None for a
+    grid of several (`tuning.run.grid.plan_grid` makes a study of each)."""
+    if isinstance(workers, list):
+        return workers[0] if len(workers) == 1 else None
+    return workers
 
 
 def study_config(args: argparse.Namespace, backend: str | None):
@@ -142,6 +150,7 @@ def run_benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
     from tuning.evaluation.objectives import check_inputs
     from tuning.run.grid import plan_grid, run_grid
     from tuning.run.progress import make_display
+    from tuning.run.study import check_parallel_modes
     from tuning.search import available_backends, default_backends, same_algorithms
 
     installed = available_backends()
@@ -177,6 +186,12 @@ def run_benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
         configs += plan_grid(task, backends, args.seeds, getattr(args, "workers", None))
     stop.raise_if_stopped()
     check_unique_folders(configs)
+    if args.race and len(getattr(args, "workers", None) or []) > 1:
+        raise StudyError(
+            "--race runs one worker count: give --workers one count, or leave --race out to "
+            "compare several"
+        )
+    check_parallel_modes(configs)  # each (algorithm, worker count), before any study starts
     if args.race and args.fresh:
         raise StudyError(
             "--race and --fresh exclude each other: a race resumes from its finished studies; "

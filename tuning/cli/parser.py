@@ -275,12 +275,11 @@ def _seed_list(text: str) -> list[int]:
     return [seed for low, high in ranges for seed in range(low, high + 1)]
 
 
-# More workers than this in one study is a typo, not a machine (the simulated ones included).
-MAX_WORKERS = 1024
-
-
 def _count_list(text: str) -> list[int]:
-    """``4`` or ``1,4,16``: worker counts, each from 1 to `MAX_WORKERS`, none twice."""
+    """``4`` or ``1,4,16``: worker counts, each from 1 to `tuning.core.config.MAX_WORKERS`,
+    none twice."""
+    from tuning.core.config import MAX_WORKERS
+
     try:
         counts = [int(part) for part in _name_list(text)]
     except ValueError:

@@ -59,6 +59,8 @@ def trainer_for(requested: str | None, keras_backend: str) -> str:
 # The largest seed every library takes: numpy's generators stop at 2**32 - 1, Keras Tuner adds 1
 # to a study's seed, and some take a signed 32-bit integer.
 MAX_SEED = 2**31 - 2
+# More workers than this in one study is a typo, not a machine (the simulated ones included).
+MAX_WORKERS = 1024
 
 
 @dataclass
@@ -151,6 +153,11 @@ class StudyConfig:
             check_count("workers", self.workers)  # (before the study's name is made of it)
         except BudgetError as exc:
             raise StudyError(str(exc)) from None
+        if self.workers > MAX_WORKERS:
+            raise StudyError(
+                f"workers must be at most {MAX_WORKERS:,} (more in one study is a typo, not a "
+                f"machine), got {self.workers:,}"
+            )
         for name in ("seed", "training_seed"):
             value = getattr(self, name)
             if value is None and name == "training_seed":

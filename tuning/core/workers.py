@@ -92,7 +92,7 @@ class Workers(ABC):
     @property
     def next_worker(self) -> int:
         """The worker the next submission goes to: the lowest-numbered free one."""
-        return min(set(range(self.size)) - set(self.running))
+        return next(w for w in range(self.size) if w not in self.running)
 
     def can_start(self) -> bool:
         """A worker is free, the budget is not spent, and a trial budget has room for one
@@ -156,8 +156,9 @@ class Workers(ABC):
         """Begin ``submission`` on ``worker``."""
 
     @abstractmethod
-    def wait(self) -> Finished:
-        """The next evaluation to end (its row recorded); its worker is free again."""
+    def wait(self) -> Finished | None:
+        """The next evaluation to end (its row recorded); its worker is free again. None: the
+        budget stopped every running evaluation before it trained anything (no row)."""
 
 
 def drive(
@@ -181,8 +182,9 @@ def drive(
         if not workers.running:
             return
         finished = workers.wait()
-        with workers.library():
-            tell(finished)
+        if finished is not None:
+            with workers.library():
+                tell(finished)
 
 
 class RunningTrial(ABC):
@@ -197,8 +199,9 @@ class RunningTrial(ABC):
         """Its next epoch, counted into the study's meter (a pruner may end it there)."""
 
     @abstractmethod
-    def end(self) -> None:
-        """Stop it after the epochs it played (the budget is spent)."""
+    def end(self) -> bool:
+        """Stop it after the epochs it played (the budget is spent); False when it played
+        none (it then writes no row)."""
 
     @abstractmethod
     def record(self, extra: Mapping[str, Any]) -> TrialResult:
@@ -304,18 +307,20 @@ class SimulatedWorkers(Workers):
         else:
             heapq.heappush(self._events, _Event(self.clock.now + seconds, proposal, worker))
 
-    def wait(self) -> Finished:
+    def wait(self) -> Finished | None:
         with self._queueing():
             return self._next_finished()
 
-    def _next_finished(self) -> Finished:
+    def _next_finished(self) -> Finished | None:
         while not self._ended:
             if not self._events:
-                raise RuntimeError("no evaluation is running")
+                if self.running:
+                    raise RuntimeError("a running evaluation has no next epoch")
+                return None  # (the budget stopped the last ones before their first epoch)
             event = self._events[0]
             if self._past_seconds_budget(event.time):
                 self._end_all()
-                break
+                continue
             heapq.heappop(self._events)
             self.clock.now = event.time
             trial, _ = self._trials[event.worker]
@@ -342,7 +347,11 @@ class SimulatedWorkers(Workers):
         return True
 
     def _end_all(self) -> None:
+        """The budget is spent: each running trial stops after the epochs it finished; one
+        that finished none writes no row (as no trial starts then with one worker)."""
         for event in self._events:
-            self._trials[event.worker][0].end()
-            self._ended.append((event.proposal, event.worker))
+            if self._trials[event.worker][0].end():
+                self._ended.append((event.proposal, event.worker))
+            else:
+                del self._trials[event.worker], self.running[event.worker]
         self._events.clear()

@@ -32,9 +32,10 @@ from tuning.search import BackendError, create_backend
 from tuning.search.base import SearchBackend, SearchTask
 
 log = logging.getLogger(__name__)
-# Worker counts run by a backend's sequential loop (its parallel driver proposes the same with
-# one worker: tests/test_workers.py checks it by lowering this to 0).
-SEQUENTIAL_UP_TO = 1
+# A table's study of one worker runs on one simulated worker too, where its algorithm has a
+# parallel mode: every worker count of a comparison on one clock. (Its sequential loop proposes
+# the same: tests/test_workers.py checks it by turning this off.)
+ONE_WORKER_SIMULATED = True
 
 
 def run_study(
@@ -82,7 +83,7 @@ def run_study(
         workdir=config.study_dir,
     )
     algorithm = {"name": backend.algorithm_name, **backend.settings_for(task)}
-    if config.workers > SEQUENTIAL_UP_TO:  # refused before anything is written, where it cannot be
+    if on_workers(config, backend, evaluator):  # refused before anything is written
         algorithm["parallel"] = parallel_mode(backend, config.workers)
         task = replace(task, workers=evaluator.workers(config.workers))
     algorithm["versions"] = library_versions()
@@ -109,7 +110,9 @@ def run_study(
             evaluator.data().name,
             task.budget,
         )
-        if not meter.exhausted:  # else killed after its last trial: only the retraining is left
+        # killed after its last trial: only the retraining is left (simulated workers play the
+        # study again from its start, and check its rows)
+        if task.workers is not None or not meter.exhausted:
             backend.search(task)
         spent = meter.spent()  # the search's spend, before the winner is retrained
         if meter.idle_trials >= meter.MAX_IDLE_TRIALS:
@@ -128,6 +131,34 @@ def run_study(
             summary["workers"] = task.workers.report()
         write_json(study_dir / SUMMARY_FILE, summary)
         return summary
+
+
+def on_workers(config: StudyConfig, backend: SearchBackend, evaluator: Evaluator) -> bool:
+    """Whether the study runs on the evaluator's workers: N > 1, or a table's one worker where
+    the algorithm has a parallel mode (`ONE_WORKER_SIMULATED`)."""
+    if config.workers == 1 and not (
+        ONE_WORKER_SIMULATED
+        and evaluator.simulated_clock
+        and backend.parallel_mode() is not None
+        and not backend.shares_study
+    ):
+        return False
+    if backend.shares_study:
+        raise BackendError(f"--workers {config.workers} with --storage: drop one of the two")
+    return True
+
+
+def check_parallel_modes(configs: list[StudyConfig]) -> None:
+    """A grid's studies of N > 1 workers: each algorithm has a parallel mode and no shared
+    storage; refused in one line before any study starts."""
+    for config in configs:
+        if config.workers > 1:
+            backend = create_backend(config.backend, **config.backend_options)
+            parallel_mode(backend, config.workers)
+            if backend.shares_study:
+                raise BackendError(
+                    f"--workers {config.workers} with --storage: drop one of the two"
+                )
 
 
 def parallel_mode(backend: SearchBackend, workers: int) -> str:

@@ -233,8 +233,9 @@ class PlayedTrial(RunningTrial):
         if stop is not None:
             stop.raise_if_stopped()
 
-    def end(self) -> None:
+    def end(self) -> bool:
         self.stopped = True
+        return bool(self.history["loss"]) or self.run_ended
 
     def record(self, extra: Mapping[str, Any]) -> TrialResult:
         evaluator = self.evaluator
