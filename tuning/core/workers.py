@@ -278,24 +278,17 @@ class SimulatedWorkers(Workers):
         }
 
     @contextmanager
-    def _queueing(self) -> Iterator[None]:
+    def _timed(self, account: str) -> Iterator[None]:
+        """Add the time of the block to ``account`` (``_queue_seconds``, ``_lookup_seconds``)."""
         started = time.perf_counter()
         try:
             yield
         finally:
-            self._queue_seconds += time.perf_counter() - started
-
-    @contextmanager
-    def _lookup(self) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self._lookup_seconds += time.perf_counter() - started
+            setattr(self, account, getattr(self, account) + time.perf_counter() - started)
 
     def start(self, worker: int, submission: Submission) -> None:
-        with self._queueing():
-            with self._lookup():
+        with self._timed("_queue_seconds"):
+            with self._timed("_lookup_seconds"):
                 trial = self.start_trial(submission)
             self._trials[worker] = (trial, self.clock.now)
             self._schedule(worker, trial, submission.number)
@@ -308,7 +301,7 @@ class SimulatedWorkers(Workers):
             heapq.heappush(self._events, _Event(self.clock.now + seconds, proposal, worker))
 
     def wait(self) -> Finished | None:
-        with self._queueing():
+        with self._timed("_queue_seconds"):
             return self._next_finished()
 
     def _next_finished(self) -> Finished | None:
@@ -324,7 +317,7 @@ class SimulatedWorkers(Workers):
             heapq.heappop(self._events)
             self.clock.now = event.time
             trial, _ = self._trials[event.worker]
-            with self._lookup():
+            with self._timed("_lookup_seconds"):
                 trial.play_epoch()
             self._schedule(event.worker, trial, event.proposal)
             if self.meter.exhausted:  # the budget is spent: every running trial stops here
@@ -333,7 +326,7 @@ class SimulatedWorkers(Workers):
         proposal, worker = self._ended.pop(0)
         trial, started = self._trials.pop(worker)
         submission = self.running.pop(worker)
-        with self._lookup():
+        with self._timed("_lookup_seconds"):
             result = trial.record(parallel_columns(submission, worker, started, self.clock.now))
         return Finished(submission, result, worker, started, self.clock.now)
 
