@@ -143,8 +143,7 @@ def on_workers(config: StudyConfig, backend: SearchBackend, evaluator: Evaluator
         and not backend.shares_study
     ):
         return False
-    if backend.shares_study:
-        raise BackendError(f"--workers {config.workers} with --storage: drop one of the two")
+    parallel_mode(backend, config.workers)
     return True
 
 
@@ -153,17 +152,14 @@ def check_parallel_modes(configs: list[StudyConfig]) -> None:
     storage; refused in one line before any study starts."""
     for config in configs:
         if config.workers > 1:
-            backend = create_backend(config.backend, **config.backend_options)
-            parallel_mode(backend, config.workers)
-            if backend.shares_study:
-                raise BackendError(
-                    f"--workers {config.workers} with --storage: drop one of the two"
-                )
+            parallel_mode(create_backend(config.backend, **config.backend_options), config.workers)
 
 
 def parallel_mode(backend: SearchBackend, workers: int) -> str:
     """The library's own mechanism for ``workers`` trials at once; refused in one line for an
-    algorithm that has none."""
+    algorithm that has none, or whose study is shared through a storage."""
+    if backend.shares_study:
+        raise BackendError(f"--workers {workers} with --storage: drop one of the two")
     mode = backend.parallel_mode()
     if mode is None:
         raise BackendError(
