@@ -33,7 +33,7 @@ from tuning.run.grid import plan_grid, run_grid
 from tuning.search import default_backends
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-TABLE = REPOSITORY / "results" / "tables" / "small" / "california"
+TABLE = REPOSITORY / "benchmarks" / "tables" / "california_small"
 
 
 def main() -> int:

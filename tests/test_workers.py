@@ -30,7 +30,7 @@ from tuning.run.study import run_study
 from tuning.search import BackendError, available_backends, create_backend, default_backends
 
 pytestmark = pytest.mark.one_keras_backend
-TABLE = Path(__file__).resolve().parents[1] / "results" / "tables" / "small" / "california"
+TABLE = Path(__file__).resolve().parents[1] / "benchmarks" / "tables" / "california_small"
 PARALLEL = [n for n in available_backends() if create_backend(n).parallel_mode() is not None]
 # each library's main algorithm, and a pruner that listens to every worker's epochs
 ONE_EACH = [n for n in default_backends() if n in PARALLEL] + ["optuna:tpe+asha"]
