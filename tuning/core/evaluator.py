@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from tuning.core.budget import BudgetMeter
+from tuning.core.errors import StudyError
 from tuning.core.ledger import ResumeLedger, TrialResult
 from tuning.core.space import SearchSpace
 from tuning.core.workers import Workers
@@ -131,8 +132,6 @@ class Evaluator(ABC):
         """``size`` workers evaluating this study's configurations at once (``--workers``):
         `tuning.core.workers.SimulatedWorkers` for a table's lookups. An evaluator without
         them refuses in one line (`tuning.core.errors.StudyError`)."""
-        from tuning.core.errors import StudyError
-
         raise StudyError(
             f"--workers {size}: {type(self).__name__} evaluates one trial at a time; drop --workers"
         )

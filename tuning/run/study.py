@@ -83,8 +83,9 @@ def run_study(
         workdir=config.study_dir,
     )
     algorithm = {"name": backend.algorithm_name, **backend.settings_for(task)}
-    if on_workers(config, backend, evaluator):  # refused before anything is written
-        algorithm["parallel"] = parallel_mode(backend, config.workers)
+    parallel = parallel_run(config, backend, evaluator)  # refused before anything is written
+    if parallel is not None:
+        algorithm["parallel"] = parallel
         task = replace(task, workers=evaluator.workers(config.workers))
     algorithm["versions"] = library_versions()
     study_dir = writable_folder(config.study_dir, f"--out {config.out}")
@@ -133,18 +134,18 @@ def run_study(
         return summary
 
 
-def on_workers(config: StudyConfig, backend: SearchBackend, evaluator: Evaluator) -> bool:
-    """Whether the study runs on the evaluator's workers: N > 1, or a table's one worker where
-    the algorithm has a parallel mode (`ONE_WORKER_SIMULATED`)."""
+def parallel_run(config: StudyConfig, backend: SearchBackend, evaluator: Evaluator) -> str | None:
+    """The library's parallel mode where the study runs on the evaluator's workers (N > 1, or
+    a table's one worker where the algorithm has a parallel mode: `ONE_WORKER_SIMULATED`);
+    None where it runs the sequential loop."""
     if config.workers == 1 and not (
         ONE_WORKER_SIMULATED
         and evaluator.simulated_clock
         and backend.parallel_mode() is not None
         and not backend.shares_study
     ):
-        return False
-    parallel_mode(backend, config.workers)
-    return True
+        return None
+    return parallel_mode(backend, config.workers)
 
 
 def check_parallel_modes(configs: list[StudyConfig]) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 from hyperopt import hp
 from hyperopt.pyll import scope
 
+from tuning.core.ledger import TrialResult
 from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param
 from tuning.core.workers import Finished, drive
 from tuning.search.base import Budget, SearchBackend, SearchTask
@@ -108,10 +109,7 @@ class HyperoptBackend(SearchBackend):
 
         def evaluate(sample: dict[str, Any]) -> dict[str, Any]:
             # Hyperopt hands back numpy scalars (np.float64(44.0) for an integer): coerce first.
-            result = task.evaluator.evaluate(space.coerce(sample))
-            if not result.ok:
-                return {"status": hyperopt.STATUS_FAIL, "error": result.error}
-            return {"status": hyperopt.STATUS_OK, "loss": result.val_loss, "epochs": result.epochs}
+            return _told(task.evaluator.evaluate(space.coerce(sample)))
 
         algo = self._algo(task.budget, task.max_epochs)
         domain = {p.name: to_hyperopt(p) for p in space}
@@ -142,12 +140,20 @@ class HyperoptBackend(SearchBackend):
                 break
 
 
+def _told(result: TrialResult) -> dict[str, Any]:
+    """A trial's result as Hyperopt records it."""
+    if not result.ok:
+        return {"status": hyperopt.STATUS_FAIL, "error": result.error}
+    return {"status": hyperopt.STATUS_OK, "loss": result.val_loss, "epochs": result.epochs}
+
+
 def _search_parallel(task: SearchTask, algo: Any, space_expression: dict[str, Any]) -> None:
     """The step of `fmin`'s asynchronous loop, run whenever a worker is free: ``algo`` asked
     for one new trial over `Trials` in which the running trials are documents in state
     ``JOB_STATE_RUNNING`` (Hyperopt's TPE models the finished ones), each step seeded by
     ``(seed, step)`` as the one-worker search's `fmin` calls are (one worker proposes what it
-    does); a trial's document is completed when it ends. (`fmin` itself only polls a database for what its workers did.)"""
+    does); a trial's document is completed when it ends. (`fmin` itself only polls a database
+    for what its workers did.)"""
     trials = hyperopt.Trials()
     domain = hyperopt.base.Domain(lambda _sample: None, space_expression)
     space = task.space
@@ -161,20 +167,15 @@ def _search_parallel(task: SearchTask, algo: Any, space_expression: dict[str, An
         if doc is None:  # its space is exhausted
             return None
         doc["state"] = hyperopt.JOB_STATE_RUNNING
-        trials.insert_trial_docs([doc])
+        trials.insert_trial_docs([doc])  # (a copy of ``doc``: the tag is the one stored)
         trials.refresh()
         sample = hyperopt.space_eval(space_expression, hyperopt.base.spec_from_misc(doc["misc"]))
-        return space.coerce(sample), doc["tid"], {}
+        return space.coerce(sample), trials.trials[-1], {}
 
     def tell(finished: Finished) -> None:
-        (doc,) = [d for d in trials.trials if d["tid"] == finished.submission.tag]
-        result = finished.result
-        doc["result"] = (
-            {"status": hyperopt.STATUS_OK, "loss": result.val_loss, "epochs": result.epochs}
-            if result.ok
-            else {"status": hyperopt.STATUS_FAIL, "error": result.error}
-        )
-        doc["state"] = hyperopt.JOB_STATE_DONE
+        stored = finished.submission.tag
+        stored["result"] = _told(finished.result)
+        stored["state"] = hyperopt.JOB_STATE_DONE
         trials.refresh()
 
     drive(task.workers, propose, tell)
