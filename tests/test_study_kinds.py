@@ -13,6 +13,7 @@ import pytest
 
 from tuning.core.budget import BudgetMeter
 from tuning.core.config import StudyConfig
+from tuning.core.errors import StudyError
 from tuning.core.evaluator import DataDescription, Evaluator, Report, WarmStart
 from tuning.core.ledger import ResumeLedger, TrialResult
 from tuning.core.recorder import TrialRecorder
@@ -80,3 +81,19 @@ def test_a_third_kind_of_objective_runs_through_run_study_unchanged(tmp_path, mo
     assert summary["epochs"] == 20 and summary["model_file"] == "parabola.txt"
     x = json.loads(best["params"])["x"]
     assert math.isclose(float((config.study_dir / "parabola.txt").read_text()), x)
+
+
+def test_an_evaluator_without_workers_refuses_them_in_one_line_before_writing(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(
+        "tuning.evaluation.objectives._builder",
+        lambda kind: lambda config, **_: Parabola(config, "random"),
+    )
+    config = StudyConfig(backend="random", trials=2, workers=2, out=str(tmp_path))
+    with pytest.raises(StudyError) as refused:
+        run_study(config)
+    assert (
+        str(refused.value) == "--workers 2: Parabola evaluates one trial at a time; drop --workers"
+    )
+    assert not any(tmp_path.iterdir())  # nothing written

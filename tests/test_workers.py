@@ -215,15 +215,6 @@ def test_one_worker_of_the_parallel_driver_proposes_what_the_sequential_loop_doe
     )
 
 
-def test_a_study_that_trains_refuses_workers_in_one_line_before_writing(tmp_path, capsys):
-    args = ["run", "--backend", "random", "--dataset", "california", "--max-rows", "100"]
-    code = main([*args, "--trials", "2", "--workers", "2", "--out", str(tmp_path)])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and err.count("\n") == 0, err
-    assert "--workers 2: KerasEvaluator evaluates one trial at a time; drop --workers" in err
-    assert not any(tmp_path.iterdir())  # nothing written
-
-
 @pytest.mark.parametrize("name", ["optuna", "sklearn"])
 def test_a_study_interrupted_at_the_row_that_spent_its_budget_resumes_to_the_whole(name, tmp_path):
     whole = _config(tmp_path / "whole", name, workers=4)

@@ -32,7 +32,17 @@ from tuning.core.budget import BudgetMeter
 from tuning.core.ledger import TrialResult
 
 # The columns a parallel study's rows add (`tuning.core.results.EXTRA_COLUMNS`).
-PARALLEL_COLUMNS = ("worker", "started", "ended", "proposal", "pending", "library_seconds")
+# ``curve``: the trial's validation loss at each epoch, where it trained in a worker process
+# (`tuning.core.process_workers`: a resumed study reports them to its library again).
+PARALLEL_COLUMNS = (
+    "worker",
+    "started",
+    "ended",
+    "proposal",
+    "pending",
+    "library_seconds",
+    "curve",
+)
 
 
 @dataclass(frozen=True)
@@ -124,6 +134,16 @@ class Workers(ABC):
     def charge(self, seconds: float) -> None:  # noqa: B027  (a hook, as `begin`)
         """The library's ``seconds`` on the study's clock (real workers: it is already there)."""
 
+    def close(self) -> None:  # noqa: B027  (a hook, as `begin`)
+        """After the last evaluation, or when the study stops (`drive` calls it; so does the
+        end of a ``with`` block of the workers): what they hold is let go (processes end)."""
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def submit(self, params: Mapping[str, Any], tag: Any = None, **options: Any) -> Submission:
         """Start evaluating ``params`` on a free worker (``options``: `Evaluator.evaluate`'s)."""
         if not self.free:
@@ -171,20 +191,23 @@ def drive(
     to propose until a running trial ends); then tell it the next evaluation to end; until
     nothing runs and nothing can start."""
     workers.begin()
-    while True:
-        while workers.can_start():
-            with workers.library():
-                proposal = propose()
-            if proposal is None:
-                break
-            params, tag, options = proposal
-            workers.submit(params, tag, **options)
-        if not workers.running:
-            return
-        finished = workers.wait()
-        if finished is not None:
-            with workers.library():
-                tell(finished)
+    try:
+        while True:
+            while workers.can_start():
+                with workers.library():
+                    proposal = propose()
+                if proposal is None:
+                    break
+                params, tag, options = proposal
+                workers.submit(params, tag, **options)
+            if not workers.running:
+                return
+            finished = workers.wait()
+            if finished is not None:
+                with workers.library():
+                    tell(finished)
+    finally:
+        workers.close()
 
 
 class RunningTrial(ABC):

@@ -31,7 +31,7 @@ from tuning.core.lock import StudyLocked
 from tuning.core.results import TRIALS_FILE
 from tuning.core.signals import StopSignals, die_with_parent
 from tuning.evaluation.keras.environment import pin_threads
-from tuning.evaluation.objectives import resolve
+from tuning.evaluation.objectives import kind_of, resolve
 from tuning.run.dask_grid import run_study_on_dask_worker
 from tuning.run.resume import finished_summary
 
@@ -154,6 +154,8 @@ def run_grid(
         elif (study.study_dir / TRIALS_FILE).exists():
             log.warning("%s was not finished: resuming it", study.study_dir)
     todo = [s for s in studies if s.state == "queued"]
+    if scheduler is None:
+        jobs = studies_at_once(jobs, [s.config for s in todo])
     started = time.monotonic()
     threads = max(1, (os.cpu_count() or 1) // min(jobs, max(1, len(todo))))
     notify = watch or (lambda _studies, _elapsed: None)
@@ -191,6 +193,28 @@ def run_grid(
                 raise
     notify(studies, time.monotonic() - started)
     return GridResult(studies, time.monotonic() - started)
+
+
+def processes_of(config: StudyConfig) -> int:
+    """The processes a study trains in: its ``workers`` where they are processes (a study that
+    trains, `tuning.core.process_workers`), else its own one (a table's are simulated)."""
+    return config.workers if config.workers > 1 and kind_of(config) == "keras" else 1
+
+
+def studies_at_once(jobs: int, configs: Sequence[StudyConfig]) -> int:
+    """How many of ``configs`` run at once so that their training processes number at most
+    ``jobs``: ``--jobs`` counts processes, a study of N worker processes takes N of them. A
+    study of more workers than ``jobs`` runs alone (it asked for them), said in the log."""
+    widest = max((processes_of(c) for c in configs), default=1)
+    if widest > jobs:
+        log.warning(
+            "a study of %d worker processes runs alone (--jobs %d counts processes): "
+            "give --jobs %d or more to run its workers beside other studies",
+            widest,
+            jobs,
+            2 * widest,
+        )
+    return max(1, jobs // widest)
 
 
 @contextmanager

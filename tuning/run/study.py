@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,8 @@ def run_study(
         task = replace(task, workers=evaluator.workers(config.workers))
     algorithm["versions"] = library_versions()
     study_dir = writable_folder(config.study_dir, f"--out {config.out}")
-    with study_lock(study_dir, shared=shared):
+    # (worker processes start with the workers: they end with this block, however it ends)
+    with study_lock(study_dir, shared=shared), task.workers or nullcontext():
         if fresh:
             clear_study(study_dir)
         summary = finished_summary(config)

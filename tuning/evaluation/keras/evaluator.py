@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from tuning.core.evaluator import DataDescription, Evaluator, NativeTraining, Re
 from tuning.core.files import refuse_link, replace_with
 from tuning.core.ledger import ResumeLedger, TrialResult
 from tuning.core.outcome import trained_outcome
+from tuning.core.process_workers import ProcessWorkers
 from tuning.core.recorder import TrialRecorder
 from tuning.core.results import TrialWriter
 from tuning.core.signals import StopSignals
@@ -67,6 +70,7 @@ class KerasEvaluator(Evaluator):
         checkpoints: Path | None = None,
         ledger: ResumeLedger | None = None,
         padding: Padding | None = None,
+        workers_from: Callable[..., KerasEvaluator] | None = None,
     ) -> None:
         self.dataset = dataset
         self.space = space if space is not None else default_space()
@@ -87,6 +91,9 @@ class KerasEvaluator(Evaluator):
         self.stop = stop
         # each trial's final (best) weights, for a search that continues trials (warm starts)
         self.checkpoints = checkpoints
+        # builds this study's evaluator again in a worker process, given its compute threads,
+        # meter and recorder (`tuning.evaluation.keras.kind.worker_evaluator`)
+        self.workers_from = workers_from
 
     def _before_training(self) -> None:
         if self.stop is not None:
@@ -320,6 +327,24 @@ class KerasEvaluator(Evaluator):
             error=error,
             number=number,
         )
+
+    def workers(self, size: int) -> ProcessWorkers:
+        """``size`` worker processes training this study's trials at once
+        (`tuning.core.process_workers.ProcessWorkers`), started now, the machine's compute
+        threads shared among them."""
+        if self.workers_from is None:
+            return super().workers(size)  # (built without its config: refused in one line)
+        threads = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+        workers = ProcessWorkers(
+            size,
+            self.meter,
+            make_evaluator=partial(self.workers_from, max(1, threads // size)),
+            record=self.record,
+            table=self.writer.path,
+            stop=self.stop,
+        )
+        workers.start_processes()
+        return workers
 
     def native_training(self) -> NativeTraining:
         """What scikit-learn's scikeras estimator needs to train the study's model

@@ -6,6 +6,7 @@ written, a factory or space whose models do not build."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from tuning.core.budget import BudgetMeter
 from tuning.core.config import StudyConfig
 from tuning.core.errors import StudyError
 from tuning.core.ledger import ResumeLedger
+from tuning.core.process_workers import RemoteRecorder
 from tuning.core.results import study_writer
 from tuning.core.signals import StopSignals
 from tuning.core.space import SearchSpace, default_space
@@ -138,4 +140,26 @@ def keras_evaluator(
         padding=padding_of(factory, space, dataset, protocol),
         checkpoints=Path(config.study_dir) / CHECKPOINTS_DIR if keeps_weights else None,
         ledger=ResumeLedger(backend=config.backend),
+        workers_from=partial(worker_evaluator, config, algorithm, keeps_weights),
     )
+
+
+def worker_evaluator(
+    config: StudyConfig,
+    algorithm: str,
+    keeps_weights: bool,
+    threads: int,
+    meter: BudgetMeter,
+    recorder: RemoteRecorder,
+) -> KerasEvaluator:
+    """The evaluator of one of the study's worker processes (`tuning.core.process_workers`):
+    the study's own, built again there with ``threads`` compute threads, counting into the
+    study's shared ``meter`` and recording through the study's process (``recorder``)."""
+    from tuning.evaluation.keras.environment import pin_threads, use_keras_backend
+
+    pin_threads(threads)  # before Keras is imported here
+    use_keras_backend(config.keras_backend)
+    evaluator = keras_evaluator(config, algorithm=algorithm, keeps_weights=keeps_weights)
+    recorder.compile_seconds = lambda: evaluator.trainer.compile_seconds
+    evaluator.meter, evaluator.recorder = meter, recorder
+    return evaluator
