@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tuning.analysis.families import families_section
 from tuning.analysis.parallel import (
     SCORE_CAP,
     block_scores,
@@ -153,6 +154,12 @@ def test_the_table_tests_each_count_against_one_worker_with_holm_over_the_family
     assert table.loc[("optuna", 16), "verdict_epochs"] == "worse than 1 worker"
     assert table.loc[("random", 16), "verdict_epochs"] == "no difference detected"
     assert math.isnan(table.loc[("optuna", 1), "p_epochs_vs_1"])
+    # the report's families section counts that family: the four tests made
+    board = pd.DataFrame({"tests_in_family": [6]})
+    family = "\n".join(families_section(board, None, table.reset_index()))
+    assert "**Each worker count against the same library's one worker**" in family
+    assert ": 4 paired signed-rank tests (equal epochs and equal wall-clock)" in family
+    assert "6 paired signed-rank tests, one family" in family
 
 
 def test_the_library_that_degrades_least_is_named_with_the_test_of_the_two_first():

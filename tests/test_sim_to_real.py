@@ -98,3 +98,20 @@ def test_certify_runs_the_real_studies_and_writes_the_certificate(tmp_path):
     }
     assert all(s["trials"] == 3 for s in summaries)
     assert "Kendall's tau" in (real / "sim_to_real.md").read_text()
+
+
+def test_the_real_counterpart_of_a_parallel_tabular_study_runs_its_worker_count(tmp_path):
+    """Sim-to-real for parallel studies: a table's `--workers 2` study is certified against real
+    studies of 2 worker processes (`docs/parallel.md`)."""
+    from tuning.core.config import StudyConfig
+    from tuning.evaluation.objectives import resolve
+    from tuning.run.certify import real_configs
+
+    table = "benchmarks/tables/california_small"
+    tabular = resolve(
+        StudyConfig(backend="optuna", objective=f"tabular:{table}", budget_epochs=200, workers=2)
+    )
+    summary = {"config": tabular.recorded(), "algorithm": {}}
+    (real,) = real_configs([summary], [3], tmp_path)
+    assert (real.workers, real.objective, real.seed, real.budget_epochs) == (2, None, 3, 200)
+    assert real.study.endswith("_w2")

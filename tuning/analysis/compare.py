@@ -265,7 +265,7 @@ def compare(out: Path, target: float | None = None, rope: float = ROPE) -> Compa
     check_one_setup(found)
     studies, per_study = write_leaderboard(out, found)
     trials = all_trials(found)
-    parallel = None
+    parallel, verdict = None, None
     if is_parallel_grid(studies):  # the verdict over worker counts; the rest ranks the fewest
         scores = block_scores(studies, trials)
         verdict = parallel_table(scores)
@@ -327,6 +327,7 @@ def compare(out: Path, target: float | None = None, rope: float = ROPE) -> Compa
         skipped,
         costs,
         parallel,
+        verdict,
     )
     return Comparison(studies, board, {**files, **figures}, suite, skipped)
 

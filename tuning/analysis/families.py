@@ -16,8 +16,11 @@ def seeds_for_holm(tests: int, alpha: float = ALPHA) -> int:
     return math.floor(math.log2(2 * max(tests, 1) / alpha)) + 1
 
 
-def families_section(board: pd.DataFrame, suite: SuiteStatistics | None) -> list[str]:
-    """The report's families of tests and how each controls its errors."""
+def families_section(
+    board: pd.DataFrame, suite: SuiteStatistics | None, parallel: pd.DataFrame | None = None
+) -> list[str]:
+    """The report's families of tests and how each controls its errors; ``parallel``: the
+    verdict over worker counts (`tuning.analysis.parallel.parallel_table`), where there is one."""
     family = int(board["tests_in_family"].iloc[0]) if len(board) else 0
     lines = [
         "## Families of tests\n",
@@ -37,6 +40,19 @@ def families_section(board: pd.DataFrame, suite: SuiteStatistics | None) -> list
             "- Each family is controlled on its own: the chance of some false verdict somewhere in "
             "the report is larger than for any one of them.",
         ]
+    if parallel is not None:
+        tested = int(parallel[["p_epochs_vs_1", "p_wall_clock_vs_1"]].notna().to_numpy().sum())
+        lines.append(
+            f"- **Each worker count against the same library's one worker** (N workers per "
+            f"study): {tested} paired signed-rank tests (equal epochs and equal wall-clock), one "
+            "family, Holm-adjusted together; the sentence naming who degrades least is one more "
+            "test, unadjusted."
+        )
+    if suite is None and parallel is not None:
+        lines.append(
+            "- Each family is controlled on its own: the chance of some false verdict somewhere in "
+            "the report is larger than for any one of them."
+        )
     lines.append(
         "- **Intervals** (t-intervals of mean losses, bootstrap intervals of scores): 95% each, "
         "not simultaneous. Error rates of every verdict, measured by simulation: "

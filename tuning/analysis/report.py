@@ -326,13 +326,15 @@ def write_report(
     skipped: Sequence[Any] = (),
     costs: pd.DataFrame | None = None,
     parallel: str | None = None,
+    parallel_verdict: pd.DataFrame | None = None,
 ) -> Path:
     """Write ``OUT/report.md`` from the two leaderboards, the figures and each study's summary
     (by study name); with ``suite`` (several tasks), it opens with the suite's verdict;
     ``importance`` (`tuning.analysis.importance.importance_table`) adds which hyperparameters mattered;
     ``tabular`` (`tuning.analysis.table_report.tabular_section`), the table and the regrets;
     ``costs`` (`tuning.analysis.cost.cost_table`), what each backend spent, compiling included;
-    ``parallel`` (`tuning.analysis.parallel.parallel_section`), the verdict over worker counts."""
+    ``parallel`` (`tuning.analysis.parallel.parallel_section`), the verdict over worker counts,
+    and ``parallel_verdict`` its table (`tuning.analysis.parallel.parallel_table`)."""
     out = Path(out)
     parts = [
         f"# Tuning benchmark: {', '.join(sorted(studies['dataset'].unique()))}\n",
@@ -341,7 +343,7 @@ def write_report(
         "(per backend) and `leaderboard.csv` (per study).\n",
         *_skipped_section(skipped, out),
         *(_suite_section(suite) if suite is not None else []),
-        *families_section(board, suite),
+        *families_section(board, suite, parallel_verdict),
         *(tabular or []),
         *([parallel] if parallel else []),
         "## Setup\n",

@@ -307,6 +307,7 @@ def _search_parallel(task: SearchTask, tuner: _BudgetedTuner) -> None:
     (`update_trial`) and ending it (`end_trial`), as the chief's gRPC servicer does for its
     workers' calls."""
     oracle, workers = tuner.oracle, task.workers
+    oracle.verbose = 0  # (its display prints each trial, as `search(verbose=0)` keeps it from)
     rows: dict[str, int] = {}  # Keras Tuner trial id -> the row it wrote
     running = kt.engine.trial.TrialStatus.RUNNING
 
