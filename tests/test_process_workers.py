@@ -11,12 +11,14 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from tuning.core.config import StudyConfig
+from tuning.core.errors import StudyError
 from tuning.core.results import TRIALS_FILE, read_trials
 from tuning.run.grid import studies_at_once
 from tuning.run.study import run_study
@@ -40,6 +42,25 @@ def build(**kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
     return build_model(**kwargs)
 """
+
+
+# a model whose module ends any worker process that imports it (the study's own process checks
+# the model first: there it builds)
+EXITING_MODEL = """
+import multiprocessing, os
+from tuning import build_model
+
+if multiprocessing.current_process().name.startswith("tuning-worker"):
+    os._exit(3)
+
+def build(**kwargs):
+    return build_model(**kwargs)
+"""
+SMALL_SPACE = {
+    "n_hidden": {"type": "int", "low": 1, "high": 2},
+    "n_neurons": {"type": "int", "low": 4, "high": 16},
+    "learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
+}
 
 
 def _gone(pid: int, timeout: float = 10.0) -> bool:
@@ -124,11 +145,7 @@ def test_a_worker_that_dies_mid_trial_leaves_a_failed_row_and_the_study_goes_on(
         budget_epochs=24,
         workers=2,
         model=f"{tmp_path / 'dying.py'}:build",
-        space={
-            "n_hidden": {"type": "int", "low": 1, "high": 2},
-            "n_neurons": {"type": "int", "low": 4, "high": 16},
-            "learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
-        },
+        space=SMALL_SPACE,
         out=str(tmp_path / "out"),
         **SMALL,
     )
@@ -163,3 +180,97 @@ def test_jobs_count_the_worker_processes_of_the_studies_that_train(caplog):
     with caplog.at_level(logging.WARNING):
         assert studies_at_once(2, _configs(4)) == 1
     assert "a study of 4 worker processes runs alone (--jobs 2 counts processes)" in caplog.text
+
+
+def test_worker_processes_on_a_dask_cluster_are_refused_in_one_line_before_any_study(tmp_path):
+    from tuning.run.grid import run_grid
+
+    configs = [replace(c, out=str(tmp_path)) for c in _configs(2)]
+    with pytest.raises(StudyError) as refused:
+        run_grid(configs, jobs=2, scheduler="local:1")
+    assert str(refused.value).startswith("--workers 2 with --scheduler: a study's worker processes")
+    assert not any(tmp_path.iterdir())
+
+
+def test_worker_processes_that_cannot_start_stop_the_study_in_one_line(tmp_path, monkeypatch):
+    """A worker that dies before its first word (killed as it loads, a module exiting) is not
+    restarted for ever: after a few in a row the study stops, saying why."""
+    (tmp_path / "exits.py").write_text(EXITING_MODEL)
+    config = StudyConfig(
+        backend="random",
+        budget_epochs=40,
+        workers=2,
+        model=f"{tmp_path / 'exits.py'}:build",
+        space=SMALL_SPACE,
+        out=str(tmp_path / "out"),
+        **SMALL,
+    )
+    with pytest.raises(StudyError) as refused:
+        run_study(config)
+    assert "worker processes in a row died before their first epoch (exit code 3)" in str(
+        refused.value
+    )
+    assert "\n" not in str(refused.value)
+    assert not multiprocessing.active_children()
+
+
+@pytest.mark.parametrize("name", ["random", "optuna"])
+def test_a_study_killed_after_its_last_row_resumes_without_training_more(name, tmp_path):
+    """Killed while the winner was retrained (every row written): run again, the replay sees
+    the epochs every worker had trained when each row was told, as the first run did, and
+    proposes nothing new: the same rows, nothing trained."""
+    config = StudyConfig(backend=name, budget_epochs=30, workers=2, out=str(tmp_path), **SMALL)
+    run_study(config)
+    rows = read_trials(config.study_dir)
+    (config.study_dir / "summary.json").unlink()  # as a kill before the summary is written
+
+    summary = run_study(config)
+    pd.testing.assert_frame_equal(read_trials(config.study_dir), rows)
+    assert summary["trials"] == len(rows)
+    assert summary["spent"]["epochs"] == rows["epochs"].sum()
+
+
+def test_the_replay_decides_with_the_epochs_every_worker_had_trained_when_each_row_was_told(
+    tmp_path,
+):
+    """Two trials ran together into an 8-epoch budget: when the first was told, the other had
+    trained its epochs too (``cum_epochs`` 8), so nothing more was proposed. The replay must
+    see the same 8, not the 4 its told rows add up to, or it proposes (and trains) a third."""
+    from tuning.core.budget import Budget, BudgetMeter
+    from tuning.core.process_workers import ProcessWorkers
+    from tuning.core.results import StudyKey, TrialWriter
+    from tuning.core.workers import drive
+
+    table = tmp_path / TRIALS_FILE
+    writer = TrialWriter(table, StudyKey("s", "random", "d", 0), ["x"])
+    for number in (0, 1):
+        params = {"x": float(number)}
+        writer.append(
+            {
+                "trial": number,
+                "status": "complete",
+                "x": params["x"],
+                "val_loss": 1.0 - number / 2,
+                "epochs": 4,
+                "fit_seconds": 1.0,
+                "cum_epochs": 8,
+                "cum_seconds": 2.0 + number,
+                "params": json.dumps(params),
+                "proposal": number,
+                "started": 0.0,
+                "ended": 2.0 + number,
+                "pending": "[]",
+                "curve": "[1.0, 1.0, 1.0, 1.0]",
+            }
+        )
+    meter = BudgetMeter(Budget(epochs=8))
+    workers = ProcessWorkers(2, meter, make_evaluator=None, record=None, table=table)
+    proposed, told = [], []
+
+    def propose():
+        assert len(proposed) < 2, "the replay proposed a trial the study never ran"
+        proposed.append(len(proposed))
+        return {"x": float(proposed[-1])}, None, {}
+
+    drive(workers, propose, lambda finished: told.append(finished.result.trial))
+    assert told == [0, 1] and meter.epochs == 8 and meter.trials == 2

@@ -59,6 +59,9 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 # How long a worker told to stop may take to end before it is killed.
 JOIN_SECONDS = 10.0
+# Worker processes in a row that die before saying anything: the study stops (they cannot start).
+MAX_SILENT_DEATHS = 3
+STUDY_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 class WorkerEvaluator(Protocol):
@@ -75,13 +78,15 @@ EvaluatorMaker = Callable[[BudgetMeter, Any], WorkerEvaluator]
 
 class WorkerMeter(BudgetMeter):
     """A worker process's view of its study's meter: each epoch counted into the ``shared``
-    counter every worker adds to, and the study's epoch and seconds budgets read from it (the
-    study's process alone counts trials). ``started``: the study's start on the monotonic clock,
-    which every process of the machine shares."""
+    counter every worker adds to, and the study's epoch and seconds budgets read from it plus
+    the study's ``offset`` (what a resumed study's earlier rows spent; the study's process alone
+    counts trials). ``started``: the study's start on the monotonic clock, which every process
+    of the machine shares."""
 
-    def __init__(self, budget: Budget | None, shared: Any, started: float) -> None:
+    def __init__(self, budget: Budget | None, shared: Any, offset: Any, started: float) -> None:
         super().__init__(budget)
         self.shared = shared
+        self.offset = offset
         self.started = started
 
     def __deepcopy__(self, memo: dict[int, Any]) -> WorkerMeter:
@@ -90,11 +95,11 @@ class WorkerMeter(BudgetMeter):
     def add_epoch(self, count: int = 1) -> None:
         with self.shared.get_lock():
             self.shared.value += count
-            self.epochs = self.shared.value
+        self.epochs = self.shared.value + self.offset.value
 
     @property
     def exhausted(self) -> bool:
-        self.epochs = self.shared.value
+        self.epochs = self.shared.value + self.offset.value
         b = self.budget
         if b is None:
             return False
@@ -127,16 +132,16 @@ def serve(
     make_evaluator: EvaluatorMaker,
     budget: Budget | None,
     shared: Any,
+    offset: Any,
     parent: int,
 ) -> None:
     """A worker process: build the evaluator, then evaluate each configuration sent (with the
     study's start on the monotonic clock, which a resumed study moves), until told to stop
     (None) or the study's process ends."""
     die_with_parent(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the study's process's to handle
     try:
         recorder = RemoteRecorder(connection)
-        meter = WorkerMeter(budget, shared, time.monotonic())
+        meter = WorkerMeter(budget, shared, offset, time.monotonic())
         evaluator = make_evaluator(meter, recorder)
         while (task := connection.recv()) is not None:
             params, options, meter.started = task
@@ -206,7 +211,9 @@ class ProcessWorkers(Workers):
         self.table = Path(table)
         self.stop = stop
         self._context = multiprocessing.get_context("spawn")
-        self._shared = self._context.Value("q", 0)
+        self._shared = self._context.Value("q", 0)  # epochs the workers trained in this run
+        # the epochs before them: a resumed study's, as its rows recorded them (`_next_replayed`)
+        self._offset = self._context.Value("q", 0)
         self._processes: dict[int, tuple[Any, Connection]] = {}
         self._started: dict[int, float] = {}  # worker -> when its trial started
         # worker -> its ended trial's row, numbered but not written until the worker is done
@@ -217,6 +224,9 @@ class ProcessWorkers(Workers):
         self._ended: list[int] = []
         self._done: set[int] = set()
         self._next_number = 0
+        self._replayed_epochs = 0
+        self._spoke: set[int] = set()  # workers whose current process has sent a message
+        self._silent_deaths = 0  # worker processes in a row that died before any message
         self._earlier: dict[int, dict[str, Any]] = {}  # proposal -> an earlier run's row
         self._replayed: list[_Replayed] = []
         self.restarted = 0
@@ -229,6 +239,7 @@ class ProcessWorkers(Workers):
             for row in read_trials(self.table).to_dict("records"):
                 self._earlier[int(row["proposal"])] = row
         self._next_number = len(self._earlier)
+        self._replayed_epochs = 0
         self.meter.restore(0, 0, self.meter.seconds)
 
     def can_start(self) -> bool:
@@ -236,7 +247,7 @@ class ProcessWorkers(Workers):
         return super().can_start()
 
     def _sync(self) -> None:
-        self.meter.epochs = self._shared.value
+        self.meter.epochs = self._shared.value + self._offset.value
 
     def report(self) -> dict[str, Any]:
         return {**super().report(), "processes_restarted": self.restarted}
@@ -296,12 +307,21 @@ class ProcessWorkers(Workers):
             budget = self.meter.budget
             process = self._context.Process(
                 target=serve,
-                args=(theirs, self.make_evaluator, budget, self._shared, os.getpid()),
+                args=(theirs, self.make_evaluator, budget, self._shared, self._offset, os.getpid()),
                 name=f"tuning-worker-{worker}",
                 daemon=True,
             )
-            process.start()
+            # Ctrl-C and SIGTERM reach a terminal's or a container's whole process group: they
+            # are the study's process's to handle (it stops its workers). Blocked while a worker
+            # starts, they stay blocked in it for its life (a blocked signal waits here, is not
+            # lost, and is delivered once unblocked).
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STUDY_SIGNALS)
+            try:
+                process.start()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             theirs.close()
+            self._spoke.discard(worker)
             self._processes[worker] = (process, ours)
         return self._processes[worker][1]
 
@@ -346,8 +366,13 @@ class ProcessWorkers(Workers):
             for epoch, val_loss in enumerate(curve, start=1):
                 if math.isfinite(val_loss) and report(epoch, val_loss):
                     break
-        with self._shared.get_lock():
-            self._shared.value += int(row["epochs"])
+        self._replayed_epochs += int(row["epochs"])
+        if self._replayed or self._earlier:
+            # the study as it was when the library was told this row: the epochs every worker
+            # had trained then (the trials still running included), so that it decides as then
+            self._offset.value = int(row["cum_epochs"]) - self._shared.value
+        else:  # the replay is over: what the earlier rows spent, and what this run trains
+            self._offset.value = self._replayed_epochs
         self._sync()
         self.meter.add_trial()
         result = TrialResult.from_row(row)
@@ -362,19 +387,30 @@ class ProcessWorkers(Workers):
         except (EOFError, OSError):
             self._died(worker, process)
             return
+        self._spoke.add(worker)
+        self._silent_deaths = 0
         kind = message[0]
         if kind == "report":
             with self.library():
                 answer = bool(self.running[worker].options["report"](message[1], message[2]))
-            connection.send(answer)
+            self._reply(worker, process, answer)
         elif kind == "record":
             _, params, fields, compiling, host, pid = message
             row = self._number(worker, params, fields, compiling, (host, pid))
-            connection.send(TrialResult(trial=row.number, params=dict(params), **fields))
+            self._reply(
+                worker, process, TrialResult(trial=row.number, params=dict(params), **fields)
+            )
         elif kind == "error":
             raise StudyError(f"worker {worker} of the study failed: {message[1]}")
         else:  # done: its weights are kept, a warm start may continue them
             self._done.add(worker)
+
+    def _reply(self, worker: int, process: Any, answer: Any) -> None:
+        """Answer ``worker``, which may have died since it asked."""
+        try:
+            self._processes[worker][1].send(answer)
+        except OSError:
+            self._died(worker, process)
 
     def _number(
         self,
@@ -402,11 +438,21 @@ class ProcessWorkers(Workers):
     def _died(self, worker: int, process: Any) -> None:
         """``worker``'s process ended mid-trial: the trial is recorded failed (its row names
         why) unless its row was written already; the slot gets a new process for its next."""
+        if self.stop is not None:  # (a signal to the process group ends the workers too)
+            self.stop.raise_if_stopped()
         process.join(JOIN_SECONDS)
         code = process.exitcode
         del self._processes[worker]
         self.restarted += 1
         cause = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        if worker not in self._spoke:
+            self._silent_deaths += 1
+            if self._silent_deaths >= MAX_SILENT_DEATHS:
+                raise StudyError(
+                    f"{self._silent_deaths} worker processes in a row died before their first "
+                    f"epoch ({cause}): they cannot start here (memory? the model's module?); "
+                    "run the study with --workers 1 to see why"
+                )
         row = self._rows.get(worker)
         if row is None:
             row = self._number(

@@ -134,6 +134,12 @@ def run_grid(
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise StudyError(f"--jobs must be an integer >= 1, got {jobs!r}")
+    if scheduler is not None and any(processes_of(c) > 1 for c in configs):
+        raise StudyError(
+            f"--workers {max(processes_of(c) for c in configs)} with --scheduler: a study's "
+            "worker processes cannot start inside a Dask worker; drop --scheduler (the grid's "
+            "--jobs then counts them), or run --workers 1 on the cluster"
+        )
     if scheduler is None:  # (a cluster's workers are its own)
         jobs, notice = capped_jobs(jobs)
         if notice:
