@@ -207,7 +207,7 @@ def test_worker_processes_that_cannot_start_stop_the_study_in_one_line(tmp_path,
     )
     with pytest.raises(StudyError) as refused:
         run_study(config)
-    assert "worker processes in a row died before their first epoch (exit code 3)" in str(
+    assert "worker processes in a row died before they said a word (exit code 3)" in str(
         refused.value
     )
     assert "\n" not in str(refused.value)

@@ -38,19 +38,19 @@ import multiprocessing
 import os
 import signal
 import socket
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for_any
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from tuning.core.budget import Budget, BudgetMeter
-from tuning.core.errors import ResumeError, StudyError, first_line, start_over
+from tuning.core.budget import BudgetMeter
+from tuning.core.errors import ResumeError, StudyError, start_over
 from tuning.core.ledger import TrialResult, same_params
 from tuning.core.results import read_trials
-from tuning.core.signals import StopSignals, die_with_parent
+from tuning.core.signals import StopSignals
+from tuning.core.worker_process import EvaluatorMaker, serve
 from tuning.core.workers import Finished, Submission, Workers, parallel_columns
 
 log = logging.getLogger(__name__)
@@ -62,106 +62,6 @@ JOIN_SECONDS = 10.0
 # Worker processes in a row that die before saying anything: the study stops (they cannot start).
 MAX_SILENT_DEATHS = 3
 STUDY_SIGNALS = {signal.SIGINT, signal.SIGTERM}
-
-
-class WorkerEvaluator(Protocol):
-    """What a worker process evaluates with (a `tuning.core.evaluator.Evaluator`)."""
-
-    def evaluate(self, params: Mapping[str, Any], **options: Any) -> TrialResult: ...
-
-
-# Builds the evaluator a worker process uses: called there with its meter and its recorder
-# (an object with `tuning.core.recorder.TrialRecorder.record`'s signature). Picklable: a
-# module-level function, or a `functools.partial` of one.
-EvaluatorMaker = Callable[[BudgetMeter, Any], WorkerEvaluator]
-
-
-class WorkerMeter(BudgetMeter):
-    """A worker process's view of its study's meter: each epoch counted into the ``shared``
-    counter every worker adds to, and the study's epoch and seconds budgets read from it plus
-    the study's ``offset`` (what a resumed study's earlier rows spent; the study's process alone
-    counts trials). ``started``: the study's start on the monotonic clock, which every process
-    of the machine shares."""
-
-    def __init__(self, budget: Budget | None, shared: Any, offset: Any, started: float) -> None:
-        super().__init__(budget)
-        self.shared = shared
-        self.offset = offset
-        self.started = started
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> WorkerMeter:
-        return self
-
-    def add_epoch(self, count: int = 1) -> None:
-        with self.shared.get_lock():
-            self.shared.value += count
-        self.epochs = self.shared.value + self.offset.value
-
-    @property
-    def exhausted(self) -> bool:
-        self.epochs = self.shared.value + self.offset.value
-        b = self.budget
-        if b is None:
-            return False
-        return (b.epochs is not None and self.epochs >= b.epochs) or (
-            b.seconds is not None and self.seconds >= b.seconds
-        )
-
-
-class RemoteRecorder:
-    """A worker's recorder: sends a finished trial to the study's process, which writes its row
-    and answers with its number (`tuning.core.recorder.TrialRecorder.record`'s signature)."""
-
-    def __init__(self, connection: Connection) -> None:
-        self.connection = connection
-        self.compile_seconds: Callable[[], float] = lambda: 0.0
-        self._compiled_before = 0.0
-
-    def record(self, params: Mapping[str, Any], **fields: Any) -> TrialResult:
-        compiled = self.compile_seconds()
-        compiling, self._compiled_before = compiled - self._compiled_before, compiled
-        fields.pop("number", None)  # (the study's process numbers the rows)
-        message = ("record", dict(params), fields, compiling, socket.gethostname(), os.getpid())
-        self.connection.send(message)
-        result: TrialResult = self.connection.recv()
-        return result
-
-
-def serve(
-    connection: Connection,
-    make_evaluator: EvaluatorMaker,
-    budget: Budget | None,
-    shared: Any,
-    offset: Any,
-    parent: int,
-) -> None:
-    """A worker process: build the evaluator, then evaluate each configuration sent (with the
-    study's start on the monotonic clock, which a resumed study moves), until told to stop
-    (None) or the study's process ends."""
-    die_with_parent(parent)
-    try:
-        recorder = RemoteRecorder(connection)
-        meter = WorkerMeter(budget, shared, offset, time.monotonic())
-        evaluator = make_evaluator(meter, recorder)
-        while (task := connection.recv()) is not None:
-            params, options, meter.started = task
-            if options.pop("report"):
-                options["report"] = _remote_report(connection)
-            evaluator.evaluate(params, **options)
-            connection.send(("done",))
-    except EOFError:  # the study's process ended
-        return
-    except BaseException as exc:  # the harness's, not a trial's: the study stops
-        connection.send(("error", first_line(exc)))
-
-
-def _remote_report(connection: Connection) -> Callable[[int, float], bool]:
-    def report(epochs: int, val_loss: float) -> bool:
-        connection.send(("report", epochs, val_loss))
-        answer: bool = connection.recv()
-        return answer
-
-    return report
 
 
 @dataclass
@@ -449,8 +349,8 @@ class ProcessWorkers(Workers):
             self._silent_deaths += 1
             if self._silent_deaths >= MAX_SILENT_DEATHS:
                 raise StudyError(
-                    f"{self._silent_deaths} worker processes in a row died before their first "
-                    f"epoch ({cause}): they cannot start here (memory? the model's module?); "
+                    f"{self._silent_deaths} worker processes in a row died before they said a word "
+                    f"({cause}): they cannot start here (memory? the model's module?); "
                     "run the study with --workers 1 to see why"
                 )
         row = self._rows.get(worker)

@@ -14,10 +14,10 @@ from tuning.core.budget import BudgetMeter
 from tuning.core.config import StudyConfig
 from tuning.core.errors import StudyError
 from tuning.core.ledger import ResumeLedger
-from tuning.core.process_workers import RemoteRecorder
 from tuning.core.results import study_writer
 from tuning.core.signals import StopSignals
 from tuning.core.space import SearchSpace, default_space
+from tuning.core.worker_process import RemoteRecorder
 from tuning.evaluation.data import Dataset, load_dataset
 from tuning.evaluation.keras.factory import (
     DEFAULT_FACTORY,
