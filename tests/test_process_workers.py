@@ -63,6 +63,21 @@ SMALL_SPACE = {
 }
 
 
+def _with_model(tmp_path: Path, source: str, budget_epochs: int) -> StudyConfig:
+    """A two-worker study of random search over the model factory ``source`` (a module's
+    text, its factory ``build``) on the small space."""
+    (tmp_path / "model.py").write_text(source)
+    return StudyConfig(
+        backend="random",
+        budget_epochs=budget_epochs,
+        workers=2,
+        model=f"{tmp_path / 'model.py'}:build",
+        space=SMALL_SPACE,
+        out=str(tmp_path / "out"),
+        **SMALL,
+    )
+
+
 def _gone(pid: int, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -138,17 +153,8 @@ def test_a_parallel_study_killed_mid_trial_resumes_with_nothing_lost_or_doubled(
 def test_a_worker_that_dies_mid_trial_leaves_a_failed_row_and_the_study_goes_on(
     tmp_path, monkeypatch, caplog
 ):
-    (tmp_path / "dying.py").write_text(DYING_MODEL)
     monkeypatch.setenv("TUNING_TEST_MARKER", str(tmp_path / "marker"))
-    config = StudyConfig(
-        backend="random",
-        budget_epochs=24,
-        workers=2,
-        model=f"{tmp_path / 'dying.py'}:build",
-        space=SMALL_SPACE,
-        out=str(tmp_path / "out"),
-        **SMALL,
-    )
+    config = _with_model(tmp_path, DYING_MODEL, budget_epochs=24)
     with caplog.at_level(logging.WARNING):
         summary = run_study(config)
 
@@ -192,19 +198,10 @@ def test_worker_processes_on_a_dask_cluster_are_refused_in_one_line_before_any_s
     assert not any(tmp_path.iterdir())
 
 
-def test_worker_processes_that_cannot_start_stop_the_study_in_one_line(tmp_path, monkeypatch):
+def test_worker_processes_that_cannot_start_stop_the_study_in_one_line(tmp_path):
     """A worker that dies before its first word (killed as it loads, a module exiting) is not
     restarted for ever: after a few in a row the study stops, saying why."""
-    (tmp_path / "exits.py").write_text(EXITING_MODEL)
-    config = StudyConfig(
-        backend="random",
-        budget_epochs=40,
-        workers=2,
-        model=f"{tmp_path / 'exits.py'}:build",
-        space=SMALL_SPACE,
-        out=str(tmp_path / "out"),
-        **SMALL,
-    )
+    config = _with_model(tmp_path, EXITING_MODEL, budget_epochs=40)
     with pytest.raises(StudyError) as refused:
         run_study(config)
     assert "worker processes in a row died before they said a word (exit code 3)" in str(

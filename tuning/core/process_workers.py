@@ -187,8 +187,7 @@ class ProcessWorkers(Workers):
         try:
             self._connection(worker).send((submission.params, options, self.meter.started))
         except OSError:  # it died between two trials: a new one takes the trial
-            self._processes.pop(worker)[0].join(JOIN_SECONDS)
-            self.restarted += 1
+            self._drop(worker)
             self._connection(worker).send((submission.params, options, self.meter.started))
 
     def start_processes(self) -> None:
@@ -200,8 +199,7 @@ class ProcessWorkers(Workers):
     def _connection(self, worker: int) -> Connection:
         """``worker``'s pipe, its process started first where it has none (or it died)."""
         if worker in self._processes and not self._processes[worker][0].is_alive():
-            self._processes.pop(worker)[0].join(JOIN_SECONDS)
-            self.restarted += 1
+            self._drop(worker)
         if worker not in self._processes:
             ours, theirs = self._context.Pipe()
             budget = self.meter.budget
@@ -224,6 +222,13 @@ class ProcessWorkers(Workers):
             self._spoke.discard(worker)
             self._processes[worker] = (process, ours)
         return self._processes[worker][1]
+
+    def _drop(self, worker: int) -> Any:
+        """Forget ``worker``'s process, which ended; its slot gets a new one when next used."""
+        process = self._processes.pop(worker)[0]
+        process.join(JOIN_SECONDS)
+        self.restarted += 1
+        return process
 
     def _replay(self, worker: int, submission: Submission, row: dict[str, Any]) -> None:
         recorded = json.loads(row["params"])
@@ -281,11 +286,10 @@ class ProcessWorkers(Workers):
 
     def _receive(self, worker: int) -> None:
         """Handle one message of ``worker``'s."""
-        process, connection = self._processes[worker]
         try:
-            message = connection.recv()
+            message = self._processes[worker][1].recv()
         except (EOFError, OSError):
-            self._died(worker, process)
+            self._died(worker)
             return
         self._spoke.add(worker)
         self._silent_deaths = 0
@@ -293,24 +297,22 @@ class ProcessWorkers(Workers):
         if kind == "report":
             with self.library():
                 answer = bool(self.running[worker].options["report"](message[1], message[2]))
-            self._reply(worker, process, answer)
+            self._reply(worker, answer)
         elif kind == "record":
             _, params, fields, compiling, host, pid = message
             row = self._number(worker, params, fields, compiling, (host, pid))
-            self._reply(
-                worker, process, TrialResult(trial=row.number, params=dict(params), **fields)
-            )
+            self._reply(worker, TrialResult(trial=row.number, params=dict(params), **fields))
         elif kind == "error":
             raise StudyError(f"worker {worker} of the study failed: {message[1]}")
         else:  # done: its weights are kept, a warm start may continue them
             self._done.add(worker)
 
-    def _reply(self, worker: int, process: Any, answer: Any) -> None:
+    def _reply(self, worker: int, answer: Any) -> None:
         """Answer ``worker``, which may have died since it asked."""
         try:
             self._processes[worker][1].send(answer)
         except OSError:
-            self._died(worker, process)
+            self._died(worker)
 
     def _number(
         self,
@@ -335,15 +337,13 @@ class ProcessWorkers(Workers):
         self._ended.append(worker)
         return row
 
-    def _died(self, worker: int, process: Any) -> None:
+    def _died(self, worker: int) -> None:
         """``worker``'s process ended mid-trial: the trial is recorded failed (its row names
         why) unless its row was written already; the slot gets a new process for its next."""
         if self.stop is not None:  # (a signal to the process group ends the workers too)
             self.stop.raise_if_stopped()
-        process.join(JOIN_SECONDS)
+        process = self._drop(worker)
         code = process.exitcode
-        del self._processes[worker]
-        self.restarted += 1
         cause = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         if worker not in self._spoke:
             self._silent_deaths += 1

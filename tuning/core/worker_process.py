@@ -52,13 +52,9 @@ class WorkerMeter(BudgetMeter):
 
     @property
     def exhausted(self) -> bool:
+        # (the meter's own rule: its trial counts stay at zero here, the study's process has them)
         self.epochs = self.shared.value + self.offset.value
-        b = self.budget
-        if b is None:
-            return False
-        return (b.epochs is not None and self.epochs >= b.epochs) or (
-            b.seconds is not None and self.seconds >= b.seconds
-        )
+        return super().exhausted
 
 
 class RemoteRecorder:
