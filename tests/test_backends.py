@@ -323,6 +323,15 @@ PLUGINS = {
         "        while not objective.meter.exhausted:\n"
         "            objective(space.sample(seed))\n"
     ),
+    "midway_plugin.py": (  # its own bug after its first trial
+        "from tuning.search import SearchBackend\n\n\n"
+        "class Midway(SearchBackend):\n"
+        '    name = "midway"\n\n'
+        "    def search(self, task):\n"
+        '        task.evaluator.evaluate({p.name: p.low if hasattr(p, "low") else p.choices[0]'
+        " for p in task.space})\n"
+        '        raise KeyError("best_so_far")\n'
+    ),
 }
 
 
@@ -340,6 +349,7 @@ def plugins(tmp_path_factory) -> dict[str, str]:
     (info / "entry_points.txt").write_text(
         "[tuning.backends]\nbroken = broken_plugin:Backend\n"
         "notabackend = not_a_backend:thing\noldlib = old_plugin:OldBackend\n"
+        "midway = midway_plugin:Midway\n"
     )
     return {**os.environ, "PYTHONPATH": str(site), "PYTHONWARNINGS": "always::DeprecationWarning"}
 
@@ -363,6 +373,7 @@ def test_a_broken_plugin_is_listed_unavailable_and_breaks_nothing(plugins) -> No
     assert "optuna:tpe" in lines and "unavailable" not in lines["optuna:tpe"]
     # the old docs' imports work, and say where the names live now
     assert "unavailable" not in lines["oldlib"]
+    assert lines["midway"].endswith("(no description)")  # (a class with no docstring)
     assert "tuning.space is deprecated: import the same names from tuning.core.space" in (
         listed.stderr
     )
@@ -386,6 +397,26 @@ def test_a_study_naming_a_broken_plugin_is_refused_naming_its_package(plugins, t
     )
     assert "broken" not in defaults.stdout and "'oldlib'" in defaults.stdout
     assert "left out of the default backends" in defaults.stderr
+
+
+@pytest.mark.one_keras_backend  # plugins and messages, not Keras
+def test_a_plugin_whose_search_raises_ends_in_one_line_and_keeps_its_trials(
+    plugins, tmp_path
+) -> None:
+    common = ["--dataset", "iris", "--max-epochs", "2", "--trials", "3", "--out", str(tmp_path)]
+    # the old docs' plugin calls a space.sample that never existed; this one fails after a trial
+    for backend, error in [
+        ("oldlib", "AttributeError: 'SearchSpace' object has no attribute 'sample'"),
+        ("midway", "KeyError: 'best_so_far'"),
+    ]:
+        ran = _tuning(plugins, "run", "--backend", backend, *common)
+        assert ran.returncode == 2 and "Traceback" not in ran.stderr, ran.stderr
+        assert ran.stderr.strip().splitlines()[-1] == (
+            f"error: backend {backend!r} (package plugins) failed in its search: {error}; the "
+            "trials it finished are kept: fix the package, then run again to resume"
+        )
+    kept = read_trials(tmp_path / "iris_midway_s0")
+    assert list(kept["status"]) == ["complete"]
 
 
 @pytest.mark.one_keras_backend

@@ -29,7 +29,7 @@ from tuning.evaluation.data import Dataset
 from tuning.evaluation.keras.environment import use_keras_backend
 from tuning.evaluation.objectives import build_evaluator, resolve
 from tuning.run.resume import carry_over, clear_study, finished_summary, start_or_resume
-from tuning.search import BackendError, create_backend
+from tuning.search import BackendError, create_backend, search_with
 from tuning.search.base import SearchBackend, SearchTask
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def run_study(
         # killed after its last trial: only the retraining is left (simulated workers play the
         # study again from its start, and check its rows)
         if task.workers is not None or not meter.exhausted:
-            backend.search(task)
+            search_with(config.backend, backend, task)
         spent = meter.spent()  # the search's spend, before the winner is retrained
         if meter.idle_trials >= meter.MAX_IDLE_TRIALS:
             log.warning(

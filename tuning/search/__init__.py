@@ -20,8 +20,8 @@ from importlib import metadata
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from tuning.core.errors import UserCodeRaised, call_user_code
-from tuning.search.base import Budget, SearchBackend
+from tuning.core.errors import StudyError, UserCodeRaised, call_user_code, first_line
+from tuning.search.base import Budget, SearchBackend, SearchTask
 
 ENTRY_POINT_GROUP = "tuning.backends"
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ __all__ = [
     "load_backend",
     "missing_extra",
     "same_algorithms",
+    "search_with",
 ]
 
 
@@ -175,6 +176,26 @@ def create_backend(name: str, **options: Any) -> SearchBackend:
         raise BackendError(f"backend {name!r} does not take options {sorted(options)}") from None
 
 
+def search_with(name: str, backend: SearchBackend, task: SearchTask) -> None:
+    """``backend.search(task)``; where the backend is a plugin's, what its own code raises (but
+    an interrupt, or the harness's own one-line errors) is a `BackendError` naming its package and
+    the error in one line. The trials it finished are in the table already, and a run that follows
+    resumes from them."""
+    ep = _registry().get(name)
+    if ep is None or _own(ep):
+        backend.search(task)
+        return
+    try:
+        backend.search(task)
+    except (KeyboardInterrupt, StudyError):  # (an interrupt; the harness's own one-line errors)
+        raise
+    except BaseException as exc:
+        raise BackendError(
+            f"backend {name!r} (package {_package(ep)}) failed in its search: {first_line(exc)}; "
+            "the trials it finished are kept: fix the package, then run again to resume"
+        ) from None
+
+
 def describe_backends() -> list[str]:
     """Lines per installed algorithm, for ``tuning backends``: its name, its library and that
     library's installed version, and what it does, then its parallel mode (``--workers``); a
@@ -186,19 +207,26 @@ def describe_backends() -> list[str]:
         except BackendError as exc:  # listed, with why, and the others still are
             lines.append(f"{name:<22} unavailable: {exc}")
             continue
-        algorithm = name.partition(":")[2]
-        if not algorithm and cls.algorithms:
-            lines.append(f"{name:<22} = {name}:{cls.default_algorithm}")
-            continue
-        library = cls.library or "-"
         try:
-            version = metadata.version(library) if cls.library else ""
-        except metadata.PackageNotFoundError:
-            version = "?"
-        description = cls.algorithms.get(algorithm) or (cls.__doc__ or "").strip().splitlines()[0]
-        lines.append(f"{name:<22} {library + ' ' + version:<24} {description}")
-        parallel = getattr(cls, "parallel", {}).get(algorithm or cls.default_algorithm or "")
-        lines.append(
-            f"{'':<47} --workers N: {parallel or 'no parallel mode (one trial at a time)'}"
-        )
+            lines += _described(name, cls)
+        except Exception as exc:  # a plugin's class attributes that are not what they should be
+            lines.append(f"{name:<22} unavailable: {cls.__module__}: {first_line(exc)}")
     return lines
+
+
+def _described(name: str, cls: type[SearchBackend]) -> list[str]:
+    algorithm = name.partition(":")[2]
+    if not algorithm and cls.algorithms:
+        return [f"{name:<22} = {name}:{cls.default_algorithm}"]
+    library = cls.library or "-"
+    try:
+        version = metadata.version(library) if cls.library else ""
+    except metadata.PackageNotFoundError:
+        version = "?"
+    summary = (cls.__doc__ or "").strip().splitlines() or ["(no description)"]
+    description = cls.algorithms.get(algorithm) or summary[0]
+    parallel = getattr(cls, "parallel", {}).get(algorithm or cls.default_algorithm or "")
+    return [
+        f"{name:<22} {library + ' ' + version:<24} {description}",
+        f"{'':<47} --workers N: {parallel or 'no parallel mode (one trial at a time)'}",
+    ]
