@@ -13,7 +13,8 @@ import pandas as pd
 from tuning.analysis.bayes_pairs import ROPE
 from tuning.analysis.blocks import DuplicateStudies, check_unique
 from tuning.core.atomic import read_json, write_atomically
-from tuning.core.files import SUMMARY_FILE
+from tuning.core.files import CONFIG_FILE, SUMMARY_FILE
+from tuning.core.lock import is_running
 from tuning.core.results import TRIALS_FILE, parameters_in, read_trials
 from tuning.core.space import SearchSpace, default_space
 
@@ -51,6 +52,34 @@ LEADERBOARD_FIXED = frozenset(LEADING_COLUMNS + LEADERBOARD_COLUMNS)
 def find_studies(out: Path) -> list[Path]:
     """Study folders under ``out`` (any depth) that hold a finished study's summary."""
     return sorted(p.parent for p in Path(out).rglob(SUMMARY_FILE))
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """The study folders under a results folder that hold no summary yet: ``running`` (a live
+    process holds their lock) and ``stopped`` (killed or interrupted: a rerun resumes them)."""
+
+    running: list[Path]
+    stopped: list[Path]
+
+    def line(self) -> str | None:
+        """What `tuning compare` says of them, or None where every study finished."""
+        if not (self.running or self.stopped):
+            return None
+        return (
+            f"{len(self.running)} studies still running and {len(self.stopped)} stopped "
+            "unfinished: compared without them (compare again once they finish)"
+        )
+
+
+def unfinished_studies(out: Path) -> Unfinished:
+    """Study folders under ``out`` that a run started (their settings or rows are there) and that
+    have no summary yet, each told running or stopped by its lock (`tuning.core.lock.is_running`)."""
+    started = {p.parent for p in Path(out).rglob(CONFIG_FILE)}
+    started |= {p.parent for p in Path(out).rglob(TRIALS_FILE)}
+    waiting = sorted(d for d in started if not (d / SUMMARY_FILE).exists())
+    running = [d for d in waiting if is_running(d)]
+    return Unfinished(running, [d for d in waiting if d not in running])
 
 
 @dataclass(frozen=True)
@@ -219,6 +248,7 @@ class Comparison:
     files: dict[str, Path]
     suite: SuiteStatistics | None = None  # when the folder holds several tasks
     skipped: list[Unreadable] = field(default_factory=list)  # studies that could not be read
+    unfinished: Unfinished | None = None  # studies running, or stopped, when it compared
 
 
 def compare(out: Path, target: float | None = None, rope: float = ROPE) -> Comparison:
@@ -231,8 +261,10 @@ def compare(out: Path, target: float | None = None, rope: float = ROPE) -> Compa
     and the table's landscape figures, and the report's section on them
     (`tuning.analysis.table_report`)."""
     from tuning.analysis.aggregate import BY_BACKEND_FILE, by_backend
+    from tuning.analysis.anytime import rank_over_budget
     from tuning.analysis.bayes_pairs import PAIRS_FILE, pairs_table
     from tuning.analysis.cost import COST_FILE, cost_table
+    from tuning.analysis.html_report import write_html_report
     from tuning.analysis.importance import IMPORTANCE_FILE, importance_table
     from tuning.analysis.parallel import (
         PARALLEL_FILE,
@@ -261,6 +293,7 @@ def compare(out: Path, target: float | None = None, rope: float = ROPE) -> Compa
 
     out = Path(out)
     found, skipped = read_studies(out)
+    unfinished = unfinished_studies(out)
     check_one_kind(found)
     check_one_setup(found)
     studies, per_study = write_leaderboard(out, found)
@@ -281,9 +314,9 @@ def compare(out: Path, target: float | None = None, rope: float = ROPE) -> Compa
     summaries = {s.summary["study"]: s.summary for s in found}
     figures: dict[str, Path] = {}
     suite = None
+    budgets = {name: summary.get("budget") or {} for name, summary in summaries.items()}
     blocks = studies.groupby(["dataset", "seed"]).ngroups
     if studies["dataset"].nunique() > 1 or blocks >= SUITE_BLOCKS:
-        budgets = {name: summary.get("budget") or {} for name, summary in summaries.items()}
         suite = suite_statistics(studies, trials, budgets, rope=rope)
         files["suite"] = write_csv(suite.board, out / SUITE_FILE)
         files["bayesian_pairs"] = write_csv(pairs_table(suite.pairs), out / PAIRS_FILE)
@@ -328,8 +361,20 @@ def compare(out: Path, target: float | None = None, rope: float = ROPE) -> Compa
         costs,
         parallel,
         verdict,
+        unfinished.line(),
     )
-    return Comparison(studies, board, {**files, **figures}, suite, skipped)
+    files["report_html"] = write_html_report(
+        out,
+        files["report"].read_text(encoding="utf-8"),
+        studies,
+        board,
+        trials,
+        summaries,
+        suite,
+        suite.over_budget if suite is not None else rank_over_budget(studies, trials, budgets),
+        [d.name for d in unfinished.running + unfinished.stopped],
+    )
+    return Comparison(studies, board, {**files, **figures}, suite, skipped, unfinished)
 
 
 # The settings that make one task's studies comparable: the data, the model and its space, the

@@ -25,6 +25,7 @@ from tuning.core.space import default_space, describe_space
 REPORT_FILE = "report.md"
 LOSSES = {"regression": "mean squared error", "classification": "cross-entropy"}
 BOOK_MODEL = "the book's MLP, tuning.build_model"
+FIGURES_HEADING = "## Figures"  # (report.html leaves this section out: it draws its own)
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -327,6 +328,7 @@ def write_report(
     costs: pd.DataFrame | None = None,
     parallel: str | None = None,
     parallel_verdict: pd.DataFrame | None = None,
+    unfinished: str | None = None,
 ) -> Path:
     """Write ``OUT/report.md`` from the two leaderboards, the figures and each study's summary
     (by study name); with ``suite`` (several tasks), it opens with the suite's verdict;
@@ -334,13 +336,15 @@ def write_report(
     ``tabular`` (`tuning.analysis.table_report.tabular_section`), the table and the regrets;
     ``costs`` (`tuning.analysis.cost.cost_table`), what each backend spent, compiling included;
     ``parallel`` (`tuning.analysis.parallel.parallel_section`), the verdict over worker counts,
-    and ``parallel_verdict`` its table (`tuning.analysis.parallel.parallel_table`)."""
+    and ``parallel_verdict`` its table (`tuning.analysis.parallel.parallel_table`); ``unfinished``
+    says how many studies of the folder were left out unfinished (running, or stopped)."""
     out = Path(out)
     parts = [
         f"# Tuning benchmark: {', '.join(sorted(studies['dataset'].unique()))}\n",
         f"Written by `tuning compare` on {time.strftime('%Y-%m-%d %H:%M')} from "
         f"{len(studies)} finished studies under `{out.name}/`. Tables: `leaderboard_by_backend.csv` "
         "(per backend) and `leaderboard.csv` (per study).\n",
+        *([f"**{unfinished[0].upper()}{unfinished[1:]}.**\n"] if unfinished else []),
         *_skipped_section(skipped, out),
         *(_suite_section(suite) if suite is not None else []),
         *families_section(board, suite, parallel_verdict),
@@ -367,7 +371,7 @@ def write_report(
         ]
     if costs is not None and not costs.empty:
         parts += ["## Cost\n", "\n".join(cost_lines(costs)) + "\n"]
-    parts.append("## Figures\n")
+    parts.append(FIGURES_HEADING + "\n")
     captions = {
         "importance": "Hyperparameter importance (fANOVA) per task",
         "exploration": "How each hyperparameter was explored, per backend",

@@ -318,7 +318,7 @@ def print_summary(summary: dict) -> None:
 
 
 def run_compare(out: Path, target: float | None, rope: float) -> int:
-    from tuning.analysis.compare import compare
+    from tuning.analysis.compare import compare, unfinished_studies
 
     if not out.is_dir():
         print(
@@ -335,7 +335,8 @@ def run_compare(out: Path, target: float | None, rope: float) -> int:
     try:
         result = compare(out, target, rope)
     except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        waiting = unfinished_studies(out).line()
+        print(f"error: {exc}" + (f" ({waiting})" if waiting else ""), file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:  # a read-only folder, a full disk: nothing of the studies is touched
         print(
@@ -346,6 +347,8 @@ def run_compare(out: Path, target: float | None, rope: float) -> int:
         return EXIT_USAGE
     for study in result.skipped:
         print(f"left out {study.folder}: {study.reason}", file=sys.stderr)
+    if result.unfinished is not None and result.unfinished.line():
+        print(result.unfinished.line(), file=sys.stderr)
     shown = result.by_backend[list(BY_BACKEND_SHOWN)]
     with _pandas_display():
         print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,3 +78,33 @@ def _write(fd: int, text: str) -> None:
     os.ftruncate(fd, 0)
     os.pwrite(fd, text.encode("utf-8"), 0)
     os.fsync(fd)
+
+
+def is_running(study_dir: Path) -> bool:
+    """Whether a live process holds the study's lock, read without taking it (a reader that
+    took it, however briefly, could refuse a study starting at that moment): the owner the lock
+    file names, alive on this host, or on another host (which cannot be asked), or processes
+    sharing it. A lock its owner left behind (killed) names a process that is gone."""
+    path = Path(study_dir) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)  # (never created, nor a link followed)
+    except OSError:
+        return False
+    try:
+        owner = _read(fd)
+    finally:
+        os.close(fd)
+    if owner == SHARED_OWNER:
+        return True
+    found = re.fullmatch(r"pid (\d+) on (.+)", owner)
+    if found is None:
+        return False
+    if found.group(2) != socket.gethostname():
+        return True
+    try:
+        os.kill(int(found.group(1)), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
