@@ -112,3 +112,37 @@ def test_one_tasks_studies_run_under_other_settings_are_refused_naming_them(tmp_
         r"settings \(max_rows: 50 in iris_optuna_s0, 100 in iris_random_s0\)",
     ):
         compare(tmp_path)
+
+
+def test_integer_parameters_get_whole_number_ticks(monkeypatch, tmp_path):
+    import tuning.analysis.plots as plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: drawn.append(fig) or path)
+    rng = np.random.default_rng(0)
+    params = [
+        {"n_hidden": int(rng.integers(0, 4)), "learning_rate": float(10 ** rng.uniform(-4, -1))}
+        for _ in range(12)
+    ]
+    trials = pd.DataFrame(
+        {
+            "dataset": "d",
+            "backend": ["a", "b"] * 6,
+            "status": "complete",
+            "val_loss": rng.uniform(0.5, 2, 12),
+            "params": [json.dumps(p) for p in params],
+        }
+    )
+    table = plots.searched_params(trials)
+    plots.plot_hyperparameters(trials, table, tmp_path / "h.png")  # x: learning_rate, y: n_hidden
+    plots.plot_exploration(trials, table, tmp_path / "e.png")
+    hyper, explore = drawn
+    depth_axes = [hyper.axes[0].yaxis] + [
+        ax.xaxis for ax in explore.axes if ax.get_title().endswith("n_hidden")
+    ]
+    assert len(depth_axes) == 2
+    for axis in depth_axes:
+        ticks = [t for t in axis.get_majorticklocs() if -0.5 <= t <= 3.5]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    rates = next(ax for ax in explore.axes if ax.get_title().endswith("learning_rate"))
+    assert rates.get_xscale() == "log"  # (a rate over decades: log, not integer, ticks)

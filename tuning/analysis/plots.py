@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from tuning.core.atomic import write_atomically  # noqa: E402
 from tuning.core.files import refuse_link  # noqa: E402
@@ -161,6 +162,13 @@ def _spans_decades(values: pd.Series) -> bool:
     return bool(len(values)) and values.min() > 0 and values.max() >= 10 * values.min()
 
 
+def integer_ticks(axis, values: pd.Series) -> None:
+    """Ticks at whole numbers only, on a linear ``axis`` showing an integer parameter (a depth
+    of 0 to 3 gets no ticks at 0.5)."""
+    if pd.api.types.is_integer_dtype(values) and axis.get_scale() == "linear":
+        axis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _panel_grid(
     n: int, size: tuple[float, float], extra_width: float = 0, **shared: bool
 ) -> tuple[plt.Figure, np.ndarray]:
@@ -215,6 +223,9 @@ def plot_hyperparameters(trials: pd.DataFrame, params: pd.DataFrame, path: Path)
         ax.set(title=f"{dataset}: {backend} ({len(rows)} trials)", xlabel=x, ylabel=y or "val_loss")
         if _spans_decades(params[x]):
             ax.set_xscale("log")
+        integer_ticks(ax.xaxis, params[x])
+        if y:
+            integer_ticks(ax.yaxis, params[y])
         ax.grid(alpha=0.3)
     if points is not None and norm is not None:
         fig.colorbar(points, ax=list(axes), label="val_loss (clipped at 90th pct)")
@@ -247,6 +258,7 @@ def plot_exploration(trials: pd.DataFrame, params: pd.DataFrame, path: Path) -> 
             positive = x[np.isfinite(x) & (x > 0)]
             if len(positive) == len(x) and positive.max() / positive.min() > 30:
                 ax.set_xscale("log")
+            integer_ticks(ax.xaxis, values)
         else:
             categories = sorted(values.dropna().astype(str).unique())
             x = values.astype(str).map({c: i for i, c in enumerate(categories)}).to_numpy(float)
