@@ -13,7 +13,7 @@ import pandas as pd
 from tuning.analysis.bayes_pairs import ROPE
 from tuning.analysis.blocks import DuplicateStudies, check_unique
 from tuning.core.atomic import read_json, write_atomically
-from tuning.core.files import CONFIG_FILE, SUMMARY_FILE
+from tuning.core.files import CONFIG_FILE, SUMMARY_FILE, folders_holding
 from tuning.core.lock import is_running
 from tuning.core.results import TRIALS_FILE, parameters_in, read_trials
 from tuning.core.space import SearchSpace, default_space
@@ -51,7 +51,7 @@ LEADERBOARD_FIXED = frozenset(LEADING_COLUMNS + LEADERBOARD_COLUMNS)
 
 def find_studies(out: Path) -> list[Path]:
     """Study folders under ``out`` (any depth) that hold a finished study's summary."""
-    return sorted(p.parent for p in Path(out).rglob(SUMMARY_FILE))
+    return folders_holding(out, SUMMARY_FILE)
 
 
 @dataclass(frozen=True)
@@ -75,8 +75,7 @@ class Unfinished:
 def unfinished_studies(out: Path) -> Unfinished:
     """Study folders under ``out`` that a run started (their settings or rows are there) and that
     have no summary yet, each told running or stopped by its lock (`tuning.core.lock.is_running`)."""
-    started = {p.parent for p in Path(out).rglob(CONFIG_FILE)}
-    started |= {p.parent for p in Path(out).rglob(TRIALS_FILE)}
+    started = {*folders_holding(out, CONFIG_FILE), *folders_holding(out, TRIALS_FILE)}
     waiting = sorted(d for d in started if not (d / SUMMARY_FILE).exists())
     running = [d for d in waiting if is_running(d)]
     return Unfinished(running, [d for d in waiting if d not in running])

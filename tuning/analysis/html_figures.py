@@ -132,7 +132,7 @@ def _setters(losses: np.ndarray, best: np.ndarray) -> np.ndarray:
     0 before any complete trial)."""
     setter = np.zeros(len(losses), dtype=int)
     for i in range(len(losses)):
-        if i and not (losses[i] == best[i]):
+        if i and losses[i] != best[i]:  # (NaN: a failed trial sets nothing)
             setter[i] = setter[i - 1]
         else:
             setter[i] = i

@@ -18,6 +18,7 @@ from tuning.cli.commands import (
     run_benchmark,
     run_certify,
     run_compare,
+    run_export,
     run_tabulate,
     study_config,
 )
@@ -71,7 +72,7 @@ def one_line(message: str) -> str:
 
 
 def _dispatch(args: argparse.Namespace, stop: StopSignals) -> int:
-    if args.command in ("backends", "datasets", "compare"):  # no step to finish: stop at once
+    if args.command in ("backends", "datasets", "compare", "export"):  # no step to finish
         with stop.at_once():
             return _dispatch_now(args)
     if args.command == "tabulate":
@@ -108,7 +109,9 @@ def _dispatch_now(args: argparse.Namespace) -> int:
 
         print("\n".join(describe_datasets()))
         return 0
-    return run_compare(args.out, args.target, args.rope)
+    if args.command == "export":
+        return run_export(args)
+    return run_compare(args.out, args.target, args.rope, args.mlflow)
 
 
 if __name__ == "__main__":

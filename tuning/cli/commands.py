@@ -4,6 +4,7 @@ and prints what the user reads."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 from pathlib import Path
@@ -199,17 +200,18 @@ def run_benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
         )
     # after every check: nothing written; the --out a user names may be a link
     writable_folder(Path(base.out), f"--out {base.out}", link_allowed=True)
-    if args.race:
-        return _race(args, tasks, backends, stop)
-    with make_display(sys.stderr) as display:
-        result = run_grid(
-            configs,
-            jobs=args.jobs,
-            fresh=args.fresh,
-            watch=display,
-            stop=stop,
-            scheduler=args.scheduler,
-        )
+    with _mlflow_live(getattr(args, "mlflow", None), Path(base.out)):
+        if args.race:
+            return _race(args, tasks, backends, stop)
+        with make_display(sys.stderr) as display:
+            result = run_grid(
+                configs,
+                jobs=args.jobs,
+                fresh=args.fresh,
+                watch=display,
+                stop=stop,
+                scheduler=args.scheduler,
+            )
     failed = [s for s in result.studies if s.state == "failed"]
     held = [s for s in result.studies if s.state == "held"]
     print(
@@ -223,6 +225,32 @@ def run_benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
     for study in failed:
         print(f"failed: {study.config.study}: {study.error}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _mlflow_live(uri: str | None, out: Path) -> contextlib.AbstractContextManager:
+    """With ``--mlflow``: the folder synced to MLflow while the benchmark runs, and at its end
+    (`tuning.export.mlflow_runs.LiveLog`); else nothing."""
+    if uri is None:
+        return contextlib.nullcontext()
+    from tuning.export.mlflow_runs import LiveLog, MlflowLog
+
+    return LiveLog(MlflowLog(out, uri or None))
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from tuning.core.urls import without_password
+    from tuning.export.optuna_studies import export_to_optuna
+
+    if not args.out.is_dir():
+        print(f"error: {args.out} is not a results folder", file=sys.stderr)
+        return EXIT_USAGE
+    exported = export_to_optuna(args.out, args.storage)
+    shown = without_password(args.storage)
+    print(
+        f"exported {len(exported)} studies ({sum(e.trials for e in exported)} trials) to "
+        f"{shown}; see them side by side: optuna-dashboard {shown}"
+    )
+    return 0
 
 
 def check_unique_folders(configs: list) -> None:
@@ -317,7 +345,7 @@ def print_summary(summary: dict) -> None:
     )
 
 
-def run_compare(out: Path, target: float | None, rope: float) -> int:
+def run_compare(out: Path, target: float | None, rope: float, mlflow: str | None = None) -> int:
     from tuning.analysis.compare import compare, unfinished_studies
 
     if not out.is_dir():
@@ -353,6 +381,17 @@ def run_compare(out: Path, target: float | None, rope: float) -> int:
     with _pandas_display():
         print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print("\nwrote " + ", ".join(str(p) for p in result.files.values()))
+    if mlflow is not None:
+        from tuning.core.urls import without_password
+        from tuning.export.mlflow_runs import MlflowLog
+
+        target_log = MlflowLog(out, mlflow or None)
+        synced = target_log.sync()
+        print(
+            f"mlflow: {synced.studies} new study runs, {synced.trials} new trial runs, "
+            f"{synced.finished} studies finished, at {without_password(target_log.uri)} "
+            f"(experiment {out.resolve()})"
+        )
     return 0
 
 

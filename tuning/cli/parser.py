@@ -156,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a grid of studies: every task x backend x seed, in parallel worker processes",
     )
     _add_grid_options(bench, out="results/benchmark", seeds=[0, 1, 2])
+    _add_mlflow_option(bench, "log each study and its trials to this MLflow tracking URI, live")
     bench.add_argument(
         "--race",
         action="store_true",
@@ -234,7 +235,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="region of practical equivalence of the Bayesian pairs, in normalized-score units "
         f"(1 = random search's distance from the best; default {ROPE:g})",
     )
+    _add_mlflow_option(compare, "log the folder's studies and trials to this MLflow tracking URI")
+
+    export = sub.add_parser(
+        "export", help="a results folder's studies, every library's, into another tool's store"
+    )
+    export.add_argument("tool", choices=["optuna"], help="optuna: an Optuna storage")
+    export.add_argument("out", type=Path, help="the results folder")
+    export.add_argument(
+        "--storage",
+        required=True,
+        help="the Optuna storage's database URL (sqlite:///studies.db, postgresql://...); "
+        "then: optuna-dashboard URL",
+    )
     return parser
+
+
+def _add_mlflow_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument(
+        "--mlflow",
+        nargs="?",
+        const="",
+        metavar="URI",
+        help=help_text + " (given alone: a local store, OUT/mlflow/mlflow.db); needs the mlflow "
+        "extra: pip install 'tuning[mlflow]'",
+    )
 
 
 def _name_list(text: str) -> list[str]:

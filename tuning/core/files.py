@@ -120,3 +120,19 @@ def writable_folder(path: Path, field: str, *, link_allowed: bool = False) -> Pa
     if not os.access(path, os.W_OK):
         raise StudyError(f"{field}: {path} is not writable; choose another folder")
     return path
+
+
+# A results folder's own MLflow store (`tuning.export.mlflow_runs`): its artifacts are copies of
+# studies' files, never studies.
+MLFLOW_FOLDER = "mlflow"
+
+
+def folders_holding(out: Path, name: str) -> list[Path]:
+    """The folders under ``out`` (any depth) that hold a file called ``name``, in path order;
+    none inside the folder's MLflow store."""
+    out = Path(out)
+    return sorted(
+        path.parent
+        for path in out.rglob(name)
+        if MLFLOW_FOLDER not in path.relative_to(out).parts[:1]
+    )
