@@ -19,8 +19,10 @@ endif
 $(VENV)/bin/python:
 	$(BASE_PYTHON) -m venv $(VENV)
 
+# The extras the tests cover: the dev tools, MLflow and optuna-dashboard (`--mlflow`, `tuning export`).
+EXTRAS ?= dev,mlflow,dashboard
 install: $(filter $(VENV)/bin/python,$(PYTHON))
-	$(PYTHON) -m pip install --quiet -e ".[dev]"
+	$(PYTHON) -m pip install --quiet -e ".[$(EXTRAS)]"
 
 demo: install
 	$(PYTHON) -m tuning demo --out results/demo --fresh

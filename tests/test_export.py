@@ -129,7 +129,6 @@ def test_an_export_never_replaces_a_study_it_did_not_write(results, tmp_path):
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
-    pytest.importorskip("mlflow", reason="the mlflow extra (installed by make install)")
     folder = tmp_path_factory.mktemp("mlflow_server")
     port = _free_port()
     mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent))
@@ -159,9 +158,9 @@ def test_every_study_and_trial_in_a_real_mlflow_server_once(results, mlflow_serv
     experiment = client.get_experiment_by_name(str(results.resolve()))
     runs = client.search_runs([experiment.experiment_id], max_results=5000)
     studies = {
-        r.data.tags["tuning.study"]: r for r in runs if r.data.tags["tuning.kind"] == "study"
+        r.data.tags["tuning_study"]: r for r in runs if r.data.tags["tuning_kind"] == "study"
     }
-    trials = [r for r in runs if r.data.tags["tuning.kind"] == "trial"]
+    trials = [r for r in runs if r.data.tags["tuning_kind"] == "trial"]
     names = sorted(p.parent.name for p in results.glob("*/summary.json"))
     assert sorted(studies) == names
     rows = pd.concat(read_trials(results / name) for name in names)
@@ -180,7 +179,7 @@ def test_every_study_and_trial_in_a_real_mlflow_server_once(results, mlflow_serv
     floor = studies["california_random_s0"].info.run_id
     first = next(
         t for t in trials
-        if t.data.tags["mlflow.parentRunId"] == floor and t.data.tags["tuning.trial"] == "0"
+        if t.data.tags["mlflow.parentRunId"] == floor and t.data.tags["tuning_trial"] == "0"
     )  # fmt: skip
     steps = client.get_metric_history(first.info.run_id, "val_loss")
     assert [(m.step, m.value) for m in sorted(steps, key=lambda m: m.step)] == [
@@ -195,7 +194,6 @@ def test_every_study_and_trial_in_a_real_mlflow_server_once(results, mlflow_serv
 
 
 def test_a_running_benchmark_is_logged_while_it_runs(results, tmp_path):
-    pytest.importorskip("mlflow", reason="the mlflow extra (installed by make install)")
     from tuning.analysis.compare import find_studies
     from tuning.export.folders import study_records
     from tuning.export.mlflow_runs import LiveLog, MlflowLog

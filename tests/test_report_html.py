@@ -96,7 +96,9 @@ def test_the_page_holds_every_study_trial_and_figure(compared):
     assert all(len(_values(t["x"])) == 10 for t in ranks)
     # the diagram: a marker per backend at its mean rank in leaderboard_suite.csv
     suite = pd.read_csv(compared / "leaderboard_suite.csv").set_index("backend")["mean_rank"]
-    marks = {t["name"]: _values(t["x"])[0] for t in specs["critical-difference"]["data"] if "meta" in t}
+    marks = {
+        t["name"]: _values(t["x"])[0] for t in specs["critical-difference"]["data"] if "meta" in t
+    }
     assert marks == pytest.approx(suite.to_dict())
     # the words of the report, without its static figures
     words = page[page.index('<section id="report">') :]

@@ -29,8 +29,8 @@ from tuning.export.folders import StudyRecord, curve_losses, finite, study_recor
 log = logging.getLogger(__name__)
 LOCAL_STORE = "mlflow.db"  # the default store: in the results folder's MLFLOW_FOLDER
 MODEL_FILE = "best_model.keras"
-KIND, STUDY, TRIAL = "tuning.kind", "tuning.study", "tuning.trial"
-FINISHED = "tuning.finished"
+KIND, STUDY, TRIAL = "tuning_kind", "tuning_study", "tuning_trial"
+FINISHED = "tuning_finished"
 RUN_STATUS = {"complete": "FINISHED", "failed": "FAILED", "pruned": "KILLED"}
 SETTINGS = ("dataset", "objective", "budget_epochs", "budget_seconds", "trials", "max_epochs")
 SETTINGS += ("batch_size", "patience", "workers", "trainer", "keras_backend", "max_rows")
