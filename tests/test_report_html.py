@@ -230,7 +230,18 @@ def test_the_page_in_a_real_browser(compared, browser, tmp_path):
     assert shown
     page.check("#backends input[data-backend='optuna']")
     assert studies.filter(visible=True).count() == len(BACKENDS) * SEEDS
+    # hovering a study's first step shows its study, the trial and its configuration
+    label = page.evaluate(
+        "(() => { const div = document.getElementById('best-california-cum_epochs');"
+        " Plotly.Fx.hover(div, [{curveNumber: 0, pointNumber: 0}]);"
+        " return [div.data[0].customdata[0][0], div.querySelector('.hoverlayer').textContent]; })()"
+    )
+    study, text = label
+    first = pd.read_csv(compared / study / "trials.csv").iloc[0]
+    assert study in text and "set by trial 0: " + configuration(first["params"]) in text
     screenshot = Path(os.environ.get("TUNING_REPORT_SCREENSHOT") or tmp_path / "report.png")
-    page.screenshot(path=str(screenshot), full_page=False)
+    page.set_viewport_size({"width": 1280, "height": 2300})  # the leaderboard and first figures
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(screenshot))
     assert screenshot.stat().st_size > 10_000
     assert errors == [] and elsewhere == []

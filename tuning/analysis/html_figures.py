@@ -25,7 +25,11 @@ SPEND_AXES = {
     "cum_seconds": "seconds spent (the study's clock)",
     "ended": "wall-clock seconds (parallel studies: when the trial ended)",
 }
-LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 50, "b": 50}}
+LAYOUT = {
+    "template": "plotly_white",
+    "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+    "height": 450,  # (a figure sets its own height: the page's blocks have none)
+}
 
 
 @dataclass(frozen=True)
@@ -251,11 +255,10 @@ def critical_difference_figure(suite: Any) -> Figure | None:
     )
     blocks = int(suite.board["blocks"].iloc[0])
     fig.update_layout(
-        **LAYOUT,
+        **{**LAYOUT, "height": 260 + 30 * len(runs)},
         title=f"Mean rank over {blocks} (task, seed) blocks (1 = best); {friedman}",
         xaxis={"title": "mean rank", "range": [0.5, len(ranks) + 0.5], "dtick": 1},
         yaxis={"visible": False, "range": [-0.25 * (len(runs) + 1), 1]},
-        height=260 + 30 * len(runs),
     )
     return Figure("critical-difference", "Critical-difference diagram", _spec(fig))
 
@@ -400,7 +403,7 @@ def parallel_coordinates_figures(trials: pd.DataFrame) -> Iterator[Figure]:
             )
         )
         fig.update_layout(**LAYOUT, title=f"{dataset}: every complete trial, its parameters")
-        fig.update_layout(margin={"l": 80, "r": 80, "t": 110, "b": 40})
+        fig.update_layout(margin={"l": 80, "r": 80, "t": 110, "b": 40}, height=520)
         yield Figure(f"parallel-{dataset}", f"{dataset}: parallel coordinates", _spec(fig))
 
 

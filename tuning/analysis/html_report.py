@@ -75,7 +75,7 @@ th.sortable { cursor: pointer; background: #f4f4f4; user-select: none; }
 th[aria-sort="ascending"]::after { content: " \\25B2"; }
 th[aria-sort="descending"]::after { content: " \\25BC"; }
 tr.hidden-backend { display: none; }
-.figure { margin: 1em 0 2em; min-height: 250px; }
+.figure { margin: 1em 0 2em; }
 .note { color: #555; }
 """
 
@@ -169,7 +169,8 @@ def write_html_report(
         title=f"Tuning benchmark: {', '.join(sorted(studies['dataset'].unique()))}",
         intro=_intro(studies, running),
         backends=sorted(studies["backend"].unique()),
-        leaderboards=_leaderboards(board, studies, summaries),
+        per_backend=_per_backend(board),
+        per_study=_per_study(studies, summaries),
         figures=[f for f in figures if f is not None],
         words=_words(report_text),
     )
@@ -189,18 +190,19 @@ def _intro(studies: pd.DataFrame, running: Sequence[str]) -> str:
     return f'<p class="note" id="intro">{html.escape(text)}</p>'
 
 
-def _leaderboards(board: pd.DataFrame, studies: pd.DataFrame, summaries: Mapping[str, dict]) -> str:
-    per_backend = board[[c for c in BY_BACKEND if c in board]].rename(columns=BY_BACKEND)
-    per_study = studies[[c for c in PER_STUDY if c in studies]].rename(columns=PER_STUDY)
-    per_study["best configuration"] = [
+def _per_backend(board: pd.DataFrame) -> str:
+    return _table(
+        board[[c for c in BY_BACKEND if c in board]].rename(columns=BY_BACKEND),
+        "leaderboard-backends",
+    )
+
+
+def _per_study(studies: pd.DataFrame, summaries: Mapping[str, dict]) -> str:
+    table = studies[[c for c in PER_STUDY if c in studies]].rename(columns=PER_STUDY)
+    table["best configuration"] = [
         describe_configuration(summaries.get(s, {}).get("best_params")) for s in studies["study"]
     ]
-    return (
-        "<h3>Per backend</h3>"
-        + _table(per_backend, "leaderboard-backends")
-        + "<h3>Per study</h3>"
-        + _table(per_study, "leaderboard-studies")
-    )
+    return _table(table, "leaderboard-studies")
 
 
 def _table(frame: pd.DataFrame, element: str) -> str:
@@ -241,7 +243,8 @@ def _page(
     title: str,
     intro: str,
     backends: Sequence[str],
-    leaderboards: str,
+    per_backend: str,
+    per_study: str,
     figures: Sequence[Figure],
     words: str,
 ) -> str:
@@ -263,18 +266,20 @@ def _page(
 <script>{SCRIPT}</script>
 </head>
 <body>
-<nav><a href="#leaderboards">Leaderboards</a><a href="#figures">Figures</a>
-<a href="#report">Report</a>
+<nav><a href="#leaderboard">Leaderboard</a><a href="#figures">Figures</a>
+<a href="#studies">Studies</a><a href="#report">Report</a>
 <span id="backends">Backends: {switches}</span></nav>
 <h1>{html.escape(title)}</h1>
 {intro}
-<section id="leaderboards"><h2>Leaderboards</h2>
+<section id="leaderboard"><h2>Leaderboard</h2>
 <p class="note">Click a column's heading to sort by it; again to reverse.</p>
-{leaderboards}</section>
+{per_backend}</section>
 <section id="figures"><h2>Figures</h2>
 <p class="note">Hover a point for its study, trial and configuration; click a legend entry or a
 backend's switch to hide it; drag to zoom (double-click to zoom out).</p>
 {_figure_blocks(figures)}</section>
+<section id="studies"><h2>Every study</h2>
+{per_study}</section>
 <section id="report"><h2>Report</h2>
 {words}</section>
 </body>
