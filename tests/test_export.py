@@ -36,7 +36,7 @@ def results(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("export") / "results"
     _tuning(
         "benchmark", "--objective", f"tabular:{TABLE}", "--budget-epochs", "40",
-        "--backends", ",".join(BACKENDS), "--seeds", "0", "--jobs", "2", "--out", str(out),
+        "--backends", ",".join(BACKENDS), "--seeds", "0", "--jobs", "1", "--out", str(out),
     )  # fmt: skip
     table = out / "california_random_s0" / "trials.csv"
     rows = pd.read_csv(table, dtype={"curve": object, "error": object})

@@ -37,7 +37,7 @@ def compared(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report_html")
     _tuning(
         "benchmark", "--objective", f"tabular:{TABLE}", "--budget-epochs", "40",
-        "--seeds", f"0-{SEEDS - 1}", "--jobs", "2", "--out", str(out),
+        "--seeds", f"0-{SEEDS - 1}", "--jobs", "1", "--out", str(out),
     )  # fmt: skip
     _tuning("compare", str(out))
     return out

@@ -142,11 +142,12 @@ class ProcessWorkers(Workers):
         self._replayed_epochs = 0
         self.meter.restore(0, 0, self.meter.seconds)
 
-    def can_start(self) -> bool:
-        self._sync()
-        return super().can_start()
-
     def _sync(self) -> None:
+        """The meter to the epochs every worker trained, read once per row, just before it is
+        recorded: the study decides whether to propose more on that row's ``cum_epochs``, which
+        a resumed study's replay can set again (a fresher reading, taken when a worker is free,
+        would decide on epochs no row records, and the replay could propose a trial the first
+        run never ran)."""
         self.meter.epochs = self._shared.value + self._offset.value
 
     def report(self) -> dict[str, Any]:
