@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from matplotlib.colors import to_hex
 
-from tuning.analysis.plots import backend_colours, best_so_far, numeric_params, searched_params
+from tuning.analysis.plots import backend_colours, best_so_far
 
 # The x axes of the best-so-far curves: a column of the trial rows, and its axis title.
 SPEND_AXES = {
@@ -54,12 +54,12 @@ def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _colours(backends: list[str]) -> dict[str, str]:
+def colours_of(backends: list[str]) -> dict[str, str]:
     """Each backend's colour in the static figures (`backend_colours`), as CSS hex."""
     return {b: to_hex(c) for b, c in backend_colours(backends).items()}
 
 
-def _spec(fig: go.Figure) -> dict[str, Any]:
+def spec_of(fig: go.Figure) -> dict[str, Any]:
     return json.loads(fig.to_json())
 
 
@@ -70,7 +70,7 @@ def best_so_far_figures(trials: pd.DataFrame) -> Iterator[Figure]:
         return
     curves = best_so_far(trials).set_index(["study", "trial"])
     rows = trials.set_index(["study", "trial"])
-    colours = _colours(sorted(trials["backend"].unique()))
+    colours = colours_of(sorted(trials["backend"].unique()))
     for dataset, task in trials.groupby("dataset", sort=True):
         for axis, title in SPEND_AXES.items():
             if axis not in task or task[axis].isna().any():
@@ -127,7 +127,7 @@ def best_so_far_figures(trials: pd.DataFrame) -> Iterator[Figure]:
                 yaxis_type="log",
             )
             yield Figure(
-                f"best-{dataset}-{axis}", f"{dataset}: best so far against {title}", _spec(fig)
+                f"best-{dataset}-{axis}", f"{dataset}: best so far against {title}", spec_of(fig)
             )
 
 
@@ -148,7 +148,7 @@ def rank_over_budget_figure(over_budget: pd.DataFrame) -> Figure | None:
     tenth of the budget: `tuning.analysis.anytime.rank_over_budget`'s table."""
     if over_budget.empty:
         return None
-    colours = _colours(sorted(over_budget["backend"].unique()))
+    colours = colours_of(sorted(over_budget["backend"].unique()))
     fig = go.Figure()
     for backend, rows in over_budget.groupby("backend", sort=True):
         rows = rows.sort_values("fraction")
@@ -171,7 +171,7 @@ def rank_over_budget_figure(over_budget: pd.DataFrame) -> Figure | None:
         yaxis_title="mean rank (1 = best)",
         yaxis_autorange="reversed",
     )
-    return Figure("rank-over-budget", "Mean rank over the budget", _spec(fig))
+    return Figure("rank-over-budget", "Mean rank over the budget", spec_of(fig))
 
 
 def cliques(ranks: pd.Series, p_values: pd.DataFrame, alpha: float, rejected: bool) -> list:
@@ -202,7 +202,7 @@ def critical_difference_figure(suite: Any) -> Figure | None:
     ranks = suite.board.set_index("backend")["mean_rank"].astype(float)
     rejected = bool(suite.friedman_p < suite.alpha)
     runs = cliques(ranks, suite.p_values, suite.alpha, rejected)
-    colours = _colours(sorted(ranks.index))
+    colours = colours_of(sorted(ranks.index))
     fig = go.Figure()
     for k, (backend, rank) in enumerate(ranks.sort_values().items()):
         fig.add_trace(
@@ -260,7 +260,7 @@ def critical_difference_figure(suite: Any) -> Figure | None:
         xaxis={"title": "mean rank", "range": [0.5, len(ranks) + 0.5], "dtick": 1},
         yaxis={"visible": False, "range": [-0.25 * (len(runs) + 1), 1]},
     )
-    return Figure("critical-difference", "Critical-difference diagram", _spec(fig))
+    return Figure("critical-difference", "Critical-difference diagram", spec_of(fig))
 
 
 def test_loss_figure(studies: pd.DataFrame, summaries: dict[str, dict]) -> Figure | None:
@@ -268,7 +268,7 @@ def test_loss_figure(studies: pd.DataFrame, summaries: dict[str, dict]) -> Figur
     best configuration."""
     if studies.empty:
         return None
-    colours = _colours(sorted(studies["backend"].unique()))
+    colours = colours_of(sorted(studies["backend"].unique()))
     fig = go.Figure()
     for backend, rows in studies.groupby("backend", sort=True):
         best = [
@@ -298,138 +298,4 @@ def test_loss_figure(studies: pd.DataFrame, summaries: dict[str, dict]) -> Figur
         boxmode="group",
         yaxis_title="test loss",
     )
-    return Figure("test-loss", "Test loss of each study", _spec(fig))
-
-
-def trials_scatter_figures(trials: pd.DataFrame) -> Iterator[Figure]:
-    """Per task, every trial at its most varied numeric parameter (x) and its validation loss
-    (y), coloured by that loss on one scale, one trace per backend (its legend entry or switch
-    filters it); failed and pruned trials are left out (they have no comparable loss)."""
-    if trials.empty:
-        return
-    params = searched_params(trials)
-    names = numeric_params(params)
-    if not names:
-        return
-    x_name = names[0]
-    for dataset, task in trials.groupby("dataset", sort=True):
-        done = task[(task["status"] == "complete") & task["val_loss"].gt(0)]
-        if done.empty:
-            continue
-        losses = done["val_loss"].astype(float)
-        low, high = float(np.log10(losses.min())), float(np.log10(losses.quantile(0.9)))
-        symbols = ["circle", "square", "diamond", "triangle-up", "x", "star", "cross", "hexagon"]
-        fig = go.Figure()
-        for i, (backend, rows) in enumerate(done.groupby("backend", sort=True)):
-            fig.add_trace(
-                go.Scatter(
-                    x=params.loc[rows.index, x_name],
-                    y=rows["val_loss"],
-                    mode="markers",
-                    name=str(backend),
-                    meta={"backend": str(backend)},
-                    marker={
-                        "symbol": symbols[i % len(symbols)],
-                        "size": 7,
-                        "color": np.log10(rows["val_loss"].astype(float)),
-                        "cmin": low,
-                        "cmax": max(high, low + 1e-9),
-                        "colorscale": "Viridis",
-                        "reversescale": True,
-                        "showscale": i == 0,
-                        "colorbar": {"title": "log10 val_loss"},
-                    },
-                    customdata=np.column_stack(
-                        [rows["study"], rows["trial"], [configuration(p) for p in rows["params"]]]
-                    ),
-                    hovertemplate=(
-                        "%{customdata[0]}, trial %{customdata[1]}<br>val_loss %{y:.4g}<br>"
-                        "%{customdata[2]}<extra></extra>"
-                    ),
-                )
-            )
-        spread = params.loc[done.index, x_name].astype(float)
-        log_x = bool(spread.min() > 0 and spread.max() >= 10 * spread.min())
-        integer = pd.api.types.is_integer_dtype(params[x_name])
-        fig.update_layout(
-            **LAYOUT,
-            title=f"{dataset}: every complete trial ({len(done)}), by {x_name}",
-            xaxis={"title": x_name, "type": "log" if log_x else "linear"}
-            | ({"dtick": 1} if integer and not log_x else {}),
-            yaxis={"title": "val_loss", "type": "log"},
-            legend={"x": 1.15},
-        )
-        yield Figure(f"trials-{dataset}", f"{dataset}: every trial", _spec(fig))
-
-
-def parallel_coordinates_figures(trials: pd.DataFrame) -> Iterator[Figure]:
-    """Per task, every complete trial as a line across its parameters, its backend and its
-    validation loss (log10), coloured by that loss; dragging along an axis filters the lines
-    (the backend axis filters by backend)."""
-    if trials.empty:
-        return
-    params = searched_params(trials)
-    for dataset, task in trials.groupby("dataset", sort=True):
-        done = task[(task["status"] == "complete") & task["val_loss"].gt(0)]
-        if done.empty:
-            continue
-        dimensions = []
-        for name in params.columns:
-            values = params.loc[done.index, name]
-            if values.isna().all():
-                continue
-            dimensions.append(_dimension(name, values))
-        backends = sorted(done["backend"].unique())
-        dimensions.append(
-            {
-                "label": "backend",
-                "values": done["backend"].map({b: i for i, b in enumerate(backends)}).tolist(),
-                "tickvals": list(range(len(backends))),
-                "ticktext": backends,
-            }
-        )
-        loss = np.log10(done["val_loss"].astype(float))
-        dimensions.append({"label": "log10 val_loss", "values": loss.tolist()})
-        fig = go.Figure(
-            go.Parcoords(
-                line={
-                    "color": loss.tolist(),
-                    "colorscale": "Viridis",
-                    "reversescale": True,
-                    "showscale": True,
-                    "colorbar": {"title": "log10 val_loss"},
-                },
-                dimensions=dimensions,
-            )
-        )
-        fig.update_layout(**LAYOUT, title=f"{dataset}: every complete trial, its parameters")
-        fig.update_layout(margin={"l": 80, "r": 80, "t": 110, "b": 40}, height=520)
-        yield Figure(f"parallel-{dataset}", f"{dataset}: parallel coordinates", _spec(fig))
-
-
-def _dimension(name: str, values: pd.Series) -> dict[str, Any]:
-    """One parallel-coordinates axis: categories at integer positions, a range over a decade on a
-    log10 axis (labelled in the parameter's units), integers with integer ticks."""
-    if not pd.api.types.is_numeric_dtype(values):
-        categories = sorted(values.astype(str).unique())
-        return {
-            "label": name,
-            "values": values.astype(str).map({c: i for i, c in enumerate(categories)}).tolist(),
-            "tickvals": list(range(len(categories))),
-            "ticktext": categories,
-        }
-    numbers = values.astype(float)
-    if numbers.min() > 0 and numbers.max() >= 10 * numbers.min():
-        exponents = range(
-            math.floor(math.log10(numbers.min())), math.ceil(math.log10(numbers.max())) + 1
-        )
-        return {
-            "label": f"{name} (log)",
-            "values": np.log10(numbers).tolist(),
-            "tickvals": list(exponents),
-            "ticktext": [f"{10.0**e:g}" for e in exponents],
-        }
-    if pd.api.types.is_integer_dtype(values):
-        ticks = sorted(int(v) for v in values.unique())
-        return {"label": name, "values": numbers.tolist(), "tickvals": ticks}
-    return {"label": name, "values": numbers.tolist()}
+    return Figure("test-loss", "Test loss of each study", spec_of(fig))

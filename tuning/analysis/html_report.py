@@ -24,11 +24,10 @@ from tuning.analysis.html_figures import (
     Figure,
     best_so_far_figures,
     critical_difference_figure,
-    parallel_coordinates_figures,
     rank_over_budget_figure,
     test_loss_figure,
-    trials_scatter_figures,
 )
+from tuning.analysis.html_trials import parallel_coordinates_figures, trials_scatter_figures
 from tuning.analysis.report import FIGURES_HEADING, describe_configuration, fmt
 from tuning.core.atomic import write_atomically
 

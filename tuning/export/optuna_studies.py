@@ -20,8 +20,8 @@ from typing import Any
 import optuna
 import pandas as pd
 
+from tuning.analysis.importance import to_optuna_distribution
 from tuning.core.errors import StudyError, first_line
-from tuning.core.space import CategoricalParam, FloatParam, IntParam, Param
 from tuning.core.urls import check_url, redact
 from tuning.export.folders import StudyRecord, curve_losses, finite, study_records
 
@@ -41,17 +41,6 @@ class Exported:
 
     name: str
     trials: int
-
-
-def distribution(param: Param) -> optuna.distributions.BaseDistribution:
-    """The Optuna distribution of one parameter of the harness's space."""
-    if isinstance(param, IntParam):
-        return optuna.distributions.IntDistribution(param.low, param.high, log=param.log)
-    if isinstance(param, FloatParam):
-        return optuna.distributions.FloatDistribution(param.low, param.high, log=param.log)
-    if isinstance(param, CategoricalParam):
-        return optuna.distributions.CategoricalDistribution(list(param.choices))
-    raise TypeError(f"unsupported parameter {param!r}")
 
 
 def export_to_optuna(out: Path, storage_url: str) -> list[Exported]:
@@ -100,7 +89,7 @@ def _write(record: StudyRecord, storage: optuna.storages.BaseStorage) -> Exporte
         attributes["test_loss"] = record.summary.get("test_loss")
     for key, value in attributes.items():
         study.set_user_attr(key, value)
-    distributions = {p.name: distribution(p) for p in record.space}
+    distributions = {p.name: to_optuna_distribution(p) for p in record.space}
     trials = [_trial(record, row, distributions) for row in record.trials.to_dict("records")]
     study.add_trials(trials)
     return Exported(record.name, len(trials))
