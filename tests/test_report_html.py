@@ -59,7 +59,7 @@ def _specs(page: str) -> dict[str, dict]:
     import re
 
     found = re.findall(r'<script type="application/json" id="([^"]+)-spec">(.*?)</script>', page)
-    return {key: json.loads(text.replace("<\\/", "</")) for key, text in found}
+    return {key: json.loads(text) for key, text in found}
 
 
 def test_the_page_holds_every_study_trial_and_figure(compared):
@@ -245,3 +245,56 @@ def test_the_page_in_a_real_browser(compared, browser, tmp_path):
     page.screenshot(path=str(screenshot))
     assert screenshot.stat().st_size > 10_000
     assert errors == [] and elsewhere == []
+
+
+PAYLOADS = [
+    '<img src=x onerror="document.title=1337">',
+    "</script><script>document.title=1337</script>",
+    "<!--<script>",
+]
+
+
+@pytest.mark.parametrize("where", ["task", "best parameter", "trial parameter"])
+def test_names_and_values_from_the_user_are_shown_never_run(compared, tmp_path, where, request):
+    """A task's name (a CSV file's), a best configuration's value and a trial's categorical
+    value holding HTML: written escaped everywhere in the page, in its text and in its figures'
+    JSON; in the browser (where there is one) nothing runs and every figure is drawn."""
+    out = tmp_path / "hostile"
+    shutil.copytree(compared, out, ignore=shutil.ignore_patterns("report.*", "leaderboard*"))
+    bad = " ".join(PAYLOADS)
+    for folder in (f for f in out.iterdir() if (f / "summary.json").exists()):
+        summary = json.loads((folder / "summary.json").read_text())
+        rows = pd.read_csv(folder / "trials.csv", dtype={"params": object})
+        if where == "task":
+            summary["dataset"] = bad
+            rows["dataset"] = bad
+        elif where == "best parameter":
+            summary["best_params"]["n_neurons"] = bad
+        else:
+            rows["params"] = [
+                json.dumps({**json.loads(p), "activation": bad}) for p in rows["params"]
+            ]
+        (folder / "summary.json").write_text(json.dumps(summary))
+        rows.to_csv(folder / "trials.csv", index=False)
+    _tuning("compare", str(out))
+    page = (out / "report.html").read_text(encoding="utf-8")
+    body = page[page.index("</head>") :]
+    assert all(payload not in body for payload in PAYLOADS)
+    specs = _specs(page)  # (their JSON still reads back whole, the values in it)
+    assert len(specs) >= 7
+    if where == "trial parameter":  # (in the figures' hovers)
+        assert PAYLOADS[0] in json.dumps(specs, ensure_ascii=False).replace('\\"', '"')
+    else:  # (in the text, as text)
+        assert "&lt;img src=x" in body
+    if CHROMIUM is None and not BROWSER_REQUIRED:
+        return
+    browser = request.getfixturevalue("browser")
+    view = browser.new_page()
+    errors: list[str] = []
+    view.on("pageerror", lambda e: errors.append(str(e)))
+    view.goto((out / "report.html").as_uri())
+    view.wait_for_function(
+        "Array.from(document.querySelectorAll('.figure')).every(d => d.data && d._fullLayout)"
+    )
+    assert view.title() != "1337" and errors == []
+    assert view.evaluate("document.querySelectorAll('.figure').length") == len(specs)

@@ -221,14 +221,21 @@ def _words(report_text: str) -> str:
     if start >= 0:
         end = text.find("\n## ", start + len(FIGURES_HEADING))
         text = text[:start] + (text[end + 1 :] if end >= 0 else "")
-    return markdown.markdown(text, extensions=["tables"], output_format="html")
+    # (raw HTML in the text, a task's or a parameter's name from the user, is shown, never run)
+    escaped = html.escape(text, quote=False)
+    return markdown.markdown(escaped, extensions=["tables"], output_format="html")
 
 
 def _figure_blocks(figures: Iterable[Figure]) -> str:
-    blocks = []
+    blocks, used = [], set()
     for figure in figures:
-        spec = json.dumps(figure.spec).replace("</", "<\\/")
+        # every "<" of the JSON (only ever inside its strings) escaped: no "</script>" nor
+        # "<!--" from a name can end or swallow the block
+        spec = json.dumps(figure.spec).replace("<", "\\u003c")
         element = re.sub(r"[^A-Za-z0-9_-]", "_", figure.key)
+        while element in used:  # (two names that differ only by such characters)
+            element += "_"
+        used.add(element)
         blocks.append(
             f"<h3>{html.escape(figure.caption)}</h3>"
             f'<div class="figure" id="{element}"></div>'
