@@ -216,3 +216,64 @@ def test_a_running_benchmark_is_logged_while_it_runs(results, tmp_path):
     assert list((out / "mlflow").rglob("trials.csv"))
     assert [r.name for r in study_records(out)] == ["california_skopt_s0"]
     assert find_studies(out) == [out / "california_skopt_s0"]
+
+
+def test_an_export_that_cannot_be_whole_touches_nothing(results, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'kept.db'}"
+    _tuning("export", "optuna", str(results), "--storage", storage)
+    before = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(storage)}
+    # a row outside its study's space: refused before the storage is touched
+    broken = tmp_path / "broken"
+    shutil.copytree(results, broken, ignore=shutil.ignore_patterns("mlflow"))
+    table = broken / "california_random_s0" / "trials.csv"
+    rows = pd.read_csv(table, dtype={"params": object, "curve": object, "error": object})
+    rows.loc[2, "params"] = json.dumps({**json.loads(rows.loc[2, "params"]), "n_neurons": 100000})
+    rows.to_csv(table, index=False)
+    for folder, message in [
+        (broken, "trial 2 cannot be an Optuna trial"),
+        (results.parent, "two studies named 'california_hyperopt_s0'"),  # (results and a copy)
+    ]:
+        if folder == results.parent:
+            shutil.copytree(results, results.parent / "again", dirs_exist_ok=True)
+        ran = _tuning("export", "optuna", str(folder), "--storage", storage, check=False)
+        assert ran.returncode == 2 and "Traceback" not in ran.stderr, ran.stderr
+        assert message in ran.stderr
+    after = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(storage)}
+    assert after == before
+    shutil.rmtree(results.parent / "again")
+    # the same study names from another folder: not replaced
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(results, elsewhere, ignore=shutil.ignore_patterns("mlflow"))
+    other = _tuning("export", "optuna", str(elsewhere), "--storage", storage, check=False)
+    assert other.returncode == 2 and "exported from" in other.stderr, other.stderr
+
+
+def test_a_sync_repairs_a_cut_off_run_and_a_row_that_changed(results, tmp_path, monkeypatch):
+    from tuning.core.errors import StudyError
+    from tuning.export.mlflow_runs import MlflowLog
+
+    out = tmp_path / "repaired"
+    shutil.copytree(results / "california_skopt_s0", out / "california_skopt_s0")
+    target = MlflowLog(out)
+    rows = len(read_trials(out / "california_skopt_s0"))
+    assert target.sync().trials == rows and target.sync().trials == 0
+
+    def trial_runs():
+        runs = target.client.search_runs([target.experiment], "tags.tuning_kind = 'trial'")
+        return {r.data.tags["tuning_trial"]: r for r in runs}
+
+    target.client.update_run(trial_runs()["0"].info.run_id, status="RUNNING")  # (cut off)
+    table = out / "california_skopt_s0" / "trials.csv"
+    changed = pd.read_csv(table, dtype={"curve": object, "error": object})
+    changed.loc[1, "val_loss"] = 0.123  # (the study run again with --fresh)
+    changed.to_csv(table, index=False)
+    assert target.sync().trials == 2
+    runs = trial_runs()
+    assert len(runs) == rows and runs["0"].info.status == "FINISHED"
+    assert runs["1"].data.metrics["val_loss"] == pytest.approx(0.123)
+    # a server that cannot be reached: one line, its password not in it
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    with pytest.raises(StudyError) as refused:
+        MlflowLog(out, f"http://alice:s3cret@127.0.0.1:{_free_port()}")
+    assert "s3cret" not in str(refused.value) and "alice:***@" in str(refused.value)

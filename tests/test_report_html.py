@@ -298,3 +298,14 @@ def test_names_and_values_from_the_user_are_shown_never_run(compared, tmp_path, 
     )
     assert view.title() != "1337" and errors == []
     assert view.evaluate("document.querySelectorAll('.figure').length") == len(specs)
+
+
+def test_an_axis_of_parallel_coordinates_takes_what_the_rows_hold():
+    from tuning.analysis.html_trials import _dimension
+
+    # a choice some rows lack (another space's): "-", not a comparison of text with NaN
+    mixed = _dimension("activation", pd.Series(["relu", None, "tanh", float("nan")], dtype=object))
+    assert mixed["ticktext"] == ["-", "relu", "tanh"] and mixed["values"] == [1, 0, 2, 0]
+    rates = _dimension("learning_rate", pd.Series([0.0003, 0.003, 0.03]))
+    assert rates["label"] == "learning_rate (log)" and rates["tickvals"] == [-4, -3, -2, -1]
+    assert _dimension("n_hidden", pd.Series([3, 0, 2]))["tickvals"] == [0, 2, 3]

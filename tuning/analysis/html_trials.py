@@ -125,10 +125,11 @@ def _dimension(name: str, values: pd.Series) -> dict[str, Any]:
     """One parallel-coordinates axis: categories at integer positions, a range over a decade on a
     log10 axis (labelled in the parameter's units), integers with integer ticks."""
     if not pd.api.types.is_numeric_dtype(values):
-        categories = sorted(values.astype(str).unique())
+        shown = values.map(lambda v: "-" if pd.isna(v) else str(v))  # (a trial without it: "-")
+        categories = sorted(shown.unique())
         return {
             "label": name,
-            "values": values.astype(str).map({c: i for i, c in enumerate(categories)}).tolist(),
+            "values": shown.map({c: i for i, c in enumerate(categories)}).tolist(),
             "tickvals": list(range(len(categories))),
             "ticktext": categories,
         }

@@ -232,9 +232,22 @@ def _mlflow_live(uri: str | None, out: Path) -> contextlib.AbstractContextManage
     (`tuning.export.mlflow_runs.LiveLog`); else nothing."""
     if uri is None:
         return contextlib.nullcontext()
-    from tuning.export.mlflow_runs import LiveLog, MlflowLog
+    from tuning.export.mlflow_runs import LiveLog
 
-    return LiveLog(MlflowLog(out, uri or None))
+    return LiveLog(_mlflow_log(out, uri))
+
+
+def _mlflow_log(out: Path, uri: str):
+    """The MLflow log of ``out`` at ``uri`` ("": the folder's local store). This process's
+    MLflow requests give up within a minute (its defaults retry a server that is down for
+    minutes), unless the user's environment says otherwise."""
+    import os
+
+    from tuning.export.mlflow_runs import MlflowLog
+
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    return MlflowLog(out, uri or None)
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -383,10 +396,15 @@ def run_compare(out: Path, target: float | None, rope: float, mlflow: str | None
     print("\nwrote " + ", ".join(str(p) for p in result.files.values()))
     if mlflow is not None:
         from tuning.core.urls import without_password
-        from tuning.export.mlflow_runs import MlflowLog
 
-        target_log = MlflowLog(out, mlflow or None)
-        synced = target_log.sync()
+        target_log = _mlflow_log(out, mlflow)
+        try:
+            synced = target_log.sync()
+        except Exception as exc:  # (the comparison is written: only the log failed)
+            print(
+                f"error: {target_log.failure(exc)}; run it again to log the rest", file=sys.stderr
+            )
+            return EXIT_FAILED
         print(
             f"mlflow: {synced.studies} new study runs, {synced.trials} new trial runs, "
             f"{synced.finished} studies finished, at {without_password(target_log.uri)} "

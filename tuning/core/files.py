@@ -125,14 +125,19 @@ def writable_folder(path: Path, field: str, *, link_allowed: bool = False) -> Pa
 # A results folder's own MLflow store (`tuning.export.mlflow_runs`): its artifacts are copies of
 # studies' files, never studies.
 MLFLOW_FOLDER = "mlflow"
+MLFLOW_STORE = "mlflow.db"
 
 
 def folders_holding(out: Path, name: str) -> list[Path]:
     """The folders under ``out`` (any depth) that hold a file called ``name``, in path order;
-    none inside the folder's MLflow store."""
+    none inside an MLflow store of the harness (a folder ``mlflow`` holding ``mlflow.db``, the
+    compared folder's or a folder's inside it)."""
     out = Path(out)
-    return sorted(
-        path.parent
-        for path in out.rglob(name)
-        if MLFLOW_FOLDER not in path.relative_to(out).parts[:1]
-    )
+    found = []
+    for path in out.rglob(name):
+        parents = path.relative_to(out).parents
+        if not any(
+            (out / p).name == MLFLOW_FOLDER and (out / p / MLFLOW_STORE).exists() for p in parents
+        ):
+            found.append(path.parent)
+    return sorted(found)

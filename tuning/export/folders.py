@@ -44,7 +44,7 @@ def study_records(out: Path) -> list[StudyRecord]:
     """Every study folder under ``out`` holding rows, in name order; a folder that cannot be
     read is left out with a warning naming it and why."""
     records = []
-    for folder in folders_holding(out, TRIALS_FILE):
+    for folder in folders_holding(Path(out).resolve(), TRIALS_FILE):
         try:
             records.append(_record(folder))
         except (OSError, ValueError) as exc:

@@ -14,6 +14,7 @@ not logged again, so logging a folder twice, or while it runs (`LiveLog`), dupli
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -22,15 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from tuning.core.errors import StudyError, first_line
-from tuning.core.files import MLFLOW_FOLDER, SUMMARY_FILE
+from tuning.core.files import MLFLOW_FOLDER, MLFLOW_STORE, SUMMARY_FILE
 from tuning.core.results import TRIALS_FILE
+from tuning.core.urls import redact, without_password
 from tuning.export.folders import StudyRecord, curve_losses, finite, study_records
 
 log = logging.getLogger(__name__)
-LOCAL_STORE = "mlflow.db"  # the default store: in the results folder's MLFLOW_FOLDER
 MODEL_FILE = "best_model.keras"
 KIND, STUDY, TRIAL = "tuning_kind", "tuning_study", "tuning_trial"
-FINISHED = "tuning_finished"
+FINISHED = "tuning_finished"  # the digest of the summary logged
+ROW = "tuning_row"  # the digest of the row a trial's run holds
 RUN_STATUS = {"complete": "FINISHED", "failed": "FAILED", "pruned": "KILLED"}
 SETTINGS = ("dataset", "objective", "budget_epochs", "budget_seconds", "trials", "max_epochs")
 SETTINGS += ("batch_size", "patience", "workers", "trainer", "keras_backend", "max_rows")
@@ -47,7 +49,7 @@ class Synced:
 
 def tracking_uri(out: Path, uri: str | None) -> str:
     """``uri``, or the local store in the results folder when none is given."""
-    return uri or f"sqlite:///{(Path(out) / MLFLOW_FOLDER / LOCAL_STORE).resolve()}"
+    return uri or f"sqlite:///{(Path(out) / MLFLOW_FOLDER / MLFLOW_STORE).resolve()}"
 
 
 class MlflowLog:
@@ -75,12 +77,18 @@ class MlflowLog:
             else:
                 self.experiment = found.experiment_id
         except Exception as exc:
-            raise StudyError(f"--mlflow {self.uri}: {first_line(exc)}") from None
+            raise StudyError(self.failure(exc)) from None
+
+    def failure(self, exc: BaseException) -> str:
+        """An MLflow error in one line, the URI's secrets shown as ``***``."""
+        return f"--mlflow {without_password(self.uri)}: {redact(first_line(exc), self.uri)}"
 
     def sync(self) -> Synced:
-        """Log what the folder holds and MLflow does not yet."""
+        """Log what the folder holds and MLflow does not yet. A trial's run that is not there
+        whole (a sync cut off after creating it: still RUNNING) or that holds another row (the
+        study was run again with --fresh) is logged again, and so is a summary that changed."""
         studies = {r.data.tags[STUDY]: r for r in self._runs("study")}
-        logged = {(r.data.tags[STUDY], int(r.data.tags[TRIAL])) for r in self._runs("trial")}
+        logged = {(r.data.tags[STUDY], int(r.data.tags[TRIAL])): r for r in self._runs("trial")}
         synced = Synced()
         for record in study_records(self.out):
             run = studies.get(record.name)
@@ -90,10 +98,16 @@ class MlflowLog:
             else:
                 run_id = run.info.run_id
             for row in record.trials.to_dict("records"):
-                if (record.name, int(row["trial"])) not in logged:
-                    self._trial_run(record, row, run_id)
-                    synced.trials += 1
-            finished = run is not None and run.data.tags.get(FINISHED) == "1"
+                earlier = logged.get((record.name, int(row["trial"])))
+                if earlier is not None and (
+                    earlier.info.status != "RUNNING" and earlier.data.tags.get(ROW) == _digest(row)
+                ):
+                    continue
+                if earlier is not None:
+                    self.client.delete_run(earlier.info.run_id)
+                self._trial_run(record, row, run_id)
+                synced.trials += 1
+            finished = run is not None and run.data.tags.get(FINISHED) == _digest(record.summary)
             if record.summary is not None and not finished:
                 self._finish(record, run_id)
                 synced.finished += 1
@@ -137,6 +151,7 @@ class MlflowLog:
         status = str(row.get("status"))
         trial = int(row["trial"])
         tags = {KIND: "trial", STUDY: record.name, TRIAL: str(trial), "status": status}
+        tags[ROW] = _digest(row)
         tags["mlflow.parentRunId"] = parent
         run = self.client.create_run(
             self.experiment, run_name=f"{record.name} trial {trial}", tags=tags
@@ -172,7 +187,7 @@ class MlflowLog:
             path = record.folder / name
             if path.is_file() and not path.is_symlink():
                 self.client.log_artifact(run_id, str(path))
-        self.client.set_tag(run_id, FINISHED, "1")
+        self.client.set_tag(run_id, FINISHED, _digest(summary))
         self.client.set_terminated(run_id, "FINISHED")
 
 
@@ -204,12 +219,18 @@ class LiveLog:
         try:
             synced = self.target.sync()
         except Exception as exc:
-            log.warning("mlflow: sync to %s failed: %s", self.target.uri, first_line(exc))
+            log.warning("mlflow: sync failed: %s", self.target.failure(exc))
             return
         if synced.trials or synced.finished:
             log.info(
                 "mlflow: %d trials, %d finished studies logged to %s",
                 synced.trials,
                 synced.finished,
-                self.target.uri,
+                without_password(self.target.uri),
             )
+
+
+def _digest(values: Any) -> str:
+    """A short fingerprint of a row or a summary, to tell a changed one from the one logged."""
+    text = json.dumps(values, sort_keys=True, default=str, allow_nan=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

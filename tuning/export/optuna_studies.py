@@ -51,7 +51,21 @@ def export_to_optuna(out: Path, storage_url: str) -> list[Exported]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # (a line per study created: noise)
     records = study_records(out)
     if not records:
-        raise StudyError(f"{out} holds no study (no trials.csv under it): nothing to export")
+        raise StudyError(
+            f"{out} holds no readable study (no trials.csv under it, or each left out above): "
+            "nothing to export"
+        )
+    folders: dict[str, Path] = {}
+    for record in records:
+        if record.name in folders:
+            raise StudyError(
+                f"two studies named {record.name!r} ({folders[record.name]} and "
+                f"{record.folder}): export each folder into a storage of its own"
+            )
+        folders[record.name] = record.folder
+    # every row made an Optuna trial first: a row that cannot be one stops the export before
+    # anything of the storage is touched
+    studies = [(record, _trials(record)) for record in records]
     try:
         storage = optuna.storages.RDBStorage(storage_url)
     except Exception as exc:  # a driver's error may quote the URL: shown without its secrets
@@ -61,20 +75,37 @@ def export_to_optuna(out: Path, storage_url: str) -> list[Exported]:
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage)}
     for record in records:
         found = existing.get(record.name)
-        if found is not None and EXPORT_MARK not in found.user_attrs:
+        if found is None:
+            continue
+        source = found.user_attrs.get(EXPORT_MARK)
+        if source is None:
             raise StudyError(
                 f"--storage already holds an Optuna study named {record.name!r} that no export "
                 "wrote: export into another storage (or delete that study)"
             )
+        if source != str(record.folder):
+            raise StudyError(
+                f"--storage already holds {record.name!r} exported from {source}, another "
+                "folder: export this one into another storage"
+            )
     exported = []
-    for record in records:
+    for record, trials in studies:
         if record.name in existing:
             optuna.delete_study(study_name=record.name, storage=storage)
-        exported.append(_write(record, storage))
+        exported.append(_write(record, trials, storage))
     return exported
 
 
-def _write(record: StudyRecord, storage: optuna.storages.BaseStorage) -> Exported:
+def _trials(record: StudyRecord) -> list[optuna.trial.FrozenTrial]:
+    distributions = {p.name: to_optuna_distribution(p) for p in record.space}
+    return [_trial(record, row, distributions) for row in record.trials.to_dict("records")]
+
+
+def _write(
+    record: StudyRecord,
+    trials: list[optuna.trial.FrozenTrial],
+    storage: optuna.storages.BaseStorage,
+) -> Exported:
     study = optuna.create_study(study_name=record.name, storage=storage, direction="minimize")
     settings = record.settings
     attributes = {
@@ -89,8 +120,6 @@ def _write(record: StudyRecord, storage: optuna.storages.BaseStorage) -> Exporte
         attributes["test_loss"] = record.summary.get("test_loss")
     for key, value in attributes.items():
         study.set_user_attr(key, value)
-    distributions = {p.name: to_optuna_distribution(p) for p in record.space}
-    trials = [_trial(record, row, distributions) for row in record.trials.to_dict("records")]
     study.add_trials(trials)
     return Exported(record.name, len(trials))
 

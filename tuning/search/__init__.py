@@ -187,13 +187,13 @@ def search_with(name: str, backend: SearchBackend, task: SearchTask) -> None:
         return
     try:
         backend.search(task)
-    except (KeyboardInterrupt, StudyError):  # (an interrupt; the harness's own one-line errors)
-        raise
-    except BaseException as exc:
+    except (KeyboardInterrupt, StudyError, OSError):  # (an interrupt; the harness's own errors;
+        raise  # a disk or a folder, said in one line by the command)
+    except BaseException as exc:  # (chained: --debug shows the plugin's own frames)
         raise BackendError(
             f"backend {name!r} (package {_package(ep)}) failed in its search: {first_line(exc)}; "
             "the trials it finished are kept: fix the package, then run again to resume"
-        ) from None
+        ) from exc
 
 
 def describe_backends() -> list[str]:
