@@ -184,7 +184,7 @@ def run_benchmark(args: argparse.Namespace, stop: StopSignals) -> int:
         if args.scheduler is not None:
             task.out = str(Path(task.out).resolve())  # the same path on every worker
         check_inputs(task)  # once here, not once per worker
-        configs += plan_grid(task, backends, args.seeds, getattr(args, "workers", None))
+        configs += plan_grid(task, backends, args.seeds, getattr(args, "workers", None), stop)
     stop.raise_if_stopped()
     check_unique_folders(configs)
     if args.race and len(getattr(args, "workers", None) or []) > 1:

@@ -76,9 +76,12 @@ def plan_grid(
     backends: Sequence[str],
     seeds: Sequence[int],
     workers: Sequence[int] | None = None,
+    stop: StopSignals | None = None,
 ) -> list[StudyConfig]:
     """One config per (backend, seed) and worker count (default: the base's), named
-    ``DATASET_BACKEND_sSEED`` (``_wN`` after it for N > 1 workers), all under ``base.out``."""
+    ``DATASET_BACKEND_sSEED`` (``_wN`` after it for N > 1 workers), all under ``base.out``.
+    Under ``stop``, a signal stops the planning within a backend's seeds (a grid of 19 backends
+    x 10,000 seeds takes seconds to plan)."""
     if not backends:
         raise StudyError("--backends is empty: name at least one (see `tuning backends`)")
     if not seeds:
@@ -87,12 +90,13 @@ def plan_grid(
         if len(set(values)) != len(values):
             raise StudyError(f"{name} lists a value twice: {list(values)}")
     counts = workers or [base.workers]
-    return [
-        replace(base, backend=b, seed=s, workers=w, study="")
-        for w in counts
-        for b in backends
-        for s in seeds
-    ]
+    planned = []
+    for w in counts:
+        for b in backends:
+            if stop is not None:
+                stop.raise_if_stopped()
+            planned += [replace(base, backend=b, seed=s, workers=w, study="") for s in seeds]
+    return planned
 
 
 # The memory a worker process is given room for: Keras, JAX and a study's data (the suites' tasks;
