@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 from matplotlib.colors import to_hex
 
 from tuning.analysis.plots import backend_colours, best_so_far
+from tuning.analysis.report import describe_configuration
 
 # The x axes of the best-so-far curves: a column of the trial rows, and its axis title.
 SPEND_AXES = {
@@ -42,16 +43,12 @@ class Figure:
 
 
 def configuration(params: str) -> str:
-    """A trial's ``params`` JSON as ``name=value`` pairs, for a hover."""
+    """A trial's ``params`` JSON as ``name=value`` pairs in name order, for a hover."""
     try:
         values = json.loads(params)
     except (TypeError, ValueError):
         return "-"
-    return ", ".join(f"{k}={_short(v)}" for k, v in sorted(values.items()))
-
-
-def _short(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return describe_configuration(dict(sorted(values.items())))
 
 
 def colours_of(backends: list[str]) -> dict[str, str]:
@@ -272,7 +269,9 @@ def test_loss_figure(studies: pd.DataFrame, summaries: dict[str, dict]) -> Figur
     fig = go.Figure()
     for backend, rows in studies.groupby("backend", sort=True):
         best = [
-            configuration(json.dumps(summaries.get(s, {}).get("best_params") or {}))
+            describe_configuration(
+                dict(sorted((summaries.get(s, {}).get("best_params") or {}).items()))
+            )
             for s in rows["study"]
         ]
         fig.add_trace(
