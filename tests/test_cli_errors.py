@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -23,9 +24,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tuning.cli import main
+from tuning.core.atomic import write_atomically, write_json
 from tuning.core.config import StudyConfig
 from tuning.core.errors import StudyError
-from tuning.core.files import read_toml
+from tuning.core.files import is_temporary, read_toml, replace_with
+from tuning.core.lock import one_at_a_time
 from tuning.core.space import SearchSpace, SpaceError
 from tuning.core.urls import redact, without_password
 from tuning.evaluation.tabular.build import read_grid
@@ -100,6 +103,54 @@ def test_a_study_is_not_started_in_a_folder_of_the_users(tmp_path: Path) -> None
     with pytest.raises(StudyError, match="already holds files that are not a study's"):
         start_or_resume(config)
     assert not (config.study_dir / "study.json").exists()  # so a later --fresh has no marker
+
+
+def test_the_names_of_the_harness_own_temporaries_are_told_from_a_users_files(
+    tmp_path, monkeypatch
+):
+    seen: list[str] = []
+    real_fsync = os.fsync
+
+    def look() -> None:  # mid-write: the temporary is in the folder
+        seen.extend(e.name for e in tmp_path.iterdir() if e.name != "model.keras")
+
+    monkeypatch.setattr(os, "fsync", lambda fd: look() or real_fsync(fd))
+    write_atomically(tmp_path / "study.json", "{}")
+    replace_with(tmp_path / "model.keras", lambda temporary: look() or temporary.touch())
+    temporaries = [name for name in seen if name != "study.json"]
+    assert len(temporaries) == 2 and all(is_temporary(name) for name in temporaries)
+    for users in ["notes.tmp", ".study.json.tmp", "tmp12345678", ".tmp1234567", "study.json"]:
+        assert not is_temporary(users), users
+
+
+def test_processes_sharing_a_study_record_its_settings_one_at_a_time(tmp_path: Path) -> None:
+    # Two processes sharing an Optuna study start together: while one writes study.json (its
+    # temporary in the folder), the other waits, then finds the settings and checks them.
+    config = StudyConfig(backend="optuna", out=str(tmp_path), study="shared")
+    config.study_dir.mkdir()
+    outcome: list[object] = []
+
+    def second_process() -> None:
+        try:
+            outcome.append(len(start_or_resume(config, shared=True)))
+        except StudyError as exc:
+            outcome.append(exc)
+
+    with one_at_a_time(config.study_dir):
+        (config.study_dir / ".study.json.k3x_9q2a.tmp").write_text("{")
+        waiting = threading.Thread(target=second_process)
+        waiting.start()
+        waiting.join(timeout=0.5)
+        assert waiting.is_alive() and not (config.study_dir / "study.json").exists()
+        write_json(config.study_dir / "study.json", config.recorded())
+        (config.study_dir / ".study.json.k3x_9q2a.tmp").unlink()
+    waiting.join(timeout=30)
+    assert outcome == [0]
+    # a temporary a killed writer left is the harness's too: a new study starts beside it
+    other = StudyConfig(backend="optuna", out=str(tmp_path), study="other")
+    other.study_dir.mkdir()
+    (other.study_dir / ".study.json.k3x_9q2a.tmp").write_text("{")
+    assert len(start_or_resume(other)) == 0 and (other.study_dir / "study.json").exists()
 
 
 def test_fresh_empties_a_study_folder_the_harness_made(tmp_path: Path) -> None:

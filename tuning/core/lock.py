@@ -69,6 +69,19 @@ def study_lock(study_dir: Path, *, shared: bool = False, what: str = "study") ->
         os.close(fd)  # closing the file releases the flock
 
 
+@contextmanager
+def one_at_a_time(folder: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` of ``folder`` itself for a short step that the processes
+    sharing a study (`study_lock`'s ``shared``) must take one at a time, such as recording its
+    settings on its first run; waits for a holder to finish the step."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)  # (a lock writes nothing: a link may lead)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
 def _read(fd: int) -> str:
     os.lseek(fd, 0, os.SEEK_SET)
     return os.read(fd, 4096).decode("utf-8", "replace").strip()
