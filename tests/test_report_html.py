@@ -14,6 +14,7 @@ import pytest
 
 from tuning.analysis.html_figures import _setters, cliques, configuration
 from tuning.analysis.html_report import _words
+from tuning.core.lock import study_lock
 
 pytestmark = pytest.mark.one_keras_backend  # tables and pages: no Keras backend
 
@@ -141,11 +142,11 @@ def test_compare_on_a_running_folder_takes_the_finished_studies_and_says_how_man
     waiting = [out / "california_optuna_s0", out / "california_random_s3"]
     for folder in waiting:
         (folder / "summary.json").unlink()
-    (waiting[0] / "study.lock").write_text(f"pid {os.getpid()} on {os.uname().nodename}\n")
     (waiting[1] / "study.lock").write_text("pid 999999999 on " + os.uname().nodename + "\n")
-    ran = subprocess.run(
-        [sys.executable, "-m", "tuning", "compare", str(out)], capture_output=True, text=True
-    )
+    with study_lock(waiting[0]):
+        ran = subprocess.run(
+            [sys.executable, "-m", "tuning", "compare", str(out)], capture_output=True, text=True
+        )
     assert ran.returncode == 0, ran.stderr
     line = "1 studies still running and 1 stopped unfinished: compared without them"
     assert line in ran.stderr

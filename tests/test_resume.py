@@ -24,11 +24,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import tuning.core.lock
 import tuning.evaluation.keras.evaluator
 from tuning.cli import main
 from tuning.core.config import StudyConfig, StudyError
 from tuning.core.ledger import ResumeLedger
-from tuning.core.lock import LOCK_FILE, StudyLocked, study_lock
+from tuning.core.lock import LOCK_FILE, SHARED_OWNER, StudyLocked, is_running, study_lock
 from tuning.core.results import TRIALS_FILE, TrialWriter, read_trials
 from tuning.core.signals import StopSignals, Terminated
 from tuning.run.study import run_study
@@ -298,6 +299,30 @@ def test_a_second_process_on_a_running_study_is_refused_and_a_dead_ones_lock_tak
     with caplog.at_level(logging.WARNING):
         assert run_study(config, dataset=california_small)["trials"] == 2
     assert f"taking over the lock of pid {holder.pid}" in caplog.text
+
+
+def test_a_study_is_running_while_its_lock_is_held_whatever_its_lock_file_says(
+    tmp_path, monkeypatch
+):
+    alone, shared = tmp_path / "alone", tmp_path / "shared"
+    alone.mkdir(), shared.mkdir()
+    assert not is_running(alone)  # no lock file
+    with study_lock(alone), study_lock(shared, shared=True):
+        assert is_running(alone) and is_running(shared)
+    # Left behind: the shared owners' line stays, and a file naming a live process (this one,
+    # as a pid reused after its owner was killed) that holds no lock.
+    assert (shared / LOCK_FILE).read_text() == SHARED_OWNER + "\n"
+    (alone / LOCK_FILE).write_text(f"pid {os.getpid()} on {os.uname().nodename}\n")
+    assert not is_running(alone) and not is_running(shared)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / LOCK_FILE).write_text("pid 12 on another-host.example\n")
+    assert is_running(elsewhere)  # a host that cannot be asked
+    # Where the kernel's table of locks cannot be read, the file is all there is to go by.
+    monkeypatch.setattr(tuning.core.lock, "KERNEL_LOCKS", tmp_path / "no-such-table")
+    assert is_running(alone) and is_running(shared) and is_running(elsewhere)
+    (alone / LOCK_FILE).write_text(f"pid 999999999 on {os.uname().nodename}\n")
+    assert not is_running(alone)
 
 
 def test_the_cli_refuses_a_study_already_running_in_one_line(tmp_path, capsys):

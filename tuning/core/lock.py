@@ -94,26 +94,32 @@ def _write(fd: int, text: str) -> None:
 
 
 def is_running(study_dir: Path) -> bool:
-    """Whether a live process holds the study's lock, read without taking it (a reader that
-    took it, however briefly, could refuse a study starting at that moment): the owner the lock
-    file names, alive on this host, or on another host (which cannot be asked), or processes
-    sharing it. A lock its owner left behind (killed) names a process that is gone."""
+    """Whether a live process holds the study's lock, found without taking it (a reader that
+    took it, however briefly, could refuse a study starting at that moment).
+
+    On this host the kernel's table of locks says it (`_locked_here`), for a study run alone or
+    shared. A lock file naming another host (a folder on a shared file system) is taken as
+    running, as that host cannot be asked; where the table cannot be read, the file's owner is
+    asked whether it is alive, and processes sharing a study are taken as running. A lock its
+    owner left behind (killed) is held by no one."""
     path = Path(study_dir) / LOCK_FILE
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)  # (never created, nor a link followed)
     except OSError:
         return False
     try:
-        owner = _read(fd)
+        owner, held = _read(fd), _locked_here(os.fstat(fd))
     finally:
         os.close(fd)
+    found = re.fullmatch(r"pid (\d+) on (.+)", owner)
+    if found is not None and found.group(2) != socket.gethostname():
+        return True
+    if held is not None:
+        return held
     if owner == SHARED_OWNER:
         return True
-    found = re.fullmatch(r"pid (\d+) on (.+)", owner)
     if found is None:
         return False
-    if found.group(2) != socket.gethostname():
-        return True
     try:
         os.kill(int(found.group(1)), 0)
     except ProcessLookupError:
@@ -121,3 +127,23 @@ def is_running(study_dir: Path) -> bool:
     except PermissionError:  # alive, another user's
         return True
     return True
+
+
+# Linux lists every lock it holds in this file: "1: FLOCK  ADVISORY  WRITE 4242 fe:00:2146857 0 EOF"
+# (the device's major and minor numbers in hex, then the inode).
+KERNEL_LOCKS = Path("/proc/locks")
+
+
+def _locked_here(file: os.stat_result) -> bool | None:
+    """Whether a process of this host holds a ``flock`` of ``file``; None where the kernel's
+    table cannot be read (not Linux)."""
+    try:
+        table = KERNEL_LOCKS.read_text()
+    except OSError:
+        return None
+    device = f"{os.major(file.st_dev):02x}:{os.minor(file.st_dev):02x}:{file.st_ino}"
+    return any(
+        fields[1] == "FLOCK" and device in fields
+        for fields in (line.split() for line in table.splitlines())
+        if len(fields) > 1
+    )
