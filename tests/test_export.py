@@ -185,6 +185,15 @@ def test_every_study_and_trial_in_a_real_mlflow_server_once(results, mlflow_serv
     assert [(m.step, m.value) for m in sorted(steps, key=lambda m: m.step)] == [
         (1, 0.9), (2, 0.7), (4, 0.6)
     ]  # fmt: skip
+    rows = read_trials(results / "california_random_s0")
+    looked_up = next(
+        t for t in trials
+        if t.data.tags["mlflow.parentRunId"] == floor and t.data.tags["tuning_trial"] == "2"
+    )  # fmt: skip
+    steps = client.get_metric_history(looked_up.info.run_id, "val_loss")
+    assert len(steps) == rows["epochs"][2] > 1  # a sequential study's trial: every epoch
+    assert min(m.value for m in steps) == pytest.approx(rows["val_loss"][2])
+    assert looked_up.data.metrics["best_val_loss"] == pytest.approx(rows["val_loss"][2])
     assert first.data.params == {
         k: str(v)
         for k, v in json.loads(read_trials(results / "california_random_s0")["params"][0]).items()
@@ -270,7 +279,7 @@ def test_a_sync_repairs_a_cut_off_run_and_a_row_that_changed(results, tmp_path, 
     assert target.sync().trials == 2
     runs = trial_runs()
     assert len(runs) == rows and runs["0"].info.status == "FINISHED"
-    assert runs["1"].data.metrics["val_loss"] == pytest.approx(0.123)
+    assert runs["1"].data.metrics["best_val_loss"] == pytest.approx(0.123)
     # a server that cannot be reached: one line, its password not in it
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")

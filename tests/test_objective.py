@@ -1,3 +1,4 @@
+import json
 import math
 
 import keras
@@ -39,6 +40,7 @@ def test_a_trial_is_trained_recorded_and_scored_by_its_best_val_loss(tmp_path, c
     assert (row["n_hidden"], row["n_neurons"], row["learning_rate"]) == (1, 8, 1e-2)
     assert row["val_loss"] == pytest.approx(result.val_loss)
     assert row["fit_seconds"] > 0 and row["cum_epochs"] == 4
+    assert json.loads(row["curve"]) == pytest.approx(result.history["val_loss"])  # every epoch
 
 
 def test_trials_are_reproducible(tmp_path, california_small):
@@ -75,6 +77,8 @@ def test_a_diverging_trial_is_recorded_failed_and_the_next_one_runs(
     rows = read_trials(tmp_path)
     assert list(rows["status"]) == ["failed", "complete"]
     assert pd.isna(rows["val_loss"].iloc[0]) and "diverged" in rows["error"].iloc[0]
+    curve = json.loads(rows["curve"].iloc[0])  # the epoch it diverged in, as NaN
+    assert len(curve) == 1 and math.isnan(curve[0])
     assert ok.ok
 
 

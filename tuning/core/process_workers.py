@@ -325,12 +325,10 @@ class ProcessWorkers(Workers):
     ) -> _Row:
         """``worker``'s trial ended: its row's number and cells, written once it is done."""
         submission = self.running[worker]
-        history = fields.get("history") or {}
         ended = self.meter.seconds
         extra = {
             **parallel_columns(submission, worker, self._started[worker], ended),
             "compile_seconds": round(compiling, 4),
-            "curve": json.dumps([float(v) for v in history.get("val_loss", [])]),
         }
         row = _Row(self._next_number, dict(params), fields, host_pid, extra, ended)
         self._next_number += 1

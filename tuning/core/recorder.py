@@ -23,6 +23,14 @@ def _no_compiling() -> float:
     return 0.0
 
 
+def _curve(history: Mapping[str, list[float]]) -> str:
+    """A trial's ``curve`` cell: its validation loss after each epoch (JSON, ``NaN`` where it
+    diverged), which the exports log per epoch and a resumed parallel study reports to its
+    library again; empty where the trial has none (scikit-learn's cross-validated candidates)."""
+    losses = history.get("val_loss")
+    return json.dumps([float(v) for v in losses]) if losses else ""
+
+
 class TrialRecorder:
     """Appends one row per finished trial to ``writer``'s table, numbered by ``ledger``, each
     counted as a trial in ``meter``; the row carries the study's cumulative epochs and seconds
@@ -61,7 +69,8 @@ class TrialRecorder:
         ``number``: the row's trial number when the library numbers the trials (a study shared
         by several processes); by default the next in order. ``worker`` (host, pid) names the
         process that trained it when that is not this one; ``extra`` holds more of the table's
-        columns (`tuning.core.results.EXTRA_COLUMNS`).
+        columns (`tuning.core.results.EXTRA_COLUMNS`). ``history`` (per epoch, as Keras gives it)
+        gives the row its ``curve``.
         """
         result = TrialResult(
             trial=self.ledger.next_number() if number is None else number,
@@ -90,6 +99,7 @@ class TrialRecorder:
                 "params": json.dumps(result.params, sort_keys=True),
                 "error": result.error,
                 "compile_seconds": round(compiling, 4),
+                "curve": _curve(result.history),
                 **({"host": worker[0], "pid": worker[1]} if worker else {}),
                 **(extra or {}),
             }

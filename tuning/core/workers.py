@@ -32,8 +32,8 @@ from tuning.core.budget import BudgetMeter
 from tuning.core.ledger import TrialResult
 
 # The columns a parallel study's rows add (`tuning.core.results.EXTRA_COLUMNS`).
-# ``curve``: the trial's validation loss at each epoch, where it trained in a worker process
-# (`tuning.core.process_workers`: a resumed study reports them to its library again).
+# ``curve``: the trial's validation loss at each epoch (`tuning.core.recorder`), which a resumed
+# parallel study reports to its library again (`tuning.core.process_workers`).
 PARALLEL_COLUMNS = (
     "worker",
     "started",

@@ -34,6 +34,14 @@ KIND, STUDY, TRIAL = "tuning_kind", "tuning_study", "tuning_trial"
 FINISHED = "tuning_finished"  # the digest of the summary logged
 ROW = "tuning_row"  # the digest of the row a trial's run holds
 RUN_STATUS = {"complete": "FINISHED", "failed": "FAILED", "pruned": "KILLED"}
+# A trial run's metrics from its row, beside its per-epoch ``val_loss``: metric <- column.
+RESULT_METRICS = {
+    "best_val_loss": "val_loss",
+    "epochs": "epochs",
+    "fit_seconds": "fit_seconds",
+    "cum_epochs": "cum_epochs",
+    "cum_seconds": "cum_seconds",
+}
 SETTINGS = ("dataset", "objective", "budget_epochs", "budget_seconds", "trials", "max_epochs")
 SETTINGS += ("batch_size", "patience", "workers", "trainer", "keras_backend", "max_rows")
 
@@ -162,10 +170,13 @@ class MlflowLog:
             for step, value in enumerate(curve_losses(row.get("curve")), start=1)
             if value is not None
         ]
-        for name in ("val_loss", "epochs", "fit_seconds", "cum_epochs", "cum_seconds"):
-            value = finite(row.get(name))
-            if value is not None and not (name == "val_loss" and metrics):
-                metrics.append(Metric(name, value, 0, int(finite(row.get("epochs")) or 0)))
+        last = int(finite(row.get("epochs")) or 0)
+        if not metrics and (value := finite(row.get("val_loss"))) is not None:
+            metrics.append(Metric("val_loss", value, 0, last))  # (no curve: its loss at its end)
+        # the trial's result, whatever its curve: the row's loss, as the study's runs name theirs
+        for name, column in RESULT_METRICS.items():
+            if (value := finite(row.get(column))) is not None:
+                metrics.append(Metric(name, value, 0, last))
         self.client.log_batch(
             run.info.run_id,
             params=[Param(k, str(v)) for k, v in sorted(params.items())],
