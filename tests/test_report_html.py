@@ -98,9 +98,13 @@ def test_the_page_holds_every_study_trial_and_figure(compared):
     # the diagram: a marker per backend at its mean rank in leaderboard_suite.csv
     suite = pd.read_csv(compared / "leaderboard_suite.csv").set_index("backend")["mean_rank"]
     marks = {
-        t["name"]: _values(t["x"])[0] for t in specs["critical-difference"]["data"] if "meta" in t
+        t["name"]: _values(t["x"])[0]
+        for t in specs["critical-difference"]["data"]
+        if t["mode"] == "markers"
     }
     assert marks == pytest.approx(suite.to_dict())
+    # its ranks are among all the backends: the switches leave it whole
+    assert not any("meta" in t for t in specs["critical-difference"]["data"])
     # the words of the report, without its static figures
     words = page[page.index('<section id="report">') :]
     assert "Suite verdict" in words and "Friedman test" in words and "<img" not in words
@@ -229,8 +233,25 @@ def test_the_page_in_a_real_browser(compared, browser, tmp_path):
         ".filter(t => t.meta.backend !== 'optuna').every(t => t.visible !== false)"
     )
     assert shown
-    page.check("#backends input[data-backend='optuna']")
+    # the parallel coordinates (one trace for all backends) select the others on their axis
+    selection = (
+        "(() => { const dims = document.getElementById('parallel-california')._fullData[0]"
+        ".dimensions; const axis = dims.find(d => d.label === 'backend');"
+        " return [axis.values, axis.ticktext, axis.constraintrange || null]; })()"
+    )
+    values, names, ranges = page.evaluate(selection)
+    selected = [v for v in values if any(low <= v <= high for low, high in ranges)]
+    assert len(selected) == len(values) - values.count(names.index("optuna")) > 0
+    assert names.index("optuna") not in selected
+    shown = "document.getElementById('parallel-california')._fullData[0].visible"
+    for backend in BACKENDS:  # every backend hidden: no line, and no error
+        page.uncheck(f"#backends input[data-backend='{backend}']")
+    assert page.evaluate(shown) is False
+    for backend in BACKENDS:
+        page.check(f"#backends input[data-backend='{backend}']")
     assert studies.filter(visible=True).count() == len(BACKENDS) * SEEDS
+    assert page.evaluate(shown) is True
+    assert page.evaluate(selection)[2] is None  # every backend shown: no selection
     # hovering a study's first step shows its study, the trial and its configuration
     label = page.evaluate(
         "(() => { const div = document.getElementById('best-california-cum_epochs');"

@@ -1,7 +1,8 @@
 """The interactive figures of ``report.html`` (Plotly figures, as their JSON specs).
 
 Each trace that belongs to one backend carries ``meta.backend``: the page's backend switches
-hide and show it. Hovering a point shows its study, trial and configuration.
+hide and show it (the critical-difference diagram's markers carry none: its ranks are among all
+the backends). Hovering a point shows its study, trial and configuration.
 """
 
 from __future__ import annotations
@@ -208,8 +209,7 @@ def critical_difference_figure(suite: Any) -> Figure | None:
                 y=[0],
                 mode="markers",
                 marker={"size": 12, "color": colours[backend]},
-                name=str(backend),
-                meta={"backend": str(backend)},
+                name=str(backend),  # (no meta.backend: the switches leave the diagram whole)
                 hovertemplate=f"{backend}: mean rank %{{x:.2f}}<extra></extra>",
             )
         )

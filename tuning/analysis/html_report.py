@@ -120,7 +120,23 @@ function showBackend(backend, visible) {
     const traces = [];
     div.data.forEach((trace, i) => { if (trace.meta && trace.meta.backend === backend) traces.push(i); });
     if (traces.length) Plotly.restyle(div, {visible: visible}, traces);
+    div.data.forEach((trace, i) => { if (trace.type === "parcoords") selectBackends(div, i); });
   }
+}
+function selectBackends(div, index) {
+  // parallel coordinates: one trace for every backend, so the switches select on its backend
+  // axis (backend j at value j); every backend shown: no selection
+  const dimensions = div.data[index].dimensions;
+  const axis = dimensions.findIndex((d) => d.label === "backend");
+  if (axis < 0) return;
+  const shown = new Set(Array.from(document.querySelectorAll("#backends input"))
+    .filter((box) => box.checked).map((box) => box.dataset.backend));
+  const ranges = dimensions[axis].ticktext.map((name, j) => [name, [j - 0.4, j + 0.4]])
+    .filter(([name]) => shown.has(name)).map(([, range]) => range);
+  const all = ranges.length === dimensions[axis].ticktext.length;
+  // (no backend shown: the trace is hidden, as a range outside the axis would be moved onto it)
+  Plotly.restyle(div, {visible: ranges.length > 0,
+    [`dimensions[${axis}].constraintrange`]: [all || !ranges.length ? null : ranges]}, [index]);
 }
 document.addEventListener("DOMContentLoaded", () => {
   for (const table of document.querySelectorAll("table")) {
@@ -282,7 +298,8 @@ def _page(
 {per_backend}</section>
 <section id="figures"><h2>Figures</h2>
 <p class="note">Hover a point for its study, trial and configuration; click a legend entry or a
-backend's switch to hide it; drag to zoom (double-click to zoom out).</p>
+backend's switch to hide it (the critical-difference diagram stays whole: its ranks are among
+all the backends); drag to zoom (double-click to zoom out).</p>
 {_figure_blocks(figures)}</section>
 <section id="studies"><h2>Every study</h2>
 {per_study}</section>
