@@ -113,8 +113,8 @@ def test_a_seconds_budget_starts_no_trial_after_the_deadline(tmp_path, californi
 
     rows = read_trials(config.study_dir)
     # every trial but the last ended before the deadline, so none started after it; the study
-    # spent its second (the last trial was cut at an epoch's end, or the deadline passed while the
-    # next was being built, and that one trained nothing and wrote no row)
+    # spent its second (the last trial was cut at an epoch's end, or the deadline passed between
+    # its row and the search's check before the next trial)
     assert (rows["cum_seconds"].iloc[:-1] < 1.0).all()
     assert summary["spent"]["seconds"] >= 1.0
     if rows["cum_seconds"].iloc[-1] >= 1.0:  # (the usual case) cut by the clock, not its cap

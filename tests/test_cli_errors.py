@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
@@ -24,11 +23,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tuning.cli import main
-from tuning.core.atomic import write_atomically, write_json
+from tuning.core.atomic import create_json, is_temporary_of, write_atomically, write_json
 from tuning.core.config import StudyConfig
 from tuning.core.errors import StudyError
-from tuning.core.files import is_temporary, read_toml, replace_with
-from tuning.core.lock import one_at_a_time
+from tuning.core.files import read_toml
 from tuning.core.space import SearchSpace, SpaceError
 from tuning.core.urls import redact, without_password
 from tuning.evaluation.tabular.build import read_grid
@@ -105,52 +103,102 @@ def test_a_study_is_not_started_in_a_folder_of_the_users(tmp_path: Path) -> None
     assert not (config.study_dir / "study.json").exists()  # so a later --fresh has no marker
 
 
-def test_the_names_of_the_harness_own_temporaries_are_told_from_a_users_files(
-    tmp_path, monkeypatch
-):
+def test_the_temporaries_of_a_study_settings_are_told_from_a_users_files(tmp_path, monkeypatch):
     seen: list[str] = []
     real_fsync = os.fsync
 
-    def look() -> None:  # mid-write: the temporary is in the folder
-        seen.extend(e.name for e in tmp_path.iterdir() if e.name != "model.keras")
+    def look(fd: int) -> None:  # mid-write: the temporary is in the folder
+        seen.extend(e.name for e in tmp_path.iterdir() if e.name != "study.json")
+        real_fsync(fd)
 
-    monkeypatch.setattr(os, "fsync", lambda fd: look() or real_fsync(fd))
+    monkeypatch.setattr(os, "fsync", look)
     write_atomically(tmp_path / "study.json", "{}")
-    replace_with(tmp_path / "model.keras", lambda temporary: look() or temporary.touch())
-    temporaries = [name for name in seen if name != "study.json"]
-    assert len(temporaries) == 2 and all(is_temporary(name) for name in temporaries)
-    for users in ["notes.tmp", ".study.json.tmp", "tmp12345678", ".tmp1234567", "study.json"]:
-        assert not is_temporary(users), users
+    (tmp_path / "study.json").unlink()
+    assert create_json(tmp_path / "study.json", {}) and not create_json(tmp_path / "study.json", 1)
+    assert len(seen) == 3 and all(is_temporary_of(name, "study.json") for name in seen)
+    users = [".notes.settings.tmp", ".x.y.12345678.tmp", ".study.json.tmp", "study.json"]
+    users += [".study.json.1234567.tmp", ".study.json.12345678.tmp.bak", ".study.jsonx12345678.tmp"]
+    users += [".trials.csv.12345678.tmp", ".tmp12345678"]  # (another file's, a model's folder)
+    assert not [name for name in users if is_temporary_of(name, "study.json")]
+    assert json.loads((tmp_path / "study.json").read_text()) == {}  # the first one's
 
 
-def test_processes_sharing_a_study_record_its_settings_one_at_a_time(tmp_path: Path) -> None:
-    # Two processes sharing an Optuna study start together: while one writes study.json (its
-    # temporary in the folder), the other waits, then finds the settings and checks them.
+def test_a_process_sharing_a_study_finds_the_settings_another_recorded_first(
+    tmp_path: Path, monkeypatch
+) -> None:
     config = StudyConfig(backend="optuna", out=str(tmp_path), study="shared")
     config.study_dir.mkdir()
-    outcome: list[object] = []
+    real_link = os.link
 
-    def second_process() -> None:
+    def another_first(source, target):  # another process creates study.json first
+        write_json(Path(target), winner)
+        real_link(source, target)
+
+    monkeypatch.setattr(os, "link", another_first)
+    winner = config.recorded()
+    assert len(start_or_resume(config, shared=True)) == 0
+    (config.study_dir / "study.json").unlink()
+    winner = {**config.recorded(), "max_epochs": 7}
+    with pytest.raises(StudyError, match="was started with other settings"):
+        start_or_resume(config, shared=True)
+    # ...or while this one looked at the folder: its study.json is not taken for a user's file
+    monkeypatch.undo()
+    (config.study_dir / "study.json").unlink()
+    real_iterdir = Path.iterdir
+
+    def another_meanwhile(folder):  # (after this one found no study.json)
+        write_json(folder / "study.json", config.recorded())
+        yield from real_iterdir(folder)
+
+    monkeypatch.setattr(Path, "iterdir", another_meanwhile)
+    assert len(start_or_resume(config, shared=True)) == 0
+
+
+SHARING = """
+import sys
+from multiprocessing import get_context
+from pathlib import Path
+
+def start(root, barrier, folders):
+    from tuning.core.config import StudyConfig
+    from tuning.run.resume import start_or_resume
+    errors = []
+    for k in range(folders):
+        config = StudyConfig(backend="optuna", out=root, study=f"s{k}")
+        barrier.wait()
         try:
-            outcome.append(len(start_or_resume(config, shared=True)))
-        except StudyError as exc:
-            outcome.append(exc)
+            start_or_resume(config, shared=True)
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+    print("\\n".join(errors), file=sys.stderr)
+    sys.exit(1 if errors else 0)
 
-    with one_at_a_time(config.study_dir):
-        (config.study_dir / ".study.json.k3x_9q2a.tmp").write_text("{")
-        waiting = threading.Thread(target=second_process)
-        waiting.start()
-        waiting.join(timeout=0.5)
-        assert waiting.is_alive() and not (config.study_dir / "study.json").exists()
-        write_json(config.study_dir / "study.json", config.recorded())
-        (config.study_dir / ".study.json.k3x_9q2a.tmp").unlink()
-    waiting.join(timeout=30)
-    assert outcome == [0]
-    # a temporary a killed writer left is the harness's too: a new study starts beside it
-    other = StudyConfig(backend="optuna", out=str(tmp_path), study="other")
-    other.study_dir.mkdir()
-    (other.study_dir / ".study.json.k3x_9q2a.tmp").write_text("{")
-    assert len(start_or_resume(other)) == 0 and (other.study_dir / "study.json").exists()
+if __name__ == "__main__":
+    root, folders = sys.argv[1], int(sys.argv[2])
+    for k in range(folders):
+        Path(root, f"s{k}").mkdir(parents=True)
+    context = get_context("spawn")
+    barrier = context.Barrier(4)
+    workers = [context.Process(target=start, args=(root, barrier, folders)) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    sys.exit(max(w.exitcode for w in workers))
+"""
+
+
+def test_four_processes_starting_one_shared_study_together_all_start(tmp_path: Path) -> None:
+    script = tmp_path / "sharing.py"
+    script.write_text(SHARING)
+    ran = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "out"), "40"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert all((tmp_path / "out" / f"s{k}" / "study.json").exists() for k in range(40))
 
 
 def test_fresh_empties_a_study_folder_the_harness_made(tmp_path: Path) -> None:

@@ -35,6 +35,27 @@ def test_a_row_torn_by_a_kill_is_dropped_with_a_warning(tmp_path, caplog):
     assert "last row was cut off" in caplog.text
 
 
+def test_a_process_appending_after_another_was_killed_mid_row_cuts_that_row_off(tmp_path, caplog):
+    # processes sharing a study append to one table: one killed mid-row, the next row of
+    # another still starts a line of its own, and the rows before are kept
+    writer = TrialWriter(tmp_path / "trials.csv", StudyKey("s", "optuna", "california", 0))
+    writer.append(_row(0))
+    whole = writer.path.read_bytes()
+    long_torn = "s,optuna,california,0,1,complete," + "x" * 200_000  # (past several reads back)
+    for torn in ["s,optuna,california,0,1,compl", long_torn]:
+        with writer.path.open("a", encoding="utf-8") as handle:
+            handle.write(torn)
+        with caplog.at_level(logging.WARNING, logger="tuning.core.atomic"):
+            TrialWriter(writer.path, writer.key).append(_row(2))
+        assert writer.path.read_bytes().startswith(whole) and "last line was cut off" in caplog.text
+        assert list(read_trials(tmp_path)["trial"]) == [0, 2]
+        writer.path.write_bytes(whole)
+    # a header torn before any row: cut whole, and the next writer writes the header again
+    writer.path.write_text("study,backend,data")
+    TrialWriter(writer.path, writer.key).append(_row(5))
+    assert list(read_trials(tmp_path)["trial"]) == [5]
+
+
 def test_a_table_torn_inside_its_header_reads_as_no_trials(tmp_path):
     (tmp_path / "trials.csv").write_text("study,backend,data")
     rows = read_trials(tmp_path)

@@ -77,8 +77,7 @@ def test_a_diverging_trial_is_recorded_failed_and_the_next_one_runs(
     rows = read_trials(tmp_path)
     assert list(rows["status"]) == ["failed", "complete"]
     assert pd.isna(rows["val_loss"].iloc[0]) and "diverged" in rows["error"].iloc[0]
-    curve = json.loads(rows["curve"].iloc[0])  # the epoch it diverged in, as NaN
-    assert len(curve) == 1 and math.isnan(curve[0])
+    assert json.loads(rows["curve"].iloc[0]) == [None]  # the epoch it diverged in (strict JSON)
     assert ok.ok
 
 
@@ -107,6 +106,8 @@ def test_an_error_while_training_is_recorded_failed_and_the_next_trial_runs(
     rows = read_trials(tmp_path)
     assert list(rows["status"]) == ["failed", "complete"]
     assert list(rows["cum_epochs"]) == [1, 6]
+    finished = json.loads(rows["curve"].iloc[0])  # the epoch that finished before it raised
+    assert len(finished) == 1 and finished[0] > 0
 
 
 def test_an_unbuildable_configuration_is_recorded_failed(tmp_path, california_small):

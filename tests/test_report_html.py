@@ -235,8 +235,8 @@ def test_the_page_in_a_real_browser(compared, browser, tmp_path):
     assert shown
     # the parallel coordinates (one trace for all backends) select the others on their axis
     selection = (
-        "(() => { const dims = document.getElementById('parallel-california')._fullData[0]"
-        ".dimensions; const axis = dims.find(d => d.label === 'backend');"
+        "(() => { const trace = document.getElementById('parallel-california')._fullData[0];"
+        " const axis = trace.dimensions[trace.meta.backendAxis];"
         " return [axis.values, axis.ticktext, axis.constraintrange || null]; })()"
     )
     values, names, ranges = page.evaluate(selection)
@@ -331,3 +331,22 @@ def test_an_axis_of_parallel_coordinates_takes_what_the_rows_hold():
     rates = _dimension("learning_rate", pd.Series([0.0003, 0.003, 0.03]))
     assert rates["label"] == "learning_rate (log)" and rates["tickvals"] == [-4, -3, -2, -1]
     assert _dimension("n_hidden", pd.Series([3, 0, 2]))["tickvals"] == [0, 2, 3]
+
+
+def test_the_switches_select_on_the_backend_axis_beside_a_parameter_named_backend():
+    from tuning.analysis.html_trials import parallel_coordinates_figures
+
+    trials = pd.DataFrame(
+        {
+            "dataset": ["d", "d", "d"],
+            "backend": ["optuna", "random", "optuna"],
+            "status": ["complete"] * 3,
+            "val_loss": [0.5, 0.7, 0.6],
+            "params": [json.dumps({"backend": b, "lr": 0.1}) for b in (1.0, 2.0, 3.0)],
+        }
+    )
+    (figure,) = parallel_coordinates_figures(trials)
+    trace = figure.spec["data"][0]
+    assert [d["label"] for d in trace["dimensions"]].count("backend") == 2
+    axis = trace["dimensions"][trace["meta"]["backendAxis"]]
+    assert axis["ticktext"] == ["optuna", "random"] and _values(axis["values"]) == [0, 1, 0]

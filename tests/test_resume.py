@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -304,24 +305,36 @@ def test_a_second_process_on_a_running_study_is_refused_and_a_dead_ones_lock_tak
 def test_a_study_is_running_while_its_lock_is_held_whatever_its_lock_file_says(
     tmp_path, monkeypatch
 ):
-    alone, shared = tmp_path / "alone", tmp_path / "shared"
-    alone.mkdir(), shared.mkdir()
+    host = socket.gethostname()
+    alone, shared, elsewhere = tmp_path / "alone", tmp_path / "shared", tmp_path / "elsewhere"
+    for folder in (alone, shared, elsewhere):
+        folder.mkdir()
     assert not is_running(alone)  # no lock file
-    with study_lock(alone), study_lock(shared, shared=True):
+    with study_lock(alone), study_lock(shared, shared=True), study_lock(shared, shared=True):
         assert is_running(alone) and is_running(shared)
-    # Left behind: the shared owners' line stays, and a file naming a live process (this one,
-    # as a pid reused after its owner was killed) that holds no lock.
-    assert (shared / LOCK_FILE).read_text() == SHARED_OWNER + "\n"
-    (alone / LOCK_FILE).write_text(f"pid {os.getpid()} on {os.uname().nodename}\n")
+    # Left behind: the shared owners' line naming their host, and a file naming a live process
+    # (this one, as a pid reused after its owner was killed) that holds no lock.
+    assert (shared / LOCK_FILE).read_text() == f"{SHARED_OWNER}, on {host}\n"
+    (alone / LOCK_FILE).write_text(f"pid {os.getpid()} on {host}\n")
     assert not is_running(alone) and not is_running(shared)
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
+    # Other hosts cannot be asked: a study run there, or shared with one, counts as running.
     (elsewhere / LOCK_FILE).write_text("pid 12 on another-host.example\n")
-    assert is_running(elsewhere)  # a host that cannot be asked
-    # Where the kernel's table of locks cannot be read, the file is all there is to go by.
-    monkeypatch.setattr(tuning.core.lock, "KERNEL_LOCKS", tmp_path / "no-such-table")
-    assert is_running(alone) and is_running(shared) and is_running(elsewhere)
-    (alone / LOCK_FILE).write_text(f"pid 999999999 on {os.uname().nodename}\n")
+    assert is_running(elsewhere)
+    with study_lock(elsewhere, shared=True):  # this host joins a study another host shares
+        pass
+    assert (elsewhere / LOCK_FILE).read_text() == f"{SHARED_OWNER}, on {host}\n"
+    (elsewhere / LOCK_FILE).write_text(f"{SHARED_OWNER}, on another-host.example\n")
+    with study_lock(elsewhere, shared=True):
+        pass
+    named = sorted([host, "another-host.example"])
+    assert (elsewhere / LOCK_FILE).read_text() == f"{SHARED_OWNER}, on {', '.join(named)}\n"
+    assert is_running(elsewhere)
+    # A table that cannot be read, or that does not list the lock this reader takes on the
+    # folder (devices named otherwise: btrfs, overlays): the file is all there is to go by.
+    for table in (tmp_path / "no-such-table", tmp_path / "alone" / "study.lock"):
+        monkeypatch.setattr(tuning.core.lock, "KERNEL_LOCKS", table)
+        assert is_running(alone) and is_running(shared) and is_running(elsewhere)
+    (alone / LOCK_FILE).write_text(f"pid 999999999 on {host}\n")
     assert not is_running(alone)
 
 

@@ -126,9 +126,9 @@ function showBackend(backend, visible) {
 function selectBackends(div, index) {
   // parallel coordinates: one trace for every backend, so the switches select on its backend
   // axis (backend j at value j); every backend shown: no selection
-  const dimensions = div.data[index].dimensions;
-  const axis = dimensions.findIndex((d) => d.label === "backend");
-  if (axis < 0) return;
+  const trace = div.data[index];
+  if (!trace.meta || trace.meta.backendAxis === undefined) return;
+  const dimensions = trace.dimensions, axis = trace.meta.backendAxis;
   const shown = new Set(Array.from(document.querySelectorAll("#backends input"))
     .filter((box) => box.checked).map((box) => box.dataset.backend));
   const ranges = dimensions[axis].ticktext.map((name, j) => [name, [j - 0.4, j + 0.4]])

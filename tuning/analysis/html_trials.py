@@ -114,6 +114,9 @@ def parallel_coordinates_figures(trials: pd.DataFrame) -> Iterator[Figure]:
                     "colorbar": {"title": "log10 val_loss"},
                 },
                 dimensions=dimensions,
+                # which axis the page's backend switches select on (a searched parameter may
+                # be named "backend" too)
+                meta={"backendAxis": len(dimensions) - 2},
             )
         )
         fig.update_layout(**LAYOUT, title=f"{dataset}: every complete trial, its parameters")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import re
 import shutil
 import tempfile
 import tomllib
@@ -18,15 +17,6 @@ from tuning.core.errors import StudyError
 SUMMARY_FILE = "summary.json"
 LOG_FILE = "study.log"  # a grid worker's log of its study
 CONFIG_FILE = "study.json"  # the settings a study was started with, written before its first trial
-# The names of the harness's own temporaries (`tuning.core.atomic.write_atomically`'s files,
-# `replace_with`'s folders): one seen in a folder is the harness's, being written now or left by a
-# killed process, never a user's file.
-_TEMPORARY_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp|\.tmp[a-z0-9_]{8}")
-
-
-def is_temporary(name: str) -> bool:
-    """Whether ``name`` is one of the harness's own temporary files or folders."""
-    return _TEMPORARY_NAME.fullmatch(name) is not None
 
 
 def read_toml(path: Path, what: str) -> dict[str, Any]:

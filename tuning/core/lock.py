@@ -50,9 +50,11 @@ def study_lock(study_dir: Path, *, shared: bool = False, what: str = "study") ->
                 "wait for it to end, or stop it first"
                 + ("; use --study NAME to run another study" if what == "study" else "")
             ) from None
-        if shared:  # the holders are many: none is named, and none clears the file
-            if _read(fd) != SHARED_OWNER:
-                _write(fd, SHARED_OWNER + "\n")
+        if shared:  # the holders are many: their hosts are named, and none clears the file
+            hosts = _sharing_hosts(_read(fd))
+            if hosts is None or socket.gethostname() not in hosts:
+                named = sorted({*(hosts or ()), socket.gethostname()})
+                _write(fd, f"{SHARED_OWNER}, on {', '.join(named)}\n")
             yield path
             return
         previous = _read(fd)
@@ -69,19 +71,6 @@ def study_lock(study_dir: Path, *, shared: bool = False, what: str = "study") ->
         os.close(fd)  # closing the file releases the flock
 
 
-@contextmanager
-def one_at_a_time(folder: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` of ``folder`` itself for a short step that the processes
-    sharing a study (`study_lock`'s ``shared``) must take one at a time, such as recording its
-    settings on its first run; waits for a holder to finish the step."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)  # (a lock writes nothing: a link may lead)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the flock
-
-
 def _read(fd: int) -> str:
     os.lseek(fd, 0, os.SEEK_SET)
     return os.read(fd, 4096).decode("utf-8", "replace").strip()
@@ -93,30 +82,43 @@ def _write(fd: int, text: str) -> None:
     os.fsync(fd)
 
 
+def _sharing_hosts(owner: str) -> set[str] | None:
+    """The hosts a shared lock file names (processes there shared the study, or still do);
+    None where the file is not a shared lock's."""
+    if not owner.startswith(SHARED_OWNER):
+        return None
+    _, _, named = owner.partition(", on ")
+    return {host for host in named.split(", ") if host}
+
+
 def is_running(study_dir: Path) -> bool:
     """Whether a live process holds the study's lock, found without taking it (a reader that
     took it, however briefly, could refuse a study starting at that moment).
 
     On this host the kernel's table of locks says it (`_locked_here`), for a study run alone or
     shared. A lock file naming another host (a folder on a shared file system) is taken as
-    running, as that host cannot be asked; where the table cannot be read, the file's owner is
-    asked whether it is alive, and processes sharing a study are taken as running. A lock its
-    owner left behind (killed) is held by no one."""
+    running, as that host cannot be asked. Where the table cannot be read or is found not to
+    list this folder's locks (a file system whose devices it names otherwise), the file's owner
+    is asked whether it is alive, and processes sharing a study are taken as running. A lock its
+    owner left behind (killed) is held by no one. Locks held in another PID namespace (a
+    container beside this one) are not in this one's table."""
     path = Path(study_dir) / LOCK_FILE
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)  # (never created, nor a link followed)
     except OSError:
         return False
     try:
-        owner, held = _read(fd), _locked_here(os.fstat(fd))
+        owner, held = _read(fd), _locked_here(os.fstat(fd), Path(study_dir))
     finally:
         os.close(fd)
+    here = socket.gethostname()
     found = re.fullmatch(r"pid (\d+) on (.+)", owner)
-    if found is not None and found.group(2) != socket.gethostname():
+    hosts = _sharing_hosts(owner)
+    if (found is not None and found.group(2) != here) or (hosts and hosts - {here}):
         return True
     if held is not None:
         return held
-    if owner == SHARED_OWNER:
+    if hosts is not None:
         return True
     if found is None:
         return False
@@ -134,16 +136,36 @@ def is_running(study_dir: Path) -> bool:
 KERNEL_LOCKS = Path("/proc/locks")
 
 
-def _locked_here(file: os.stat_result) -> bool | None:
+def _locked_here(file: os.stat_result, folder: Path) -> bool | None:
     """Whether a process of this host holds a ``flock`` of ``file``; None where the kernel's
-    table cannot be read (not Linux)."""
+    table cannot be read, or does not list a lock this function takes on ``folder`` (on some
+    file systems, btrfs subvolumes or overlays of several, it names devices otherwise than
+    ``stat`` does). Locking the folder itself keeps out no one: the harness locks files."""
     try:
-        table = KERNEL_LOCKS.read_text()
+        probe = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return None
-    device = f"{os.major(file.st_dev):02x}:{os.minor(file.st_dev):02x}:{file.st_ino}"
-    return any(
-        fields[1] == "FLOCK" and device in fields
+    try:
+        fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        table = KERNEL_LOCKS.read_text()
+        if _named(os.fstat(probe)) not in _flocked(table):
+            return None
+        return _named(file) in _flocked(table)
+    except OSError:
+        return None
+    finally:
+        os.close(probe)  # (releases the probe's lock)
+
+
+def _named(file: os.stat_result) -> str:
+    return f"{os.major(file.st_dev):02x}:{os.minor(file.st_dev):02x}:{file.st_ino}"
+
+
+def _flocked(table: str) -> set[str]:
+    """The files (`_named`) that the kernel's table lists as held by ``flock`` (blocked
+    requests, ``->``, are not holders)."""
+    return {
+        fields[5]
         for fields in (line.split() for line in table.splitlines())
-        if len(fields) > 1
-    )
+        if len(fields) > 5 and fields[1] == "FLOCK"
+    }

@@ -270,7 +270,7 @@ class ProcessWorkers(Workers):
         if report is not None:  # the library hears the trial's losses again, as it did
             curve = json.loads(row["curve"]) if isinstance(row.get("curve"), str) else []
             for epoch, val_loss in enumerate(curve, start=1):
-                if math.isfinite(val_loss) and report(epoch, val_loss):
+                if val_loss is not None and math.isfinite(val_loss) and report(epoch, val_loss):
                     break
         self._replayed_epochs += int(row["epochs"])
         if self._replayed or self._earlier:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,11 +25,14 @@ def _no_compiling() -> float:
 
 
 def _curve(history: Mapping[str, list[float]]) -> str:
-    """A trial's ``curve`` cell: its validation loss after each epoch (JSON, ``NaN`` where it
-    diverged), which the exports log per epoch and a resumed parallel study reports to its
-    library again; empty where the trial has none (scikit-learn's cross-validated candidates)."""
+    """A trial's ``curve`` cell: its validation loss after each epoch it trained (a JSON list,
+    ``null`` where the loss was not a finite number), which the exports log per epoch and a
+    resumed parallel study reports to its library again; empty where the trial has none
+    (scikit-learn's cross-validated candidates)."""
     losses = history.get("val_loss")
-    return json.dumps([float(v) for v in losses]) if losses else ""
+    if not losses:
+        return ""
+    return json.dumps([float(v) if math.isfinite(v) else None for v in losses])
 
 
 class TrialRecorder:

@@ -5,8 +5,9 @@ a nested run per trial.
   params; once the study finished, its best validation and test losses as metrics and its
   ``summary.json``, ``trials.csv`` and winner's model as artifacts.
 - A trial's run (nested under its study's): its configuration as params, its validation loss
-  per epoch as metric steps where the row recorded them (``curve``), its final loss, epochs and
-  seconds, and its status (complete: FINISHED, failed: FAILED, pruned: KILLED, and a tag).
+  per epoch as metric steps where the row recorded them (``curve``), its result (the row's loss)
+  as ``best_val_loss``, epochs and seconds, and its status (complete: FINISHED, failed: FAILED,
+  pruned: KILLED, and a tag).
 
 Logging is a sync of the folder: what MLflow holds already (tagged with the study and trial) is
 not logged again, so logging a folder twice, or while it runs (`LiveLog`), duplicates nothing.
@@ -241,7 +242,13 @@ class LiveLog:
             )
 
 
+# The way a run is logged from its row or summary: a run logged another way (an earlier
+# release's) differs in digest, so a sync logs it again this way.
+LOGGED_AS = 2
+
+
 def _digest(values: Any) -> str:
-    """A short fingerprint of a row or a summary, to tell a changed one from the one logged."""
-    text = json.dumps(values, sort_keys=True, default=str, allow_nan=True)
+    """A short fingerprint of a row or a summary, and of `LOGGED_AS`, to tell a changed one, or
+    one logged another way, from the one logged."""
+    text = json.dumps([LOGGED_AS, values], sort_keys=True, default=str, allow_nan=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

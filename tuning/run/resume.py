@@ -14,13 +14,13 @@ from typing import Any
 
 import pandas as pd
 
-from tuning.core.atomic import read_json, write_json
+from tuning.core.atomic import create_json, is_temporary_of, read_json
 from tuning.core.config import StudyConfig
 from tuning.core.errors import StudyError, start_over
 from tuning.core.evaluator import Evaluator
-from tuning.core.files import CONFIG_FILE, LOG_FILE, SUMMARY_FILE, is_temporary
+from tuning.core.files import CONFIG_FILE, LOG_FILE, SUMMARY_FILE
 from tuning.core.ledger import TrialResult
-from tuning.core.lock import LOCK_FILE, one_at_a_time
+from tuning.core.lock import LOCK_FILE
 from tuning.core.results import TRIALS_FILE, read_trials, repair_table
 
 log = logging.getLogger(__name__)
@@ -92,27 +92,34 @@ def clear_study(study_dir: Path) -> None:
             entry.unlink()
 
 
-def _record_settings(config: StudyConfig, algorithm: dict[str, Any] | None) -> None:
-    """A new study's first step: write its settings, in a folder holding nothing of a user's."""
+def _record_settings(config: StudyConfig, algorithm: dict[str, Any] | None) -> bool:
+    """A new study's first step: create its settings file, in a folder holding nothing of a
+    user's. False where a process sharing the study created it first (the caller then checks
+    its own settings against it)."""
     study_dir = config.study_dir
-    if (study_dir / TRIALS_FILE).exists():
+    settings = study_dir / CONFIG_FILE
+    trials = (study_dir / TRIALS_FILE).exists()
+    others = sorted(
+        e.name
+        for e in study_dir.iterdir()
+        if e.name not in (LOCK_FILE, LOG_FILE) and not is_temporary_of(e.name, CONFIG_FILE)
+    )
+    # Processes sharing a study start together: what one finds may be what another has just
+    # written, settings first
+    if settings.exists():
+        return False
+    if trials:
         raise StudyError(
             f"{study_dir} holds trials but no {CONFIG_FILE} (an older version's study?): "
             f"{start_over(study_dir)}, or {ANOTHER_FOLDER}"
         )
-    others = sorted(
-        e.name
-        for e in study_dir.iterdir()
-        if e.name not in (LOCK_FILE, LOG_FILE) and not is_temporary(e.name)
-    )
     if others:  # a folder of the user's: a study there would make --fresh empty it later
         raise StudyError(
             f"{study_dir} already holds files that are not a study's ({', '.join(others[:3])}"
             f"{', ...' if len(others) > 3 else ''}): {ANOTHER_FOLDER}"
         )
-    write_json(
-        study_dir / CONFIG_FILE,
-        {**config.recorded(), **({"algorithm": algorithm} if algorithm else {})},
+    return create_json(
+        settings, {**config.recorded(), **({"algorithm": algorithm} if algorithm else {})}
     )
 
 
@@ -147,12 +154,8 @@ def start_or_resume(
     """
     study_dir = config.study_dir
     settings, table = study_dir / CONFIG_FILE, study_dir / TRIALS_FILE
-    # Processes sharing a study start together: one records the settings while the others wait,
-    # then find them and check theirs against them.
-    with one_at_a_time(study_dir):
-        if not settings.exists():
-            _record_settings(config, algorithm)
-            return EarlierRun(pd.DataFrame())
+    if not settings.exists() and _record_settings(config, algorithm):
+        return EarlierRun(pd.DataFrame())
     differing = config.differences(read_settings(settings))
     if differing:
         raise StudyError(

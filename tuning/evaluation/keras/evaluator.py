@@ -245,7 +245,8 @@ class KerasEvaluator(Evaluator):
             log.debug("trial %d raised while training", self.ledger.recorded, exc_info=True)
             error = f"training failed: {first_line(exc)}"
             epochs = len(getattr(progress, "epoch", []))
-            return self.failed(params, started, error, number, epochs=epochs)
+            done = {k: list(v) for k, v in (getattr(progress, "history", None) or {}).items()}
+            return self.failed(params, started, error, number, epochs=epochs, history=done)
         pruned = [cb.pruned_after for cb in callbacks if getattr(cb, "pruned_after", None)]
         outcome = trained_outcome(history, pruned[0] if pruned else None)
         result = self.record(
@@ -315,8 +316,10 @@ class KerasEvaluator(Evaluator):
         error: str,
         number: int | None,
         epochs: int = 0,
+        history: dict[str, list[float]] | None = None,
     ) -> TrialResult:
-        """Record a trial that failed (``error``) after ``epochs`` epochs, begun at ``started``."""
+        """Record a trial that failed (``error``) after ``epochs`` epochs, begun at ``started``
+        (``history``: those epochs' losses)."""
         seconds = time.perf_counter() - started
         return self.record(
             params,
@@ -325,6 +328,7 @@ class KerasEvaluator(Evaluator):
             epochs=epochs,
             fit_seconds=seconds,
             error=error,
+            history=history,
             number=number,
         )
 
