@@ -31,9 +31,10 @@ from typing import Any
 from tuning.core.budget import BudgetMeter
 from tuning.core.ledger import TrialResult
 
-# The columns a parallel study's rows add (`tuning.core.results.EXTRA_COLUMNS`).
-# ``curve``: the trial's validation loss at each epoch (`tuning.core.recorder`), which a resumed
-# parallel study reports to its library again (`tuning.core.process_workers`).
+# The columns a parallel study's rows add (`tuning.core.results.EXTRA_COLUMNS`), and ``curve``,
+# which every row has (`tuning.core.recorder`; here as the tables written before keep it last):
+# the trial's validation loss at each epoch, which a resumed parallel study reports to its
+# library again (`tuning.core.process_workers`).
 PARALLEL_COLUMNS = (
     "worker",
     "started",
