@@ -274,7 +274,7 @@ def compare(out: Path, target: float | None = None, rope: float = ROPE) -> Compa
         plot_parallel,
     )
     from tuning.analysis.plots import plot_all, plot_importance
-    from tuning.analysis.report import write_report
+    from tuning.analysis.report import REPORT_FILE, render_report
     from tuning.analysis.suite_plots import plot_suite
     from tuning.analysis.suite_stats import SUITE_FILE, suite_statistics
     from tuning.analysis.table_report import (
@@ -347,7 +347,7 @@ def compare(out: Path, target: float | None = None, rope: float = ROPE) -> Compa
     files["cost"] = write_csv(costs, out / COST_FILE)
     if parallel is not None:
         files.update(parallel_files)
-    files["report"] = write_report(
+    report = render_report(
         out,
         studies,
         board,
@@ -362,9 +362,10 @@ def compare(out: Path, target: float | None = None, rope: float = ROPE) -> Compa
         verdict,
         unfinished.line(),
     )
+    files["report"] = write_atomically(out / REPORT_FILE, report)
     files["report_html"] = write_html_report(
         out,
-        files["report"].read_text(encoding="utf-8"),
+        report,
         studies,
         board,
         trials,

@@ -166,11 +166,11 @@ def write_html_report(
     summaries: Mapping[str, dict],
     suite: Any = None,
     over_budget: pd.DataFrame | None = None,
-    running: Sequence[str] = (),
+    unfinished: Sequence[str] = (),
 ) -> Path:
     """Write ``OUT/report.html`` from what `tuning.analysis.compare.compare` computed: the
     leaderboards (``board`` per backend, ``studies`` per study), every trial row, the suite's
-    statistics if any, the mean rank over the budget, and ``report.md``'s text; ``running`` names
+    statistics if any, the mean rank over the budget, and ``report.md``'s text; ``unfinished`` names
     the studies of the folder that had not finished (left out, and said so)."""
     figures = [
         *([critical_difference_figure(suite)] if suite is not None else []),
@@ -182,7 +182,7 @@ def write_html_report(
     ]
     page = _page(
         title=f"Tuning benchmark: {', '.join(sorted(studies['dataset'].unique()))}",
-        intro=_intro(studies, running),
+        intro=_intro(studies, unfinished),
         backends=sorted(studies["backend"].unique()),
         per_backend=_per_backend(board),
         per_study=_per_study(studies, summaries),
@@ -192,15 +192,15 @@ def write_html_report(
     return write_atomically(Path(out) / HTML_REPORT_FILE, page)
 
 
-def _intro(studies: pd.DataFrame, running: Sequence[str]) -> str:
+def _intro(studies: pd.DataFrame, unfinished: Sequence[str]) -> str:
     text = (
         f"{len(studies)} finished studies, {studies['backend'].nunique()} backends, "
         f"{studies['dataset'].nunique()} task(s)."
     )
-    if running:
+    if unfinished:
         text += (
-            f" {len(running)} more did not finish (running, or stopped): left out "
-            f"({', '.join(sorted(running)[:5])}{', ...' if len(running) > 5 else ''})."
+            f" {len(unfinished)} more did not finish (running, or stopped): left out "
+            f"({', '.join(sorted(unfinished)[:5])}{', ...' if len(unfinished) > 5 else ''})."
         )
     return f'<p class="note" id="intro">{html.escape(text)}</p>'
 

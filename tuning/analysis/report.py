@@ -19,7 +19,6 @@ from tuning.analysis.families import families_section, seeds_for_holm
 from tuning.analysis.importance import importance_lines
 from tuning.analysis.signed_rank import smallest_p
 from tuning.analysis.suite_stats import SCORE_CAP, SuiteStatistics, verdict
-from tuning.core.atomic import write_atomically
 from tuning.core.space import default_space, describe_space
 
 REPORT_FILE = "report.md"
@@ -315,7 +314,7 @@ def describe_configuration(params: Mapping[str, Any] | None) -> str:
     )
 
 
-def write_report(
+def render_report(
     out: Path,
     studies: pd.DataFrame,
     board: pd.DataFrame,
@@ -329,8 +328,8 @@ def write_report(
     parallel: str | None = None,
     parallel_verdict: pd.DataFrame | None = None,
     unfinished: str | None = None,
-) -> Path:
-    """Write ``OUT/report.md`` from the two leaderboards, the figures and each study's summary
+) -> str:
+    """The text of ``OUT/report.md`` (`REPORT_FILE`) from the two leaderboards, the figures and each study's summary
     (by study name); with ``suite`` (several tasks), it opens with the suite's verdict;
     ``importance`` (`tuning.analysis.importance.importance_table`) adds which hyperparameters mattered;
     ``tabular`` (`tuning.analysis.table_report.tabular_section`), the table and the regrets;
@@ -405,4 +404,4 @@ def write_report(
         for r in studies.itertuples(index=False)
     ]
     parts += ["## Every study\n", markdown_table(per_study)]
-    return write_atomically(out / REPORT_FILE, "\n".join(parts))
+    return "\n".join(parts)
