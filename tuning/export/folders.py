@@ -74,6 +74,11 @@ def finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def row_params(row: dict[str, Any]) -> dict[str, Any]:
+    """A row's configuration (its ``params`` cell, JSON); empty where the row has none."""
+    return json.loads(row["params"]) if isinstance(row.get("params"), str) else {}
+
+
 def curve_losses(text: Any) -> list[float | None]:
     """A row's per-epoch validation losses (its ``curve`` cell, a JSON list), epoch 1 first,
     None where an epoch's loss is not a finite number; empty where the row has no curve."""

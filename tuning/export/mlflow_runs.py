@@ -27,7 +27,7 @@ from tuning.core.errors import StudyError, first_line
 from tuning.core.files import MLFLOW_FOLDER, MLFLOW_STORE, SUMMARY_FILE
 from tuning.core.results import TRIALS_FILE
 from tuning.core.urls import redact, without_password
-from tuning.export.folders import StudyRecord, curve_losses, finite, study_records
+from tuning.export.folders import StudyRecord, curve_losses, finite, row_params, study_records
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "best_model.keras"
@@ -165,7 +165,7 @@ class MlflowLog:
         run = self.client.create_run(
             self.experiment, run_name=f"{record.name} trial {trial}", tags=tags
         )
-        params = json.loads(row["params"]) if isinstance(row.get("params"), str) else {}
+        params = row_params(row)
         metrics = [
             Metric("val_loss", value, 0, step)
             for step, value in enumerate(curve_losses(row.get("curve")), start=1)

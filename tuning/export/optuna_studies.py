@@ -10,7 +10,6 @@ earlier export wrote, and never touches a study that the export did not write.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import pandas as pd
 from tuning.analysis.importance import to_optuna_distribution
 from tuning.core.errors import StudyError, first_line
 from tuning.core.urls import check_url, redact
-from tuning.export.folders import StudyRecord, curve_losses, finite, study_records
+from tuning.export.folders import StudyRecord, curve_losses, finite, row_params, study_records
 
 log = logging.getLogger(__name__)
 EXPORT_MARK = "tuning_export"  # the study user attribute naming the folder it was exported from
@@ -129,7 +128,7 @@ def _trial(
     row: dict[str, Any],
     distributions: dict[str, optuna.distributions.BaseDistribution],
 ) -> optuna.trial.FrozenTrial:
-    params = json.loads(row["params"]) if isinstance(row.get("params"), str) else {}
+    params = row_params(row)
     params = {k: v for k, v in params.items() if k in distributions}
     loss = finite(row.get("val_loss"))
     state = STATES.get(str(row.get("status")), optuna.trial.TrialState.FAIL)
