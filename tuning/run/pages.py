@@ -14,18 +14,21 @@ import pandas as pd
 from tuning.analysis.parallel import parallel_table, verdict_table
 from tuning.analysis.posthoc import CORRECTIONS
 from tuning.analysis.published import certificate_tables, fill_page, page_data, page_tables
-from tuning.run.race import describe, replay
+from tuning.run.race import FIRST_SEEDS, describe, replay
 
 
 def all_tables(rows: pd.DataFrame) -> dict[str, str]:
     """Every block a page can print from its data: a certificate's (`certificate_tables`), a
     parallel verdict's (``parallel``, from each study's scores), or a suite's (`page_tables`') and the race under each correction (``race_nemenyi``,
-    ``race_holm``, ``race_none``), round by round."""
+    ``race_holm``, ``race_none``), round by round, where the data holds a race's first round of
+    seeds."""
     if "real_test_loss" in rows.columns:
         return certificate_tables(rows)
     if "score_equal_epochs" in rows.columns:  # a parallel verdict's per-study scores
         return {"parallel": verdict_table(parallel_table(rows), rows)}
     tables = page_tables(rows)
+    if rows["seed"].nunique() < FIRST_SEEDS:  # fewer seeds than a race's first round: no race
+        return tables
     for correction in CORRECTIONS:
         lines = describe(replay(rows, correction=correction))
         tables[f"race_{correction}"] = "\n".join(f"    {line}" for line in lines) + "\n"
